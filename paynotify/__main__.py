@@ -1,0 +1,7 @@
+"""`python -m paynotify` is the `paynotify` command."""
+
+import sys
+
+from paynotify._cli import main
+
+sys.exit(main())

@@ -1,0 +1,65 @@
+"""The `paynotify` command: demo, serve, worker, events, providers."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from paynotify._cli_events import add_events_parser, run_events
+from paynotify._errors import PaynotifyError
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="paynotify", description="Verified payment notifications.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser("demo", help="send real signed notifications through a local server")
+    demo.add_argument("--db", type=Path, help="SQLite file to use (default: a temporary one)")
+    serve = commands.add_parser("serve", help="serve the accounts of a TOML config file")
+    serve.add_argument("--config", type=Path, required=True)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    worker = commands.add_parser("worker", help="dispatch queued events of a TOML config, without HTTP")
+    worker.add_argument("--config", type=Path, required=True)
+    add_events_parser(commands)
+    commands.add_parser("providers", help="list the installed provider plugins")
+    args = parser.parse_args(argv)
+
+    try:
+        if args.command == "demo":
+            from paynotify._demo import run_demo
+
+            return run_demo(sys.stdout, args.db)
+        if args.command in ("serve", "worker"):
+            from paynotify._notifier import Notifier
+            from paynotify._serve import run_worker
+            from paynotify._serve import serve as serve_forever
+
+            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+            notifier = Notifier.from_config(args.config)
+            if args.command == "worker":
+                run_worker(notifier)
+            else:
+                serve_forever(notifier, args.host, args.port, config=args.config)
+            return 0
+        if args.command == "events":
+            return run_events(args)
+        from paynotify._registry import registry
+
+        for name in registry.names():
+            provider = registry.get(name)
+            print(
+                f"{name}\t{type(provider).__module__}.{type(provider).__qualname__}\t{sorted(provider.channels)}"
+            )
+        return 0
+    except PaynotifyError as exc:
+        print(f"paynotify: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""`paynotify events`: look at, retry, replay and purge recorded events in any store.
+
+With `--config`, retry and replay deliver in this process, to the subscribers the file names; with
+only `--store`, they put the events back in the queue for the dispatchers (queued delivery).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, TypeVar
+
+from paynotify._errors import ConfigurationError, PaynotifyError
+from paynotify._notifier import Notifier
+from paynotify._store import EventState, StoredEvent
+
+__all__ = ["add_events_parser", "run_events"]
+
+T = TypeVar("T")
+
+
+def add_events_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    events = commands.add_parser("events", help="list, show, retry, replay or purge recorded events")
+    where = events.add_mutually_exclusive_group(required=True)
+    where.add_argument("--config", type=Path, help="TOML config: its store, and its subscribers for retries")
+    where.add_argument("--store", help="store URL, e.g. postgresql://host/db (retries then only requeue)")
+    actions = events.add_subparsers(dest="action", required=True)
+
+    listing = actions.add_parser("list", help="events, newest first")
+    listing.add_argument("--account")
+    listing.add_argument("--order", help="order id (out_trade_no)")
+    listing.add_argument("--state", action="append", choices=[s.value for s in EventState])
+    listing.add_argument("--dead", action="store_true", help="only dead-lettered events")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    show = actions.add_parser("show", help="one event with its PaymentResult")
+    show.add_argument("event_id")
+
+    for name, text in (
+        ("retry", "deliver again to the subscribers that have not succeeded"),
+        ("replay", "deliver again to every subscriber, even for completed events"),
+    ):
+        action = actions.add_parser(name, help=text)
+        action.add_argument("event_ids", nargs="*", metavar="EVENT_ID")
+        action.add_argument("--dead", action="store_true", help="every dead-lettered event")
+        action.add_argument("--released", action="store_true", help="every event left by a failed delivery")
+
+    purge = actions.add_parser("purge", help="delete old completed (or other) events")
+    purge.add_argument("--older-than", type=float, metavar="DAYS", help="default: the retention_days setting")
+    purge.add_argument("--state", action="append", choices=[s.value for s in EventState])
+
+
+def run_events(args: argparse.Namespace, out: IO[str] | None = None) -> int:
+    out = out or sys.stdout
+    notifier = Notifier.from_config(args.config) if args.config else Notifier(args.store)
+
+    async def main() -> int:
+        try:
+            return await _dispatch(notifier, args, out or sys.stdout)
+        finally:
+            await notifier.store.close()
+
+    return asyncio.run(main())
+
+
+async def _dispatch(notifier: Notifier, args: argparse.Namespace, out: IO[str]) -> int:
+    store = notifier.store
+    if args.action == "list":
+        states = [EventState.DEAD] if args.dead else [EventState(s) for s in args.state or []] or None
+        events = await store.find(account=args.account, order_id=args.order, states=states, limit=args.limit)
+        for event in events:
+            out.write((json.dumps(_as_dict(event)) if args.json else _line(event)) + "\n")
+        return 0
+    if args.action == "show":
+        found = await store.get(args.event_id)
+        if found is None:
+            raise ConfigurationError(f"no event {args.event_id!r} in this store")
+        details = _as_dict(found) | {"result": json.loads(found.result_json)}
+        out.write(json.dumps(details, indent=2, ensure_ascii=False) + "\n")
+        return 0
+    if args.action == "purge":
+        states = [EventState(s) for s in args.state] if args.state else [EventState.DONE]
+        purged = await notifier.purge(older_than_days=args.older_than, states=states)
+        out.write(f"purged {purged} events\n")
+        return 0
+    return await _redeliver(notifier, args, out)
+
+
+async def _redeliver(notifier: Notifier, args: argparse.Namespace, out: IO[str]) -> int:
+    replay = args.action == "replay"
+    ids = list(args.event_ids)
+    for flag, state in ((args.dead, EventState.DEAD), (args.released, EventState.RELEASED)):
+        if flag:
+            ids += [e.event_id for e in await notifier.store.find(states=[state], limit=1_000_000)]
+    if not ids:
+        raise ConfigurationError(f"{args.action}: give EVENT_IDs, --dead or --released")
+    in_process = args.config is not None
+    done, failed = 0, 0
+    for event_id in progress(ids, label=args.action):
+        try:
+            if in_process:
+                ok = await notifier.redeliver(event_id, replay=replay)
+            else:
+                ok = await notifier.store.requeue(event_id, replay=replay)
+        except PaynotifyError as exc:
+            print(f"\n{event_id}: {exc}", file=sys.stderr)
+            ok = False
+        done, failed = (done + 1, failed) if ok else (done, failed + 1)
+    verb = "delivered" if in_process else "requeued for the dispatchers"
+    out.write(f"{done} {verb}, {failed} not (unknown, in flight, not eligible or failed again)\n")
+    return 0 if failed == 0 else 1
+
+
+def progress(items: Sequence[T], *, label: str, stream: IO[str] = sys.stderr) -> Iterator[T]:
+    """Yield `items`, drawing a progress bar on a terminal when there are enough to wait for."""
+    total = len(items)
+    draw = stream.isatty() and total > 1
+    started = time.monotonic()
+    for i, item in enumerate(items, 1):
+        yield item
+        if draw:
+            filled = 30 * i // total
+            rate = i / max(time.monotonic() - started, 1e-9)
+            stream.write(f"\r{label} [{'#' * filled}{'.' * (30 - filled)}] {i}/{total} {rate:.0f}/s")
+            stream.flush()
+    if draw:
+        stream.write("\n")
+
+
+def _as_dict(event: StoredEvent) -> dict[str, object]:
+    return {
+        "event_id": event.event_id,
+        "account": event.account,
+        "provider": event.provider,
+        "kind": event.kind,
+        "status": event.status,
+        "order_id": event.order_id,
+        "state": event.state.value,
+        "attempts": event.attempts,
+        "created_at": _time(event.created_at),
+        "updated_at": _time(event.updated_at),
+        "next_attempt_at": _time(event.next_attempt_at) if event.next_attempt_at else None,
+        "last_error": event.last_error,
+        "done_subscribers": sorted(event.done_subscribers),
+    }
+
+
+def _line(event: StoredEvent) -> str:
+    fields: Iterable[str] = (
+        event.event_id,
+        _time(event.created_at),
+        event.state.value.ljust(9),
+        f"{event.attempts:>2}",
+        event.account,
+        f"{event.kind}/{event.status}",
+        event.order_id,
+        (event.last_error or "")[:120],
+    )
+    return "  ".join(fields).rstrip()
+
+
+def _time(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,171 @@
+"""Accounts from a TOML file. Secrets never sit in it: `<field>_file` reads a file, `<field>_env` an
+environment variable, for any settings field.
+
+    store = "sqlite:///events.db"            # relative paths are relative to this file
+    delivery = "inline"                      # or "queued" (then: max_attempts, backoff_seconds, ...)
+    subscribers = ["myapp.payments:on_event", {target = "myapp.crm:sync", kind = "refund"}]
+
+    [accounts.shop]
+    provider = "alipay"
+    app_id = "2021004100000000"
+    alipay_public_key_file = "keys/alipay_public_key.pem"
+
+    [accounts.shop-wechat]
+    provider = "wechatpay-v2"
+    appid = "wx8888888888888888"
+    mch_id = "1900000109"
+    api_key_env = "SHOP_WECHAT_API_KEY"
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from paynotify._errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from paynotify._notifier import Notifier
+
+__all__ = ["account_specs", "load_config", "notifier_from_config", "reload_accounts", "resolve_settings"]
+
+_OPTIONS = (
+    "delivery",
+    "body_limit",
+    "lease_seconds",
+    "max_attempts",
+    "backoff_seconds",
+    "max_backoff_seconds",
+    "dispatcher",
+    "concurrency",
+    "retention_days",
+)
+_TOP_LEVEL = {"store", "subscribers", "accounts", *_OPTIONS}
+
+
+def load_config(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read config {str(path)!r}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"config {str(path)!r} is not valid TOML: {exc}") from None
+    unknown = set(data) - _TOP_LEVEL
+    if unknown:
+        raise ConfigurationError(
+            f"config {str(path)!r}: unknown keys {sorted(unknown)}; allowed: {sorted(_TOP_LEVEL)}"
+        )
+    return data
+
+
+def notifier_from_config(cls: type[Notifier], path: Path) -> Notifier:
+    data = load_config(path)
+    options = {k: data[k] for k in _OPTIONS if k in data}
+    notifier = cls(_store_url(data.get("store"), path.parent), **options)
+    for name, (provider, settings) in account_specs(notifier, data, path).items():
+        notifier.add_account(name, provider, **settings)
+    for entry in data.get("subscribers", []):
+        _add_subscriber(notifier, entry, path)
+    return notifier
+
+
+def reload_accounts(notifier: Notifier, path: Path) -> None:
+    """Re-read the accounts of `path` and swap them in at once (SIGHUP in `paynotify serve`).
+
+    Only accounts reload (keys, settings, added or removed accounts); the store, the delivery options
+    and the subscribers need a restart. Any error leaves the running accounts untouched.
+    """
+    notifier.replace_accounts(account_specs(notifier, load_config(path), path))
+
+
+def account_specs(
+    notifier: Notifier, data: Mapping[str, Any], path: Path
+) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Each account's provider name and settings, with `_file` / `_env` secrets read."""
+    accounts = data.get("accounts", {})
+    if not isinstance(accounts, dict) or not accounts:
+        raise ConfigurationError(f"config {str(path)!r} has no [accounts.NAME] tables")
+    specs: dict[str, tuple[str, dict[str, Any]]] = {}
+    for name, table in accounts.items():
+        if not isinstance(table, dict) or not isinstance(table.get("provider"), str):
+            raise ConfigurationError(f'config {str(path)!r}: [accounts.{name}] needs provider = "..."')
+        settings = dict(table)
+        provider = settings.pop("provider")
+        model_fields = notifier.registry.get(provider).settings_model.model_fields
+        specs[name] = (provider, resolve_settings(name, settings, model_fields, path.parent))
+    return specs
+
+
+def _store_url(url: object, base: Path) -> str | None:
+    if url is None:
+        return None
+    if not isinstance(url, str):
+        raise ConfigurationError('store must be a URL string, e.g. "sqlite:///events.db"')
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
+        return prefix + str(base / url[len(prefix) :])
+    return url
+
+
+def resolve_settings(
+    account: str, settings: Mapping[str, Any], model_fields: Mapping[str, Any], base: Path
+) -> dict[str, Any]:
+    """Replace `x_file` and `x_env` keys by the value of field `x`, read from a file or the environment."""
+    resolved: dict[str, Any] = {}
+    for key, value in settings.items():
+        field, _, source = key.rpartition("_")
+        if key in model_fields or source not in ("file", "env") or field not in model_fields:
+            resolved[key] = value
+            continue
+        if field in settings or field in resolved:
+            raise ConfigurationError(f"account {account!r}: give {field} or {key}, not both")
+        read = _read_file(account, key, base) if source == "file" else _read_env(account, key)
+        resolved[field] = [read(v) for v in value] if isinstance(value, list) else read(value)
+    return resolved
+
+
+def _read_file(account: str, key: str, base: Path) -> Callable[[object], str]:
+    def read(value: object) -> str:
+        if not isinstance(value, str):
+            raise ConfigurationError(f"account {account!r}: {key} must be a path")
+        path = base / value
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigurationError(
+                f"account {account!r}: {key}: cannot read {str(path)!r}: {exc.strerror}"
+            ) from None
+
+    return read
+
+
+def _read_env(account: str, key: str) -> Callable[[object], str]:
+    def read(value: object) -> str:
+        if not isinstance(value, str):
+            raise ConfigurationError(f"account {account!r}: {key} must name an environment variable")
+        found = os.environ.get(value)
+        if not found:
+            raise ConfigurationError(f"account {account!r}: {key}: environment variable {value} is not set")
+        return found
+
+    return read
+
+
+def _add_subscriber(notifier: Notifier, entry: object, path: Path) -> None:
+    options: dict[str, Any] = {}
+    if isinstance(entry, dict):
+        options = {k: v for k, v in entry.items() if k in ("kind", "status", "name")}
+        entry = entry.get("target")
+    if not isinstance(entry, str) or ":" not in entry:
+        raise ConfigurationError(f'config {str(path)!r}: subscribers take "module:function", got {entry!r}')
+    module_name, _, attr = entry.partition(":")
+    try:
+        target = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigurationError(f"config {str(path)!r}: cannot import subscriber {entry!r}: {exc}") from None
+    notifier.subscribe(**options)(target)

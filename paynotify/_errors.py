@@ -1,0 +1,101 @@
+"""The exceptions paynotify raises.
+
+    PaynotifyError
+    ├── ConfigurationError          bad account settings, bad config file
+    │   └── ProviderNotFound        a provider name no plugin registers
+    ├── UnknownAccount              a request for an account nobody added        -> 404
+    ├── NotificationError           a delivery the provider must be told about
+    │   ├── PayloadTooLarge         body over the limit                     -> 413
+    │   ├── MalformedNotification   not the provider's format               -> failure reply
+    │   ├── VerificationError       bad, missing or unverifiable signature  -> failure reply
+    │   ├── CheckFailed             verified, refused by an account check   -> ack, not dispatched
+    │   ├── InFlight                the same event is handled elsewhere     -> failure reply, retry
+    │   └── DeliveryFailed          a subscriber raised                     -> failure reply, retry
+    └── StoreError                  the store could not be read or written  -> failure reply, retry
+
+Messages name the account, the rule and the key id involved; they never contain a secret.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CheckFailed",
+    "ConfigurationError",
+    "DeliveryFailed",
+    "InFlight",
+    "MalformedNotification",
+    "NotificationError",
+    "PayloadTooLarge",
+    "PaynotifyError",
+    "ProviderNotFound",
+    "StoreError",
+    "UnknownAccount",
+    "VerificationError",
+]
+
+
+class PaynotifyError(Exception):
+    """Base class of every exception paynotify raises on purpose."""
+
+
+class ConfigurationError(PaynotifyError, ValueError):
+    """An account, a provider or a config file is set up wrongly."""
+
+
+class ProviderNotFound(ConfigurationError, LookupError):
+    """No provider plugin is registered under the requested name."""
+
+
+class UnknownAccount(PaynotifyError, LookupError):
+    """A request names an account that was never added."""
+
+
+class NotificationError(PaynotifyError):
+    """A notification that cannot be accepted as it is.
+
+    `account` is filled in by the pipeline when the provider did not know it.
+    """
+
+    def __init__(self, message: str, *, account: str | None = None) -> None:
+        super().__init__(message)
+        self.account = account
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+    def __str__(self) -> str:
+        if self.account is None:
+            return self.message
+        return f"account {self.account!r}: {self.message}"
+
+
+class PayloadTooLarge(NotificationError):
+    """The body is larger than the configured limit."""
+
+
+class MalformedNotification(NotificationError):
+    """The request is not in the provider's format (bad encoding, missing fields, bad XML)."""
+
+
+class VerificationError(NotificationError):
+    """The signature is missing, malformed, made with another key, or outside the replay window."""
+
+
+class CheckFailed(NotificationError):
+    """A verified notification was refused by an account check or the merchant's check hook.
+
+    Retrying cannot change the answer, so the provider is acknowledged and nothing is dispatched.
+    """
+
+
+class InFlight(NotificationError):
+    """Another delivery of the same event holds the claim; the provider should retry later."""
+
+
+class DeliveryFailed(NotificationError):
+    """A subscriber raised; the event is released so the provider's retry delivers it again."""
+
+
+class StoreError(PaynotifyError):
+    """The store is unreachable or returned something it should not have."""

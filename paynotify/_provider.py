@@ -1,0 +1,117 @@
+"""The contract every provider plugin implements, first-party or third-party.
+
+A provider is pure: bytes in, a `PaymentResult` or an exception out, plus its own reply bytes. It
+knows nothing of Starlette, stores or subscribers.
+
+    class MyProvider(Provider[MySettings]):
+        name = "myprovider"
+        settings_model = MySettings
+        channels = frozenset({"notify"})
+
+        def parse(self, request, account):  # verify first, on request.body, then normalize
+            ...
+        def ack(self): return Reply.text("OK")
+        def nack(self, error): return Reply.text("FAIL", 400)
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from paynotify._errors import NotificationError
+from paynotify._http import InboundRequest, Reply
+from paynotify._result import PaymentResult, UnhandledEvent
+
+__all__ = ["Account", "AccountSettings", "DemoAccount", "DemoRequest", "Provider"]
+
+
+class AccountSettings(BaseModel):
+    """Base of every provider's account settings model.
+
+    Subclasses add their own fields and validators; keys should be parsed once here (for example
+    into a private attribute) so `parse` does no per-request key loading.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+    return_url: str | None = None
+    """Where the sync return redirects the buyer; `{order_id}` is replaced by the order id."""
+
+    def expected_app_id(self) -> str | None:
+        """The app id every verified notification of this account must carry, if any."""
+        return None
+
+    def expected_merchant_id(self) -> str | None:
+        """The merchant (seller) id every verified notification must carry, if configured."""
+        return None
+
+
+SettingsT = TypeVar("SettingsT", bound=AccountSettings)
+
+
+@dataclass(frozen=True, slots=True)
+class Account(Generic[SettingsT]):
+    """One configured merchant account: its name in the URL, its provider and its settings."""
+
+    name: str
+    provider: Provider[SettingsT]
+    settings: SettingsT
+
+
+@dataclass(frozen=True, slots=True)
+class DemoRequest:
+    """One HTTP request `paynotify demo` sends, made by a provider's testing helpers."""
+
+    label: str
+    channel: str
+    method: str = "POST"
+    headers: Mapping[str, str] = field(default_factory=dict)
+    query: bytes = b""
+    body: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class DemoAccount:
+    """A throwaway account (fresh keys) and real signed requests for it, for `paynotify demo`.
+
+    `requests` are genuine; `forged` is one that must be refused.
+    """
+
+    settings: Mapping[str, Any]
+    requests: Sequence[DemoRequest]
+    forged: DemoRequest | None = None
+
+
+class Provider(ABC, Generic[SettingsT]):
+    """A payment provider plugin. One instance serves every account of that provider."""
+
+    name: ClassVar[str]
+    settings_model: ClassVar[type[AccountSettings]]
+    channels: ClassVar[frozenset[str]] = frozenset({"notify"})
+
+    @abstractmethod
+    def parse(self, request: InboundRequest, account: Account[SettingsT]) -> PaymentResult | UnhandledEvent:
+        """Verify `request` on its raw bytes, then return the normalized result.
+
+        A verified notification of a type that is not a payment or refund comes back as an
+        `UnhandledEvent`. Raises `MalformedNotification` or `VerificationError` (never anything
+        else on bad input).
+        """
+
+    @abstractmethod
+    def ack(self) -> Reply:
+        """The reply that tells the provider the notification was handled."""
+
+    @abstractmethod
+    def nack(self, error: NotificationError) -> Reply:
+        """The reply that tells the provider to send the notification again later."""
+
+    @classmethod
+    def demo(cls) -> DemoAccount | None:
+        """Requests for `paynotify demo`; providers without testing helpers return None."""
+        return None

@@ -1,0 +1,113 @@
+"""The one typed event every provider's notification becomes."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+__all__ = [
+    "BEIJING",
+    "Kind",
+    "PaymentResult",
+    "Source",
+    "Status",
+    "UnhandledEvent",
+    "beijing_time",
+    "make_event_id",
+]
+
+# China has used UTC+8 without daylight saving since 1991; a fixed offset avoids needing tzdata.
+BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
+
+
+class Kind(StrEnum):
+    PAYMENT = "payment"
+    REFUND = "refund"
+
+
+class Status(StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    CLOSED = "closed"
+    FAILED = "failed"
+
+
+class Source(StrEnum):
+    NOTIFY = "notify"
+    RETURN = "return"
+
+
+def make_event_id(account: str, kind: Kind | str, *parts: str | None) -> str:
+    """Identify one state transition, the same for every retry of it.
+
+    `parts` are the provider's trade number, refund request number and raw status; `None` stands
+    for a part the notification does not carry.
+    """
+    kind_value = kind.value if isinstance(kind, Kind) else kind
+    text = "\x1f".join([account, kind_value, *(p or "" for p in parts)])
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+class PaymentResult(BaseModel):
+    """A verified payment or refund notification, the same shape for every provider.
+
+    >>> result.kind, result.status, result.amount          # doctest: +SKIP
+    (<Kind.PAYMENT: 'payment'>, <Status.SUCCEEDED: 'succeeded'>, Decimal('88.88'))
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    provider: str
+    account: str
+    kind: Kind
+    status: Status
+    provider_status: str
+    order_id: str
+    transaction_id: str | None = None
+    refund_id: str | None = None
+    provider_refund_id: str | None = None
+    amount: Decimal | None = None
+    currency: str = "CNY"
+    refund_amount: Decimal | None = None
+    paid_at: AwareDatetime | None = None
+    refunded_at: AwareDatetime | None = None
+    payer_id: str | None = None
+    app_id: str | None = None
+    merchant_id: str | None = None
+    source: Source = Source.NOTIFY
+    event_id: str
+    key_id: str | None = None
+    """Which configured key verified the notification (a key id, certificate serial or public key
+    id): logged with every delivery so an operator can tell when an old key may be retired."""
+    raw: dict[str, Any] = Field(default_factory=dict, repr=False)
+
+    @property
+    def is_paid(self) -> bool:
+        """True for a payment that succeeded: the only state in which to fulfil an order."""
+        return self.kind is Kind.PAYMENT and self.status is Status.SUCCEEDED and self.source is Source.NOTIFY
+
+
+class UnhandledEvent(BaseModel):
+    """A verified notification of a type no `PaymentResult` describes (e.g. a new WeChat v3 event type).
+
+    It is acknowledged, logged and offered to `Notifier.on_unhandled` hooks; never to subscribers.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    provider: str
+    account: str
+    event_type: str
+    event_id: str
+    key_id: str | None = None
+    raw: dict[str, Any] = Field(default_factory=dict, repr=False)
+
+
+def beijing_time(text: str, fmt: str) -> datetime:
+    """Parse a provider's Beijing wall-clock time into an aware datetime."""
+    return datetime.strptime(text, fmt).replace(tzinfo=BEIJING)

@@ -1,0 +1,93 @@
+"""Running paynotify: the HTTP server (with SIGHUP reload), a dispatcher-only worker, and a
+background server for the demo and tests."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import uvicorn
+from starlette.types import ASGIApp
+
+from paynotify._errors import ConfigurationError, PaynotifyError
+
+if TYPE_CHECKING:
+    from paynotify._notifier import Notifier
+
+__all__ = ["background_server", "run_worker", "serve"]
+
+log = logging.getLogger("paynotify")
+
+
+def serve(notifier: Notifier, host: str, port: int, *, config: Path | None = None) -> None:
+    """Serve every account under uvicorn; SIGHUP re-reads the accounts from `config`."""
+    server = uvicorn.Server(uvicorn.Config(notifier.asgi(), host=host, port=port, lifespan="on"))
+
+    async def main() -> None:
+        if config is not None:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload, notifier, config)
+        await server.serve()
+
+    asyncio.run(main())
+
+
+def reload(notifier: Notifier, config: Path) -> None:
+    """Swap in the accounts of `config`; a bad file is refused and the running accounts stay."""
+    from paynotify._config import reload_accounts
+
+    try:
+        reload_accounts(notifier, config)
+    except PaynotifyError as exc:
+        log.error("reload of %s refused, still serving the previous accounts: %s", config, exc)
+        return
+    log.info("reloaded %s: accounts %s", config, ", ".join(sorted(notifier.accounts)))
+
+
+def run_worker(notifier: Notifier) -> None:
+    """Run the queued-delivery dispatcher without HTTP until SIGINT or SIGTERM."""
+    if notifier.delivery != "queued":
+        raise ConfigurationError('paynotify worker dispatches queued delivery: set delivery = "queued"')
+    notifier.run_dispatcher = True
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with notifier:
+            log.info("worker dispatching for accounts %s", ", ".join(sorted(notifier.accounts)))
+            await stop.wait()
+        log.info("worker stopped")
+
+    asyncio.run(main())
+
+
+@contextmanager
+def background_server(app: ASGIApp, host: str = "127.0.0.1") -> Iterator[int]:
+    """Serve `app` on a free port of `host` in a thread; yields the port, stops on exit."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))  # binding port 0 first means no race for a "free" port
+    port: int = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the server did not start")
+            time.sleep(0.01)
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()

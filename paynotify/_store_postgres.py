@@ -1,0 +1,598 @@
+"""The shared store: PostgreSQL through an asyncpg pool, for several processes and hosts.
+
+Each method is one statement, so one round trip in its own implicit transaction (`claim` runs its
+statement again in a rare race, `purge` deletes in batches). No explicit locking: row locks,
+`ON CONFLICT` and `FOR UPDATE SKIP LOCKED` make concurrent callers on any number of connections and
+processes safe. Times are the calling process's `time.time()`, as in every store.
+
+URL: any libpq-style `postgresql://user:password@host:port/db?...` URL asyncpg accepts, plus query
+options that paynotify strips before connecting:
+
+- `schema=NAME`: the tables live in schema NAME (created if missing; used as given, quoted, so
+  case-sensitive); default `public`;
+- `pool_max=N`: at most N connections (default 10);
+- `connect_timeout=SECONDS`: as in libpq (asyncpg does not read it from a URL); default 10.
+
+Other query parameters go to asyncpg (`sslmode`, ...) or to the server as settings
+(`application_name`, ...). The schema is versioned in `paynotify_schema` and migrated at start-up
+under an advisory lock, so processes starting together migrate it once.
+"""
+
+# SQL is built with f-strings only from constants and the schema name, which is checked to be a
+# plain identifier and quoted; every value goes in as a bind parameter.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
+
+import asyncpg
+
+from paynotify._errors import ConfigurationError, StoreError
+from paynotify._result import PaymentResult
+from paynotify._store import (
+    Claim,
+    ClaimState,
+    EventState,
+    Lease,
+    Store,
+    StoredEvent,
+    event_fields,
+    new_token,
+    now,
+)
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "PostgresStore"]
+
+log = logging.getLogger("paynotify")
+
+Row = Mapping[str, Any]
+N = TypeVar("N", int, float)
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+_OWN_OPTIONS = frozenset({"schema", "pool_max", "connect_timeout"})
+_DEFAULT_POOL_MAX = 10
+_DEFAULT_CONNECT_TIMEOUT = 10.0
+_PURGE_BATCH = 1000
+_CLAIM_TRIES = 5
+_CLOSE_TIMEOUT = 10.0
+_STATES = frozenset(s.value for s in EventState)
+
+# What the driver raises: server errors, client/interface errors (a dropped connection is an
+# InterfaceError), protocol errors, and socket errors (OSError covers refused connections and
+# TimeoutError).
+_DB_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    OSError,
+)
+
+# Opening also meets ValueError: asyncpg refusing something in the URL (a bad port, say).
+_OPEN_ERRORS: tuple[type[BaseException], ...] = (*_DB_ERRORS, ValueError)
+
+# A broken or refused connection, as opposed to an error in a statement.
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.PostgresConnectionError,  # including ConnectionDoesNotExistError
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.InternalClientError,  # e.g. a message from a server that is going away
+    OSError,
+)
+
+# When a PENDING event is due, or when an IN_FLIGHT lease runs out. The partial index
+# paynotify_events_due is on exactly this expression (keep the two texts identical).
+_DUE = "(CASE WHEN state = 'pending' THEN COALESCE(next_attempt_at, 0) ELSE COALESCE(lease_until, 0) END)"
+_DUE_WORK = "state IN ('pending', 'in_flight')"
+
+_COLUMNS = (
+    "event_id, account, provider, kind, status, order_id, state, attempts, created_at, updated_at,"
+    " next_attempt_at, last_error, done_subscribers, result_json"
+)
+
+
+def _migration_1(schema: str) -> Sequence[str]:
+    events = f"{schema}.paynotify_events"
+    return (
+        f"""CREATE TABLE {events} (
+            event_id         text PRIMARY KEY,
+            account          text NOT NULL,
+            provider         text NOT NULL,
+            kind             text NOT NULL,
+            status           text NOT NULL,
+            order_id         text NOT NULL,
+            state            text NOT NULL,
+            token            text,
+            lease_until      double precision,
+            attempts         integer NOT NULL DEFAULT 0,
+            created_at       double precision NOT NULL,
+            updated_at       double precision NOT NULL,
+            next_attempt_at  double precision,
+            last_error       text,
+            done_subscribers text[] NOT NULL DEFAULT '{{}}',
+            result_json      text NOT NULL
+        )""",
+        f"CREATE INDEX paynotify_events_order ON {events} (account, order_id)",
+        f"CREATE INDEX paynotify_events_created ON {events} (created_at)",
+        f"CREATE INDEX paynotify_events_due ON {events} ({_DUE}) WHERE {_DUE_WORK}",
+        f"CREATE INDEX paynotify_events_purge ON {events} (state, updated_at)",
+    )
+
+
+MIGRATIONS: list[Callable[[str], Sequence[str]]] = [_migration_1]
+"""Ordered: migration i takes the schema from version i to i + 1. Each gets the quoted schema name
+and returns its statements; all of a start-up's migrations run in one transaction. Append only."""
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _lock_key(schema: str) -> int:
+    """A stable 64-bit advisory lock key per schema, so schemas migrate independently."""
+    digest = hashlib.blake2b(f"paynotify schema {schema}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class _Url:
+    """A store URL split into what asyncpg gets and what paynotify keeps for itself."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise ConfigurationError("PostgreSQL store URL must start with postgresql:// or postgres://")
+        kept: list[str] = []
+        own: dict[str, str] = {}
+        others: dict[str, str] = {}
+        for item in parts.query.split("&") if parts.query else ():
+            if not item:
+                continue
+            key, equals, value = item.partition("=")
+            if not equals:
+                raise ConfigurationError(f"PostgreSQL store URL parameter {unquote(key)!r} needs a value")
+            key, value = unquote(key), unquote(value.replace("+", " "))
+            if key in _OWN_OPTIONS:
+                if key in own:
+                    raise ConfigurationError(f"PostgreSQL store URL gives {key}= twice")
+                own[key] = value
+            else:
+                others[key] = value
+                kept.append(item)
+        base = url.partition("?")[0].partition("#")[0]
+        self.dsn = base + ("?" + "&".join(kept) if kept else "")
+        self.application_name_given = "application_name" in others
+
+        self.schema = own.get("schema", "public")
+        if not _IDENTIFIER.fullmatch(self.schema):
+            raise ConfigurationError(
+                f"PostgreSQL store schema={self.schema!r} is not a plain identifier "
+                "(letters, digits and _, not starting with a digit, at most 63 characters)"
+            )
+        self.pool_max = _positive(own, "pool_max", _DEFAULT_POOL_MAX, int)
+        self.connect_timeout = _positive(own, "connect_timeout", _DEFAULT_CONNECT_TIMEOUT, float)
+
+        userinfo, at, hostspec = parts.netloc.rpartition("@")
+        self.secrets = {
+            s
+            for raw in (userinfo.partition(":")[2] if at else "", others.get("password", ""))
+            if raw
+            for s in (raw, unquote(raw))
+        }
+        host = hostspec or others.get("host") or "localhost"
+        database = unquote(parts.path.lstrip("/")) or others.get("dbname") or others.get("database") or ""
+        self.where = f"{host}/{database}" if database else host
+
+    def redact(self, text: str) -> str:
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            text = text.replace(secret, "***")
+        return text
+
+
+def _positive(own: Mapping[str, str], key: str, default: N, kind: type[N]) -> N:
+    raw = own.get(key)
+    if raw is None:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = kind(0)
+    if value <= 0:
+        raise ConfigurationError(f"PostgreSQL store {key}={raw!r} must be a positive number")
+    return value
+
+
+async def _keep_session(conn: Any) -> None:
+    """The pool's default reset (`RESET ALL; UNLISTEN *; ...`) would cost a second round trip after
+    every statement. This store changes no session state, and the pool itself still rolls back a
+    transaction left open."""
+
+
+class PostgresStore(Store):
+    """The pool is created on first use (or by `open()`), which also creates or migrates the schema."""
+
+    def __init__(self, url: str) -> None:
+        self._url = _Url(url)
+        self.schema = self._url.schema
+        self.where = self._url.where
+        quoted = _quote(self.schema)
+        self._schema_sql = quoted
+        self._events = f"{quoted}.paynotify_events"
+        self._versions = f"{quoted}.paynotify_schema"
+        self._pool: Any = None
+        self._migrated = False
+        self._lock = asyncio.Lock()
+        self._sql = _Statements(self._events)
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self.where!r}, schema={self.schema!r})"
+
+    # -- connections, errors and the schema ------------------------------------------------------
+
+    def _error(self, exc: BaseException, connecting: bool = False) -> StoreError:
+        """A StoreError naming the server, database and schema; never the password."""
+        detail = self._url.redact(str(exc)) or "no detail"
+        if connecting:
+            what = "cannot be opened"
+        elif isinstance(exc, _CONNECTION_ERRORS) or type(exc) is asyncpg.InterfaceError:
+            what = "lost its connection (the pool reconnects on the next call)"
+        else:
+            what = "failed"
+        return StoreError(
+            f"PostgreSQL store {self.where} (schema {self.schema}) {what}: {type(exc).__name__}: {detail}"
+        )
+
+    async def _ready(self) -> Any:
+        pool = self._pool
+        if pool is not None and self._migrated:
+            return pool
+        async with self._lock:
+            try:
+                if self._pool is None:
+                    settings = {} if self._url.application_name_given else {"application_name": "paynotify"}
+                    self._pool = await asyncpg.create_pool(
+                        self._url.dsn,
+                        min_size=1,
+                        max_size=self._url.pool_max,
+                        timeout=self._url.connect_timeout,
+                        server_settings=settings,
+                        reset=_keep_session,
+                    )
+                if not self._migrated:
+                    async with self._pool.acquire() as conn:
+                        await self._migrate(conn)
+                    self._migrated = True
+            except _OPEN_ERRORS as exc:
+                raise self._error(exc, connecting=True) from exc
+            return self._pool
+
+    async def _migrate(self, conn: Any) -> None:
+        try:
+            version: int | None = await conn.fetchval(f"SELECT version FROM {self._versions} WHERE id = 1")
+        except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError):
+            version = None
+        if version == SCHEMA_VERSION:
+            return  # the usual start-up: one round trip, no lock
+        self._check_version(version)
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(self.schema))
+            # CREATE SCHEMA needs the CREATE privilege even when the schema exists: ask first.
+            if not await conn.fetchval("SELECT true FROM pg_namespace WHERE nspname = $1", self.schema):
+                await conn.execute(f"CREATE SCHEMA {self._schema_sql}")
+            await conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {self._versions} ("
+                " id integer PRIMARY KEY DEFAULT 1 CHECK (id = 1), version integer NOT NULL)"
+            )
+            version = await conn.fetchval(f"SELECT version FROM {self._versions} WHERE id = 1") or 0
+            self._check_version(version)
+            if version == SCHEMA_VERSION:
+                return  # another process migrated it while we waited for the lock
+            for migration in MIGRATIONS[version:]:
+                for statement in migration(self._schema_sql):
+                    await conn.execute(statement)
+            await conn.execute(
+                f"INSERT INTO {self._versions} (id, version) VALUES (1, $1)"
+                " ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version",
+                SCHEMA_VERSION,
+            )
+            log.info(
+                "PostgreSQL store %s: schema %s migrated to version %d",
+                self.where,
+                self.schema,
+                SCHEMA_VERSION,
+            )
+
+    def _check_version(self, version: int | None) -> None:
+        if version is not None and version > SCHEMA_VERSION:
+            raise StoreError(
+                f"PostgreSQL store {self.where} schema {self.schema} has version {version}, newer than this "
+                f"paynotify understands ({SCHEMA_VERSION}); upgrade paynotify"
+            )
+
+    async def _fetch(self, sql: str, *args: object) -> list[Row]:
+        pool = await self._ready()
+        try:
+            rows: list[Row] = await pool.fetch(sql, *args)
+        except _DB_ERRORS as exc:
+            raise self._error(exc) from exc
+        return rows
+
+    async def _fetchrow(self, sql: str, *args: object) -> Row | None:
+        pool = await self._ready()
+        try:
+            row: Row | None = await pool.fetchrow(sql, *args)
+        except _DB_ERRORS as exc:
+            raise self._error(exc) from exc
+        return row
+
+    async def _execute(self, sql: str, *args: object) -> int:
+        """Run a write; returns how many rows it touched."""
+        pool = await self._ready()
+        try:
+            status: str = await pool.execute(sql, *args)
+        except _DB_ERRORS as exc:
+            raise self._error(exc) from exc
+        count = status.rpartition(" ")[2]
+        return int(count) if count.isdigit() else 0
+
+    def _malformed(self, event_id: str, state: object) -> StoreError:
+        return StoreError(
+            f"PostgreSQL store {self.where} (schema {self.schema}): stored event {event_id} is malformed: "
+            f"unknown state {state!r}"
+        )
+
+    def _event(self, row: Row) -> StoredEvent:
+        event_id: str = row["event_id"]
+        if row["state"] not in _STATES:
+            raise self._malformed(event_id, row["state"])
+        return StoredEvent(
+            event_id,
+            row["account"],
+            row["provider"],
+            row["kind"],
+            row["status"],
+            row["order_id"],
+            EventState(row["state"]),
+            row["attempts"],
+            row["created_at"],
+            row["updated_at"],
+            row["next_attempt_at"],
+            row["last_error"],
+            frozenset(row["done_subscribers"] or ()),
+            row["result_json"],
+        )
+
+    async def open(self) -> None:
+        await self._ready()
+
+    async def close(self) -> None:
+        async with self._lock:
+            pool, self._pool, self._migrated = self._pool, None, False
+            if pool is None:
+                return
+            try:
+                await asyncio.wait_for(pool.close(), _CLOSE_TIMEOUT)
+            except _DB_ERRORS as exc:  # including TimeoutError: a server that does not answer
+                log.warning("PostgreSQL store %s: %s", self.where, self._url.redact(str(exc)))
+                pool.terminate()
+
+    # -- inline delivery -----------------------------------------------------------------------
+
+    async def claim(self, result: PaymentResult, *, lease_seconds: float) -> Claim:
+        event_id, account, provider, kind, status, order_id, result_json = event_fields(result)
+        for _ in range(_CLAIM_TRIES):
+            t, token = now(), new_token()
+            row = await self._fetchrow(
+                self._sql.claim,
+                event_id,
+                account,
+                provider,
+                kind,
+                status,
+                order_id,
+                token,
+                t + lease_seconds,
+                t,
+                result_json,
+            )
+            if row is None:
+                continue  # inserted by a transaction that committed after this statement began
+            state: str | None = row["state"]
+            if state is None:
+                return Claim(ClaimState.NEW, token, frozenset(row["done_subscribers"]))
+            if state == EventState.DONE:
+                return Claim(ClaimState.DONE)
+            if state == EventState.IN_FLIGHT and (row["lease_until"] or 0.0) > t:
+                return Claim(ClaimState.IN_FLIGHT)
+            if state not in _STATES:
+                raise self._malformed(event_id, state)
+            # The statement's snapshot shows a claimable event, yet the locked current row was not:
+            # someone else changed it in between. Look again.
+        return Claim(ClaimState.IN_FLIGHT)  # it keeps changing under us: the provider retries later
+
+    async def subscriber_done(self, event_id: str, token: str, subscriber: str) -> None:
+        await self._execute(self._sql.subscriber_done, event_id, subscriber)
+
+    async def complete(self, event_id: str, token: str) -> None:
+        await self._execute(self._sql.complete, event_id, now())
+
+    async def release(self, event_id: str, token: str, *, error: str | None = None) -> None:
+        await self._execute(self._sql.release, event_id, token, error, now())
+
+    # -- queued delivery -----------------------------------------------------------------------
+
+    async def enqueue(self, result: PaymentResult) -> bool:
+        event_id, account, provider, kind, status, order_id, result_json = event_fields(result)
+        row = await self._fetchrow(
+            self._sql.enqueue, event_id, account, provider, kind, status, order_id, now(), result_json
+        )
+        return row is not None
+
+    async def acquire(self, *, limit: int, lease_seconds: float) -> list[Lease]:
+        if limit <= 0:
+            return []
+        t = now()
+        rows = await self._fetch(self._sql.acquire, t, limit, t + lease_seconds)
+        rows = sorted(rows, key=lambda row: (row["due_at"], row["created_at"]))
+        return [Lease(self._event(row), row["token"]) for row in rows]
+
+    async def reschedule(self, event_id: str, token: str, *, at: float, error: str) -> None:
+        await self._execute(self._sql.reschedule, event_id, token, at, error, now())
+
+    async def dead_letter(self, event_id: str, token: str, *, error: str) -> None:
+        await self._execute(self._sql.dead_letter, event_id, token, error, now())
+
+    # -- operations ----------------------------------------------------------------------------
+
+    async def get(self, event_id: str) -> StoredEvent | None:
+        row = await self._fetchrow(self._sql.get, event_id)
+        return self._event(row) if row is not None else None
+
+    async def find(
+        self,
+        *,
+        account: str | None = None,
+        order_id: str | None = None,
+        states: Iterable[EventState] | None = None,
+        limit: int = 100,
+    ) -> list[StoredEvent]:
+        # Only the given filters appear in the SQL, so each combination gets a plan that uses the
+        # right index (at most eight statements in asyncpg's cache).
+        clauses: list[str] = []
+        args: list[object] = []
+        for column, value in (("account", account), ("order_id", order_id)):
+            if value is not None:
+                args.append(value)
+                clauses.append(f"{column} = ${len(args)}")
+        if states is not None:
+            args.append([EventState(s).value for s in states])
+            clauses.append(f"state = ANY(${len(args)}::text[])")
+        args.append(max(limit, 0))
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = await self._fetch(
+            f"SELECT {_COLUMNS} FROM {self._events}{where}"
+            f" ORDER BY created_at DESC, event_id DESC LIMIT ${len(args)}",
+            *args,
+        )
+        return [self._event(row) for row in rows]
+
+    async def requeue(self, event_id: str, *, replay: bool = False) -> bool:
+        return await self._fetchrow(self._sql.requeue, event_id, now(), replay) is not None
+
+    async def purge(self, *, before: float, states: Iterable[EventState] = (EventState.DONE,)) -> int:
+        wanted = [EventState(s).value for s in states]
+        if not wanted:
+            return 0
+        # In batches, each its own short transaction: no long lock on a large table.
+        total = 0
+        while True:
+            deleted = await self._execute(self._sql.purge, wanted, before, _PURGE_BATCH)
+            total += deleted
+            if deleted < _PURGE_BATCH:
+                return total
+
+
+class _Statements:
+    """The SQL of one store, built once; asyncpg prepares each text once per connection."""
+
+    def __init__(self, events: str) -> None:
+        claimable = (
+            "e.state IN ('pending', 'released', 'dead')"
+            " OR (e.state = 'in_flight' AND COALESCE(e.lease_until, 0) <= $9)"
+        )
+        # One round trip: insert, or take over a claimable event (ON CONFLICT DO UPDATE locks the
+        # current row and tests it, not the snapshot, so there is one winner), or else report the
+        # state. The report comes from the statement's snapshot: when it shows no row (inserted by a
+        # transaction that committed after the snapshot) or a claimable one (changed meanwhile),
+        # claim() runs the statement again.
+        self.claim = f"""
+            WITH claimed AS (
+                INSERT INTO {events} AS e (event_id, account, provider, kind, status, order_id, state,
+                    token, lease_until, attempts, created_at, updated_at, result_json)
+                VALUES ($1, $2, $3, $4, $5, $6, 'in_flight', $7, $8, 1, $9, $9, $10)
+                ON CONFLICT (event_id) DO UPDATE
+                    SET state = 'in_flight', token = EXCLUDED.token, lease_until = EXCLUDED.lease_until,
+                        attempts = e.attempts + 1, updated_at = EXCLUDED.updated_at, next_attempt_at = NULL
+                    WHERE {claimable}
+                RETURNING e.done_subscribers
+            )
+            SELECT NULL::text AS state, NULL::double precision AS lease_until, done_subscribers
+              FROM claimed
+            UNION ALL
+            SELECT state, lease_until, NULL::text[]
+              FROM {events}
+             WHERE event_id = $1 AND NOT EXISTS (SELECT FROM claimed)"""
+        self.subscriber_done = f"""
+            UPDATE {events} SET done_subscribers = array_append(done_subscribers, $2)
+             WHERE event_id = $1 AND NOT ($2 = ANY (done_subscribers))"""
+        self.complete = f"""
+            UPDATE {events}
+               SET state = 'done', token = NULL, lease_until = NULL, next_attempt_at = NULL,
+                   last_error = NULL, updated_at = $2
+             WHERE event_id = $1 AND state <> 'done'"""
+        self.release = f"""
+            UPDATE {events}
+               SET state = 'released', token = NULL, lease_until = NULL, last_error = $3, updated_at = $4
+             WHERE event_id = $1 AND token = $2 AND state = 'in_flight'"""
+        self.enqueue = f"""
+            INSERT INTO {events} (event_id, account, provider, kind, status, order_id, state, attempts,
+                created_at, updated_at, next_attempt_at, result_json)
+            VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7, $7, $8)
+            ON CONFLICT (event_id) DO NOTHING
+            RETURNING true"""
+        # The inner SELECT uses the partial index paynotify_events_due in due order; SKIP LOCKED
+        # leaves events another dispatcher is taking, and FOR UPDATE re-checks a row changed since
+        # the snapshot. RETURNING has no order, so acquire() sorts by the due time it returns.
+        self.acquire = f"""
+            UPDATE {events} AS e
+               SET state = 'in_flight', token = replace(gen_random_uuid()::text, '-', ''),
+                   lease_until = $3, attempts = e.attempts + 1, updated_at = $1, next_attempt_at = NULL
+              FROM (SELECT event_id, {_DUE} AS due_at
+                      FROM {events}
+                     WHERE {_DUE_WORK} AND {_DUE} <= $1
+                     ORDER BY {_DUE}
+                     LIMIT $2
+                       FOR UPDATE SKIP LOCKED) AS due
+             WHERE e.event_id = due.event_id
+            RETURNING {", ".join(f"e.{c.strip()}" for c in _COLUMNS.split(","))}, e.token, due.due_at"""
+        self.reschedule = f"""
+            UPDATE {events}
+               SET state = 'pending', token = NULL, lease_until = NULL, next_attempt_at = $3,
+                   last_error = $4, updated_at = $5
+             WHERE event_id = $1 AND token = $2 AND state = 'in_flight'"""
+        self.dead_letter = f"""
+            UPDATE {events}
+               SET state = 'dead', token = NULL, lease_until = NULL, next_attempt_at = NULL,
+                   last_error = $3, updated_at = $4
+             WHERE event_id = $1 AND token = $2 AND state = 'in_flight'"""
+        self.get = f"SELECT {_COLUMNS} FROM {events} WHERE event_id = $1"
+        # As the memory store: anything not DONE and not under a live lease is retried (an
+        # IN_FLIGHT event whose lease ran out counts); a replay takes DONE events too and forgets
+        # which subscribers ran.
+        self.requeue = f"""
+            UPDATE {events}
+               SET state = 'pending', token = NULL, lease_until = NULL, next_attempt_at = $2,
+                   updated_at = $2,
+                   done_subscribers = CASE WHEN $3 THEN '{{}}'::text[] ELSE done_subscribers END
+             WHERE event_id = $1
+               AND (state IN ('released', 'pending', 'dead')
+                    OR (state = 'in_flight' AND COALESCE(lease_until, 0) <= $2)
+                    OR ($3 AND state = 'done'))
+            RETURNING true"""
+        # FOR UPDATE SKIP LOCKED: a row being changed (a replay of a DONE event) is left alone, and
+        # a row changed since the snapshot is re-checked against the conditions.
+        self.purge = f"""
+            DELETE FROM {events}
+             WHERE event_id = ANY (ARRAY(
+                    SELECT event_id FROM {events}
+                     WHERE state = ANY($1::text[]) AND updated_at < $2
+                     LIMIT $3
+                       FOR UPDATE SKIP LOCKED))"""

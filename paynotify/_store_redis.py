@@ -1,0 +1,435 @@
+"""A store in Redis, shared by any number of app instances: `redis://host:6379/0?prefix=paynotify:`.
+
+Every state change is one Lua script, so it is atomic across processes. Data model (all keys start
+with the prefix):
+
+    e:<event_id>        hash: the event's fields, its lease (token, lease_until) and `done`, the JSON
+                        list of subscribers that succeeded
+    due                 sorted set: events a dispatcher may take, scored by when (next_attempt_at
+                        while pending, lease_until while in flight: an expired lease is due by itself)
+    created             sorted set by created_at, for listing newest first
+    s:<state>           one sorted set per state, scored by updated_at, for purge and state filters
+    o:<sha1>            set of the event ids of one (account, order id)
+    schema              the data model's version
+
+Durability is Redis's configuration, not this module's: an acknowledged notification survives a
+Redis crash only with `appendonly yes` and `appendfsync always` (or a replica confirmed with WAIT).
+With snapshots or `appendfsync everysec`, a crash can lose the last second (or snapshot) of records,
+events already acknowledged to the provider. Use PostgreSQL where that cannot be arranged.
+Redis Cluster is not supported (the scripts touch keys they compute).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+from redis.exceptions import RedisError
+
+from paynotify._errors import ConfigurationError, StoreError
+from paynotify._result import PaymentResult
+from paynotify._store import (
+    Claim,
+    ClaimState,
+    EventState,
+    Lease,
+    Store,
+    StoredEvent,
+    event_fields,
+    new_token,
+    now,
+)
+
+__all__ = ["RedisStore"]
+
+SCHEMA_VERSION = 1
+PURGE_BATCH = 500
+
+T = TypeVar("T")
+
+# Shared by every script: move an event to a new state and keep the per-state sets in step.
+_PRELUDE = """
+local p = ARGV[1]
+local function key(id) return p .. 'e:' .. id end
+local function set_state(id, old, new, t)
+  if old then redis.call('ZREM', p .. 's:' .. old, id) end
+  redis.call('ZADD', p .. 's:' .. new, t, id)
+  redis.call('HSET', key(id), 'state', new, 'updated_at', t)
+end
+local function leased(k, st, t)
+  return st == 'in_flight' and tonumber(redis.call('HGET', k, 'lease_until') or '0') > t
+end
+local valid = {pending=true, in_flight=true, released=true, done=true, dead=true}
+"""
+
+_CLAIM = (
+    _PRELUDE
+    + """
+local id, t, lease, token = ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local k = key(id)
+local st = redis.call('HGET', k, 'state')
+if not st then
+  redis.call('HSET', k, 'account', ARGV[6], 'provider', ARGV[7], 'kind', ARGV[8], 'status', ARGV[9],
+    'order_id', ARGV[10], 'result_json', ARGV[11], 'okey', ARGV[12], 'attempts', 1, 'created_at', t,
+    'done', '[]', 'token', token, 'lease_until', lease)
+  set_state(id, nil, 'in_flight', t)
+  redis.call('ZADD', p .. 'due', lease, id)
+  redis.call('ZADD', p .. 'created', t, id)
+  redis.call('SADD', p .. 'o:' .. ARGV[12], id)
+  return {'new', '[]'}
+end
+if not valid[st] then return {'malformed', st} end
+if st == 'done' then return {'done'} end
+if leased(k, st, t) then return {'in_flight'} end
+set_state(id, st, 'in_flight', t)
+redis.call('HSET', k, 'token', token, 'lease_until', lease)
+redis.call('HDEL', k, 'next_attempt_at')
+redis.call('HINCRBY', k, 'attempts', 1)
+redis.call('ZADD', p .. 'due', lease, id)
+return {'new', redis.call('HGET', k, 'done')}
+"""
+)
+
+_SUBSCRIBER_DONE = (
+    _PRELUDE
+    + """
+local k = key(ARGV[2])
+local done = redis.call('HGET', k, 'done')
+if not done then return 0 end
+local names = cjson.decode(done)
+for _, name in ipairs(names) do if name == ARGV[3] then return 0 end end
+table.insert(names, ARGV[3])
+redis.call('HSET', k, 'done', cjson.encode(names), 'updated_at', ARGV[4])
+return 1
+"""
+)
+
+_COMPLETE = (
+    _PRELUDE
+    + """
+local id, t = ARGV[2], tonumber(ARGV[3])
+local k = key(id)
+local st = redis.call('HGET', k, 'state')
+if not st or st == 'done' then return 0 end
+set_state(id, st, 'done', t)
+redis.call('HDEL', k, 'token', 'lease_until', 'next_attempt_at', 'last_error')
+redis.call('ZREM', p .. 'due', id)
+return 1
+"""
+)
+
+# ARGV: prefix, id, token, now, new state, error, next_attempt_at ('' = none)
+_SETTLE = (
+    _PRELUDE
+    + """
+local id, token, t, new, err, at = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7]
+local k = key(id)
+local st = redis.call('HGET', k, 'state')
+if st ~= 'in_flight' or redis.call('HGET', k, 'token') ~= token then return 0 end
+set_state(id, st, new, t)
+redis.call('HDEL', k, 'token', 'lease_until')
+if err ~= '' then redis.call('HSET', k, 'last_error', err) end
+if at ~= '' then
+  redis.call('HSET', k, 'next_attempt_at', at)
+  redis.call('ZADD', p .. 'due', at, id)
+else
+  redis.call('HDEL', k, 'next_attempt_at')
+  redis.call('ZREM', p .. 'due', id)
+end
+return 1
+"""
+)
+
+_ENQUEUE = (
+    _PRELUDE
+    + """
+local id, t = ARGV[2], tonumber(ARGV[3])
+local k = key(id)
+if redis.call('EXISTS', k) == 1 then return 0 end
+redis.call('HSET', k, 'account', ARGV[4], 'provider', ARGV[5], 'kind', ARGV[6], 'status', ARGV[7],
+  'order_id', ARGV[8], 'result_json', ARGV[9], 'okey', ARGV[10], 'attempts', 0, 'created_at', t,
+  'done', '[]', 'next_attempt_at', t)
+set_state(id, nil, 'pending', t)
+redis.call('ZADD', p .. 'due', t, id)
+redis.call('ZADD', p .. 'created', t, id)
+redis.call('SADD', p .. 'o:' .. ARGV[10], id)
+return 1
+"""
+)
+
+_ACQUIRE = (
+    _PRELUDE
+    + """
+local t, limit, lease, token = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local taken = {}
+local ids = redis.call('ZRANGEBYSCORE', p .. 'due', '-inf', t, 'LIMIT', 0, limit)
+for _, id in ipairs(ids) do
+  local k = key(id)
+  local st = redis.call('HGET', k, 'state')
+  if st == 'pending' or (st == 'in_flight' and not leased(k, st, t)) then
+    set_state(id, st, 'in_flight', t)
+    redis.call('HSET', k, 'token', token, 'lease_until', lease)
+    redis.call('HDEL', k, 'next_attempt_at')
+    redis.call('HINCRBY', k, 'attempts', 1)
+    redis.call('ZADD', p .. 'due', lease, id)
+    table.insert(taken, id)
+  else
+    redis.call('ZREM', p .. 'due', id)
+  end
+end
+return taken
+"""
+)
+
+_REQUEUE = (
+    _PRELUDE
+    + """
+local id, t, replay = ARGV[2], tonumber(ARGV[3]), ARGV[4] == '1'
+local k = key(id)
+local st = redis.call('HGET', k, 'state')
+if not st or leased(k, st, t) then return 0 end
+if st == 'done' and not replay then return 0 end
+if not valid[st] then return 0 end
+if replay then redis.call('HSET', k, 'done', '[]') end
+set_state(id, st, 'pending', t)
+redis.call('HDEL', k, 'token', 'lease_until')
+redis.call('HSET', k, 'next_attempt_at', t)
+redis.call('ZADD', p .. 'due', t, id)
+return 1
+"""
+)
+
+_PURGE = (
+    _PRELUDE
+    + """
+local state, before, limit = ARGV[2], ARGV[3], tonumber(ARGV[4])
+local ids = redis.call('ZRANGEBYSCORE', p .. 's:' .. state, '-inf', '(' .. before, 'LIMIT', 0, limit)
+for _, id in ipairs(ids) do
+  local okey = redis.call('HGET', key(id), 'okey')
+  if okey then redis.call('SREM', p .. 'o:' .. okey, id) end
+  redis.call('ZREM', p .. 's:' .. state, id)
+  redis.call('ZREM', p .. 'created', id)
+  redis.call('ZREM', p .. 'due', id)
+  redis.call('DEL', key(id))
+end
+return #ids
+"""
+)
+
+
+def _split_url(url: str) -> tuple[str, str]:
+    """The connection URL without paynotify's own `prefix` option, and the prefix."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    prefixes = [v for k, v in query if k == "prefix"]
+    if len(prefixes) > 1 or (prefixes and not prefixes[0]):
+        raise ConfigurationError("Redis store URL: give prefix=... once, not empty")
+    rest = urlencode([(k, v) for k, v in query if k != "prefix"])
+    return urlunsplit(parts._replace(query=rest)), prefixes[0] if prefixes else "paynotify:"
+
+
+def _order_key(account: str, order_id: str) -> str:
+    # Hashed, so account names and order ids never shape key names.
+    return hashlib.sha1(f"{account}\x1f{order_id}".encode(), usedforsecurity=False).hexdigest()
+
+
+class RedisStore(Store):
+    def __init__(self, url: str) -> None:
+        self._url, self.prefix = _split_url(url)
+        parts = urlsplit(self._url)
+        self._where = f"{parts.hostname}:{parts.port or 6379}{parts.path or '/0'}"
+        self._client: aioredis.Redis | None = None
+        self._scripts: dict[str, AsyncScript] = {}
+        self._checked = False
+
+    async def _call(self, fn: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
+        try:
+            if self._client is None:
+                self._client = aioredis.Redis.from_url(
+                    self._url, decode_responses=True, socket_timeout=10, socket_connect_timeout=10
+                )
+                for name, source in _SCRIPTS.items():
+                    self._scripts[name] = self._client.register_script(source)
+            if not self._checked:
+                await self._check_schema(self._client)
+            return await fn(self._client)
+        except (RedisError, OSError) as exc:
+            raise StoreError(f"Redis store {self._where}: {type(exc).__name__}: {exc}") from exc
+
+    async def _check_schema(self, client: aioredis.Redis) -> None:
+        key = self.prefix + "schema"
+        await client.set(key, SCHEMA_VERSION, nx=True)
+        found = await client.get(key)
+        version = int(found) if found and found.isdigit() else -1
+        if version != SCHEMA_VERSION:
+            raise StoreError(
+                f"Redis store {self._where} (prefix {self.prefix!r}) has data model version {found!r}; "
+                f"this paynotify understands {SCHEMA_VERSION}"
+                + ("; upgrade paynotify" if version > SCHEMA_VERSION else "")
+            )
+        self._checked = True
+
+    async def _script(self, name: str, *args: str | int) -> Any:
+        return await self._call(lambda client: self._scripts[name](args=[self.prefix, *args]))
+
+    async def open(self) -> None:
+        await self._call(lambda client: client.ping())
+
+    async def close(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
+
+    def _event(self, event_id: str, fields: Mapping[str, str]) -> StoredEvent:
+        try:
+            return StoredEvent(
+                event_id=event_id,
+                account=fields["account"],
+                provider=fields["provider"],
+                kind=fields["kind"],
+                status=fields["status"],
+                order_id=fields["order_id"],
+                state=EventState(fields["state"]),
+                attempts=int(fields["attempts"]),
+                created_at=float(fields["created_at"]),
+                updated_at=float(fields["updated_at"]),
+                next_attempt_at=float(fields["next_attempt_at"]) if fields.get("next_attempt_at") else None,
+                last_error=fields.get("last_error"),
+                done_subscribers=frozenset(json.loads(fields["done"])),
+                result_json=fields["result_json"],
+            )
+        except (KeyError, ValueError, TypeError) as exc:
+            raise StoreError(f"Redis store {self._where}: malformed record for {event_id}: {exc!r}") from exc
+
+    def _fields(self, result: PaymentResult) -> list[str]:
+        _, account, provider, kind, status, order_id, result_json = event_fields(result)
+        return [account, provider, kind, status, order_id, result_json, _order_key(account, order_id)]
+
+    # -- inline delivery -----------------------------------------------------------------------
+
+    async def claim(self, result: PaymentResult, *, lease_seconds: float) -> Claim:
+        t, token = now(), new_token()
+        reply = await self._script(
+            "claim", result.event_id, repr(t), repr(t + lease_seconds), token, *self._fields(result)
+        )
+        outcome = reply[0]
+        if outcome == "new":
+            return Claim(ClaimState.NEW, token, frozenset(json.loads(reply[1])))
+        if outcome == "done":
+            return Claim(ClaimState.DONE)
+        if outcome == "in_flight":
+            return Claim(ClaimState.IN_FLIGHT)
+        raise StoreError(
+            f"Redis store {self._where}: malformed record for {result.event_id}: state {reply[1]!r}"
+        )
+
+    async def subscriber_done(self, event_id: str, token: str, subscriber: str) -> None:
+        await self._script("subscriber_done", event_id, subscriber, repr(now()))
+
+    async def complete(self, event_id: str, token: str) -> None:
+        await self._script("complete", event_id, repr(now()))
+
+    async def release(self, event_id: str, token: str, *, error: str | None = None) -> None:
+        await self._script("settle", event_id, token, repr(now()), "released", error or "", "")
+
+    # -- queued delivery -----------------------------------------------------------------------
+
+    async def enqueue(self, result: PaymentResult) -> bool:
+        return bool(await self._script("enqueue", result.event_id, repr(now()), *self._fields(result)))
+
+    async def acquire(self, *, limit: int, lease_seconds: float) -> list[Lease]:
+        t, token = now(), new_token()
+        ids: list[str] = await self._script("acquire", repr(t), limit, repr(t + lease_seconds), token)
+        events = await self._fetch(ids)
+        return [Lease(event, token) for event in events]
+
+    async def reschedule(self, event_id: str, token: str, *, at: float, error: str) -> None:
+        await self._script("settle", event_id, token, repr(now()), "pending", error, repr(at))
+
+    async def dead_letter(self, event_id: str, token: str, *, error: str) -> None:
+        await self._script("settle", event_id, token, repr(now()), "dead", error, "")
+
+    # -- operations ----------------------------------------------------------------------------
+
+    async def _fetch(self, ids: list[str]) -> list[StoredEvent]:
+        async def fetch(client: aioredis.Redis) -> list[dict[str, str]]:
+            pipe = client.pipeline(transaction=False)
+            for event_id in ids:
+                pipe.hgetall(self.prefix + "e:" + event_id)
+            return await pipe.execute()
+
+        rows = await self._call(fetch) if ids else []
+        return [self._event(event_id, row) for event_id, row in zip(ids, rows, strict=True) if row]
+
+    async def get(self, event_id: str) -> StoredEvent | None:
+        found = await self._fetch([event_id])
+        return found[0] if found else None
+
+    async def find(
+        self,
+        *,
+        account: str | None = None,
+        order_id: str | None = None,
+        states: Iterable[EventState] | None = None,
+        limit: int = 100,
+    ) -> list[StoredEvent]:
+        wanted = frozenset(states) if states is not None else None
+
+        def matches(e: StoredEvent) -> bool:
+            return (
+                (account is None or e.account == account)
+                and (order_id is None or e.order_id == order_id)
+                and (wanted is None or e.state in wanted)
+            )
+
+        if account is not None and order_id is not None:
+            key = self.prefix + "o:" + _order_key(account, order_id)
+            members = await self._call(lambda c: c.smembers(key))
+            of_order = [e for e in await self._fetch(sorted(map(str, members))) if matches(e)]
+            return sorted(of_order, key=lambda e: e.created_at, reverse=True)[:limit]
+        # Newest first through the created index, in batches, until `limit` events match.
+        found: list[StoredEvent] = []
+        start, batch = 0, max(limit, 200)
+        while len(found) < limit:
+            ids = await self._newest(start, batch)
+            if not ids:
+                break
+            found += [e for e in await self._fetch(ids) if matches(e)]
+            start += batch
+        return found[:limit]
+
+    async def _newest(self, start: int, count: int) -> list[str]:
+        async def page(client: aioredis.Redis) -> list[str]:
+            return [str(i) for i in await client.zrevrange(self.prefix + "created", start, start + count - 1)]
+
+        return await self._call(page)
+
+    async def requeue(self, event_id: str, *, replay: bool = False) -> bool:
+        return bool(await self._script("requeue", event_id, repr(now()), "1" if replay else "0"))
+
+    async def purge(self, *, before: float, states: Iterable[EventState] = (EventState.DONE,)) -> int:
+        total = 0
+        for state in states:
+            while True:
+                removed = int(await self._script("purge", state.value, repr(before), PURGE_BATCH))
+                total += removed
+                if removed < PURGE_BATCH:
+                    break
+        return total
+
+
+_SCRIPTS = {
+    "claim": _CLAIM,
+    "subscriber_done": _SUBSCRIBER_DONE,
+    "complete": _COMPLETE,
+    "settle": _SETTLE,
+    "enqueue": _ENQUEUE,
+    "acquire": _ACQUIRE,
+    "requeue": _REQUEUE,
+    "purge": _PURGE,
+}

@@ -1,0 +1,409 @@
+"""The embedded default store: one SQLite file, survives restarts, serves one host.
+
+All access goes through one connection on one dedicated thread, so the event loop never blocks on
+disk and SQLite never sees two writers from this process (other processes on the same host are
+serialized by SQLite's own locking). Commits are fsynced (WAL, synchronous=FULL) because an
+acknowledged notification must survive a power cut.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from paynotify._errors import StoreError
+from paynotify._result import PaymentResult
+from paynotify._store import (
+    Claim,
+    ClaimState,
+    EventState,
+    Lease,
+    Store,
+    StoredEvent,
+    event_fields,
+    new_token,
+    now,
+    store_schemes,
+)
+
+__all__ = ["SQLiteStore"]
+
+SCHEMA_VERSION = 2
+_BUSY_TIMEOUT = 10.0
+
+# due_at is the time a dispatcher may take the event: next_attempt_at while PENDING, lease_until
+# while IN_FLIGHT (an expired lease is due), NULL otherwise. One indexed column keeps acquire cheap.
+_CREATE = """
+CREATE TABLE IF NOT EXISTS paynotify_events (
+    event_id         TEXT PRIMARY KEY,
+    account          TEXT NOT NULL,
+    provider         TEXT NOT NULL,
+    kind             TEXT NOT NULL,
+    status           TEXT NOT NULL,
+    order_id         TEXT NOT NULL,
+    state            TEXT NOT NULL,
+    token            TEXT,
+    lease_until      REAL,
+    due_at           REAL,
+    attempts         INTEGER NOT NULL,
+    created_at       REAL NOT NULL,
+    updated_at       REAL NOT NULL,
+    next_attempt_at  REAL,
+    last_error       TEXT,
+    done_subscribers TEXT NOT NULL DEFAULT '[]',
+    result_json      TEXT NOT NULL
+);
+"""
+_INDEXES = """
+CREATE INDEX IF NOT EXISTS paynotify_events_order ON paynotify_events (account, order_id);
+CREATE INDEX IF NOT EXISTS paynotify_events_created ON paynotify_events (created_at);
+CREATE INDEX IF NOT EXISTS paynotify_events_due ON paynotify_events (due_at) WHERE due_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS paynotify_events_purge ON paynotify_events (state, updated_at);
+"""
+# Version 1 (paynotify 0.1 development builds) lacked the queue and per-subscriber columns.
+_FROM_V1 = """
+ALTER TABLE paynotify_events ADD COLUMN provider TEXT NOT NULL DEFAULT '';
+ALTER TABLE paynotify_events ADD COLUMN kind TEXT NOT NULL DEFAULT '';
+ALTER TABLE paynotify_events ADD COLUMN status TEXT NOT NULL DEFAULT '';
+ALTER TABLE paynotify_events ADD COLUMN due_at REAL;
+ALTER TABLE paynotify_events ADD COLUMN next_attempt_at REAL;
+ALTER TABLE paynotify_events ADD COLUMN last_error TEXT;
+ALTER TABLE paynotify_events ADD COLUMN done_subscribers TEXT NOT NULL DEFAULT '[]';
+UPDATE paynotify_events SET
+    provider = coalesce(json_extract(result_json, '$.provider'), ''),
+    kind = coalesce(json_extract(result_json, '$.kind'), ''),
+    status = coalesce(json_extract(result_json, '$.status'), ''),
+    due_at = CASE WHEN state = 'in_flight' THEN lease_until END;
+"""
+
+_COLUMNS = (
+    "event_id, account, provider, kind, status, order_id, state, attempts, created_at, updated_at,"
+    " next_attempt_at, last_error, done_subscribers, result_json"
+)
+
+_ACQUIRE_ONE = (
+    "UPDATE paynotify_events SET state = 'in_flight', token = ?, lease_until = ?, due_at = ?,"  # noqa: S608
+    " attempts = attempts + 1, next_attempt_at = NULL, updated_at = ?"
+    f" WHERE event_id = ? RETURNING {_COLUMNS}"
+)
+
+T = TypeVar("T")
+
+
+def sqlite_path(url: str) -> str:
+    """`sqlite:///events.db` is relative, `sqlite:////var/lib/events.db` absolute."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or len(url) == len(prefix):
+        raise StoreError(f"SQLite URL must look like sqlite:///path/to/events.db, got {url!r}")
+    return url[len(prefix) :]
+
+
+class SQLiteStore(Store):
+    def __init__(self, url: str) -> None:
+        self.path = sqlite_path(url)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="paynotify-sqlite")
+        self._conn: sqlite3.Connection | None = None
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def call() -> T:
+            if self._conn is None:
+                self._conn = self._connect()
+            try:
+                return fn(self._conn)
+            except sqlite3.Error as exc:
+                if self._conn.in_transaction:
+                    self._conn.rollback()
+                raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    def _connect(self) -> sqlite3.Connection:
+        # Switching a new file to WAL takes an exclusive lock, and SQLite answers "database is locked"
+        # at once, without its busy handler, when several processes open a new file together. So the
+        # open retries for as long as the busy timeout would have waited.
+        deadline = time.monotonic() + _BUSY_TIMEOUT
+        delay = 0.005
+        while True:
+            try:
+                return self._connect_once()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                    raise StoreError(f"cannot open SQLite store {self.path!r}: {exc}") from exc
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot open SQLite store {self.path!r}: {exc}") from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+    def _connect_once(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=_BUSY_TIMEOUT)
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            _migrate(conn, self.path)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    async def open(self) -> None:
+        await self._run(lambda conn: None)
+
+    async def close(self) -> None:
+        def close_conn() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, close_conn)
+
+    def _event(self, row: tuple[Any, ...]) -> StoredEvent:
+        try:
+            return StoredEvent(
+                event_id=row[0],
+                account=row[1],
+                provider=row[2],
+                kind=row[3],
+                status=row[4],
+                order_id=row[5],
+                state=EventState(row[6]),
+                attempts=row[7],
+                created_at=row[8],
+                updated_at=row[9],
+                next_attempt_at=row[10],
+                last_error=row[11],
+                done_subscribers=frozenset(json.loads(row[12])),
+                result_json=row[13],
+            )
+        except (ValueError, TypeError) as exc:
+            raise StoreError(f"SQLite store {self.path!r}: malformed row for {row[0]}: {exc}") from exc
+
+    # -- inline delivery -----------------------------------------------------------------------
+
+    async def claim(self, result: PaymentResult, *, lease_seconds: float) -> Claim:
+        fields = event_fields(result)
+
+        def claim(conn: sqlite3.Connection) -> Claim:
+            t, token = now(), new_token()
+            lease = t + lease_seconds
+            with _immediate(conn):
+                inserted = conn.execute(
+                    "INSERT INTO paynotify_events (event_id, account, provider, kind, status, order_id,"
+                    " result_json, state, token, lease_until, due_at, attempts, created_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, 'in_flight', ?, ?, ?, 1, ?, ?) ON CONFLICT DO NOTHING",
+                    (*fields, token, lease, lease, t, t),
+                ).rowcount
+                if inserted:
+                    return Claim(ClaimState.NEW, token)
+                row = conn.execute(
+                    "UPDATE paynotify_events SET state = 'in_flight', token = ?, lease_until = ?, due_at = ?,"
+                    " attempts = attempts + 1, next_attempt_at = NULL, updated_at = ?"
+                    " WHERE event_id = ? AND state != 'done'"
+                    " AND NOT (state = 'in_flight' AND lease_until > ?)"
+                    " RETURNING done_subscribers",
+                    (token, lease, lease, t, result.event_id, t),
+                ).fetchone()
+                if row is not None:
+                    return Claim(ClaimState.NEW, token, frozenset(json.loads(row[0])))
+                (state,) = conn.execute(
+                    "SELECT state FROM paynotify_events WHERE event_id = ?", (result.event_id,)
+                ).fetchone()
+                return Claim(ClaimState.DONE if state == "done" else ClaimState.IN_FLIGHT)
+
+        return await self._run(claim)
+
+    async def subscriber_done(self, event_id: str, token: str, subscriber: str) -> None:
+        def mark(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE paynotify_events SET done_subscribers = (SELECT json_group_array(value) FROM"
+                " (SELECT value FROM json_each(done_subscribers) UNION SELECT ?)), updated_at = ?"
+                " WHERE event_id = ?",
+                (subscriber, now(), event_id),
+            )
+
+        await self._run(mark)
+
+    async def complete(self, event_id: str, token: str) -> None:
+        await self._update(
+            "state = 'done', token = NULL, lease_until = NULL, due_at = NULL, next_attempt_at = NULL,"
+            " last_error = NULL",
+            "event_id = ? AND state != 'done'",
+            (),
+            (event_id,),
+        )
+
+    async def release(self, event_id: str, token: str, *, error: str | None = None) -> None:
+        await self._update(
+            "state = 'released', token = NULL, lease_until = NULL, due_at = NULL, last_error = ?",
+            "event_id = ? AND token = ? AND state = 'in_flight'",
+            (error,),
+            (event_id, token),
+        )
+
+    async def _update(
+        self, assignments: str, where: str, set_params: tuple[Any, ...], where_params: tuple[Any, ...]
+    ) -> None:
+        sql = f"UPDATE paynotify_events SET {assignments}, updated_at = ? WHERE {where}"  # noqa: S608
+        await self._run(lambda conn: conn.execute(sql, (*set_params, now(), *where_params)))
+
+    # -- queued delivery -----------------------------------------------------------------------
+
+    async def enqueue(self, result: PaymentResult) -> bool:
+        fields = event_fields(result)
+
+        def enqueue(conn: sqlite3.Connection) -> bool:
+            t = now()
+            cursor = conn.execute(
+                "INSERT INTO paynotify_events (event_id, account, provider, kind, status, order_id,"
+                " result_json, state, due_at, next_attempt_at, attempts, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, 0, ?, ?) ON CONFLICT DO NOTHING",
+                (*fields, t, t, t, t),
+            )
+            return cursor.rowcount == 1
+
+        return await self._run(enqueue)
+
+    async def acquire(self, *, limit: int, lease_seconds: float) -> list[Lease]:
+        def acquire(conn: sqlite3.Connection) -> list[Lease]:
+            t, token = now(), new_token()
+            with _immediate(conn):
+                ids = [
+                    row[0]
+                    for row in conn.execute(
+                        "SELECT event_id FROM paynotify_events WHERE due_at IS NOT NULL AND due_at <= ?"
+                        " ORDER BY due_at LIMIT ?",
+                        (t, limit),
+                    )
+                ]
+                leases = []
+                for event_id in ids:
+                    row = conn.execute(
+                        _ACQUIRE_ONE,
+                        (token, t + lease_seconds, t + lease_seconds, t, event_id),
+                    ).fetchone()
+                    leases.append(Lease(self._event(row), token))
+                return leases
+
+        return await self._run(acquire)
+
+    async def reschedule(self, event_id: str, token: str, *, at: float, error: str) -> None:
+        await self._update(
+            "state = 'pending', token = NULL, lease_until = NULL, due_at = ?, next_attempt_at = ?,"
+            " last_error = ?",
+            "event_id = ? AND token = ? AND state = 'in_flight'",
+            (at, at, error),
+            (event_id, token),
+        )
+
+    async def dead_letter(self, event_id: str, token: str, *, error: str) -> None:
+        await self._update(
+            "state = 'dead', token = NULL, lease_until = NULL, due_at = NULL, next_attempt_at = NULL,"
+            " last_error = ?",
+            "event_id = ? AND token = ? AND state = 'in_flight'",
+            (error,),
+            (event_id, token),
+        )
+
+    # -- operations ----------------------------------------------------------------------------
+
+    async def get(self, event_id: str) -> StoredEvent | None:
+        def get(conn: sqlite3.Connection) -> StoredEvent | None:
+            row = conn.execute(
+                f"SELECT {_COLUMNS} FROM paynotify_events WHERE event_id = ?",  # noqa: S608
+                (event_id,),
+            ).fetchone()
+            return None if row is None else self._event(row)
+
+        return await self._run(get)
+
+    async def find(
+        self,
+        *,
+        account: str | None = None,
+        order_id: str | None = None,
+        states: Iterable[EventState] | None = None,
+        limit: int = 100,
+    ) -> list[StoredEvent]:
+        where, params = ["1 = 1"], []
+        for column, value in (("account", account), ("order_id", order_id)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if states is not None:
+            wanted = [s.value for s in states]
+            where.append(f"state IN ({', '.join('?' * len(wanted))})")
+            params.extend(wanted)
+        sql = (
+            f"SELECT {_COLUMNS} FROM paynotify_events WHERE {' AND '.join(where)}"  # noqa: S608
+            " ORDER BY created_at DESC, rowid DESC LIMIT ?"
+        )
+
+        def find(conn: sqlite3.Connection) -> list[StoredEvent]:
+            return [self._event(row) for row in conn.execute(sql, (*params, limit))]
+
+        return await self._run(find)
+
+    async def requeue(self, event_id: str, *, replay: bool = False) -> bool:
+        eligible = "'released', 'pending', 'dead', 'in_flight'" + (", 'done'" if replay else "")
+        clear = ", done_subscribers = '[]'" if replay else ""
+        sql = (
+            "UPDATE paynotify_events SET state = 'pending', token = NULL, lease_until = NULL,"  # noqa: S608
+            f" due_at = ?, next_attempt_at = ?, updated_at = ?{clear}"
+            f" WHERE event_id = ? AND state IN ({eligible}) AND NOT (state = 'in_flight' AND lease_until > ?)"
+        )
+
+        def requeue(conn: sqlite3.Connection) -> bool:
+            t = now()
+            return conn.execute(sql, (t, t, t, event_id, t)).rowcount == 1
+
+        return await self._run(requeue)
+
+    async def purge(self, *, before: float, states: Iterable[EventState] = (EventState.DONE,)) -> int:
+        wanted = [s.value for s in states]
+        sql = (
+            f"DELETE FROM paynotify_events WHERE state IN ({', '.join('?' * len(wanted))})"  # noqa: S608
+            " AND updated_at < ?"
+        )
+        return await self._run(lambda conn: conn.execute(sql, (*wanted, before)).rowcount)
+
+
+@contextmanager
+def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
+    """A write transaction taken up front, so two writers never deadlock upgrading a read lock."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.rollback()
+        raise
+    else:
+        conn.execute("COMMIT")
+
+
+def _migrate(conn: sqlite3.Connection, path: str) -> None:
+    """Create or upgrade the schema in one transaction; safe when several processes start at once."""
+    with _immediate(conn):
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"SQLite store {path!r} has schema version {version}, newer than this paynotify "
+                f"understands ({SCHEMA_VERSION}); upgrade paynotify"
+            )
+        if version == 0:
+            conn.execute(_CREATE)
+        elif version == 1:
+            for statement in _FROM_V1.split(";\n"):
+                if statement.strip():
+                    conn.execute(statement)
+        for statement in _INDEXES.strip().splitlines():
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+store_schemes()["sqlite"] = SQLiteStore
