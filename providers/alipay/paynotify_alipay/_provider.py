@@ -1,0 +1,248 @@
+"""Alipay async notifications (channel `notify`) and sync returns (channel `return`).
+
+The form is decoded once, verified over the received bytes, and only then read. `raw` in the
+result holds the verified fields exactly as decoded (including `sign`): `passback_params` stays
+percent-encoded there, as Alipay signed it; `passback_params(result)` decodes it.
+
+| channel | trade_status   | refund_fee / gmt_refund | kind / status       | provider_status   |
+|---------|----------------|-------------------------|---------------------|-------------------|
+| notify  | WAIT_BUYER_PAY | -                       | payment / pending   | WAIT_BUYER_PAY    |
+| notify  | TRADE_SUCCESS  | absent                  | payment / succeeded | TRADE_SUCCESS     |
+| notify  | TRADE_FINISHED | (not a refund)          | payment / succeeded | TRADE_FINISHED    |
+| notify  | TRADE_CLOSED   | absent (timeout close)  | payment / closed    | TRADE_CLOSED      |
+| notify  | TRADE_SUCCESS  | present (partial)       | refund / succeeded  | TRADE_SUCCESS     |
+| notify  | TRADE_CLOSED   | present (full refund)   | refund / succeeded  | TRADE_CLOSED      |
+| notify  | another value  | -                       | payment / pending   | the value         |
+| notify  | absent         | -                       | payment / pending   | notify_type value |
+| return  | (not sent)     | -                       | payment / pending   | RETURN            |
+
+Refunds: refund_id = out_biz_no (the merchant's refund request number), refund_amount =
+refund_fee, which is the CUMULATIVE amount refunded on the trade so far, not this refund's amount;
+refunded_at = gmt_refund. event_id = account + kind + trade_no + refund request + status, where the
+refund request is out_biz_no, or gmt_refund|refund_fee when Alipay leaves it out; a notification
+without trade_status adds its notify_id, so no two of them collapse into one event.
+key_id names the configured key that verified the message: the certificate's SN in certificate
+mode (alipay_public_cert), else the key's 8-hex id (alipay_public_key).
+A return is never a payment result: it is pending with source `return`, whatever it carries; and
+a verified message without notify_id/notify_type (a return replayed to notify_url) is refused.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from decimal import Decimal
+from typing import ClassVar
+from urllib.parse import unquote_plus
+
+from paynotify import (
+    BEIJING,
+    Account,
+    DemoAccount,
+    DemoRequest,
+    InboundRequest,
+    Kind,
+    MalformedNotification,
+    NotificationError,
+    PaymentResult,
+    Provider,
+    Reply,
+    Source,
+    Status,
+    VerificationError,
+    beijing_time,
+    make_event_id,
+)
+from paynotify_alipay._form import decode_form
+from paynotify_alipay._settings import AlipaySettings
+from paynotify_alipay._signature import sign_content, verify
+
+__all__ = ["RETURN_STATUS", "AlipayProvider", "passback_params"]
+
+RETURN_STATUS = "RETURN"
+"""provider_status of a sync return, which carries no trade_status and proves nothing."""
+
+_PAYMENT_STATUSES = {
+    "WAIT_BUYER_PAY": Status.PENDING,
+    "TRADE_SUCCESS": Status.SUCCEEDED,
+    "TRADE_FINISHED": Status.SUCCEEDED,
+    "TRADE_CLOSED": Status.CLOSED,
+}
+_REFUND_STATUSES = frozenset({"TRADE_SUCCESS", "TRADE_CLOSED"})
+_AMOUNT = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+_FORM_CONTENT_TYPE = {"content-type": "application/x-www-form-urlencoded; charset=utf-8"}
+
+
+def passback_params(result: PaymentResult, encoding: str = "utf-8") -> str | None:
+    """The merchant's `passback_params`, URL-decoded once (raw keeps it as Alipay signed it).
+
+    Raises UnicodeDecodeError if the merchant encoded it in another charset than `encoding`.
+    """
+    value = result.raw.get("passback_params")
+    return (
+        unquote_plus(value, encoding=encoding, errors="strict") if isinstance(value, str) and value else None
+    )
+
+
+class AlipayProvider(Provider[AlipaySettings]):
+    """Alipay (支付宝) notify_url and return_url, verified with the V1 rule."""
+
+    name = "alipay"
+    settings_model = AlipaySettings
+    channels: ClassVar[frozenset[str]] = frozenset({"notify", "return"})
+
+    def parse(self, request: InboundRequest, account: Account[AlipaySettings]) -> PaymentResult:
+        settings = account.settings
+        is_return = request.channel == Source.RETURN.value
+        data = request.query if is_return and request.method.upper() == "GET" else request.body
+        try:
+            form = decode_form(data)
+        except MalformedNotification as exc:
+            exc.account = account.name
+            raise
+
+        signature = form.fields.get("sign", "")
+        if not signature:
+            raise VerificationError("the notification has no sign", account=account.name)
+        try:
+            key = verify(sign_content(form.raw), signature, settings.public_keys, settings.sign_type)
+        except VerificationError as exc:
+            message = f"app_id {settings.app_id}: {exc.message}"
+            claimed = form.fields.get("sign_type", "")
+            if claimed and claimed != settings.sign_type:
+                message += f" (message says sign_type={claimed[:8]!r}, account verifies {settings.sign_type})"
+            raise VerificationError(message, account=account.name) from None
+        return _normalize(self.name, account.name, form.fields, is_return, key.key_id)
+
+    def ack(self) -> Reply:
+        return Reply(200, b"success", "text/plain; charset=utf-8")
+
+    def nack(self, error: NotificationError) -> Reply:
+        # Alipay resends on anything but `success`; its own samples answer `fail` with a 200.
+        return Reply(200, b"fail", "text/plain; charset=utf-8")
+
+    @classmethod
+    def demo(cls) -> DemoAccount:
+        from paynotify_alipay import testing
+
+        key = testing.generate_key()
+        app_id = "2021000000000001"
+        refunded = datetime.now(BEIJING)
+        settings = {
+            "app_id": app_id,
+            "alipay_public_key": testing.public_key_pem(key),
+            "seller_id": testing.SELLER_ID,
+        }
+        paid = testing.make_notify(key, app_id=app_id, out_trade_no="demo-1001", subject="测试商品 A+B 套餐")
+        refund = testing.make_notify(
+            key,
+            app_id=app_id,
+            out_trade_no="demo-1001",
+            refund_fee="20.00",
+            gmt_refund=f"{refunded:%Y-%m-%d %H:%M:%S}.{refunded.microsecond // 1000:03d}",
+            out_biz_no="demo-1001-refund-1",
+        )
+        returned = testing.make_return(key, app_id=app_id, out_trade_no="demo-1001")
+        forged = paid.replace(b"total_amount=88.88", b"total_amount=0.01")
+        return DemoAccount(
+            settings=settings,
+            requests=[
+                DemoRequest("TRADE_SUCCESS notify", "notify", "POST", _FORM_CONTENT_TYPE, body=paid),
+                DemoRequest("partial refund notify", "notify", "POST", _FORM_CONTENT_TYPE, body=refund),
+                DemoRequest("sync return", "return", "GET", query=returned),
+            ],
+            forged=DemoRequest(
+                "forged notify (amount changed after signing)",
+                "notify",
+                "POST",
+                _FORM_CONTENT_TYPE,
+                body=forged,
+            ),
+        )
+
+
+def _amount(fields: dict[str, str], name: str) -> Decimal | None:
+    text = fields.get(name, "")
+    if not text:
+        return None
+    if not _AMOUNT.fullmatch(text):
+        raise MalformedNotification(f"{name} is not an amount in yuan: {text[:20]!r}")
+    return Decimal(text)
+
+
+def _time(fields: dict[str, str], name: str) -> datetime | None:
+    text = fields.get(name, "")
+    if not text:
+        return None
+    # gmt_refund may carry milliseconds ("2015-04-28 15:45:57.320").
+    fmt = "%Y-%m-%d %H:%M:%S.%f" if "." in text else "%Y-%m-%d %H:%M:%S"
+    try:
+        return beijing_time(text, fmt)
+    except ValueError:
+        raise MalformedNotification(f"{name} is not a 'yyyy-MM-dd HH:mm:ss' time: {text[:30]!r}") from None
+
+
+def _normalize(
+    provider: str, account: str, fields: dict[str, str], is_return: bool, key_id: str
+) -> PaymentResult:
+    order_id = fields.get("out_trade_no", "")
+    if not order_id:
+        raise MalformedNotification("verified, but out_trade_no is missing", account=account)
+    if not is_return and not (fields.get("notify_id") and fields.get("notify_type")):
+        # Same key, same rule: a sync return (which the buyer's browser sees) would verify here too.
+        raise MalformedNotification(
+            "verified, but not an async notification (no notify_id/notify_type; a sync return?)",
+            account=account,
+        )
+    trade_no = fields.get("trade_no") or None
+    trade_key = trade_no or f"out_trade_no:{order_id}"
+    trade_status = fields.get("trade_status", "")
+    refund_fee, gmt_refund = fields.get("refund_fee", ""), fields.get("gmt_refund", "")
+    refund_request: str | None = None
+    extra_part: str | None = None
+
+    try:
+        amount = _amount(fields, "total_amount")
+        paid_at = _time(fields, "gmt_payment")
+        if is_return:
+            kind, status, provider_status = Kind.PAYMENT, Status.PENDING, RETURN_STATUS
+        elif trade_status in _REFUND_STATUSES and (refund_fee or gmt_refund):
+            kind, status, provider_status = Kind.REFUND, Status.SUCCEEDED, trade_status
+            refund_request = fields.get("out_biz_no") or f"{gmt_refund}|{refund_fee}"
+        elif trade_status:
+            kind, provider_status = Kind.PAYMENT, trade_status
+            status = _PAYMENT_STATUSES.get(trade_status, Status.PENDING)
+        else:
+            # Verified yet without a trade_status: keep it (pending) rather than lose it.
+            kind, status = Kind.PAYMENT, Status.PENDING
+            provider_status = fields["notify_type"]
+            extra_part = fields["notify_id"]
+        is_refund = kind is Kind.REFUND
+        refund_amount = _amount(fields, "refund_fee") if is_refund else None
+        refunded_at = _time(fields, "gmt_refund") if is_refund else None
+    except MalformedNotification as exc:
+        exc.account = account
+        raise
+
+    parts = [trade_key, refund_request, provider_status] + ([extra_part] if extra_part is not None else [])
+    return PaymentResult(
+        provider=provider,
+        account=account,
+        kind=kind,
+        status=status,
+        provider_status=provider_status,
+        order_id=order_id,
+        transaction_id=trade_no,
+        refund_id=(fields.get("out_biz_no") or None) if is_refund else None,
+        amount=amount,
+        refund_amount=refund_amount,
+        paid_at=paid_at,
+        refunded_at=refunded_at,
+        payer_id=fields.get("buyer_id") or fields.get("buyer_open_id") or None,
+        app_id=fields.get("app_id") or None,
+        merchant_id=fields.get("seller_id") or None,
+        source=Source.RETURN if is_return else Source.NOTIFY,
+        event_id=make_event_id(account, kind, *parts),
+        key_id=key_id,
+        raw=dict(fields),
+    )

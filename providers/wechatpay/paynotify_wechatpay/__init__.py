@@ -1,0 +1,26 @@
+"""WeChat Pay (微信支付) for paynotify: API v2 XML notifications (payments and encrypted refunds)
+and API v3 JSON notifications (RSA-signed, AES-256-GCM resources: payments, refunds, other events).
+
+notifier.add_account("shop", "wechatpay-v2", appid="wx...", mch_id="1900000001",
+                     api_key=API_V2_KEY, sign_type="HMAC-SHA256")     # POST /shop/notify
+notifier.add_account("shop3", "wechatpay-v3", mchid="1900000001", appid="wx...", apiv3_key=APIV3_KEY,
+                     public_key_id="PUB_KEY_ID_...", public_key=PEM)  # POST /shop3/notify
+
+`paynotify_wechatpay.testing` makes genuine notifications with throwaway keys.
+"""
+
+from paynotify_wechatpay._v2_provider import WeChatPayV2Provider
+from paynotify_wechatpay._v2_settings import WeChatPayV2Settings
+from paynotify_wechatpay._v2_signature import SignType
+from paynotify_wechatpay._v3_provider import WeChatPayV3Provider
+from paynotify_wechatpay._v3_settings import WeChatPayV3Settings
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SignType",
+    "WeChatPayV2Provider",
+    "WeChatPayV2Settings",
+    "WeChatPayV3Provider",
+    "WeChatPayV3Settings",
+]

@@ -1,0 +1,55 @@
+"""The outer JSON of a WeChat Pay API v3 notification, read only after its signature verified.
+
+    {"id": "EV-2018022511223320873", "create_time": "2015-05-20T13:29:35+08:00",
+     "resource_type": "encrypt-resource", "event_type": "TRANSACTION.SUCCESS", "summary": "支付成功",
+     "resource": {"algorithm": "AEAD_AES_256_GCM", "ciphertext": "...", "nonce": "...", ...}}
+
+`id` names the notification (the same in each resend of it); `event_type` says what the
+encrypted `resource` describes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from paynotify import MalformedNotification
+
+__all__ = ["ENVELOPE_FIELDS", "Envelope"]
+
+ENVELOPE_FIELDS = ("id", "create_time", "event_type", "resource_type", "summary")
+"""The outer fields a result's `raw` carries next to the decrypted resource."""
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    id: str
+    event_type: str
+    resource: dict[str, Any]
+    fields: dict[str, Any] = field(repr=False)
+    """Every outer field as received, the (still encrypted) resource included."""
+
+    @classmethod
+    def parse(cls, body: bytes) -> Envelope:
+        try:
+            fields = json.loads(body, parse_constant=_reject_constant)
+        except (UnicodeDecodeError, ValueError):
+            raise MalformedNotification("notification body is not JSON") from None
+        if not isinstance(fields, dict):
+            raise MalformedNotification(f"notification body is a JSON {type(fields).__name__}, not an object")
+        for name in ("id", "event_type"):
+            if not isinstance(fields.get(name), str) or not fields[name]:
+                raise MalformedNotification(f"notification has no {name} (a non-empty string)")
+        resource = fields.get("resource")
+        if not isinstance(resource, dict):
+            raise MalformedNotification("notification has no resource object")
+        return cls(fields["id"], fields["event_type"], resource, fields)
+
+    def outer_fields(self) -> dict[str, Any]:
+        """The envelope's own fields (`ENVELOPE_FIELDS` that are present), without the resource."""
+        return {name: self.fields[name] for name in ENVELOPE_FIELDS if name in self.fields}

@@ -1,0 +1,279 @@
+"""A decrypted WeChat Pay API v3 transaction or refund resource, as a `PaymentResult`.
+
+| event_type     | resource field             | kind / status       | provider_status |
+|----------------|----------------------------|---------------------|-----------------|
+| TRANSACTION.*  | trade_state SUCCESS        | payment / succeeded | SUCCESS         |
+| TRANSACTION.*  | trade_state REFUND         | payment / succeeded | REFUND          |
+| TRANSACTION.*  | trade_state NOTPAY         | payment / pending   | NOTPAY          |
+| TRANSACTION.*  | trade_state USERPAYING     | payment / pending   | USERPAYING      |
+| TRANSACTION.*  | trade_state CLOSED         | payment / closed    | CLOSED          |
+| TRANSACTION.*  | trade_state REVOKED        | payment / closed    | REVOKED         |
+| TRANSACTION.*  | trade_state PAYERROR       | payment / failed    | PAYERROR        |
+| TRANSACTION.*  | trade_state, other value   | payment / pending   | the value       |
+| REFUND.*       | refund_status SUCCESS      | refund / succeeded  | SUCCESS         |
+| REFUND.*       | refund_status ABNORMAL     | refund / failed     | ABNORMAL        |
+| REFUND.*       | refund_status CLOSED       | refund / closed     | CLOSED          |
+| REFUND.*       | refund_status PROCESSING   | refund / pending    | PROCESSING      |
+| REFUND.*       | refund_status, other value | refund / pending    | the value       |
+
+trade_state REFUND (转入退款) means the buyer paid and a refund was then requested: the payment
+did succeed, so it is `succeeded` (with its own event_id, like Alipay's TRADE_FINISHED); the
+refund itself arrives as a REFUND.* notification. Subscribers that fulfil on `is_paid` must be
+idempotent per order_id anyway. `closed` would tell a merchant to cancel an order that was paid.
+
+Payment fields: order_id = out_trade_no, transaction_id, amount = amount.total / 100, currency =
+amount.currency (CNY when absent), paid_at = success_time (RFC 3339), payer_id = payer.openid
+(service provider: payer.sp_openid, else payer.sub_openid), app_id / merchant_id = appid / mchid
+(service provider: sp_appid / sub_mchid, the merchant whose order it is). transaction_id,
+amount.total and success_time are required when the buyer paid (SUCCESS, REFUND).
+
+Refund fields: order_id = out_trade_no, refund_id = out_refund_no, provider_refund_id =
+refund_id, amount = amount.total / 100 (the order), refund_amount = amount.refund / 100 (this
+refund), refunded_at = success_time when SUCCESS, merchant_id = mchid (service provider:
+sub_mchid). A refund resource carries no appid: app_id is the account's own (appid, or sp_appid),
+so the pipeline's app_id check passes and its merchant check is the one that decides.
+
+event_id = account + kind + (transaction_id or out_trade_no) + (out_refund_no for a refund) +
+provider_status (+ sub_mchid for a service provider, whose sub-merchants' out_trade_no may
+coincide), as in the v2 provider. raw = the decrypted resource plus the envelope's id,
+create_time, event_type, resource_type and summary (a resource field wins a name clash).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from paynotify import (
+    Account,
+    Kind,
+    MalformedNotification,
+    PaymentResult,
+    Status,
+    VerificationError,
+    make_event_id,
+)
+from paynotify_wechatpay._v3_envelope import Envelope
+from paynotify_wechatpay._v3_settings import WeChatPayV3Settings
+
+__all__ = ["REFUND_STATUSES", "TRADE_STATES", "event_kind", "to_result"]
+
+TRADE_STATES = {
+    "SUCCESS": Status.SUCCEEDED,
+    "REFUND": Status.SUCCEEDED,
+    "NOTPAY": Status.PENDING,
+    "USERPAYING": Status.PENDING,
+    "CLOSED": Status.CLOSED,
+    "REVOKED": Status.CLOSED,
+    "PAYERROR": Status.FAILED,
+}
+REFUND_STATUSES = {
+    "SUCCESS": Status.SUCCEEDED,
+    "ABNORMAL": Status.FAILED,
+    "CLOSED": Status.CLOSED,
+    "PROCESSING": Status.PENDING,
+}
+_PAID = frozenset({"SUCCESS", "REFUND"})
+_MAX_FEN = 10**18  # a 64-bit amount; more digits would round in Decimal's default context
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})"
+)
+_SHOWN_LENGTH = 64
+
+Resource = Mapping[str, Any]
+Account3 = Account[WeChatPayV3Settings]
+
+
+def event_kind(event_type: str) -> Kind | None:
+    """The kind of result an event type becomes; None for any other event (an UnhandledEvent)."""
+    if event_type.startswith("TRANSACTION."):
+        return Kind.PAYMENT
+    if event_type.startswith("REFUND."):
+        return Kind.REFUND
+    return None
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= _SHOWN_LENGTH else text[:_SHOWN_LENGTH] + "..."
+
+
+def _optional(resource: Resource, name: str) -> str | None:
+    """A string field, or None when it is absent or empty."""
+    value = resource.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise MalformedNotification(f"decrypted resource {name} is {_shown(value)}, not a string")
+    return value
+
+
+def _required(resource: Resource, name: str) -> str:
+    value = _optional(resource, name)
+    if value is None:
+        raise MalformedNotification(f"decrypted resource has no {name}")
+    return value
+
+
+def _text(resource: Resource, name: str, *, required: bool) -> str | None:
+    return _required(resource, name) if required else _optional(resource, name)
+
+
+def _object(resource: Resource, name: str) -> Resource:
+    value = resource.get(name, {})
+    if not isinstance(value, dict):
+        raise MalformedNotification(f"decrypted resource {name} is not an object")
+    return value
+
+
+def _yuan(amount: Resource, name: str, *, required: bool) -> Decimal | None:
+    value = amount.get(name)
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < _MAX_FEN:
+        raise MalformedNotification(f"decrypted resource amount.{name} is {_shown(value)}, not whole fen")
+    return Decimal(value).scaleb(-2)
+
+
+def _time(resource: Resource, name: str, *, required: bool) -> datetime | None:
+    value = _text(resource, name, required=required)
+    if value is None:
+        return None
+    try:
+        if not _RFC3339.fullmatch(value):
+            raise ValueError(value)
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise MalformedNotification(f"decrypted resource {name} is {_shown(value)}, not RFC 3339") from None
+
+
+def _check_mode(resource: Resource, settings: WeChatPayV3Settings) -> None:
+    """A direct merchant's resource has mchid, a service provider's sp_mchid: say which was expected."""
+    if settings.service_provider and "sp_mchid" not in resource and "mchid" in resource:
+        raise MalformedNotification(
+            "decrypted resource is a direct merchant's (mchid, no sp_mchid) but this account is a service "
+            "provider's (sp_mchid is set)"
+        )
+    if not settings.service_provider and "sp_mchid" in resource:
+        raise MalformedNotification(
+            "decrypted resource is a service provider's (sp_mchid) but this account is a direct merchant's; "
+            "configure sp_mchid and sp_appid instead of mchid and appid"
+        )
+
+
+def _check_partner(resource: Resource, settings: WeChatPayV3Settings, kind: Kind) -> None:
+    """A service provider's resource must name it; these ids are not checked by the pipeline."""
+    received = _required(resource, "sp_mchid")
+    if received != settings.sp_mchid:
+        raise VerificationError(
+            f"decrypted resource is for sp_mchid {_shown(received)}, this account is sp_mchid "
+            f"{settings.sp_mchid!r}"
+        )
+    if settings.sub_appid is not None and kind is Kind.PAYMENT:
+        sub_appid = _optional(resource, "sub_appid")
+        if sub_appid != settings.sub_appid:
+            raise VerificationError(
+                f"payment is for sub_appid {_shown(sub_appid)}, this account accepts sub_appid "
+                f"{settings.sub_appid!r} only"
+            )
+
+
+def _merchant(resource: Resource, settings: WeChatPayV3Settings) -> str:
+    return _required(resource, "sub_mchid" if settings.service_provider else "mchid")
+
+
+def _payer(resource: Resource, settings: WeChatPayV3Settings) -> str | None:
+    payer = _object(resource, "payer")
+    names = ("sp_openid", "sub_openid") if settings.service_provider else ("openid",)
+    return next((str(payer[n]) for n in names if payer.get(n)), None)
+
+
+def _raw(envelope: Envelope, resource: Resource) -> dict[str, Any]:
+    return {**envelope.outer_fields(), **resource}
+
+
+def _event_id(account: Account3, kind: Kind, trade: str, refund: str | None,
+              status: str, resource: Resource) -> str:  # fmt: skip
+    # A service provider's sub-merchants number their orders independently: keep them apart.
+    scope = (_required(resource, "sub_mchid"),) if account.settings.service_provider else ()
+    return make_event_id(account.name, kind, trade, refund, status, *scope)
+
+
+def payment_result(
+    account: Account3, envelope: Envelope, resource: Resource, *, provider: str, key_id: str
+) -> PaymentResult:
+    settings = account.settings
+    _check_mode(resource, settings)
+    if settings.service_provider:
+        _check_partner(resource, settings, Kind.PAYMENT)
+    trade_state = _required(resource, "trade_state")
+    order_id = _required(resource, "out_trade_no")
+    paid = trade_state in _PAID
+    transaction_id = _text(resource, "transaction_id", required=paid)
+    amount = _object(resource, "amount")
+    return PaymentResult(
+        provider=provider,
+        account=account.name,
+        kind=Kind.PAYMENT,
+        status=TRADE_STATES.get(trade_state, Status.PENDING),
+        provider_status=trade_state,
+        order_id=order_id,
+        transaction_id=transaction_id,
+        amount=_yuan(amount, "total", required=paid),
+        currency=_optional(amount, "currency") or "CNY",
+        paid_at=_time(resource, "success_time", required=paid),
+        payer_id=_payer(resource, settings),
+        app_id=_required(resource, "sp_appid" if settings.service_provider else "appid"),
+        merchant_id=_merchant(resource, settings),
+        event_id=_event_id(account, Kind.PAYMENT, transaction_id or order_id, None, trade_state, resource),
+        key_id=key_id,
+        raw=_raw(envelope, resource),
+    )
+
+
+def refund_result(
+    account: Account3, envelope: Envelope, resource: Resource, *, provider: str, key_id: str
+) -> PaymentResult:
+    settings = account.settings
+    _check_mode(resource, settings)
+    if settings.service_provider:
+        _check_partner(resource, settings, Kind.REFUND)
+    refund_status = _required(resource, "refund_status")
+    status = REFUND_STATUSES.get(refund_status, Status.PENDING)
+    order_id = _required(resource, "out_trade_no")
+    refund_id = _required(resource, "out_refund_no")
+    transaction_id = _optional(resource, "transaction_id")
+    trade = transaction_id or order_id
+    amount = _object(resource, "amount")
+    refunded_at = _time(resource, "success_time", required=False)
+    return PaymentResult(
+        provider=provider,
+        account=account.name,
+        kind=Kind.REFUND,
+        status=status,
+        provider_status=refund_status,
+        order_id=order_id,
+        transaction_id=transaction_id,
+        refund_id=refund_id,
+        provider_refund_id=_optional(resource, "refund_id"),
+        amount=_yuan(amount, "total", required=True),
+        currency=_optional(amount, "currency") or "CNY",
+        refund_amount=_yuan(amount, "refund", required=True),
+        refunded_at=refunded_at if status is Status.SUCCEEDED else None,
+        app_id=settings.expected_app_id(),
+        merchant_id=_merchant(resource, settings),
+        event_id=_event_id(account, Kind.REFUND, trade, refund_id, refund_status, resource),
+        key_id=key_id,
+        raw=_raw(envelope, resource),
+    )
+
+
+def to_result(
+    kind: Kind, account: Account3, envelope: Envelope, resource: Resource, *,
+    provider: str, key_id: str,
+) -> PaymentResult:  # fmt: skip
+    build = payment_result if kind is Kind.PAYMENT else refund_result
+    return build(account, envelope, resource, provider=provider, key_id=key_id)

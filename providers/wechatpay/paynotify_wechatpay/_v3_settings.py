@@ -1,0 +1,186 @@
+"""The settings of one WeChat Pay API v3 merchant account; keys are loaded once, when it is added."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Self
+
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from paynotify import AccountSettings
+from paynotify_wechatpay._v3_crypto import decrypt_resource, resource_json
+from paynotify_wechatpay._v3_keys import (
+    PUBLIC_KEY_ID_PREFIX,
+    Keyring,
+    V3Key,
+    load_platform_certificates,
+    load_public_key,
+)
+
+__all__ = ["APIV3_KEY_LENGTH", "WeChatPayV3Settings"]
+
+APIV3_KEY_LENGTH = 32
+
+Loc = tuple[str | int, ...]
+
+
+class WeChatPayV3Settings(AccountSettings):
+    """One WeChat Pay merchant, or one service provider (服务商), using API v3.
+
+    notifier.add_account("shop", "wechatpay-v3", mchid="1900000001", appid="wx0000000000000001",
+                         apiv3_key=APIV3_KEY, public_key_id="PUB_KEY_ID_0119...", public_key=PEM)
+
+    Keys: `platform_certificates` (平台证书, PEM; one or a list), `public_key_id` with `public_key`
+    (微信支付公钥), or both at once while migrating or rotating; at least one is required.
+
+    Direct merchant: `mchid` and `appid`; every notification must be for them. Service provider:
+    `sp_mchid` and `sp_appid` (the service provider's own ids; its keys verify and decrypt) instead,
+    plus optionally `sub_mchid` (only that sub-merchant's notifications are accepted; without it,
+    any sub-merchant of this service provider's) and `sub_appid` (payments must carry it).
+    """
+
+    mchid: str | None = Field(default=None, min_length=1)
+    appid: str | None = Field(default=None, min_length=1)
+    apiv3_key: SecretStr = Field(repr=False)
+    """The APIv3 key (APIv3密钥) set in the merchant platform: exactly 32 bytes."""
+    platform_certificates: str | list[str] = Field(default_factory=list, repr=False)
+    """WeChat Pay platform certificates (PEM); a single string may hold one or several."""
+    public_key_id: str | None = Field(default=None, min_length=1)
+    """The id of WeChat Pay's public key, `PUB_KEY_ID_...`, exactly as the merchant platform shows it."""
+    public_key: str | None = Field(default=None, repr=False)
+    """WeChat Pay's public key (微信支付公钥), PEM `-----BEGIN PUBLIC KEY-----`."""
+    timestamp_tolerance: int = Field(default=300, gt=0)
+    """Seconds a notification's timestamp may be from now, either way (the replay window)."""
+    sp_mchid: str | None = Field(default=None, min_length=1)
+    sp_appid: str | None = Field(default=None, min_length=1)
+    sub_mchid: str | None = Field(default=None, min_length=1)
+    sub_appid: str | None = Field(default=None, min_length=1)
+
+    _apiv3: bytes = PrivateAttr(default=b"")
+    _keyring: Keyring = PrivateAttr(default_factory=lambda: Keyring(()))
+
+    @field_validator("apiv3_key")
+    @classmethod
+    def _check_apiv3_key(cls, value: SecretStr) -> SecretStr:
+        key = value.get_secret_value()
+        size = len(key.encode())
+        if size != APIV3_KEY_LENGTH or key != key.strip():
+            raise ValueError(
+                f"must be the APIv3 key (APIv3密钥) set in the merchant platform: exactly "
+                f"{APIV3_KEY_LENGTH} bytes; this one has {size} bytes"
+                + ("" if key == key.strip() else ", with spaces or a newline at the ends")
+            )
+        return value
+
+    @field_validator("public_key_id")
+    @classmethod
+    def _check_public_key_id(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(PUBLIC_KEY_ID_PREFIX):
+            raise ValueError(
+                f"must start with {PUBLIC_KEY_ID_PREFIX} (the id shown beside WeChat Pay's public key in "
+                "the merchant platform); platform certificates go in platform_certificates"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _load(self) -> Self:
+        problems = self._mode_problems()
+        keys = self._load_keys(problems)
+        if problems:
+            # A ValidationError (not a ValueError) keeps each problem's own location, list index included.
+            raise ValidationError.from_exception_data(
+                type(self).__name__,
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError("wechatpay_v3", "{problem}", {"problem": message}),
+                        loc=loc,
+                        input="<hidden>",
+                    )
+                    for loc, message in problems
+                ],
+            )
+        self._keyring = Keyring(keys)
+        self._apiv3 = self.apiv3_key.get_secret_value().encode()
+        return self
+
+    def _mode_problems(self) -> list[tuple[Loc, str]]:
+        """Direct merchant (mchid, appid) or service provider (sp_mchid, sp_appid, sub_*), not both."""
+        if self.sp_mchid is None and self.sp_appid is None:
+            needed, refused = ("mchid", "appid"), ("sub_mchid", "sub_appid")
+            missing = "is required (or sp_mchid and sp_appid for a service provider)"
+            extra = "is for service providers; set sp_mchid and sp_appid too"
+        else:
+            needed, refused = ("sp_mchid", "sp_appid"), ("mchid", "appid")
+            missing = "is required for a service provider (with sp_mchid / sp_appid)"
+            extra = "is for direct merchants; a service provider sets sp_mchid / sp_appid (and sub_mchid)"
+        problems: list[tuple[Loc, str]] = [((n,), missing) for n in needed if getattr(self, n) is None]
+        return problems + [((n,), extra) for n in refused if getattr(self, n) is not None]
+
+    def _load_keys(self, problems: list[tuple[Loc, str]]) -> list[V3Key]:
+        keys = self._load_certificates(problems)
+        if (self.public_key_id is None) != (self.public_key is None):
+            missing = "public_key" if self.public_key is None else "public_key_id"
+            problems.append(((missing,), "is missing: public_key_id and public_key are set together"))
+        elif self.public_key_id is not None and self.public_key is not None:
+            try:
+                keys.append(load_public_key(self.public_key_id, self.public_key))
+            except ValueError as exc:
+                problems.append((("public_key",), f"this key {exc}"))
+        if not keys and not problems:
+            problems.append(
+                (
+                    ("platform_certificates",),
+                    "no WeChat Pay key is configured: set platform_certificates, or public_key_id and "
+                    "public_key, or both",
+                )
+            )
+        return keys
+
+    def _load_certificates(self, problems: list[tuple[Loc, str]]) -> list[V3Key]:
+        value = self.platform_certificates
+        texts = [value] if isinstance(value, str) else value
+        by_serial: dict[str, V3Key] = {}
+        for index, text in enumerate(texts):
+            loc: Loc = (
+                ("platform_certificates",) if isinstance(value, str) else ("platform_certificates", index)
+            )
+            try:
+                loaded = load_platform_certificates(text)
+            except ValueError as exc:
+                problems.append((loc, f"this certificate {exc}"))
+                continue
+            for key in loaded:
+                known = by_serial.setdefault(key.key_id, key)
+                if known.key.public_numbers() != key.key.public_numbers():
+                    problems.append((loc, f"two different certificates have serial {key.key_id}"))
+        return list(by_serial.values())
+
+    @property
+    def service_provider(self) -> bool:
+        """True when the account is a service provider's (sp_mchid is set)."""
+        return self.sp_mchid is not None
+
+    @property
+    def keyring(self) -> Keyring:
+        """The trusted WeChat Pay keys, loaded; their ids appear in errors and in `key_id`."""
+        return self._keyring
+
+    @property
+    def apiv3_key_bytes(self) -> bytes:
+        """The APIv3 key as bytes, the AES-256-GCM key. Secret: never log it."""
+        return self._apiv3
+
+    def decrypt_resource(self, resource: Mapping[str, Any]) -> dict[str, Any]:
+        """Decrypt a notification's `resource` with this account's APIv3 key.
+
+        For `on_unhandled` hooks: an `UnhandledEvent` carries its resource still encrypted, in
+        `event.raw["resource"]`. Raises MalformedNotification or VerificationError.
+        """
+        return resource_json(decrypt_resource(resource, self._apiv3))
+
+    def expected_app_id(self) -> str | None:
+        return self.sp_appid if self.service_provider else self.appid
+
+    def expected_merchant_id(self) -> str | None:
+        return self.sub_mchid if self.service_provider else self.mchid

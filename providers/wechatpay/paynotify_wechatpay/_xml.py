@@ -1,0 +1,138 @@
+"""WeChat Pay's flat XML: `<xml><k>v</k>...</xml>` in, `{k: v}` out, or MalformedNotification.
+
+The body must be UTF-8. A DTD or an entity declaration is refused before parsing and again at the
+expat level (a document type declaration, an entity declaration or an external entity reference
+stops the parser), so neither "billion laughs" nor external entities can be expanded. The root must
+be the expected element; its children must be plain text elements (CDATA or not), each at most
+once, without attributes; the whole at most MAX_XML_BYTES. Whitespace between the elements is
+formatting and ignored; values are kept exactly as sent, nothing stripped (XML's own line-end
+normalization aside: a CR arrives as LF), and an empty element is the empty string.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from types import SimpleNamespace
+from typing import Any, NoReturn
+from xml.parsers import expat
+
+import xmltodict
+
+from paynotify import MalformedNotification
+
+__all__ = ["MAX_XML_BYTES", "parse_flat_xml", "to_xml"]
+
+MAX_XML_BYTES = 1 << 20
+"""A bound of its own (WeChat Pay v2 messages are a few KB), whatever limit the pipeline applies."""
+
+
+class _Forbidden(Exception):
+    pass
+
+
+def _forbid(what: str) -> Any:
+    def handler(*_args: object) -> NoReturn:
+        raise _Forbidden(what)
+
+    return handler
+
+
+def _parser_create(encoding: str | None = None, namespace_separator: str | None = None) -> Any:
+    parser = expat.ParserCreate(encoding, namespace_separator)
+    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    parser.StartDoctypeDeclHandler = _forbid("a DTD (document type declaration)")
+    parser.EntityDeclHandler = _forbid("an entity declaration")
+    parser.ExternalEntityRefHandler = _forbid("an external entity reference")
+    return parser
+
+
+# xmltodict accepts any object with expat's ParserCreate; this one refuses DTDs and entities.
+_GUARDED_EXPAT = SimpleNamespace(ParserCreate=_parser_create)
+
+
+_ROOT_START = re.compile(r"<[^?!]")
+
+
+def _refuse_declarations(text: str, what: str) -> None:
+    """The first line of defence: no DTD or entity declaration even reaches the parser.
+
+    Declarations can only stand in the prolog, before the root element; the same characters inside
+    a value (CDATA) are data and must not refuse a genuine notification.
+    """
+    root = _ROOT_START.search(text)
+    prolog = text[: root.start()] if root else text
+    for marker, label in (
+        ("<!DOCTYPE", "a DTD (document type declaration)"),
+        ("<!ENTITY", "an entity declaration"),
+    ):
+        if marker in prolog:
+            raise MalformedNotification(f"{what} XML contains {label}; refused")
+
+
+def parse_flat_xml(body: bytes, root: str = "xml", *, what: str = "notification") -> dict[str, str]:
+    """The children of `<root>` as a dict of strings; raises MalformedNotification for anything else."""
+    if len(body) > MAX_XML_BYTES:
+        raise MalformedNotification(
+            f"{what} is {len(body)} bytes; more than {MAX_XML_BYTES} is never WeChat Pay's"
+        )
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedNotification(f"{what} is not UTF-8 (byte {exc.start})") from None
+    if not text.strip():
+        raise MalformedNotification(f"{what} is empty")
+    _refuse_declarations(text, what)
+    try:
+        document = xmltodict.parse(
+            text,
+            encoding="utf-8",  # overrides any encoding declaration: the text is already decoded
+            expat=_GUARDED_EXPAT,
+            disable_entities=True,
+            strip_whitespace=False,
+        )
+    except _Forbidden as exc:
+        raise MalformedNotification(f"{what} XML contains {exc}; refused") from None
+    except (expat.ExpatError, ValueError) as exc:
+        raise MalformedNotification(f"{what} is not well-formed XML: {exc}") from None
+
+    if not isinstance(document, dict) or list(document) != [root]:
+        found = ", ".join(f"<{name}>" for name in document) if isinstance(document, dict) else "none"
+        raise MalformedNotification(f"{what} XML root must be <{root}>, found {found}")
+    children = document[root]
+    if children is None or isinstance(children, str):
+        if children and children.strip():
+            raise MalformedNotification(f"{what} XML <{root}> holds text instead of elements")
+        return {}
+    fields: dict[str, str] = {}
+    for name, value in children.items():
+        if name == "#text":
+            if value.strip():
+                raise MalformedNotification(f"{what} XML <{root}> holds text between its elements")
+            continue
+        if name.startswith("@"):
+            raise MalformedNotification(f"{what} XML <{root}> has attribute {name[1:]!r}; none is expected")
+        if isinstance(value, list):
+            raise MalformedNotification(f"{what} XML has element <{name}> {len(value)} times")
+        if isinstance(value, dict):
+            raise MalformedNotification(
+                f"{what} XML element <{name}> has child elements or attributes; only text is expected"
+            )
+        fields[name] = "" if value is None else value
+    return fields
+
+
+def _cdata(value: str) -> str:
+    # "]]>" cannot appear inside one CDATA section: close it and open another between "]]" and ">".
+    return "<![CDATA[" + value.replace("]]>", "]]]]><![CDATA[>") + "]]>"
+
+
+def to_xml(fields: Mapping[str, str | int], root: str = "xml", *, newlines: bool = False) -> str:
+    """Serialize flat fields the way WeChat Pay does: strings in CDATA, integers as plain text."""
+    sep = "\n" if newlines else ""
+    parts = [f"<{root}>"]
+    for name, value in fields.items():
+        text = str(value) if isinstance(value, int) else _cdata(value)
+        parts.append(f"{sep}<{name}>{text}</{name}>")
+    parts.append(f"{sep}</{root}>")
+    return "".join(parts)
