@@ -1,0 +1,89 @@
+"""Notifier.from_config: TOML accounts, secrets from files and the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import APP_ID, SECRET, example_notify
+from test_notifier import request
+
+from paynotify import ConfigurationError, Notifier, PaymentResult
+
+CONFIG = """
+store = "sqlite:///events.db"
+body_limit = 32768
+subscribers = [{ target = "test_config:remember", kind = "payment" }]
+
+[accounts.shop]
+provider = "examplepay"
+app_id = "app-1"
+secret_file = "secrets/examplepay.secret"
+
+[accounts.shop-env]
+provider = "examplepay"
+app_id = "app-1"
+secret_env = "PAYNOTIFY_TEST_SECRET"
+"""
+
+remembered: list[PaymentResult] = []
+
+
+def remember(result: PaymentResult) -> None:
+    remembered.append(result)
+
+
+def write_config(tmp_path: Path, text: str = CONFIG) -> Path:
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "examplepay.secret").write_text(SECRET + "\n")
+    path = tmp_path / "paynotify.toml"
+    path.write_text(text)
+    return path
+
+
+async def test_accounts_secrets_store_and_subscribers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PAYNOTIFY_TEST_SECRET", SECRET)
+    remembered.clear()
+    notifier = Notifier.from_config(write_config(tmp_path))
+    assert notifier.body_limit == 32768
+    assert sorted(notifier.accounts) == ["shop", "shop-env"]
+    secret = notifier.accounts["shop"].settings.secret
+    assert secret.get_secret_value() == SECRET
+    assert SECRET not in repr(secret)
+    for account in ("shop", "shop-env"):
+        reply = await notifier.handle(account, request(example_notify(order_id=account, app_id=APP_ID)))
+        assert reply.body == b"OK"
+    assert [r.account for r in remembered] == ["shop", "shop-env"]
+    await notifier.aclose()
+    assert (tmp_path / "events.db").exists()  # relative store paths are relative to the config file
+
+
+@pytest.mark.parametrize(
+    ("replace", "message"),
+    [
+        (("secret_env", "secret_env_missing"), "secret_env_missing"),
+        (("PAYNOTIFY_TEST_SECRET", "PAYNOTIFY_UNSET_VARIABLE"), "PAYNOTIFY_UNSET_VARIABLE is not set"),
+        (("secrets/examplepay.secret", "secrets/nope"), "cannot read"),
+        (
+            ('provider = "examplepay"\napp_id = "app-1"\nsecret_file', 'provider = "nopay"\nsecret_file'),
+            "nopay",
+        ),
+        (("body_limit", "body_limits"), "unknown keys"),
+        (("test_config:remember", "test_config:nothing_here"), "cannot import subscriber"),
+        (("[accounts.shop]", "[accounts.shop"), "not valid TOML"),
+    ],
+)
+def test_config_errors_are_clear(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, replace: tuple[str, str], message: str
+) -> None:
+    monkeypatch.setenv("PAYNOTIFY_TEST_SECRET", SECRET)
+    path = write_config(tmp_path, CONFIG.replace(*replace, 1))
+    with pytest.raises(ConfigurationError, match=message):
+        Notifier.from_config(path)
+
+
+def test_missing_file() -> None:
+    with pytest.raises(ConfigurationError, match="cannot read config"):
+        Notifier.from_config("/nonexistent/paynotify.toml")

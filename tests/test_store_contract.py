@@ -1,0 +1,288 @@
+"""One conformance suite for every store backend: memory, SQLite, PostgreSQL, Redis.
+
+Server backends skip with a message when their server is not reachable (see _store_backends.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from _store_backends import BACKENDS, backend_stores
+
+from paynotify import ClaimState, EventState, Kind, PaymentResult, Status, Store, make_event_id
+
+Factory = Callable[[], Store]
+
+
+def result(order_id: str = "o-1", status: str = "TRADE_SUCCESS", account: str = "shop") -> PaymentResult:
+    return PaymentResult(
+        provider="examplepay",
+        account=account,
+        kind=Kind.PAYMENT,
+        status=Status.SUCCEEDED,
+        provider_status=status,
+        order_id=order_id,
+        event_id=make_event_id(account, Kind.PAYMENT, order_id, None, status),
+    )
+
+
+@pytest.fixture(params=BACKENDS)
+async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Factory]:
+    async with backend_stores(request.param, tmp_path) as make:
+        yield make
+
+
+@pytest.fixture
+async def store(stores: Factory) -> Store:
+    s = stores()
+    await s.open()
+    return s
+
+
+async def stored(store: Store, event_id: str) -> tuple[EventState, int, frozenset[str]]:
+    event = await store.get(event_id)
+    assert event is not None
+    return event.state, event.attempts, event.done_subscribers
+
+
+# -- inline delivery ---------------------------------------------------------------------------
+
+
+async def test_claim_complete_then_done(store: Store) -> None:
+    r = result()
+    claim = await store.claim(r, lease_seconds=60)
+    assert claim.state is ClaimState.NEW
+    assert claim.token
+    assert claim.done_subscribers == frozenset()
+    assert (await store.claim(r, lease_seconds=60)).state is ClaimState.IN_FLIGHT
+    await store.complete(r.event_id, claim.token)
+    assert (await store.claim(r, lease_seconds=60)).state is ClaimState.DONE
+    event = await store.get(r.event_id)
+    assert event is not None
+    assert (event.state, event.order_id, event.account, event.attempts) == (EventState.DONE, "o-1", "shop", 1)
+    assert (event.provider, event.kind, event.status) == ("examplepay", "payment", "succeeded")
+    assert event.result() == r
+
+
+async def test_release_keeps_subscriber_records_for_the_retry(store: Store) -> None:
+    r = result()
+    first = await store.claim(r, lease_seconds=60)
+    assert first.token
+    await store.subscriber_done(r.event_id, first.token, "app.ship")
+    await store.release(r.event_id, first.token, error="RuntimeError: mailer down")
+    event = await store.get(r.event_id)
+    assert event is not None
+    assert (event.state, event.last_error) == (EventState.RELEASED, "RuntimeError: mailer down")
+    second = await store.claim(r, lease_seconds=60)
+    assert second.state is ClaimState.NEW
+    assert second.token != first.token
+    assert second.done_subscribers == {"app.ship"}
+    assert await stored(store, r.event_id) == (EventState.IN_FLIGHT, 2, frozenset({"app.ship"}))
+
+
+async def test_a_late_release_by_a_lost_lease_does_nothing(store: Store) -> None:
+    r = result()
+    first = await store.claim(r, lease_seconds=0.05)
+    await asyncio.sleep(0.1)
+    second = await store.claim(r, lease_seconds=60)  # lease expired: taken over
+    assert first.token
+    assert second.state is ClaimState.NEW
+    await store.release(r.event_id, first.token)  # the old owner wakes up late
+    assert (await store.claim(r, lease_seconds=60)).state is ClaimState.IN_FLIGHT
+
+
+async def test_complete_sticks_even_after_the_lease_was_lost(store: Store) -> None:
+    r = result()
+    first = await store.claim(r, lease_seconds=0.05)
+    await asyncio.sleep(0.1)
+    assert first.token
+    await store.complete(r.event_id, first.token)  # the subscribers did run
+    assert (await store.claim(r, lease_seconds=60)).state is ClaimState.DONE
+
+
+async def test_concurrent_claims_have_one_winner(store: Store) -> None:
+    r = result()
+    claims = await asyncio.gather(*(store.claim(r, lease_seconds=60) for _ in range(30)))
+    assert [c.state for c in claims].count(ClaimState.NEW) == 1
+
+
+async def test_claims_through_separate_connections_have_one_winner(stores: Factory) -> None:
+    a, b = stores(), stores()
+    events = [result(f"o-{i}") for i in range(20)]
+    claims = await asyncio.gather(*(s.claim(r, lease_seconds=60) for r in events for s in (a, b, a, b)))
+    assert [c.state for c in claims].count(ClaimState.NEW) == len(events)
+
+
+async def test_a_second_store_sees_what_the_first_recorded(stores: Factory) -> None:
+    r = result()
+    first = stores()
+    claim = await first.claim(r, lease_seconds=60)
+    assert claim.token
+    await first.complete(r.event_id, claim.token)
+    await first.close()
+    assert (await stores().claim(r, lease_seconds=60)).state is ClaimState.DONE
+
+
+async def test_unknown_event(store: Store) -> None:
+    assert await store.get("nope") is None
+    assert await store.requeue("nope") is False
+
+
+# -- queued delivery ---------------------------------------------------------------------------
+
+
+async def test_enqueue_records_once_and_acknowledges_duplicates(store: Store) -> None:
+    r = result()
+    assert await store.enqueue(r) is True
+    assert await store.enqueue(r) is False
+    event = await store.get(r.event_id)
+    assert event is not None
+    assert (event.state, event.attempts) == (EventState.PENDING, 0)
+    assert event.result() == r
+
+
+async def test_enqueue_after_completion_changes_nothing(store: Store) -> None:
+    r = result()
+    claim = await store.claim(r, lease_seconds=60)
+    assert claim.token
+    await store.complete(r.event_id, claim.token)
+    assert await store.enqueue(r) is False
+    assert (await stored(store, r.event_id))[0] is EventState.DONE
+
+
+async def test_acquire_leases_due_events_oldest_first(store: Store) -> None:
+    events = [result(f"o-{i}") for i in range(5)]
+    for r in events:
+        assert await store.enqueue(r)
+        await asyncio.sleep(0.002)  # distinct due times
+    leases = await store.acquire(limit=3, lease_seconds=60)
+    assert [lease.event.order_id for lease in leases] == ["o-0", "o-1", "o-2"]
+    assert all(lease.event.state is EventState.IN_FLIGHT and lease.event.attempts == 1 for lease in leases)
+    rest = await store.acquire(limit=10, lease_seconds=60)
+    assert [lease.event.order_id for lease in rest] == ["o-3", "o-4"]
+    assert await store.acquire(limit=10, lease_seconds=60) == []
+
+
+async def test_dispatchers_on_separate_connections_never_share_an_event(stores: Factory) -> None:
+    a, b = stores(), stores()
+    for i in range(40):
+        await a.enqueue(result(f"o-{i}"))
+    batches = await asyncio.gather(*(s.acquire(limit=7, lease_seconds=60) for s in (a, b) * 4))
+    ids = [lease.event.event_id for batch in batches for lease in batch]
+    assert len(ids) == len(set(ids)) == 40
+
+
+async def test_an_expired_lease_is_acquired_again(store: Store) -> None:
+    r = result()
+    await store.enqueue(r)
+    [crashed] = await store.acquire(limit=1, lease_seconds=0.05)
+    assert await store.acquire(limit=1, lease_seconds=60) == []
+    await asyncio.sleep(0.1)
+    [retaken] = await store.acquire(limit=1, lease_seconds=60)
+    assert retaken.event.event_id == r.event_id
+    assert retaken.token != crashed.token
+    assert retaken.event.attempts == 2
+    await store.reschedule(r.event_id, crashed.token, at=time.time(), error="late")  # ignored: lease lost
+    assert (await stored(store, r.event_id))[0] is EventState.IN_FLIGHT
+
+
+async def test_reschedule_waits_until_due(store: Store) -> None:
+    r = result()
+    await store.enqueue(r)
+    [lease] = await store.acquire(limit=1, lease_seconds=60)
+    await store.subscriber_done(r.event_id, lease.token, "app.ship")
+    await store.reschedule(r.event_id, lease.token, at=time.time() + 0.15, error="TimeoutError: crm")
+    event = await store.get(r.event_id)
+    assert event is not None
+    assert (event.state, event.last_error) == (EventState.PENDING, "TimeoutError: crm")
+    assert event.next_attempt_at is not None
+    assert await store.acquire(limit=1, lease_seconds=60) == []
+    await asyncio.sleep(0.2)
+    [again] = await store.acquire(limit=1, lease_seconds=60)
+    assert again.event.done_subscribers == {"app.ship"}
+    assert again.event.attempts == 2
+
+
+async def test_dead_letter_and_retry(store: Store) -> None:
+    r = result()
+    await store.enqueue(r)
+    [lease] = await store.acquire(limit=1, lease_seconds=60)
+    await store.dead_letter(r.event_id, lease.token, error="gave up after 1 attempt")
+    event = await store.get(r.event_id)
+    assert event is not None
+    assert (event.state, event.last_error) == (EventState.DEAD, "gave up after 1 attempt")
+    assert await store.acquire(limit=1, lease_seconds=60) == []
+    assert await store.requeue(r.event_id) is True
+    [revived] = await store.acquire(limit=1, lease_seconds=60)
+    assert revived.event.event_id == r.event_id
+
+
+async def test_requeue_rules(store: Store) -> None:
+    r = result()
+    claim = await store.claim(r, lease_seconds=60)
+    assert claim.token
+    assert await store.requeue(r.event_id) is False  # leased
+    await store.subscriber_done(r.event_id, claim.token, "app.ship")
+    await store.complete(r.event_id, claim.token)
+    assert await store.requeue(r.event_id) is False  # done: only a replay runs it again
+    assert await store.requeue(r.event_id, replay=True) is True
+    assert await stored(store, r.event_id) == (EventState.PENDING, 1, frozenset())
+    [lease] = await store.acquire(limit=1, lease_seconds=60)
+    assert lease.event.done_subscribers == frozenset()
+
+
+async def test_a_pending_event_can_be_claimed_inline(store: Store) -> None:
+    r = result()
+    await store.enqueue(r)
+    claim = await store.claim(r, lease_seconds=60)
+    assert claim.state is ClaimState.NEW
+    assert await store.acquire(limit=1, lease_seconds=60) == []
+
+
+# -- operations --------------------------------------------------------------------------------
+
+
+async def test_find_filters_newest_first(store: Store) -> None:
+    for i, (account, order) in enumerate([("shop", "a"), ("shop", "b"), ("other", "a"), ("shop", "a")]):
+        r = result(order, status=f"S{i}", account=account)
+        claim = await store.claim(r, lease_seconds=60)
+        assert claim.token
+        if i % 2 == 0:
+            await store.complete(r.event_id, claim.token)
+        await asyncio.sleep(0.002)
+    everything = await store.find()
+    assert [e.order_id for e in everything] == ["a", "a", "b", "a"]
+    assert [(e.account, e.order_id) for e in await store.find(account="shop", order_id="a")] == [
+        ("shop", "a"),
+        ("shop", "a"),
+    ]
+    assert {e.order_id for e in await store.find(states=[EventState.DONE])} == {"a"}
+    assert len(await store.find(states=[EventState.DONE])) == 2
+    assert len(await store.find(limit=1)) == 1
+    assert await store.find(account="nobody") == []
+
+
+async def test_purge_removes_only_old_events_in_the_given_states(store: Store) -> None:
+    old_done, recent_done, old_dead = result("old"), result("recent"), result("dead")
+    for r in (old_done, old_dead):
+        await store.enqueue(r)
+    [a, b] = await store.acquire(limit=2, lease_seconds=60)
+    done_lease = a if a.event.event_id == old_done.event_id else b
+    dead_lease = b if done_lease is a else a
+    await store.complete(old_done.event_id, done_lease.token)
+    await store.dead_letter(old_dead.event_id, dead_lease.token, error="x")
+    await asyncio.sleep(0.05)
+    cutoff = time.time()
+    claim = await store.claim(recent_done, lease_seconds=60)
+    assert claim.token
+    await store.complete(recent_done.event_id, claim.token)
+    assert await store.purge(before=cutoff) == 1
+    assert await store.get(old_done.event_id) is None
+    assert await store.get(recent_done.event_id) is not None
+    assert await store.get(old_dead.event_id) is not None
+    assert await store.purge(before=cutoff, states=[EventState.DEAD]) == 1
+    assert await store.get(old_dead.event_id) is None

@@ -1,0 +1,121 @@
+"""SQLite specifics: durability across restarts, schema versions and migration, bad rows and paths.
+
+The behaviour every store shares is in test_store_contract.py."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from paynotify import (
+    ClaimState,
+    Kind,
+    PaymentResult,
+    SQLiteStore,
+    Status,
+    StoreError,
+    make_event_id,
+)
+
+
+def result(order_id: str = "o-1", status: str = "TRADE_SUCCESS") -> PaymentResult:
+    return PaymentResult(
+        provider="examplepay",
+        account="shop",
+        kind=Kind.PAYMENT,
+        status=Status.SUCCEEDED,
+        provider_status=status,
+        order_id=order_id,
+        event_id=make_event_id("shop", Kind.PAYMENT, order_id, None, status),
+    )
+
+
+async def test_sqlite_survives_a_restart(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    r = result()
+    first = SQLiteStore(url)
+    claim = await first.claim(r, lease_seconds=60)
+    assert claim.token
+    await first.complete(r.event_id, claim.token)
+    await first.close()
+    second = SQLiteStore(url)
+    assert (await second.claim(r, lease_seconds=60)).state is ClaimState.DONE
+    await second.close()
+
+
+async def test_sqlite_refuses_a_newer_schema(tmp_path: Path) -> None:
+    path = tmp_path / "future.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA user_version = 99")
+    store = SQLiteStore(f"sqlite:///{path}")
+    with pytest.raises(StoreError, match="schema version 99"):
+        await store.claim(result(), lease_seconds=60)
+    await store.close()
+
+
+async def test_sqlite_malformed_row_is_a_clear_error(tmp_path: Path) -> None:
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'e.db'}")
+    r = result()
+    await store.claim(r, lease_seconds=60)
+    await store.close()
+    with sqlite3.connect(tmp_path / "e.db") as conn:
+        conn.execute("UPDATE paynotify_events SET state = 'exploded'")
+    with pytest.raises(StoreError, match="malformed row"):
+        await store.get(r.event_id)
+    await store.close()
+
+
+async def test_sqlite_unreachable_path_is_a_store_error(tmp_path: Path) -> None:
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'missing-dir' / 'e.db'}")
+    with pytest.raises(StoreError, match="cannot open"):
+        await store.claim(result(), lease_seconds=60)
+    await store.close()
+
+
+def test_sqlite_url_forms() -> None:
+    assert SQLiteStore("sqlite:///events.db").path == "events.db"
+    assert SQLiteStore("sqlite:////var/lib/events.db").path == "/var/lib/events.db"
+    with pytest.raises(StoreError):
+        SQLiteStore("sqlite://")
+
+
+V1_SCHEMA = """
+CREATE TABLE paynotify_events (
+    event_id TEXT PRIMARY KEY, account TEXT NOT NULL, order_id TEXT NOT NULL, state TEXT NOT NULL,
+    token TEXT, lease_until REAL, attempts INTEGER NOT NULL, created_at REAL NOT NULL,
+    updated_at REAL NOT NULL, result_json TEXT NOT NULL
+);
+PRAGMA user_version = 1;
+"""
+
+
+async def test_sqlite_migrates_a_version_1_file_keeping_its_events(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    done = result("paid-before-upgrade")
+    with sqlite3.connect(path) as conn:
+        conn.executescript(V1_SCHEMA)
+        conn.execute(
+            "INSERT INTO paynotify_events VALUES (?, 'shop', ?, 'done', NULL, NULL, 1, 1.0, 1.0, ?)",
+            (done.event_id, done.order_id, done.model_dump_json()),
+        )
+    store = SQLiteStore(f"sqlite:///{path}")
+    assert (await store.claim(done, lease_seconds=60)).state is ClaimState.DONE
+    event = await store.get(done.event_id)
+    assert event is not None
+    assert (event.provider, event.kind, event.status) == ("examplepay", "payment", "succeeded")
+    assert event.result() == done
+    await store.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+
+
+async def test_sqlite_schema_creation_is_idempotent_across_processes(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    stores = [SQLiteStore(url) for _ in range(4)]
+    await asyncio.gather(*(s.open() for s in stores))
+    claims = await asyncio.gather(*(s.claim(result(), lease_seconds=60) for s in stores))
+    assert [c.state for c in claims].count(ClaimState.NEW) == 1
+    await asyncio.gather(*(s.close() for s in stores))
