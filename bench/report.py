@@ -1,0 +1,359 @@
+"""RESULTS.md and the plot, from the parts' JSON results.
+
+python -m bench.report [--dir bench/results]      # rewrite bench/RESULTS.md and bench/stores.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench._common import BENCH_DIR
+
+PIPELINE = "paynotify pipeline (ASGI)"
+BARE_ROUTE = "bare Starlette floor (Alipay RSA2)"
+MEMORY_ROUTE = "paynotify, memory store"
+SQLITE_ROUTE = "paynotify, SQLite store"
+RSS_FLAT_BYTES_PER_NOTIFICATION = 16.0
+"""`RSS flat`: at most this many bytes of growth per notification after the first sample."""
+
+
+def _fmt(value: float) -> str:
+    return f"{value:,.1f}" if value < 1000 else f"{value:,.0f}"
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
+# -- part 1 ----------------------------------------------------------------------------------------
+
+
+def pipeline_rows(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per pipeline target: the ratio of the best rounds (and of the medians)."""
+    rows = []
+    for target in results["targets"]:
+        contenders = results["cases"][target["case"]]["contenders"]
+        ours, theirs = contenders[PIPELINE], contenders[target["contender"]]
+        ratio = ours["best_us"] / theirs["best_us"]
+        rows.append(
+            {
+                "what": f"{target['case']}: pipeline / {target['contender']}",
+                "measured": ratio,
+                "median_ratio": ours["median_us"] / theirs["median_us"],
+                "limit": f"<= {target['limit']:.2f}"
+                + (f" (stretch {target['stretch']:.2f})" if target.get("stretch") else ""),
+                "ok": ratio <= target["limit"],
+                "stretch_ok": target.get("stretch") is not None and ratio <= target["stretch"],
+                "note": target.get("note", ""),
+            }
+        )
+    return rows
+
+
+def pipeline_table(results: Mapping[str, Any]) -> str:
+    lines = [
+        f"N = {results['n']} distinct notifications per case, {results['rounds']} interleaved rounds; "
+        "microseconds per notification on one core (best round, median round); ratio = pipeline / row "
+        "(best rounds).",
+        "",
+        "| case | contender | best us | median us | pipeline / contender |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for case, data in results["cases"].items():
+        contenders = data["contenders"]
+        ours = contenders[PIPELINE]["best_us"]
+        for name, timing in contenders.items():
+            ratio = "" if name == PIPELINE else f"{ours / timing['best_us']:.2f}"
+            label = f"*{name}*" if timing.get("reference") else name
+            lines.append(
+                f"| {case} | {label} | {_fmt(timing['best_us'])} | {_fmt(timing['median_us'])} | {ratio} |"
+            )
+    for data in results["cases"].values():
+        if data.get("note"):
+            lines.append(f"\n{data['note']}")
+    for note in results.get("notes", []):
+        lines.append(f"\n**{note}**")
+    return "\n".join(lines)
+
+
+# -- part 2 ----------------------------------------------------------------------------------------
+
+
+def throughput_rows(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+    routes = results["routes"]
+    if BARE_ROUTE not in routes:
+        return []
+    bare = routes[BARE_ROUTE]["rps"]
+    rows = []
+    for route, limit in ((MEMORY_ROUTE, 0.7), (SQLITE_ROUTE, 0.5)):
+        if route in routes:
+            ratio = routes[route]["rps"] / bare
+            rows.append({"what": f"uvicorn throughput: {route} / bare floor route", "measured": ratio,
+                         "limit": f">= {limit:.2f}", "ok": ratio >= limit})  # fmt: skip
+    return rows
+
+
+def throughput_table(results: Mapping[str, Any]) -> str:
+    routes = results["routes"]
+    bare = routes.get(BARE_ROUTE, {}).get("rps")
+    lines = [
+        f"uvicorn {results['uvicorn']}, one worker (loop {results['loop']}, http {results['http']}), "
+        f"pinned to CPU {results['server_cpu']}; load generator: {results['generator']} in a second "
+        f"process pinned to CPU {results['client_cpu']}, {results['connections']} keep-alive connections "
+        f"on loopback, {results['warmup']:.0f} s warm-up then {results['seconds']:.0f} s measured per "
+        "route; every request a distinct signed Alipay RSA2 notification.",
+        "",
+        "| route | requests/s | p50 ms | p99 ms | requests | errors | / bare floor |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for route, r in routes.items():
+        ratio = f"{r['rps'] / bare:.2f}" if bare else ""
+        lines.append(
+            f"| {route} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['requests']:,} "
+            f"| {r['errors']} | {ratio} |"
+        )
+    return "\n".join(lines)
+
+
+# -- part 3 ----------------------------------------------------------------------------------------
+
+
+def store_rows(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for store, data in results["stores"].items():
+        sizes = {int(k): v for k, v in data["sizes"].items()}
+        if len(sizes) < 2:
+            continue
+        low, high = min(sizes), max(sizes)
+        ratio = sizes[high]["pipeline"]["best_us"] / sizes[low]["pipeline"]["best_us"]
+        limit = 1.2
+        rows.append(
+            {
+                "what": f"{store}: cost per notification at {high:.0e} / at {low:.0e} stored events",
+                "measured": ratio,
+                "median_ratio": sizes[high]["pipeline"]["median_us"] / sizes[low]["pipeline"]["median_us"],
+                "limit": f"<= {limit:.2f}" if (low, high) == (10**3, 10**6) else f"<= {limit:.2f} (at 1e6)",
+                "ok": ratio <= limit,
+            }
+        )
+    return rows
+
+
+def store_table(results: Mapping[str, Any]) -> str:
+    lines = [
+        f"Each size: {results['per_size']} new distinct {results['provider']} notifications through "
+        f"the whole pipeline as ASGI, {results['rounds']} rounds (best, median); *store alone* is "
+        "`claim` + `complete` on the same store without the pipeline. Pre-fill: " + results["prefill_method"],
+        "",
+        "| store | stored events | pipeline best us | pipeline median us | notifications/s "
+        "| store alone best us | store alone median us | pre-fill s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for store, data in results["stores"].items():
+        for size, row in data["sizes"].items():
+            p, s = row["pipeline"], row["store_only"]
+            lines.append(
+                f"| {store} | {int(size):,} | {_fmt(p['best_us'])} | {_fmt(p['median_us'])} "
+                f"| {1e6 / p['best_us']:,.0f} | {_fmt(s['best_us'])} | {_fmt(s['median_us'])} "
+                f"| {row['prefill_seconds']:.1f} |"
+            )
+    for store, reason in results.get("skipped", {}).items():
+        lines.append(f"\n{store}: skipped ({reason}).")
+    return "\n".join(lines)
+
+
+def rss_rows(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+    samples = results["samples"]
+    if len(samples) < 3:
+        return []
+    (n0, r0), (n1, r1) = samples[1], samples[-1]
+    per = (r1 - r0) / (n1 - n0)
+    return [
+        {
+            "what": f"RSS over {n1:,} notifications ({results['store']} store): growth after {n0:,}",
+            "measured": per,
+            "unit": "B/notification",
+            "limit": f"<= {RSS_FLAT_BYTES_PER_NOTIFICATION:.0f} B/notification (flat)",
+            "ok": per <= RSS_FLAT_BYTES_PER_NOTIFICATION,
+        }
+    ]
+
+
+def rss_table(results: Mapping[str, Any]) -> str:
+    lines = [
+        f"One fresh process; {results['provider']} notifications, each distinct, through the whole "
+        f"pipeline as ASGI with the {results['store']} store, made in chunks of {results['chunk']:,} "
+        "between samples; RSS (psutil) after each chunk and a gc.collect().",
+        "",
+        "| notifications | RSS MiB | growth since previous, B/notification |",
+        "|---:|---:|---:|",
+    ]
+    previous: tuple[int, int] | None = None
+    for n, rss in results["samples"]:
+        per = "" if previous is None or n == previous[0] else f"{(rss - previous[1]) / (n - previous[0]):.1f}"
+        lines.append(f"| {n:,} | {rss / 2**20:.1f} | {per} |")
+        previous = (n, rss)
+    return "\n".join(lines)
+
+
+def plot(stores: Mapping[str, Any] | None, rss: Mapping[str, Any] | None, path: Path) -> Path | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    panels = [p for p in (stores, rss) if p]
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.5), squeeze=False)
+    column = 0
+    if stores:
+        ax = axes[0][column]
+        column += 1
+        for store, data in stores["stores"].items():
+            sizes = sorted(int(s) for s in data["sizes"])
+            rates = [1e6 / data["sizes"][str(s)]["pipeline"]["best_us"] for s in sizes]
+            ax.plot(sizes, rates, marker="o", label=store)
+        ax.set_xscale("log")
+        ax.set_ylim(bottom=0)
+        ax.set_xlabel("events already stored")
+        ax.set_ylabel("notifications / s (one core, pipeline as ASGI)")
+        ax.set_title(f"Throughput against stored events ({stores['provider']})")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    if rss:
+        ax = axes[0][column]
+        counts = [n for n, _ in rss["samples"]]
+        ax.plot(counts, [r / 2**20 for _, r in rss["samples"]], marker="o")
+        ax.set_ylim(bottom=0)
+        ax.set_xlabel("notifications handled")
+        ax.set_ylabel("RSS, MiB")
+        ax.set_title(f"Memory over {counts[-1]:,} notifications ({rss['store']} store)")
+        ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+# -- the whole file --------------------------------------------------------------------------------
+
+
+def _load(directory: Path, name: str) -> dict[str, Any] | None:
+    path = directory / f"{name}.json"
+    if not path.exists():
+        return None
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def summary(rows: Sequence[Mapping[str, Any]]) -> str:
+    lines = ["| target | measured | target | verdict |", "|---|---:|---|---|"]
+    for row in rows:
+        unit = row.get("unit", "")
+        measured = f"{row['measured']:.2f}" + (f" {unit}" if unit else "")
+        if "median_ratio" in row:
+            measured += f" (median {row['median_ratio']:.2f})"
+        verdict = _verdict(row["ok"])
+        if row.get("stretch_ok"):
+            verdict += ", stretch met"
+        note = f" ({row['note']})" if row.get("note") else ""
+        lines.append(f"| {row['what']}{note} | {measured} | {row['limit']} | {verdict} |")
+    return "\n".join(lines)
+
+
+METHOD = """\
+- **Per notification (part 1).** Each case pre-generates N distinct, genuinely signed notifications
+  with the providers' `testing` helpers (throwaway keys); every contender gets the same keys and the
+  same bytes. A round runs each contender once over all N, in an order rotated every round; one
+  untimed warm-up round first. Timer `time.perf_counter_ns()` around the whole batch; a round's time / N
+  is one sample; the table shows the best (minimum) and the median round, ratios use the best rounds
+  (the minimum is the sample least disturbed by the rest of this shared 2-core VM; the median ratio is
+  in the summary too). GC: `gc.collect()` before every timed batch, GC enabled during it. The event
+  loop is uvloop's, as under uvicorn. The pipeline is `Notifier("memory://").asgi()` called directly
+  (scope/receive/send built by the harness, no HTTP) with one async subscriber; its memory store is
+  replaced by an empty one before every round, outside the timing, so no notification is a duplicate.
+  The SDKs are called as merchants call them (python-alipay-sdk after form decoding). *Italic* rows
+  are references: the floors as plain functions, single primitives, and paynotify's own stages.
+- **Throughput (part 2).** A uvicorn server process and a load-generator process (asyncio protocols
+  on uvloop, one request in flight per keep-alive connection), each pinned to its own core. Bounded
+  in time: warm-up, then the measured window; latency is from writing a request to reading the
+  whole reply. Every route gets the same distinct signed bodies; each server starts with an empty
+  store.
+- **Store scaling (part 3).** The store is pre-filled with completed events cloned from a row the
+  store itself wrote (so the schema, indexes and row size are the store's own), then new distinct
+  notifications go through the pipeline. Pre-fill is bulk (SQLite `executemany` in one transaction,
+  PostgreSQL `COPY`, Redis pipelines) and is not timed.
+- **RSS (part 4).** A fresh process, RSS after each chunk of notifications.
+"""
+
+
+def write_results(directory: Path, out: Path, plot_path: Path, command: str) -> str:
+    pipeline = _load(directory, "pipeline")
+    throughput = _load(directory, "throughput")
+    stores = _load(directory, "stores")
+    rss = _load(directory, "rss")
+    machine = next((d["machine"] for d in (pipeline, throughput, stores, rss) if d and "machine" in d), {})
+    rows: list[dict[str, Any]] = []
+    if pipeline:
+        rows += pipeline_rows(pipeline)
+    if throughput:
+        rows += throughput_rows(throughput)
+    if stores:
+        rows += store_rows(stores)
+    if rss:
+        rows += rss_rows(rss)
+    picture = plot(stores, rss, plot_path)
+    parts = [
+        "# Benchmark results",
+        "",
+        f"Written by `{command}` (see [README.md](README.md)); regenerate after any change to the "
+        "pipeline. Analysis, profiles and proposals: [docs/benchmarks.md](../docs/benchmarks.md).",
+        "",
+        "## Machine",
+        "",
+        *(f"- {key}: {value}" for key, value in machine.items()),
+        "",
+        "## Targets (issue 5)",
+        "",
+        summary(rows) if rows else "No part was run.",
+        "",
+        "## Method",
+        "",
+        METHOD,
+    ]
+    if pipeline:
+        parts += ["## 1. Per notification, as ASGI, against the SDKs and the bare route", "",
+                  pipeline_table(pipeline), ""]  # fmt: skip
+    if throughput:
+        parts += ["## 2. Throughput and latency under uvicorn", "", throughput_table(throughput), ""]
+    if stores:
+        parts += ["## 3. Store scaling", "", store_table(stores), ""]
+    if picture:
+        parts += [f"![throughput against stored events; RSS]({picture.name})", ""]
+    if rss:
+        parts += ["## 4. Memory over many notifications", "", rss_table(rss), ""]
+    text = "\n".join(parts)
+    out.write_text(text)
+    return text
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--dir", type=Path, default=BENCH_DIR / "results")
+    parser.add_argument("--out", type=Path, default=BENCH_DIR / "RESULTS.md")
+    parser.add_argument("--plot", type=Path, default=BENCH_DIR / "stores.png")
+    args = parser.parse_args(argv)
+    print(write_results(args.dir, args.out, args.plot, "python -m bench.report"))
+
+
+if __name__ == "__main__":
+    main()
