@@ -263,9 +263,10 @@ def run_route(kind: str, tmp: Path, bodies_file: Path, args: argparse.Namespace)
         "BENCH_DB": str(tmp / f"events-{kind}-{time.time_ns()}.db"),
         "PYTHONPATH": str(BENCH_DIR.parent) + os.pathsep + os.environ.get("PYTHONPATH", ""),
     }
-    command = [sys.executable, "-m", "uvicorn", "--factory", "bench.throughput:make_app", "--port", str(port),
-               "--log-level", "warning", "--no-access-log", "--loop", args.loop, "--http", args.http]  # fmt: skip
-    server = subprocess.Popen(command, env=env, preexec_fn=_pinned(args.server_cpu))  # noqa: PLW1509
+    command = [sys.executable, "-m", "uvicorn", "--factory", "bench.throughput:make_app"]
+    command += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
+    command += ["--loop", args.loop, "--http", args.http]
+    server = subprocess.Popen(command, env=env, preexec_fn=_pinned(args.server_cpu))
     try:
         _wait_port(port, server)
         out = tmp / f"{kind}.json"
@@ -274,7 +275,7 @@ def run_route(kind: str, tmp: Path, bodies_file: Path, args: argparse.Namespace)
                    "--seconds", str(args.seconds), "--out", str(out)]  # fmt: skip
         if kind not in DEDUPLICATING:
             loadgen.append("--wrap")
-        subprocess.run(loadgen, env=env, check=True, preexec_fn=_pinned(args.client_cpu), timeout=120)  # noqa: PLW1509
+        subprocess.run(loadgen, env=env, check=True, preexec_fn=_pinned(args.client_cpu), timeout=120)
         result: dict[str, Any] = json.loads(out.read_text())
         return result
     finally:
@@ -299,8 +300,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for kind in args.routes:
             result = run_route(kind, tmp, bodies_file, args)
             routes[ROUTES[kind]] = result
-            print(f"  {ROUTES[kind]}: {result['rps']:,.0f}/s p50 {result['p50_ms']:.2f} ms "
-                  f"p99 {result['p99_ms']:.2f} ms client CPU {result['client_cpu']:.0%}", flush=True)  # fmt: skip
+            rps, p50, p99, cpu = result["rps"], result["p50_ms"], result["p99_ms"], result["client_cpu"]
+            line = f"{rps:,.0f}/s p50 {p50:.2f} ms p99 {p99:.2f} ms client CPU {cpu:.0%}"
+            print(f"  {ROUTES[kind]}: {line}", flush=True)
     return {
         "machine": machine(),
         "uvicorn": uvicorn.__version__,
