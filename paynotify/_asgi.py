@@ -1,73 +1,143 @@
-"""The only Starlette code: one route, `/{account}/{channel}`, for every provider and account.
+"""The one ASGI route, `/{account}/{channel}`, for every provider and account.
 
 Mount it under any prefix:
 
     app = Starlette(routes=[Mount("/payments", app=notifier.asgi())])   # POST /payments/shop/notify
+
+A plain ASGI callable rather than a Starlette router: a notification is one small body and one
+small reply, and Starlette's Request, Response and routing cost more per notification than the
+verification itself (bench/RESULTS.md). Starlette's types are the seam; its Mount is honoured
+through `root_path` the way Starlette's own routes read it.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from starlette.applications import Starlette
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from paynotify._errors import UnknownAccount
-from paynotify._http import InboundRequest
+from paynotify._http import InboundRequest, Reply
 
 if TYPE_CHECKING:
     from paynotify._notifier import Notifier
 
-__all__ = ["build_app"]
+__all__ = ["NotificationApp"]
+
+_TEXT = b"text/plain; charset=utf-8"
 
 
 class _TooLarge(Exception):
     pass
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+class _Disconnected(Exception):
+    pass
+
+
+def route_path(scope: Scope) -> str:
+    """The path below the mount point (Starlette's Mount leaves `path` whole and sets `root_path`)."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("/", ""):
+        return path[len(root) :]
+    return path
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     """The body as bytes, read once; refuses to buffer more than `limit` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _TooLarge
+    for name, value in scope["headers"]:
+        if name == b"content-length" and value.isdigit() and int(value) > limit:
+            raise _TooLarge
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Disconnected
+        chunk: bytes = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise _TooLarge
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def build_app(notifier: Notifier) -> Starlette:
-    async def endpoint(request: Request) -> Response:
-        account = request.path_params["account"]
-        channel = request.path_params["channel"]
-        if channel == "notify" and request.method != "POST":
-            return PlainTextResponse("notifications are POSTed", 405, headers={"allow": "POST"})
+async def send_reply(send: Send, reply: Reply) -> None:
+    headers = [(b"content-length", str(len(reply.body)).encode())]
+    if reply.content_type is not None:
+        headers.append((b"content-type", reply.content_type.encode("latin-1")))
+    for name, value in reply.headers.items():
+        headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
+    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+    await send({"type": "http.response.body", "body": reply.body})
+
+
+def _text(status: int, text: str, **headers: str) -> Reply:
+    return Reply(status, text.encode(), _TEXT.decode(), headers)
+
+
+_NOT_FOUND = _text(404, "not found")
+_UNKNOWN_ACCOUNT = _text(404, "unknown account")
+_TOO_LARGE = _text(413, "body too large")
+_DISCONNECTED = _text(400, "client disconnected")
+_NOTIFY_IS_POST = _text(405, "notifications are POSTed", allow="POST")
+_GET_OR_POST = _text(405, "method not allowed", allow="GET, POST")
+
+
+class NotificationApp:
+    """`POST /{account}/notify` and `GET|POST /{account}/return` for every account of a Notifier;
+    its lifespan opens and closes the Notifier (store, dispatcher)."""
+
+    def __init__(self, notifier: Notifier) -> None:
+        self.notifier = notifier
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        parts = route_path(scope).split("/")
+        if len(parts) != 3 or parts[0] or not parts[1] or not parts[2]:
+            return await send_reply(send, _NOT_FOUND)
+        _, account, channel = parts
+        method: str = scope["method"]
+        if method not in ("POST", "GET"):
+            return await send_reply(send, _NOTIFY_IS_POST if channel == "notify" else _GET_OR_POST)
+        if channel == "notify" and method != "POST":
+            return await send_reply(send, _NOTIFY_IS_POST)
         try:
-            body = await read_body(request, notifier.body_limit)
+            body = await read_body(scope, receive, self.notifier.body_limit)
         except _TooLarge:
-            return PlainTextResponse("body too large", 413)
-        except ClientDisconnect:
-            return PlainTextResponse("client disconnected", 400)
-        inbound = InboundRequest(
-            method=request.method,
-            channel=channel,
-            headers={k.decode("latin-1"): v.decode("latin-1") for k, v in reversed(request.scope["headers"])},
-            query=request.scope.get("query_string", b""),
-            body=body,
-        )
+            return await send_reply(send, _TOO_LARGE)
+        except _Disconnected:
+            return await send_reply(send, _DISCONNECTED)
+        # Repeated headers: the first one counts, as in Starlette's Headers.
+        headers: dict[str, str] = {}
+        for name, value in scope["headers"]:
+            headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+        inbound = InboundRequest(method, channel, headers, scope.get("query_string", b""), body)
         try:
-            reply = await notifier.handle(account, inbound)
+            reply = await self.notifier.handle(account, inbound)
         except UnknownAccount:
-            return PlainTextResponse("unknown account", 404)
-        return Response(reply.body, reply.status, headers=dict(reply.headers), media_type=reply.content_type)
+            reply = _UNKNOWN_ACCOUNT
+        await send_reply(send, reply)
 
-    return Starlette(
-        routes=[Route("/{account}/{channel}", endpoint, methods=["GET", "POST"])],
-        lifespan=notifier.lifespan,
-    )
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        started = False
+        context = self.notifier.lifespan(self)
+        try:
+            await receive()  # lifespan.startup
+            await context.__aenter__()
+            started = True
+            await send({"type": "lifespan.startup.complete"})
+            await receive()  # lifespan.shutdown: the only message that can follow
+            await context.__aexit__(None, None, None)
+            await send({"type": "lifespan.shutdown.complete"})
+        except BaseException as exc:
+            kind = "shutdown" if started else "startup"
+            await send({"type": f"lifespan.{kind}.failed", "message": f"{type(exc).__name__}: {exc}"})
+            raise

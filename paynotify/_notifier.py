@@ -348,9 +348,9 @@ class Notifier:
 
     def asgi(self) -> ASGIApp:
         """The ASGI app serving every account: `POST /{account}/notify`, `GET|POST /{account}/return`."""
-        from paynotify._asgi import build_app
+        from paynotify._asgi import NotificationApp
 
-        return build_app(self)
+        return NotificationApp(self)
 
     # -- the pipeline --------------------------------------------------------------------------
 
@@ -475,6 +475,8 @@ class Notifier:
         return provider.ack()
 
     def _log_delivered(self, result: PaymentResult) -> None:
+        if not log.isEnabledFor(logging.INFO):  # the arguments cost more than the check
+            return
         log.info(
             "delivered %s %s/%s order %s (%s), verified with key %s",
             result.provider,
@@ -492,7 +494,7 @@ class Notifier:
         todo = [s for s in self._subscribers if s.wants(result) and s.name not in done]
         for i, subscriber in enumerate(todo):
             try:
-                await call_maybe_async(subscriber.fn, result)
+                await subscriber(result)
             except Exception as exc:
                 log.exception("subscriber %s failed on event %s", subscriber.name, result.event_id)
                 return f"{subscriber.name}: {type(exc).__name__}: {exc}"[:500]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from paynotify._result import PaymentResult
 from paynotify._store import (
@@ -22,27 +22,62 @@ from paynotify._store import (
 __all__ = ["MemoryStore"]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Record:
-    event: StoredEvent
+    """One event, mutable in place; a `StoredEvent` is only built when someone reads it.
+
+    The result is kept as the object itself and serialized only on a read, since the memory store
+    never needs the JSON to deduplicate.
+    """
+
+    result: PaymentResult
+    state: EventState
+    attempts: int
+    created_at: float
+    updated_at: float
+    next_attempt_at: float | None = None
+    last_error: str | None = None
     token: str | None = None
     lease_until: float = 0.0
     done: set[str] = field(default_factory=set)
 
     def snapshot(self) -> StoredEvent:
-        return replace(self.event, done_subscribers=frozenset(self.done))
+        event_id, account, provider, kind, status, order_id, result_json = event_fields(self.result)
+        return StoredEvent(
+            event_id,
+            account,
+            provider,
+            kind,
+            status,
+            order_id,
+            self.state,
+            self.attempts,
+            self.created_at,
+            self.updated_at,
+            self.next_attempt_at,
+            self.last_error,
+            frozenset(self.done),
+            result_json,
+        )
 
     def leased(self, t: float) -> bool:
-        return self.event.state is EventState.IN_FLIGHT and self.lease_until > t
+        return self.state is EventState.IN_FLIGHT and self.lease_until > t
 
     def owned(self, token: str) -> bool:
         return self.token == token
 
-    def lease(self) -> None:
-        self.update(state=EventState.IN_FLIGHT, attempts=self.event.attempts + 1, next_attempt_at=None)
+    def lease(self, t: float) -> None:
+        self.state, self.attempts, self.next_attempt_at, self.updated_at = (
+            EventState.IN_FLIGHT,
+            self.attempts + 1,
+            None,
+            t,
+        )
 
-    def update(self, **changes: object) -> None:
-        self.event = replace(self.event, updated_at=now(), **changes)  # type: ignore[arg-type]
+    def settle(self, state: EventState, *, next_attempt_at: float | None = None, error: str | None) -> None:
+        """Leave IN_FLIGHT: the lease's token no longer counts."""
+        self.state, self.next_attempt_at, self.last_error = state, next_attempt_at, error
+        self.updated_at, self.token = now(), None
 
 
 class MemoryStore(Store):
@@ -52,26 +87,9 @@ class MemoryStore(Store):
         self._records: dict[str, _Record] = {}
 
     def _new(self, result: PaymentResult, state: EventState, attempts: int) -> _Record:
-        event_id, account, provider, kind, status, order_id, result_json = event_fields(result)
         t = now()
-        event = StoredEvent(
-            event_id,
-            account,
-            provider,
-            kind,
-            status,
-            order_id,
-            state,
-            attempts,
-            t,
-            t,
-            t if state is EventState.PENDING else None,
-            None,
-            frozenset(),
-            result_json,
-        )
-        record = _Record(event)
-        self._records[event_id] = record
+        record = _Record(result, state, attempts, t, t, t if state is EventState.PENDING else None)
+        self._records[result.event_id] = record
         return record
 
     async def claim(self, result: PaymentResult, *, lease_seconds: float) -> Claim:
@@ -79,12 +97,12 @@ class MemoryStore(Store):
         record = self._records.get(result.event_id)
         if record is None:
             record = self._new(result, EventState.IN_FLIGHT, 1)
-        elif record.event.state is EventState.DONE:
+        elif record.state is EventState.DONE:
             return Claim(ClaimState.DONE)
         elif record.leased(t):
             return Claim(ClaimState.IN_FLIGHT)
         else:
-            record.lease()
+            record.lease(t)
         record.token, record.lease_until = new_token(), t + lease_seconds
         return Claim(ClaimState.NEW, record.token, frozenset(record.done))
 
@@ -95,15 +113,13 @@ class MemoryStore(Store):
 
     async def complete(self, event_id: str, token: str) -> None:
         record = self._records.get(event_id)
-        if record is not None and record.event.state is not EventState.DONE:
-            record.update(state=EventState.DONE, next_attempt_at=None, last_error=None)
-            record.token = None
+        if record is not None and record.state is not EventState.DONE:
+            record.settle(EventState.DONE, error=None)
 
     async def release(self, event_id: str, token: str, *, error: str | None = None) -> None:
         record = self._records.get(event_id)
-        if record is not None and record.owned(token) and record.event.state is EventState.IN_FLIGHT:
-            record.update(state=EventState.RELEASED, last_error=error)
-            record.token = None
+        if record is not None and record.owned(token) and record.state is EventState.IN_FLIGHT:
+            record.settle(EventState.RELEASED, next_attempt_at=record.next_attempt_at, error=error)
 
     async def enqueue(self, result: PaymentResult) -> bool:
         if result.event_id in self._records:
@@ -115,9 +131,9 @@ class MemoryStore(Store):
         t = now()
 
         def due_at(record: _Record) -> float | None:
-            state = record.event.state
-            if state is EventState.PENDING and (record.event.next_attempt_at or 0.0) <= t:
-                return record.event.next_attempt_at or 0.0
+            state = record.state
+            if state is EventState.PENDING and (record.next_attempt_at or 0.0) <= t:
+                return record.next_attempt_at or 0.0
             if state is EventState.IN_FLIGHT and record.lease_until <= t:
                 return record.lease_until
             return None
@@ -128,22 +144,20 @@ class MemoryStore(Store):
         )
         leases = []
         for _, record in due[:limit]:
-            record.lease()
+            record.lease(t)
             record.token, record.lease_until = new_token(), t + lease_seconds
             leases.append(Lease(record.snapshot(), record.token))
         return leases
 
     async def reschedule(self, event_id: str, token: str, *, at: float, error: str) -> None:
         record = self._records.get(event_id)
-        if record is not None and record.owned(token) and record.event.state is EventState.IN_FLIGHT:
-            record.update(state=EventState.PENDING, next_attempt_at=at, last_error=error)
-            record.token = None
+        if record is not None and record.owned(token) and record.state is EventState.IN_FLIGHT:
+            record.settle(EventState.PENDING, next_attempt_at=at, error=error)
 
     async def dead_letter(self, event_id: str, token: str, *, error: str) -> None:
         record = self._records.get(event_id)
-        if record is not None and record.owned(token) and record.event.state is EventState.IN_FLIGHT:
-            record.update(state=EventState.DEAD, next_attempt_at=None, last_error=error)
-            record.token = None
+        if record is not None and record.owned(token) and record.state is EventState.IN_FLIGHT:
+            record.settle(EventState.DEAD, error=error)
 
     async def get(self, event_id: str) -> StoredEvent | None:
         record = self._records.get(event_id)
@@ -161,9 +175,9 @@ class MemoryStore(Store):
         found = [
             r.snapshot()
             for r in reversed(self._records.values())
-            if (account is None or r.event.account == account)
-            and (order_id is None or r.event.order_id == order_id)
-            and (wanted is None or r.event.state in wanted)
+            if (account is None or r.result.account == account)
+            and (order_id is None or r.result.order_id == order_id)
+            and (wanted is None or r.state in wanted)
         ]
         return found[:limit]
 
@@ -174,20 +188,17 @@ class MemoryStore(Store):
         eligible = {EventState.RELEASED, EventState.PENDING, EventState.DEAD, EventState.IN_FLIGHT}
         if replay:
             eligible.add(EventState.DONE)
-        if record.event.state not in eligible:
+        if record.state not in eligible:
             return False
         if replay:
             record.done.clear()
-        record.update(state=EventState.PENDING, next_attempt_at=now())
-        record.token = None
+        record.settle(EventState.PENDING, next_attempt_at=now(), error=record.last_error)
         return True
 
     async def purge(self, *, before: float, states: Iterable[EventState] = (EventState.DONE,)) -> int:
         wanted = frozenset(states)
         doomed = [
-            event_id
-            for event_id, r in self._records.items()
-            if r.event.state in wanted and r.event.updated_at < before
+            event_id for event_id, r in self._records.items() if r.state in wanted and r.updated_at < before
         ]
         for event_id in doomed:
             del self._records[event_id]

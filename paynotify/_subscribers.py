@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import anyio.to_thread
@@ -55,6 +55,17 @@ class Subscriber:
     name: str
     kinds: frozenset[Kind] | None = None
     statuses: frozenset[Status] | None = None
+    is_async: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Decided once: inspecting the callable on every notification costs more than calling it.
+        object.__setattr__(self, "is_async", is_async_callable(self.fn))
+
+    async def __call__(self, result: PaymentResult) -> None:
+        if self.is_async:
+            await self.fn(result)
+        else:
+            await anyio.to_thread.run_sync(self.fn, result)
 
     def wants(self, result: PaymentResult) -> bool:
         return (self.kinds is None or result.kind in self.kinds) and (

@@ -70,6 +70,8 @@ _PAYMENT_STATUSES = {
 }
 _REFUND_STATUSES = frozenset({"TRADE_SUCCESS", "TRADE_CLOSED"})
 _AMOUNT = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+_ACK = Reply(200, b"success", "text/plain; charset=utf-8")
+_NACK = Reply(200, b"fail", "text/plain; charset=utf-8")
 _FORM_CONTENT_TYPE = {"content-type": "application/x-www-form-urlencoded; charset=utf-8"}
 
 
@@ -115,11 +117,11 @@ class AlipayProvider(Provider[AlipaySettings]):
         return _normalize(self.name, account.name, form.fields, is_return, key.key_id)
 
     def ack(self) -> Reply:
-        return Reply(200, b"success", "text/plain; charset=utf-8")
+        return _ACK
 
     def nack(self, error: NotificationError) -> Reply:
         # Alipay resends on anything but `success`; its own samples answer `fail` with a 200.
-        return Reply(200, b"fail", "text/plain; charset=utf-8")
+        return _NACK
 
     @classmethod
     def demo(cls) -> DemoAccount:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, cast
 
 from pydantic import Field, PrivateAttr, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -92,7 +92,7 @@ class AlipaySettings(AccountSettings):
     @property
     def public_keys(self) -> tuple[AlipayPublicKey, ...]:
         """The trusted Alipay keys, loaded; their `key_id`s appear in verification errors and results."""
-        return self._public_keys
+        return cast(tuple[AlipayPublicKey, ...], self._loaded("_public_keys"))
 
     @property
     def alipay_cert_sn(self) -> str | None:

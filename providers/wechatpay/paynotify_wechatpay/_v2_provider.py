@@ -122,6 +122,9 @@ def _check_return_code(fields: dict[str, str], what: str) -> None:
         )
 
 
+_ACK = Reply(200, _REPLY.format(code="SUCCESS", msg="OK").encode(), "application/xml")
+
+
 class WeChatPayV2Provider(Provider[WeChatPayV2Settings]):
     """WeChat Pay API v2: XML payment and refund notifications on the `notify` channel."""
 
@@ -229,7 +232,7 @@ class WeChatPayV2Provider(Provider[WeChatPayV2Settings]):
         )
 
     def ack(self) -> Reply:
-        return Reply(200, _REPLY.format(code="SUCCESS", msg="OK").encode(), "application/xml")
+        return _ACK
 
     def nack(self, error: NotificationError) -> Reply:
         """FAIL with a short reason, on HTTP 200: WeChat Pay v2 reads return_code, not the status.

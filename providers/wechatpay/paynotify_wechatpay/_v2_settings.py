@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Self
+from typing import Self, cast
 
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 
@@ -60,12 +60,12 @@ class WeChatPayV2Settings(AccountSettings):
     @property
     def key_bytes(self) -> bytes:
         """The API key as bytes, for signing and verifying. Secret: never log it."""
-        return self._key
+        return cast(bytes, self._loaded("_key"))
 
     @property
     def refund_aes_key(self) -> bytes:
         """md5(API key) hex, the AES-256 key of refund notifications' req_info. Secret."""
-        return self._refund_key
+        return cast(bytes, self._loaded("_refund_key"))
 
     def expected_app_id(self) -> str:
         return self.appid

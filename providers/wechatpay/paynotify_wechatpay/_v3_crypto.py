@@ -50,8 +50,8 @@ def _text(resource: Mapping[str, Any], name: str, *, required: bool = True) -> s
     return value
 
 
-def decrypt_resource(resource: Mapping[str, Any], key: bytes) -> bytes:
-    """The plaintext of an encrypted `resource`.
+def decrypt_resource(resource: Mapping[str, Any], key: bytes | AESGCM) -> bytes:
+    """The plaintext of an encrypted `resource`; `key` is the APIv3 key, or an AESGCM made of it.
 
     Not the expected shape (algorithm, nonce, base64): MalformedNotification. A tag that does not
     match: VerificationError (the APIv3 key is wrong, or the resource was changed).
@@ -70,7 +70,8 @@ def decrypt_resource(resource: Mapping[str, Any], key: bytes) -> bytes:
     if len(sealed) <= _TAG_LENGTH:
         raise MalformedNotification(f"resource ciphertext is {len(sealed)} bytes: no room for a GCM tag")
     try:
-        return AESGCM(key).decrypt(nonce, sealed, associated_data)
+        aead = AESGCM(key) if isinstance(key, bytes) else key
+        return aead.decrypt(nonce, sealed, associated_data)
     except InvalidTag:
         raise VerificationError(
             "resource does not decrypt with this account's apiv3_key (GCM tag mismatch): the APIv3 key "

@@ -26,6 +26,10 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
+# One decoder for every notification: json.loads with an option builds a new one per call.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 @dataclass(frozen=True, slots=True)
 class Envelope:
     id: str
@@ -37,7 +41,7 @@ class Envelope:
     @classmethod
     def parse(cls, body: bytes) -> Envelope:
         try:
-            fields = json.loads(body, parse_constant=_reject_constant)
+            fields = _DECODER.decode(body.decode("utf-8").removeprefix("\ufeff"))
         except (UnicodeDecodeError, ValueError):
             raise MalformedNotification("notification body is not JSON") from None
         if not isinstance(fields, dict):

@@ -51,6 +51,9 @@ UNHANDLED_KIND = "event"
 """The `kind` part of an UnhandledEvent's event_id (make_event_id(account, "event", type, id))."""
 
 
+_ACK = Reply(204)
+
+
 class WeChatPayV3Provider(Provider[WeChatPayV3Settings]):
     """WeChat Pay API v3: signed JSON notifications with an AES-256-GCM resource, on `notify`.
 
@@ -99,7 +102,7 @@ class WeChatPayV3Provider(Provider[WeChatPayV3Settings]):
         return to_result(kind, account, envelope, resource, provider=self.name, key_id=key.key_id)
 
     def ack(self) -> Reply:
-        return Reply(204)
+        return _ACK
 
     def nack(self, error: NotificationError) -> Reply:
         """`{"code":"FAIL","message":...}` with the HTTP status that tells WeChat Pay what happened.

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Self
+from typing import Any, Self, cast
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
@@ -59,6 +60,7 @@ class WeChatPayV3Settings(AccountSettings):
 
     _apiv3: bytes = PrivateAttr(default=b"")
     _keyring: Keyring = PrivateAttr(default_factory=lambda: Keyring(()))
+    _aead: AESGCM | None = PrivateAttr(default=None)
 
     @field_validator("apiv3_key")
     @classmethod
@@ -102,6 +104,7 @@ class WeChatPayV3Settings(AccountSettings):
             )
         self._keyring = Keyring(keys)
         self._apiv3 = self.apiv3_key.get_secret_value().encode()
+        self._aead = AESGCM(self._apiv3)
         return self
 
     def _mode_problems(self) -> list[tuple[Loc, str]]:
@@ -164,7 +167,7 @@ class WeChatPayV3Settings(AccountSettings):
     @property
     def keyring(self) -> Keyring:
         """The trusted WeChat Pay keys, loaded; their ids appear in errors and in `key_id`."""
-        return self._keyring
+        return cast(Keyring, self._loaded("_keyring"))
 
     @property
     def apiv3_key_bytes(self) -> bytes:
@@ -177,7 +180,7 @@ class WeChatPayV3Settings(AccountSettings):
         For `on_unhandled` hooks: an `UnhandledEvent` carries its resource still encrypted, in
         `event.raw["resource"]`. Raises MalformedNotification or VerificationError.
         """
-        return resource_json(decrypt_resource(resource, self._apiv3))
+        return resource_json(decrypt_resource(resource, cast(AESGCM, self._loaded("_aead"))))
 
     def expected_app_id(self) -> str | None:
         return self.sp_appid if self.service_provider else self.appid

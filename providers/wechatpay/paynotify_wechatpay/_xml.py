@@ -13,11 +13,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from types import SimpleNamespace
 from typing import Any, NoReturn
 from xml.parsers import expat
-
-import xmltodict
 
 from paynotify import MalformedNotification
 
@@ -47,10 +44,6 @@ def _parser_create(encoding: str | None = None, namespace_separator: str | None 
     return parser
 
 
-# xmltodict accepts any object with expat's ParserCreate; this one refuses DTDs and entities.
-_GUARDED_EXPAT = SimpleNamespace(ParserCreate=_parser_create)
-
-
 _ROOT_START = re.compile(r"<[^?!]")
 
 
@@ -70,6 +63,60 @@ def _refuse_declarations(text: str, what: str) -> None:
             raise MalformedNotification(f"{what} XML contains {label}; refused")
 
 
+class _FlatDocument:
+    """expat handlers that collect `<root><name>text</name>...</root>` and refuse anything deeper.
+
+    Straight on expat rather than through xmltodict: building xmltodict's general tree and then
+    checking it is flat cost ~3x the parse itself, the largest part of a v2 notification's handling
+    (bench/RESULTS.md). Same parser, same guards.
+    """
+
+    def __init__(self, root: str, what: str) -> None:
+        self.root, self.what = root, what
+        self.fields: dict[str, str] = {}
+        self.repeated: dict[str, int] = {}
+        self.depth = 0
+        self.name = ""
+        self.text: list[str] = []
+        self.stray_text = False
+
+    def start(self, name: str, attributes: dict[str, str]) -> None:
+        self.depth += 1
+        if self.depth == 1:
+            if name != self.root:
+                raise MalformedNotification(f"{self.what} XML root must be <{self.root}>, found <{name}>")
+            if attributes:
+                first = next(iter(attributes))
+                raise MalformedNotification(
+                    f"{self.what} XML <{self.root}> has attribute {first!r}; none is expected"
+                )
+        elif self.depth == 2:
+            self.name, self.text = name, []
+            if attributes:
+                raise self._not_text(name)
+        else:
+            raise self._not_text(self.name)
+
+    def end(self, name: str) -> None:
+        if self.depth == 2:
+            if name in self.fields:
+                self.repeated[name] = self.repeated.get(name, 1) + 1
+            else:
+                self.fields[name] = "".join(self.text)
+        self.depth -= 1
+
+    def data(self, text: str) -> None:
+        if self.depth == 2:
+            self.text.append(text)
+        elif not self.stray_text and text.strip():
+            self.stray_text = True
+
+    def _not_text(self, name: str) -> MalformedNotification:
+        return MalformedNotification(
+            f"{self.what} XML element <{name}> has child elements or attributes; only text is expected"
+        )
+
+
 def parse_flat_xml(body: bytes, root: str = "xml", *, what: str = "notification") -> dict[str, str]:
     """The children of `<root>` as a dict of strings; raises MalformedNotification for anything else."""
     if len(body) > MAX_XML_BYTES:
@@ -83,43 +130,26 @@ def parse_flat_xml(body: bytes, root: str = "xml", *, what: str = "notification"
     if not text.strip():
         raise MalformedNotification(f"{what} is empty")
     _refuse_declarations(text, what)
+    document = _FlatDocument(root, what)
+    # "utf-8" overrides any encoding declaration: the bytes were just checked to be UTF-8.
+    parser = _parser_create("utf-8")
+    parser.buffer_text = True
+    parser.StartElementHandler = document.start
+    parser.EndElementHandler = document.end
+    parser.CharacterDataHandler = document.data
     try:
-        document = xmltodict.parse(
-            text,
-            encoding="utf-8",  # overrides any encoding declaration: the text is already decoded
-            expat=_GUARDED_EXPAT,
-            disable_entities=True,
-            strip_whitespace=False,
-        )
+        parser.Parse(body, True)
     except _Forbidden as exc:
         raise MalformedNotification(f"{what} XML contains {exc}; refused") from None
-    except (expat.ExpatError, ValueError) as exc:
+    except expat.ExpatError as exc:
         raise MalformedNotification(f"{what} is not well-formed XML: {exc}") from None
 
-    if not isinstance(document, dict) or list(document) != [root]:
-        found = ", ".join(f"<{name}>" for name in document) if isinstance(document, dict) else "none"
-        raise MalformedNotification(f"{what} XML root must be <{root}>, found {found}")
-    children = document[root]
-    if children is None or isinstance(children, str):
-        if children and children.strip():
-            raise MalformedNotification(f"{what} XML <{root}> holds text instead of elements")
-        return {}
-    fields: dict[str, str] = {}
-    for name, value in children.items():
-        if name == "#text":
-            if value.strip():
-                raise MalformedNotification(f"{what} XML <{root}> holds text between its elements")
-            continue
-        if name.startswith("@"):
-            raise MalformedNotification(f"{what} XML <{root}> has attribute {name[1:]!r}; none is expected")
-        if isinstance(value, list):
-            raise MalformedNotification(f"{what} XML has element <{name}> {len(value)} times")
-        if isinstance(value, dict):
-            raise MalformedNotification(
-                f"{what} XML element <{name}> has child elements or attributes; only text is expected"
-            )
-        fields[name] = "" if value is None else value
-    return fields
+    if document.stray_text:
+        where = "between its elements" if document.fields else "instead of elements"
+        raise MalformedNotification(f"{what} XML <{root}> holds text {where}")
+    for name, count in document.repeated.items():
+        raise MalformedNotification(f"{what} XML has element <{name}> {count} times")
+    return document.fields
 
 
 def _cdata(value: str) -> str:
