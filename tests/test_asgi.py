@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -10,7 +12,7 @@ from conftest import example_notify, post_example
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from paynotify import Notifier, PaymentResult
+from paynotify import Notifier, PaymentResult, StoreError
 
 
 async def test_notify_round_trip(client: httpx.AsyncClient, delivered: list[PaymentResult]) -> None:
@@ -72,3 +74,100 @@ async def test_server_keeps_serving_after_garbage(
         assert response.status_code == 400
     assert (await post_example(client, example_notify())).content == b"OK"
     assert len(delivered) == 1
+
+
+async def call(app: object, scope: dict[str, Any], messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Drive an ASGI app by hand: what it is sent, and what it answers."""
+    inbox = list(messages)
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return inbox.pop(0) if inbox else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)  # type: ignore[operator]
+    return sent
+
+
+def http_scope(path: str, method: str = "POST", headers: list[tuple[bytes, bytes]] | None = None,
+               root_path: str = "") -> dict[str, Any]:  # fmt: skip
+    return {"type": "http", "method": method, "path": path, "root_path": root_path,
+            "headers": headers or [], "query_string": b""}  # fmt: skip
+
+
+async def test_other_methods_are_405_with_allow(notifier: Notifier) -> None:
+    sent = await call(notifier.asgi(), http_scope("/shop/notify", "PUT"), [])
+    assert sent[0]["status"] == 405
+    assert (b"allow", b"POST") in sent[0]["headers"]
+    sent = await call(notifier.asgi(), http_scope("/shop/return", "DELETE"), [])
+    assert (sent[0]["status"], dict(sent[0]["headers"])[b"allow"]) == (405, b"GET, POST")
+
+
+@pytest.mark.parametrize("path", ["/", "/shop", "/shop/notify/", "//notify", "/a/b/c", ""])
+async def test_paths_outside_the_route_are_404(notifier: Notifier, path: str) -> None:
+    sent = await call(notifier.asgi(), http_scope(path), [{"type": "http.request", "body": b"x"}])
+    assert sent[0]["status"] == 404
+
+
+async def test_body_in_chunks_and_first_of_repeated_headers(
+    notifier: Notifier, delivered: list[PaymentResult]
+) -> None:
+    headers, body = example_notify()
+    raw_headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+    raw_headers.append((b"x-signature", b"00"))  # a second copy: the first one counts
+    chunks = [
+        {"type": "http.request", "body": body[i : i + 7], "more_body": True} for i in range(0, len(body), 7)
+    ]
+    chunks.append({"type": "http.request", "body": b"", "more_body": False})
+    sent = await call(notifier.asgi(), http_scope("/shop/notify", headers=raw_headers), chunks)
+    assert (sent[0]["status"], sent[1]["body"]) == (200, b"OK")
+    assert dict(sent[0]["headers"])[b"content-length"] == b"2"
+    assert len(delivered) == 1
+
+
+async def test_client_gone_before_the_body_is_400_and_nothing_dispatched(
+    notifier: Notifier, delivered: list[PaymentResult]
+) -> None:
+    first = {"type": "http.request", "body": b"abc", "more_body": True}
+    sent = await call(notifier.asgi(), http_scope("/shop/notify"), [first])  # then http.disconnect
+    assert sent[0]["status"] == 400
+    assert delivered == []
+
+
+async def test_root_path_from_a_mount_is_honoured(notifier: Notifier, delivered: list[PaymentResult]) -> None:
+    headers, body = example_notify()
+    raw_headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+    scope = http_scope("/payments/shop/notify", headers=raw_headers, root_path="/payments")
+    sent = await call(notifier.asgi(), scope, [{"type": "http.request", "body": body}])
+    assert sent[1]["body"] == b"OK"
+    # A root_path that is only a prefix of a path segment is not a mount point.
+    scope = http_scope("/paymentsX/shop/notify", headers=raw_headers, root_path="/payments")
+    assert (await call(notifier.asgi(), scope, [{"type": "http.request", "body": body}]))[0]["status"] == 404
+
+
+async def test_lifespan_opens_and_closes_the_notifier(tmp_path: Path) -> None:
+    n = Notifier(f"sqlite:///{tmp_path / 'events.db'}")
+    n.add_account("shop", "examplepay", app_id="app-1", secret="example-secret-for-tests")
+    sent = await call(
+        n.asgi(), {"type": "lifespan"}, [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+    )
+    assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert (tmp_path / "events.db").exists()
+
+
+async def test_lifespan_startup_failure_is_reported(tmp_path: Path) -> None:
+    n = Notifier(f"sqlite:///{tmp_path / 'missing-dir' / 'events.db'}")
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "lifespan.startup"}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(dict(message))
+
+    with pytest.raises(StoreError):
+        await n.asgi()({"type": "lifespan"}, receive, send)
+    assert sent[0]["type"] == "lifespan.startup.failed"
+    assert "missing-dir" in sent[0]["message"]
