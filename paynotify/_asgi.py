@@ -115,10 +115,9 @@ class NotificationApp:
             return await send_reply(send, _TOO_LARGE)
         except _Disconnected:
             return await send_reply(send, _DISCONNECTED)
-        # Repeated headers: the first one counts, as in Starlette's Headers.
-        headers: dict[str, str] = {}
-        for name, value in scope["headers"]:
-            headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+        # Repeated headers: the first one counts (it is written last), as in Starlette's Headers.
+        raw_headers = reversed(scope["headers"])
+        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in raw_headers}
         inbound = InboundRequest(method, channel, headers, scope.get("query_string", b""), body)
         try:
             reply = await self.notifier.handle(account, inbound)

@@ -3,22 +3,22 @@
 All access goes through one connection on one dedicated thread, so the event loop never blocks on
 disk and SQLite never sees two writers from this process (other processes on the same host are
 serialized by SQLite's own locking). Commits are fsynced (WAL, synchronous=FULL) because an
-acknowledged notification must survive a power cut.
+acknowledged notification must survive a power cut; operations queued together share one commit
+(`_sqlite_writer`), so the fsync is paid per batch, not per notification.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from paynotify._errors import StoreError
 from paynotify._result import PaymentResult
+from paynotify._sqlite_writer import GroupCommitWriter
 from paynotify._store import (
     Claim,
     ClaimState,
@@ -107,21 +107,10 @@ def sqlite_path(url: str) -> str:
 class SQLiteStore(Store):
     def __init__(self, url: str) -> None:
         self.path = sqlite_path(url)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="paynotify-sqlite")
-        self._conn: sqlite3.Connection | None = None
+        self._writer = GroupCommitWriter(self._connect, repr(self.path))
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        def call() -> T:
-            if self._conn is None:
-                self._conn = self._connect()
-            try:
-                return fn(self._conn)
-            except sqlite3.Error as exc:
-                if self._conn.in_transaction:
-                    self._conn.rollback()
-                raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
-
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        return await self._writer.run(fn)
 
     def _connect(self) -> sqlite3.Connection:
         # Switching a new file to WAL takes an exclusive lock, and SQLite answers "database is locked"
@@ -156,12 +145,7 @@ class SQLiteStore(Store):
         await self._run(lambda conn: None)
 
     async def close(self) -> None:
-        def close_conn() -> None:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-        await asyncio.get_running_loop().run_in_executor(self._executor, close_conn)
+        await self._writer.close()
 
     def _event(self, row: tuple[Any, ...]) -> StoredEvent:
         try:
@@ -192,29 +176,28 @@ class SQLiteStore(Store):
         def claim(conn: sqlite3.Connection) -> Claim:
             t, token = now(), new_token()
             lease = t + lease_seconds
-            with _immediate(conn):
-                inserted = conn.execute(
-                    "INSERT INTO paynotify_events (event_id, account, provider, kind, status, order_id,"
-                    " result_json, state, token, lease_until, due_at, attempts, created_at, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, 'in_flight', ?, ?, ?, 1, ?, ?) ON CONFLICT DO NOTHING",
-                    (*fields, token, lease, lease, t, t),
-                ).rowcount
-                if inserted:
-                    return Claim(ClaimState.NEW, token)
-                row = conn.execute(
-                    "UPDATE paynotify_events SET state = 'in_flight', token = ?, lease_until = ?, due_at = ?,"
-                    " attempts = attempts + 1, next_attempt_at = NULL, updated_at = ?"
-                    " WHERE event_id = ? AND state != 'done'"
-                    " AND NOT (state = 'in_flight' AND lease_until > ?)"
-                    " RETURNING done_subscribers",
-                    (token, lease, lease, t, result.event_id, t),
-                ).fetchone()
-                if row is not None:
-                    return Claim(ClaimState.NEW, token, frozenset(json.loads(row[0])))
-                (state,) = conn.execute(
-                    "SELECT state FROM paynotify_events WHERE event_id = ?", (result.event_id,)
-                ).fetchone()
-                return Claim(ClaimState.DONE if state == "done" else ClaimState.IN_FLIGHT)
+            inserted = conn.execute(
+                "INSERT INTO paynotify_events (event_id, account, provider, kind, status, order_id,"
+                " result_json, state, token, lease_until, due_at, attempts, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, 'in_flight', ?, ?, ?, 1, ?, ?) ON CONFLICT DO NOTHING",
+                (*fields, token, lease, lease, t, t),
+            ).rowcount
+            if inserted:
+                return Claim(ClaimState.NEW, token)
+            row = conn.execute(
+                "UPDATE paynotify_events SET state = 'in_flight', token = ?, lease_until = ?, due_at = ?,"
+                " attempts = attempts + 1, next_attempt_at = NULL, updated_at = ?"
+                " WHERE event_id = ? AND state != 'done'"
+                " AND NOT (state = 'in_flight' AND lease_until > ?)"
+                " RETURNING done_subscribers",
+                (token, lease, lease, t, result.event_id, t),
+            ).fetchone()
+            if row is not None:
+                return Claim(ClaimState.NEW, token, frozenset(json.loads(row[0])))
+            (state,) = conn.execute(
+                "SELECT state FROM paynotify_events WHERE event_id = ?", (result.event_id,)
+            ).fetchone()
+            return Claim(ClaimState.DONE if state == "done" else ClaimState.IN_FLIGHT)
 
         return await self._run(claim)
 
@@ -272,23 +255,22 @@ class SQLiteStore(Store):
     async def acquire(self, *, limit: int, lease_seconds: float) -> list[Lease]:
         def acquire(conn: sqlite3.Connection) -> list[Lease]:
             t, token = now(), new_token()
-            with _immediate(conn):
-                ids = [
-                    row[0]
-                    for row in conn.execute(
-                        "SELECT event_id FROM paynotify_events WHERE due_at IS NOT NULL AND due_at <= ?"
-                        " ORDER BY due_at LIMIT ?",
-                        (t, limit),
-                    )
-                ]
-                leases = []
-                for event_id in ids:
-                    row = conn.execute(
-                        _ACQUIRE_ONE,
-                        (token, t + lease_seconds, t + lease_seconds, t, event_id),
-                    ).fetchone()
-                    leases.append(Lease(self._event(row), token))
-                return leases
+            ids = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT event_id FROM paynotify_events WHERE due_at IS NOT NULL AND due_at <= ?"
+                    " ORDER BY due_at LIMIT ?",
+                    (t, limit),
+                )
+            ]
+            leases = []
+            for event_id in ids:
+                row = conn.execute(
+                    _ACQUIRE_ONE,
+                    (token, t + lease_seconds, t + lease_seconds, t, event_id),
+                ).fetchone()
+                leases.append(Lease(self._event(row), token))
+            return leases
 
         return await self._run(acquire)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.parse
 from urllib.parse import quote_plus
 
 import pytest
@@ -186,3 +187,18 @@ def test_any_fields_round_trip_through_sign_encode_decode_verify(
     data = encode_form(dict(fields, sign=sign_fields(fields, key(), charset=charset)), charset)
     result = parse(data, account(seller_id=None))
     assert {k: result.raw[k] for k in fields} == fields
+
+
+@settings(max_examples=500)
+@given(st.lists(st.tuples(st.text(max_size=6), st.text(max_size=12)), max_size=8), st.booleans())
+def test_decodes_as_parse_qsl_does(fields: list[tuple[str, str]], plus_for_space: bool) -> None:
+    """On every well-formed form, the same fields as urllib's parse_qsl (strict utf-8)."""
+    quote = urllib.parse.quote_plus if plus_for_space else urllib.parse.quote
+    body = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in fields).encode()
+    expected = urllib.parse.parse_qsl(body.decode(), keep_blank_values=True, errors="strict")
+    names = [k for k, _ in expected]
+    if not expected or "" in names or len(set(names)) != len(names):
+        with pytest.raises(MalformedNotification):
+            decode_form(body)
+    else:
+        assert decode_form(body).fields == dict(expected)

@@ -286,3 +286,22 @@ async def test_purge_removes_only_old_events_in_the_given_states(store: Store) -
     assert await store.get(old_dead.event_id) is not None
     assert await store.purge(before=cutoff, states=[EventState.DEAD]) == 1
     assert await store.get(old_dead.event_id) is None
+
+
+def test_lease_tokens_differ_within_a_process_and_after_a_fork() -> None:
+    import os
+
+    from paynotify._store import new_token
+
+    tokens = {new_token() for _ in range(10_000)}
+    assert len(tokens) == 10_000
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: send one token and leave at once
+        os.write(write, new_token().encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 100).decode()
+    os.close(read)
+    assert child[:24] != next(iter(tokens))[:24]  # its own random prefix, not a copy of ours

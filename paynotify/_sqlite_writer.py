@@ -1,0 +1,154 @@
+"""One SQLite connection on one thread, committing whatever is queued together (group commit).
+
+An acknowledged notification must survive a power cut, so every commit is fsynced. One fsync per
+operation caps a store at a few hundred notifications a second; instead, each operation runs in
+its own SAVEPOINT inside the current batch's transaction, and the batch commits once. Callers
+are answered only after that commit, so nothing is reported written before it is durable. An
+operation that fails rolls back to its own savepoint and fails alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from paynotify._errors import StoreError
+
+__all__ = ["GroupCommitWriter"]
+
+T = TypeVar("T")
+
+MAX_BATCH = 256
+"""Operations committed together at most; bounds how long one transaction holds the write lock."""
+
+
+@dataclass(slots=True)
+class _Operation(Generic[T]):
+    fn: Callable[[sqlite3.Connection], T]
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[T]
+    outcome: tuple[bool, Any] = (False, None)
+
+    def settle(self) -> None:
+        ok, value = self.outcome
+        # A closed event loop raises RuntimeError: nobody is waiting for the answer any more.
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(_resolve, self.future, ok, value)
+
+
+def _resolve(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if future.done():  # the caller was cancelled; the operation still ran (or failed) as queued
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
+
+
+class GroupCommitWriter:
+    """Runs `fn(connection)` calls on one thread; `connect` opens the connection when first needed."""
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection], describe: str) -> None:
+        self._connect = connect
+        self._describe = describe
+        self._queue: queue.SimpleQueue[_Operation[Any] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self.commits = 0
+        """Transactions committed so far: fewer than the operations when they were batched."""
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._start()
+        self._queue.put(_Operation(fn, loop, future))
+        return await future
+
+    async def close(self) -> None:
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(None)
+            await asyncio.get_running_loop().run_in_executor(None, thread.join)
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._serve, name="paynotify-sqlite", daemon=True)
+                self._thread.start()
+
+    def _serve(self) -> None:
+        try:
+            while True:
+                first = self._queue.get()
+                if first is None:
+                    return
+                batch = [first]
+                while len(batch) < MAX_BATCH:
+                    try:
+                        more = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is None:
+                        self._queue.put(None)  # stop after this batch
+                        break
+                    batch.append(more)
+                self._commit(batch)
+        finally:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def _commit(self, batch: list[_Operation[Any]]) -> None:
+        try:
+            self._commit_or_raise(batch)
+        except Exception as exc:  # whatever happens, every caller gets an answer
+            self._fail(batch, exc)
+
+    def _commit_or_raise(self, batch: list[_Operation[Any]]) -> None:
+        try:
+            if self._conn is None:
+                self._conn = self._connect()
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+        except (sqlite3.Error, StoreError) as exc:
+            self._fail(batch, exc)
+            return
+        try:
+            for operation in batch:
+                conn.execute("SAVEPOINT op")
+                try:
+                    operation.outcome = (True, operation.fn(conn))
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO op")
+                    operation.outcome = (False, self._error(exc))
+                conn.execute("RELEASE op")
+            conn.execute("COMMIT")
+            self.commits += 1
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.rollback()
+            self._fail(batch, exc)
+            return
+        for operation in batch:
+            operation.settle()
+
+    def _fail(self, batch: list[_Operation[Any]], exc: Exception) -> None:
+        error = self._error(exc)
+        for operation in batch:
+            operation.outcome = (False, error)
+            operation.settle()
+
+    def _error(self, exc: Exception) -> Exception:
+        if isinstance(exc, sqlite3.Error):
+            wrapped = StoreError(f"SQLite store {self._describe}: {exc}")
+            wrapped.__cause__ = exc
+            return wrapped
+        return exc
