@@ -38,10 +38,21 @@ def _show(name: bytes) -> str:
     return repr(name[:40].decode("ascii", "backslashreplace"))
 
 
-def _unquote(text: bytes) -> bytes:
-    """Form decoding of one name or value: `+` is a space, `%XX` a byte; once, never again."""
-    text = text.replace(b"+", b" ")
-    return unquote_to_bytes(text) if b"%" in text else text
+def _pairs(data: bytes) -> list[tuple[bytes, bytes, bytes]]:
+    """(name, "=" or "", value) per field, each decoded once: `+` is a space, `%XX` a byte.
+
+    As urllib.parse.parse_qsl(keep_blank_values=True): a part without "=" is a blank value. `+`
+    is replaced in the whole body before splitting: it is never a separator, and a real `+`
+    arrives as %2B. Comprehensions rather than a loop: this runs for every field of every
+    notification.
+    """
+    pairs = [part.partition(b"=") for part in data.replace(b"+", b" ").split(b"&") if part]
+    if b"%" not in data:
+        return pairs
+    return [
+        (unquote_to_bytes(k) if b"%" in k else k, sep, unquote_to_bytes(v) if b"%" in v else v)
+        for k, sep, v in pairs
+    ]
 
 
 def decode_form(data: bytes) -> Form:
@@ -49,24 +60,18 @@ def decode_form(data: bytes) -> Form:
     if _BAD_ESCAPE.search(data):
         raise MalformedNotification("bad percent-encoding: '%' not followed by two hex digits")
     # Decoded on bytes: the real charset is only known once the `charset` field has been read.
-    # As urllib.parse.parse_qsl(keep_blank_values=True): a part without "=" is a blank value.
-    raw: dict[bytes, bytes] = {}
-    for part in data.split(b"&"):
-        if not part:
-            continue
-        key, _, value = part.partition(b"=")
-        # Most names and values need no decoding; testing first skips two calls per field.
-        if b"%" in key or b"+" in key:
-            key = _unquote(key)
-        if b"%" in value or b"+" in value:
-            value = _unquote(value)
-        if not key:
-            raise MalformedNotification("a form field has an empty name")
-        if key in raw:
-            raise MalformedNotification(f"field {_show(key)} appears more than once")
-        raw[key] = value
-    if not raw:
+    pairs = _pairs(data)
+    if not pairs:
         raise MalformedNotification("no form fields (an Alipay notification is x-www-form-urlencoded)")
+    raw = {key: value for key, _, value in pairs}
+    if len(raw) != len(pairs) or b"" in raw:
+        seen: set[bytes] = set()
+        for key, _, _ in pairs:
+            if not key:
+                raise MalformedNotification("a form field has an empty name")
+            if key in seen:
+                raise MalformedNotification(f"field {_show(key)} appears more than once")
+            seen.add(key)
 
     declared = raw.get(b"charset", b"") or b"utf-8"
     try:
