@@ -1,27 +1,31 @@
 """Part 2: end-to-end throughput and p50/p99 latency under uvicorn (one worker, uvloop, httptools),
 paynotify's route with the memory and the SQLite store against a bare Starlette route doing the
-Alipay floor inline (and a bare `success` route, the ceiling). Loopback only; the load generator is a
-second process; everything is bounded in time.
+Alipay floor inline (and a bare `success` route, the ceiling). Loopback only; bounded in time.
 
-    python -m bench.throughput [--seconds 6] [--warmup 2] [--connections 32] [--json out.json]
+    python -m bench.throughput [--seconds 2] [--rounds 5] [--connections 32] [--json out.json]
 
-Server and generator are pinned to one core each (the machine has two). The generator is asyncio
-protocols on uvloop with keep-alive connections, one request in flight per connection; its own CPU
-use is reported, so a generator-bound run shows itself.
+The load generator is wrk (Debian package `wrk`), one thread, in its own process; servers and wrk
+are pinned to one core each (the machine has two). All servers run at once, idle but for the one
+under load; each round measures every route for `--seconds`, in an order rotated every round, so
+a slow spell of this shared machine hits every route alike. A route's figure is its median round.
+Every request is a distinct signed Alipay notification; deduplicating routes never see a body twice.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
+import resource
+import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +39,8 @@ ROUTES = {
     "sqlite": "paynotify, SQLite store",
 }
 DEDUPLICATING = frozenset({"memory", "sqlite"})
-"""Routes whose bodies must never repeat within a run (a repeat is a duplicate, a cheaper path)."""
+"""Routes whose bodies must never repeat (a repeat is a duplicate, a cheaper path)."""
+WRK_SCRIPT = BENCH_DIR / "wrk_bodies.lua"
 
 
 # -- the servers (imported by uvicorn in the server process) --------------------------------------
@@ -64,151 +69,65 @@ def make_app() -> Any:
     return notifier.asgi()
 
 
-# -- the load generator (its own process) ---------------------------------------------------------
+# -- wrk ---------------------------------------------------------------------------------------------
 
 
-class _Generator:
-    def __init__(self, bodies: list[bytes], wrap: bool, warm_until: float, deadline: float) -> None:
-        self.requests = [
-            b"POST /shop/notify HTTP/1.1\r\nHost: bench\r\n"
-            b"Content-Type: application/x-www-form-urlencoded; charset=utf-8\r\n"
-            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
-            for body in bodies
-        ]
-        self.wrap = wrap
-        self.next = 0
-        self.warm_until = warm_until
-        self.deadline = deadline
-        self.latencies: list[float] = []
-        self.completed_in_window = 0
-        self.errors = 0
-        self.exhausted = False
-        self.open = 0
-        self.finished = asyncio.get_running_loop().create_future()
-
-    def take(self) -> bytes | None:
-        if time.perf_counter() >= self.deadline:
-            return None
-        if self.next >= len(self.requests):
-            if not self.wrap:
-                self.exhausted = True
-                return None
-            self.next = 0
-        request = self.requests[self.next]
-        self.next += 1
-        return request
-
-    def record(self, sent: float, status: int, body: bytes) -> None:
-        done = time.perf_counter()
-        if sent >= self.warm_until and done <= self.deadline:
-            self.latencies.append(done - sent)
-        if self.warm_until <= done <= self.deadline:
-            self.completed_in_window += 1
-        if status != 200 or body != b"success":
-            self.errors += 1
-
-    def closed(self) -> None:
-        self.open -= 1
-        if self.open == 0 and not self.finished.done():
-            self.finished.set_result(None)
-
-
-class _Connection(asyncio.Protocol):
-    def __init__(self, generator: _Generator) -> None:
-        self.generator = generator
-        self.buffer = b""
-        self.sent = 0.0
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        self.send()
-
-    def send(self) -> None:
-        assert self.transport is not None
-        request = self.generator.take()
-        if request is None:
-            self.transport.close()
-            return
-        self.sent = time.perf_counter()
-        self.transport.write(request)
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        end = self.buffer.find(b"\r\n\r\n")
-        if end < 0:
-            return
-        head = self.buffer[:end]
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        if len(self.buffer) < end + 4 + length:
-            return
-        body = self.buffer[end + 4 : end + 4 + length]
-        self.buffer = self.buffer[end + 4 + length :]
-        self.generator.record(self.sent, int(head[9:12]), body)
-        self.send()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.generator.closed()
-
-
-async def _load(
-    port: int, bodies: list[bytes], wrap: bool, connections: int, warmup: float, seconds: float
-) -> dict[str, Any]:
-    start = time.perf_counter()
-    generator = _Generator(bodies, wrap, start + warmup, start + warmup + seconds)
-    loop = asyncio.get_running_loop()
-    cpu_start = time.process_time()
-    generator.open = connections
-    for _ in range(connections):
-        await loop.create_connection(lambda: _Connection(generator), "127.0.0.1", port)
-    await generator.finished
-    cpu = time.process_time() - cpu_start
-    wall = time.perf_counter() - start
-    window = min(time.perf_counter(), generator.deadline) - generator.warm_until
-    latencies = sorted(generator.latencies)
-
-    def percentile(q: float) -> float:
-        return (
-            1000 * latencies[min(len(latencies) - 1, int(len(latencies) * q))] if latencies else float("nan")
-        )
-
+def _wrk(port: int, bodies_file: Path, first: int, wrap: bool, args: argparse.Namespace,
+         seconds: float) -> dict[str, Any]:  # fmt: skip
+    """One wrk run (one thread: it is C, and one core is what the generator gets); its summary."""
+    command = ["wrk", "-t1", f"-c{args.connections}", f"-d{max(1, round(seconds))}s", "--latency", "-s",
+               str(WRK_SCRIPT), f"http://127.0.0.1:{port}", "--", str(bodies_file), str(first),
+               "wrap" if wrap else "once"]  # fmt: skip
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run(command, capture_output=True, text=True, check=True, timeout=seconds + 60,
+                          preexec_fn=_pinned(args.client_cpu))  # fmt: skip
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    line = next((x for x in done.stdout.splitlines() if x.startswith("WRK_JSON ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no summary:\n{done.stdout}\n{done.stderr}")
+    summary: dict[str, Any] = json.loads(line.removeprefix("WRK_JSON "))
+    window = summary["duration_us"] / 1e6
+    cpu_seconds = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     return {
-        "rps": generator.completed_in_window / window if window > 0 else 0.0,
-        "requests": generator.completed_in_window,
-        "window_s": window,
-        "p50_ms": percentile(0.50),
-        "p99_ms": percentile(0.99),
-        "errors": generator.errors,
-        "exhausted": generator.exhausted,
-        "sent": generator.next,
-        "client_cpu": cpu / wall,
+        "rps": summary["requests"] / window,
+        "requests": summary["requests"],
+        "p50_ms": summary["p50_us"] / 1000,
+        "p99_ms": summary["p99_us"] / 1000,
+        "errors": summary["refused"] + summary["socket_errors"],
+        "client_cpu": cpu_seconds / window,
     }
 
 
-def loadgen_main(argv: Sequence[str]) -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--bodies", type=Path, required=True)
-    parser.add_argument("--wrap", action="store_true")
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--warmup", type=float, default=2.0)
-    parser.add_argument("--seconds", type=float, default=6.0)
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args(argv)
-    bodies = args.bodies.read_bytes().split(b"\n")
-    try:
-        import uvloop
+class Route:
+    """One running server and the bodies it has not seen yet."""
 
-        run: Callable[..., Any] = uvloop.run
-    except ImportError:
-        run = asyncio.run
-    result = run(_load(args.port, bodies, args.wrap, args.connections, args.warmup, args.seconds))
-    args.out.write_text(json.dumps(result))
+    def __init__(self, kind: str, port: int, bodies_file: Path, count: int) -> None:
+        self.kind, self.port, self.bodies_file, self.count = kind, port, bodies_file, count
+        self.first = 1
+        self.rounds: list[dict[str, Any]] = []
+
+    def load(self, args: argparse.Namespace, seconds: float) -> dict[str, Any]:
+        wrap = self.kind not in DEDUPLICATING
+        if self.first > self.count:
+            raise RuntimeError(f"{self.kind}: all {self.count} bodies used; raise --notifications")
+        result = _wrk(self.port, self.bodies_file, self.first, wrap, args, seconds)
+        if not wrap:
+            self.first += result["requests"] + args.connections  # requests cut off at the end too
+        return result
+
+    def summary(self) -> dict[str, Any]:
+        rps = [r["rps"] for r in self.rounds]
+        median = statistics.median(rps)
+        middle = min(self.rounds, key=lambda r: abs(r["rps"] - median))
+        return {
+            "rps": median,
+            "rps_rounds": rps,
+            "requests": sum(r["requests"] for r in self.rounds),
+            "p50_ms": middle["p50_ms"],
+            "p99_ms": middle["p99_ms"],
+            "errors": sum(r["errors"] for r in self.rounds),
+            "client_cpu": max(r["client_cpu"] for r in self.rounds),
+        }
 
 
 # -- orchestration --------------------------------------------------------------------------------
@@ -255,7 +174,8 @@ def _pinned(cpu: int) -> Callable[[], None] | None:
     return lambda: os.sched_setaffinity(0, {cpu})
 
 
-def run_route(kind: str, tmp: Path, bodies_file: Path, args: argparse.Namespace) -> dict[str, Any]:
+@contextmanager
+def _server(kind: str, tmp: Path, args: argparse.Namespace) -> Iterator[int]:
     port = _free_port()
     env = os.environ | {
         "BENCH_APP": kind,
@@ -269,15 +189,7 @@ def run_route(kind: str, tmp: Path, bodies_file: Path, args: argparse.Namespace)
     server = subprocess.Popen(command, env=env, preexec_fn=_pinned(args.server_cpu))
     try:
         _wait_port(port, server)
-        out = tmp / f"{kind}.json"
-        loadgen = [sys.executable, "-m", "bench.throughput", "loadgen", "--port", str(port), "--bodies",
-                   str(bodies_file), "--connections", str(args.connections), "--warmup", str(args.warmup),
-                   "--seconds", str(args.seconds), "--out", str(out)]  # fmt: skip
-        if kind not in DEDUPLICATING:
-            loadgen.append("--wrap")
-        subprocess.run(loadgen, env=env, check=True, preexec_fn=_pinned(args.client_cpu), timeout=120)
-        result: dict[str, Any] = json.loads(out.read_text())
-        return result
+        yield port
     finally:
         server.terminate()
         try:
@@ -290,19 +202,23 @@ def run_route(kind: str, tmp: Path, bodies_file: Path, args: argparse.Namespace)
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import uvicorn
 
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install wrk (Debian/Ubuntu)")
     keys, bodies = cached_alipay(args.notifications)
-    routes: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory() as tmp_name:
+    with tempfile.TemporaryDirectory() as tmp_name, ExitStack() as servers:
         tmp = Path(tmp_name)
         (tmp / "public.pem").write_text(keys.public_pem)
         bodies_file = tmp / "bodies.txt"
         bodies_file.write_bytes(b"\n".join(bodies))
-        for kind in args.routes:
-            result = run_route(kind, tmp, bodies_file, args)
-            routes[ROUTES[kind]] = result
-            rps, p50, p99, cpu = result["rps"], result["p50_ms"], result["p99_ms"], result["client_cpu"]
-            line = f"{rps:,.0f}/s p50 {p50:.2f} ms p99 {p99:.2f} ms client CPU {cpu:.0%}"
-            print(f"  {ROUTES[kind]}: {line}", flush=True)
+        routes = [Route(kind, servers.enter_context(_server(kind, tmp, args)), bodies_file, len(bodies))
+                  for kind in args.routes]  # fmt: skip
+        for route in routes:
+            route.load(args, args.warmup)
+        for r in range(args.rounds):
+            for route in routes[r % len(routes) :] + routes[: r % len(routes)]:
+                route.rounds.append(route.load(args, args.seconds))
+            line = ", ".join(f"{route.kind} {route.rounds[-1]['rps']:,.0f}/s" for route in routes)
+            print(f"  round {r + 1}: {line}", flush=True)
     return {
         "machine": machine(),
         "uvicorn": uvicorn.__version__,
@@ -310,21 +226,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "http": args.http,
         "server_cpu": args.server_cpu,
         "client_cpu": args.client_cpu,
-        "generator": "asyncio protocols on uvloop (bench.throughput loadgen)",
+        "generator": "wrk 4, one thread (bench/wrk_bodies.lua)",
         "connections": args.connections,
         "warmup": args.warmup,
         "seconds": args.seconds,
+        "rounds": args.rounds,
         "notifications": len(bodies),
-        "routes": routes,
+        "routes": {ROUTES[route.kind]: route.summary() for route in routes},
     }
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seconds", type=float, default=6.0, help="measured seconds per route")
-    p.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds first")
+    p.add_argument("--seconds", type=float, default=2.0, help="measured seconds per route and round")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds per route first")
     p.add_argument("--connections", type=int, default=32)
-    p.add_argument("--notifications", type=int, default=40_000, help="distinct signed bodies (cached)")
+    p.add_argument("--notifications", type=int, default=80_000, help="distinct signed bodies (cached)")
     p.add_argument("--routes", nargs="+", default=list(ROUTES), choices=list(ROUTES))
     p.add_argument("--loop", default="uvloop")
     p.add_argument("--http", default="httptools")
@@ -335,10 +253,6 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["loadgen"]:
-        loadgen_main(argv[1:])
-        return
     args = parser().parse_args(argv)
     results = run(args)
     if args.json:

@@ -14,6 +14,7 @@ import contextlib
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -26,6 +27,13 @@ T = TypeVar("T")
 
 MAX_BATCH = 256
 """Operations committed together at most; bounds how long one transaction holds the write lock."""
+LINGER_SECONDS = 0.001
+"""While operations keep arriving together, how long a batch waits for more before committing.
+
+Without it, under load each commit carries a few operations and the fsyncs and thread switches
+cost more than the work (measured in bench/RESULTS.md); when operations arrive one at a time
+(the previous batch had one), nothing waits, so a quiet server answers as fast as before.
+"""
 
 
 @dataclass(slots=True)
@@ -35,20 +43,28 @@ class _Operation(Generic[T]):
     future: asyncio.Future[T]
     outcome: tuple[bool, Any] = (False, None)
 
-    def settle(self) -> None:
-        ok, value = self.outcome
-        # A closed event loop raises RuntimeError: nobody is waiting for the answer any more.
+
+def _settle(batch: list[_Operation[Any]]) -> None:
+    """Answer every caller of a batch: one wake-up per event loop, not one per operation."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Operation[Any]]] = {}
+    for operation in batch:
+        by_loop.setdefault(operation.loop, []).append(operation)
+    for loop, operations in by_loop.items():
+        # A closed event loop raises RuntimeError: nobody is waiting for these answers any more.
         with contextlib.suppress(RuntimeError):
-            self.loop.call_soon_threadsafe(_resolve, self.future, ok, value)
+            loop.call_soon_threadsafe(_resolve, operations)
 
 
-def _resolve(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
-    if future.done():  # the caller was cancelled; the operation still ran (or failed) as queued
-        return
-    if ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)
+def _resolve(operations: list[_Operation[Any]]) -> None:
+    for operation in operations:
+        future = operation.future
+        if future.done():  # the caller was cancelled; the operation still ran (or failed) as queued
+            continue
+        ok, value = operation.outcome
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
 
 
 class GroupCommitWriter:
@@ -84,22 +100,31 @@ class GroupCommitWriter:
                 self._thread = threading.Thread(target=self._serve, name="paynotify-sqlite", daemon=True)
                 self._thread.start()
 
+    def _gather(self, first: _Operation[Any], *, linger: bool) -> list[_Operation[Any]]:
+        """`first` and what else is queued; when `linger`, what arrives in the next LINGER_SECONDS too."""
+        batch = [first]
+        deadline = time.monotonic() + LINGER_SECONDS if linger else 0.0
+        while len(batch) < MAX_BATCH:
+            try:
+                wait = deadline - time.monotonic()
+                more = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if more is None:
+                self._queue.put(None)  # stop after this batch
+                break
+            batch.append(more)
+        return batch
+
     def _serve(self) -> None:
+        busy = False
         try:
             while True:
                 first = self._queue.get()
                 if first is None:
                     return
-                batch = [first]
-                while len(batch) < MAX_BATCH:
-                    try:
-                        more = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if more is None:
-                        self._queue.put(None)  # stop after this batch
-                        break
-                    batch.append(more)
+                batch = self._gather(first, linger=busy)
+                busy = len(batch) > 1
                 self._commit(batch)
         finally:
             if self._conn is not None:
@@ -137,14 +162,13 @@ class GroupCommitWriter:
                 conn.rollback()
             self._fail(batch, exc)
             return
-        for operation in batch:
-            operation.settle()
+        _settle(batch)
 
     def _fail(self, batch: list[_Operation[Any]], exc: Exception) -> None:
         error = self._error(exc)
         for operation in batch:
             operation.outcome = (False, error)
-            operation.settle()
+        _settle(batch)
 
     def _error(self, exc: Exception) -> Exception:
         if isinstance(exc, sqlite3.Error):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from paynotify._result import PaymentResult
 from paynotify._store import (
@@ -13,7 +13,6 @@ from paynotify._store import (
     Lease,
     Store,
     StoredEvent,
-    event_fields,
     new_token,
     now,
     store_schemes,
@@ -26,11 +25,15 @@ __all__ = ["MemoryStore"]
 class _Record:
     """One event, mutable in place; a `StoredEvent` is only built when someone reads it.
 
-    The result is kept as the object itself and serialized only on a read, since the memory store
-    never needs the JSON to deduplicate.
+    While the event is in flight the result is kept as the object (the JSON is not needed to
+    deduplicate); once it settles, it is kept as JSON only. A settled record then holds nothing but
+    strings and numbers, which the garbage collector does not walk: under uvicorn, keeping every
+    result object alive made full collections cost ~20% of the throughput (bench/RESULTS.md).
     """
 
-    result: PaymentResult
+    columns: tuple[str, str, str, str, str, str]
+    """event_id, account, provider, kind, status, order_id."""
+    result: PaymentResult | None
     state: EventState
     attempts: int
     created_at: float
@@ -39,17 +42,15 @@ class _Record:
     last_error: str | None = None
     token: str | None = None
     lease_until: float = 0.0
-    done: set[str] = field(default_factory=set)
+    done: tuple[str, ...] = ()
+    result_json: str = ""
+
+    def json(self) -> str:
+        return self.result.model_dump_json() if self.result is not None else self.result_json
 
     def snapshot(self) -> StoredEvent:
-        event_id, account, provider, kind, status, order_id, result_json = event_fields(self.result)
         return StoredEvent(
-            event_id,
-            account,
-            provider,
-            kind,
-            status,
-            order_id,
+            *self.columns,
             self.state,
             self.attempts,
             self.created_at,
@@ -57,7 +58,7 @@ class _Record:
             self.next_attempt_at,
             self.last_error,
             frozenset(self.done),
-            result_json,
+            self.json(),
         )
 
     def leased(self, t: float) -> bool:
@@ -78,6 +79,8 @@ class _Record:
         """Leave IN_FLIGHT: the lease's token no longer counts."""
         self.state, self.next_attempt_at, self.last_error = state, next_attempt_at, error
         self.updated_at, self.token = now(), None
+        if self.result is not None:
+            self.result_json, self.result = self.result.model_dump_json(), None
 
 
 class MemoryStore(Store):
@@ -88,7 +91,9 @@ class MemoryStore(Store):
 
     def _new(self, result: PaymentResult, state: EventState, attempts: int) -> _Record:
         t = now()
-        record = _Record(result, state, attempts, t, t, t if state is EventState.PENDING else None)
+        columns = (result.event_id, result.account, result.provider, result.kind.value, result.status.value,
+                   result.order_id)  # fmt: skip
+        record = _Record(columns, result, state, attempts, t, t, t if state is EventState.PENDING else None)
         self._records[result.event_id] = record
         return record
 
@@ -108,8 +113,8 @@ class MemoryStore(Store):
 
     async def subscriber_done(self, event_id: str, token: str, subscriber: str) -> None:
         record = self._records.get(event_id)
-        if record is not None:
-            record.done.add(subscriber)
+        if record is not None and subscriber not in record.done:
+            record.done += (subscriber,)
 
     async def complete(self, event_id: str, token: str) -> None:
         record = self._records.get(event_id)
@@ -175,8 +180,8 @@ class MemoryStore(Store):
         found = [
             r.snapshot()
             for r in reversed(self._records.values())
-            if (account is None or r.result.account == account)
-            and (order_id is None or r.result.order_id == order_id)
+            if (account is None or r.columns[1] == account)
+            and (order_id is None or r.columns[5] == order_id)
             and (wanted is None or r.state in wanted)
         ]
         return found[:limit]
@@ -191,7 +196,7 @@ class MemoryStore(Store):
         if record.state not in eligible:
             return False
         if replay:
-            record.done.clear()
+            record.done = ()
         record.settle(EventState.PENDING, next_attempt_at=now(), error=record.last_error)
         return True
 

@@ -1,0 +1,40 @@
+"""The memory store keeps a settled event as JSON only: nothing for the garbage collector to walk."""
+
+from __future__ import annotations
+
+import gc
+
+from test_store_contract import result
+
+from paynotify import MemoryStore, PaymentResult
+from paynotify._store import EventState
+
+
+async def test_a_settled_event_keeps_no_result_object_and_reads_back_the_same() -> None:
+    store = MemoryStore()
+    paid = result(order_id="o-1")
+    claim = await store.claim(paid, lease_seconds=60)
+    record = store._records[paid.event_id]
+    assert record.result is paid  # in flight: the object itself, no JSON made yet
+    await store.complete(paid.event_id, claim.token or "")
+    assert record.result is None
+    assert not any(isinstance(o, PaymentResult) for o in gc.get_referents(record))
+    event = await store.get(paid.event_id)
+    assert event is not None
+    assert (event.state, event.result()) == (EventState.DONE, paid)
+
+
+async def test_released_and_dead_lettered_events_are_compacted_too() -> None:
+    store = MemoryStore()
+    first, second = result(order_id="o-1"), result(order_id="o-2")
+    claim = await store.claim(first, lease_seconds=60)
+    await store.release(first.event_id, claim.token or "", error="boom")
+    assert store._records[first.event_id].result is None
+    assert await store.enqueue(second)
+    (lease,) = await store.acquire(limit=1, lease_seconds=60)
+    await store.dead_letter(second.event_id, lease.token, error="gave up")
+    assert store._records[second.event_id].result is None
+    assert [e.result() for e in await store.find(states=[EventState.RELEASED, EventState.DEAD])] == [
+        second,
+        first,
+    ]
