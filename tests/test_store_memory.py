@@ -12,13 +12,16 @@ from paynotify._store import EventState
 
 async def test_a_settled_event_keeps_no_result_object_and_reads_back_the_same() -> None:
     store = MemoryStore()
-    paid = result(order_id="o-1")
+    paid = result(order_id="o-1").model_copy(update={"raw": {"trade_no": "2024", "total_amount": "88.88"}})
     claim = await store.claim(paid, lease_seconds=60)
     record = store._records[paid.event_id]
     assert record.result is paid  # in flight: the object itself, no JSON made yet
     await store.complete(paid.event_id, claim.token or "")
     assert record.result is None
     assert not any(isinstance(o, PaymentResult) for o in gc.get_referents(record))
+    for _ in range(3):  # tuples of plain values are untracked as collections come across them
+        gc.collect()
+    assert not any(gc.is_tracked(pair) for pair in record.packed)
     event = await store.get(paid.event_id)
     assert event is not None
     assert (event.state, event.result()) == (EventState.DONE, paid)

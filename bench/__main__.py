@@ -1,0 +1,52 @@
+"""Every part of the benchmark in one run, then RESULTS.md and the plot:
+
+    python -m bench [--quick]
+
+1. per notification, as ASGI, against the SDKs and the bare route (bench.pipeline);
+2. throughput and latency under uvicorn, wrk as the load (bench.throughput; needs `wrk`);
+3. store scaling with 10^3, 10^5, 10^6 stored events, and 4. RSS over 10^5 notifications
+   (bench.stores).
+`--quick` runs everything smaller (a smoke test of the harness, not figures to quote).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+from bench import pipeline, report, stores, throughput
+from bench._common import BENCH_DIR
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--dir", type=Path, default=BENCH_DIR / "results")
+    args = parser.parse_args()
+    out = args.dir
+    print("1. per notification (bench.pipeline)", flush=True)
+    pipeline.main(
+        ["--json", f"{out}/pipeline.json"] + (["--n", "100", "--rounds", "3"] if args.quick else [])
+    )
+    print("2. throughput under uvicorn (bench.throughput)", flush=True)
+    if shutil.which("wrk"):
+        throughput.main(
+            ["--json", f"{out}/throughput.json"] + (["--rounds", "2", "--seconds", "1"] if args.quick else [])
+        )
+    else:
+        print("   skipped: wrk is not installed (apt-get install wrk)", flush=True)
+    print("3-4. store scaling and RSS (bench.stores)", flush=True)
+    small = ["--sizes", "1000,10000", "--per-size", "100", "--rounds", "2", "--rss-n", "20000"]
+    stores.main(["--dir", str(out)] + (small if args.quick else []))
+    print(
+        report.write_results(
+            report.Path(out), BENCH_DIR / "RESULTS.md", BENCH_DIR / "stores.png", "python -m bench"
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
