@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import importlib.metadata
 import inspect
 import json
 import os
@@ -43,11 +44,12 @@ def machine() -> dict[str, str]:
     except (ValueError, OSError):
         memory = "?"
     versions = {}
-    for module in ("cryptography", "starlette", "uvicorn", "pydantic", "xmltodict", "uvloop", "httptools"):
+    for package in ("cryptography", "starlette", "uvicorn", "pydantic", "uvloop", "httptools", "asyncpg",
+                    "redis", "python-alipay-sdk", "wechatpy", "wechatpayv3", "xmltodict"):  # fmt: skip
         try:
-            versions[module] = __import__(module).__version__
-        except (ImportError, AttributeError):
-            versions[module] = "-"
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = "-"
     from cryptography.hazmat.backends.openssl.backend import backend
 
     return {

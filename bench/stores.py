@@ -42,6 +42,7 @@ PROVIDER = "wechatpay-v2"
 POSTGRES_URL = os.environ.get("PAYNOTIFY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("PAYNOTIFY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 RSS_CHUNK = 10_000
+DELIVERED = [0]
 PREFILL = (
     "SQLite: one INSERT ... SELECT over a recursive CTE; PostgreSQL: INSERT ... SELECT over "
     "generate_series, then VACUUM ANALYZE; Redis: a Lua script writing each event's hash and index "
@@ -232,13 +233,18 @@ async def _measure(notifier: Notifier, store: Store, keys: WeChatV2Keys, size: i
     for r in range(args.rounds):
         bodies = wechat_v2_bodies(keys, args.per_size, f"s{size}-r{r}")
         batch = asgi_batch(app, "/shop/notify", [(XML, b) for b in bodies], lambda s, b: b"SUCCESS" in b)
+        before = DELIVERED[0]
         pipeline.append(await _timed(args.per_size, batch))
+        if DELIVERED[0] - before != args.per_size:  # a duplicate would be acknowledged, not delivered
+            raise RuntimeError(f"{DELIVERED[0] - before} of {args.per_size} notifications delivered")
         results = [_result(i, f"alone-{size}-{r}") for i in range(args.per_size)]
 
         async def claim_and_complete(results: list[PaymentResult] = results) -> None:
             for result in results:
                 claim = await store.claim(result, lease_seconds=60)
-                await store.complete(result.event_id, claim.token or "")
+                if claim.token is None:
+                    raise RuntimeError(f"{result.event_id} was not new")
+                await store.complete(result.event_id, claim.token)
 
         alone.append(await _timed(args.per_size, claim_and_complete))
     return {"pipeline": _timing(pipeline), "store_only": _timing(alone)}
@@ -250,13 +256,14 @@ async def _scale(backend: Backend, keys: WeChatV2Keys, args: argparse.Namespace)
 
     @notifier.subscribe
     async def record(result: PaymentResult) -> None:
-        pass
+        DELIVERED[0] += 1
 
     sizes: dict[str, Any] = {}
     async with notifier:
-        template = _result(0, "template")
-        claim = await notifier.store.claim(template, lease_seconds=60)
-        await notifier.store.complete(template.event_id, claim.token or "")
+        # The template is a real notification the pipeline stored, so cloned rows have its size.
+        body = wechat_v2_bodies(keys, 1, "template")[0]
+        await asgi_batch(notifier.asgi(), "/shop/notify", [(XML, body)], lambda s, b: b"SUCCESS" in b)()
+        (template,) = await notifier.store.find(limit=1)
         filled = 1
         for size in args.sizes:
             have = await backend.count()

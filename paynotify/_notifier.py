@@ -30,7 +30,7 @@ from paynotify._errors import (
     VerificationError,
 )
 from paynotify._http import InboundRequest, Reply
-from paynotify._provider import Account, AccountSettings, Provider
+from paynotify._provider import Account, Provider
 from paynotify._registry import Registry
 from paynotify._registry import registry as default_registry
 from paynotify._result import Kind, PaymentResult, Source, Status, UnhandledEvent
@@ -398,12 +398,9 @@ class Notifier:
         return await self._deliver(result, provider)
 
     async def _run_checks(self, result: PaymentResult, account: Account[Any]) -> None:
-        settings: AccountSettings = account.settings
-        for label, expected, got in (
-            ("app_id", settings.expected_app_id(), result.app_id),
-            ("merchant_id", settings.expected_merchant_id(), result.merchant_id),
-        ):
-            if expected is not None and got != expected:
+        for label, expected in account.expected_ids:
+            got = result.app_id if label == "app_id" else result.merchant_id
+            if got != expected:
                 raise CheckFailed(f"{label} is {got!r}, this account expects {expected!r}")
         for check in self._checks:
             if await call_maybe_async(check, result) is False:

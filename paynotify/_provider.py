@@ -72,6 +72,16 @@ class Account(Generic[SettingsT]):
     name: str
     provider: Provider[SettingsT]
     settings: SettingsT
+    expected_ids: tuple[tuple[str, str], ...] = field(init=False, repr=False)
+    """(label, value) of the ids every verified notification must carry: read once, as settings
+    never change (an update makes a new Account)."""
+
+    def __post_init__(self) -> None:
+        expected = (
+            ("app_id", self.settings.expected_app_id()),
+            ("merchant_id", self.settings.expected_merchant_id()),
+        )
+        object.__setattr__(self, "expected_ids", tuple((k, v) for k, v in expected if v is not None))
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,6 +49,9 @@ __all__ = ["RedisStore"]
 
 SCHEMA_VERSION = 1
 PURGE_BATCH = 500
+STATE_SCAN_LIMIT = 10_000
+"""`find` by state reads the per-state sets when they hold at most this many events (e.g. the dead
+letters among millions of completed events), instead of walking every event newest first."""
 
 T = TypeVar("T")
 
@@ -392,6 +395,11 @@ class RedisStore(Store):
             members = await self._call(lambda c: c.smembers(key))
             of_order = [e for e in await self._fetch(sorted(map(str, members))) if matches(e)]
             return sorted(of_order, key=lambda e: e.created_at, reverse=True)[:limit]
+        if wanted is not None:
+            in_states = await self._in_states(wanted, max(limit * 10, STATE_SCAN_LIMIT))
+            if in_states is not None:
+                chosen = [e for e in await self._fetch(in_states) if matches(e)]
+                return sorted(chosen, key=lambda e: e.created_at, reverse=True)[:limit]
         # Newest first through the created index, in batches, until `limit` events match.
         found: list[StoredEvent] = []
         start, batch = 0, max(limit, 200)
@@ -402,6 +410,19 @@ class RedisStore(Store):
             found += [e for e in await self._fetch(ids) if matches(e)]
             start += batch
         return found[:limit]
+
+    async def _in_states(self, states: frozenset[EventState], at_most: int) -> list[str] | None:
+        """Every event id in `states`, from the per-state sets; None when there are more than
+        `at_most` (then most events are in them, and the created index finds matches sooner)."""
+
+        async def read(client: aioredis.Redis) -> list[str] | None:
+            keys = [self.prefix + "s:" + state.value for state in sorted(states)]
+            sizes = [int(await client.zcard(key)) for key in keys]
+            if sum(sizes) > at_most:
+                return None
+            return [str(i) for key in keys for i in await client.zrange(key, 0, -1)]
+
+        return await self._call(read)
 
     async def _newest(self, start: int, count: int) -> list[str]:
         async def page(client: aioredis.Redis) -> list[str]:

@@ -35,6 +35,7 @@ from paynotify._store import (
 __all__ = ["SQLiteStore"]
 
 SCHEMA_VERSION = 2
+PURGE_BATCH = 1000
 _BUSY_TIMEOUT = 10.0
 
 # due_at is the time a dispatcher may take the event: next_attempt_at while PENDING, lease_until
@@ -60,8 +61,11 @@ CREATE TABLE IF NOT EXISTS paynotify_events (
     result_json      TEXT NOT NULL
 );
 """
+# paynotify_events_account serves `find(account=...)` newest first: with only the order index, SQLite
+# sorted every row of the account (6 s at 10^6 events, measured).
 _INDEXES = """
 CREATE INDEX IF NOT EXISTS paynotify_events_order ON paynotify_events (account, order_id);
+CREATE INDEX IF NOT EXISTS paynotify_events_account ON paynotify_events (account, created_at);
 CREATE INDEX IF NOT EXISTS paynotify_events_created ON paynotify_events (created_at);
 CREATE INDEX IF NOT EXISTS paynotify_events_due ON paynotify_events (due_at) WHERE due_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS paynotify_events_purge ON paynotify_events (state, updated_at);
@@ -347,12 +351,21 @@ class SQLiteStore(Store):
         return await self._run(requeue)
 
     async def purge(self, *, before: float, states: Iterable[EventState] = (EventState.DONE,)) -> int:
+        # In batches, each its own operation: one DELETE of a million rows held the only writer
+        # for 35 s (measured), and every notification waited behind it.
         wanted = [s.value for s in states]
         sql = (
-            f"DELETE FROM paynotify_events WHERE state IN ({', '.join('?' * len(wanted))})"  # noqa: S608
-            " AND updated_at < ?"
+            "DELETE FROM paynotify_events WHERE rowid IN (SELECT rowid FROM paynotify_events"  # noqa: S608
+            f" WHERE state IN ({', '.join('?' * len(wanted))}) AND updated_at < ? LIMIT ?)"
         )
-        return await self._run(lambda conn: conn.execute(sql, (*wanted, before)).rowcount)
+        total = 0
+        while True:
+            deleted: int = await self._run(
+                lambda conn: conn.execute(sql, (*wanted, before, PURGE_BATCH)).rowcount
+            )
+            total += deleted
+            if deleted < PURGE_BATCH:
+                return total
 
 
 @contextmanager

@@ -14,6 +14,7 @@ from _store_backends import drop, isolated_url
 from test_store_contract import result
 
 from paynotify import ClaimState, StoreError, open_store
+from paynotify._store import EventState, StoredEvent
 from paynotify._store_redis import RedisStore
 
 
@@ -107,3 +108,32 @@ def test_url_options() -> None:
     assert RedisStore("redis://127.0.0.1/0").prefix == "paynotify:"
     with pytest.raises(Exception, match="prefix"):
         RedisStore("redis://127.0.0.1/0?prefix=")
+
+
+async def test_find_by_a_rare_state_reads_that_state_not_every_event(url: str) -> None:
+    store = RedisStore(url)
+    for i in range(300):
+        r = result(order_id=f"done-{i}")
+        claim = await store.claim(r, lease_seconds=60)
+        await store.complete(r.event_id, claim.token or "")
+    dead = []
+    for i in range(3):
+        r = result(order_id=f"dead-{i}")
+        assert await store.enqueue(r)
+        (lease,) = await store.acquire(limit=1, lease_seconds=60)
+        await store.dead_letter(r.event_id, lease.token, error="gave up")
+        dead.append(r.event_id)
+    fetched: list[int] = []
+    fetch = store._fetch
+
+    async def counting(ids: list[str]) -> list[StoredEvent]:
+        fetched.append(len(ids))
+        return await fetch(ids)
+
+    store._fetch = counting  # type: ignore[method-assign]
+    found = await store.find(states=[EventState.DEAD])
+    assert [e.event_id for e in found] == dead[::-1]  # newest first
+    assert sum(fetched) == 3, f"read {sum(fetched)} events to find 3"
+    # Most events completed: the created index is the faster way, and still correct.
+    assert len(await store.find(states=[EventState.DONE], limit=5)) == 5
+    await store.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from paynotify import (
     StoreError,
     make_event_id,
 )
+from paynotify._store_sqlite import PURGE_BATCH
 
 
 def result(order_id: str = "o-1", status: str = "TRADE_SUCCESS") -> PaymentResult:
@@ -119,3 +121,53 @@ async def test_sqlite_schema_creation_is_idempotent_across_processes(tmp_path: P
     claims = await asyncio.gather(*(s.claim(result(), lease_seconds=60) for s in stores))
     assert [c.state for c in claims].count(ClaimState.NEW) == 1
     await asyncio.gather(*(s.close() for s in stores))
+
+
+async def test_purge_deletes_in_batches_and_lets_notifications_through(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    store = SQLiteStore(url)
+    await store.open()
+    old = [result(order_id=f"old-{i}") for i in range(2 * PURGE_BATCH + 500)]
+    claims = await asyncio.gather(*(store.claim(r, lease_seconds=60) for r in old))
+    await asyncio.gather(
+        *(store.complete(r.event_id, c.token or "") for r, c in zip(old, claims, strict=True))
+    )
+    finished: list[str] = []
+
+    async def purge() -> int:
+        purged = await store.purge(before=time.time() + 1)
+        finished.append("purge")
+        return purged
+
+    async def claim() -> None:
+        await asyncio.sleep(0)  # queued behind the purge's first batch
+        await store.claim(result(order_id="new"), lease_seconds=60)
+        finished.append("claim")
+
+    purged, _ = await asyncio.gather(purge(), claim())
+    assert purged == len(old)
+    assert finished == ["claim", "purge"]  # the notification did not wait for the whole purge
+    assert [e.order_id for e in await store.find()] == ["new"]
+    await store.close()
+
+
+def test_find_by_account_uses_an_index_for_the_order_too(tmp_path: Path) -> None:
+    path = tmp_path / "e.db"
+    asyncio.run(_open(f"sqlite:///{path}"))
+    with sqlite3.connect(path) as conn:
+        plan = " ".join(
+            row[3]
+            for row in conn.execute(
+                "EXPLAIN QUERY PLAN SELECT event_id FROM paynotify_events WHERE account = ?"
+                " ORDER BY created_at DESC, rowid DESC LIMIT 100",
+                ("shop",),
+            )
+        )
+    assert "paynotify_events_account" in plan
+    assert "TEMP B-TREE" not in plan
+
+
+async def _open(url: str) -> None:
+    store = SQLiteStore(url)
+    await store.open()
+    await store.close()

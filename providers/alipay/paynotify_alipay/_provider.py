@@ -246,5 +246,5 @@ def _normalize(
         source=Source.RETURN if is_return else Source.NOTIFY,
         event_id=make_event_id(account, kind, *parts),
         key_id=key_id,
-        raw=dict(fields),
+        raw=fields,  # validation copies it
     )

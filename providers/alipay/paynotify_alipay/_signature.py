@@ -72,9 +72,8 @@ class AlipayPublicKey:
 
 def sign_content(fields: Mapping[bytes, bytes]) -> bytes:
     """The V1 signed content of decoded form fields, as bytes in the notification's charset."""
-    return b"&".join(
-        key + b"=" + value for key, value in sorted(fields.items()) if key not in _UNSIGNED and key and value
-    )
+    signed = sorted(fields.items())
+    return b"&".join([key + b"=" + value for key, value in signed if value and key and key not in _UNSIGNED])
 
 
 def sign(content: bytes, private_key: RSAPrivateKey, sign_type: SignType = "RSA2") -> str:
