@@ -11,9 +11,12 @@ flight per keep-alive connection. Servers and generator are pinned to one core e
 two). All servers run at once, idle but for the one under load; after a warm-up per route, each round
 measures every route for `--seconds`, in an order rotated every round, so a slow spell of this shared
 machine hits every route alike. A route's figure is its median round. Every request is a distinct
-signed Alipay notification; deduplicating routes never see a body twice. The generator's CPU use
-(wrk's includes loading the bodies file) and the server's are reported per route: a server well
-below 100% of its core means the generator, or another process on the machine, was the limit.
+signed Alipay notification; deduplicating routes never see a body twice.
+
+Per round and route the JSON has the CPU use (in cores) of the generator (wrk's includes loading
+its bodies file), of the server, and of everything else on the machine (other processes, loopback
+softirq): a server near 100% is the limit; a server well below it with a busy generator is a
+generator-bound round, with busy "others" a round disturbed by the rest of this shared machine.
 """
 
 from __future__ import annotations
@@ -269,6 +272,7 @@ class _Connection(asyncio.Protocol):
         self.buffer = bytearray()
         self.sent_at = 0.0
         self.in_flight = False
+        self.closing = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # Not `assert isinstance(transport, asyncio.Transport)`: uvloop's transports are not
@@ -281,6 +285,7 @@ class _Connection(asyncio.Protocol):
         assert self.transport is not None
         request = self.generator.take()
         if request is None:
+            self.closing = True
             self.transport.close()
             return
         self.in_flight = True
@@ -303,13 +308,18 @@ class _Connection(asyncio.Protocol):
 
     def fail(self, message: str) -> None:
         self.generator.error(message)
-        self.in_flight = False
+        self.stop()
+
+    def stop(self) -> None:
+        self.in_flight, self.closing = False, True
         if self.transport is not None:
             self.transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.in_flight:
             self.generator.error(f"connection lost with a request in flight ({exc!r})")
+        elif not self.closing:
+            self.generator.error(f"connection closed by the server ({exc!r})")
         self.generator.closed()
 
 
@@ -344,6 +354,7 @@ async def drive(port: int, requests: list[bytes], wrap: bool, connections: int, 
         for link in links:
             if link.in_flight:
                 link.fail(f"no reply within {REPLY_GRACE:g} s after the window")
+            link.stop()
         await asyncio.wait_for(generator.all_closed.wait(), CONNECT_TIMEOUT)
     window = min(time.perf_counter(), generator.end) - start
     cpu = (cpu_at_end[0] if cpu_at_end else time.process_time()) - cpu_start
@@ -404,13 +415,46 @@ def generator_description(name: str) -> str:
 # -- the routes -----------------------------------------------------------------------------------
 
 
-def _cpu_seconds(pid: int) -> float | None:
+def _process_cpu(pid: int) -> float | None:
     """User + system CPU seconds of a process so far (Linux), None where /proc is not there."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy() -> float | None:
+    """Busy CPU seconds of the whole machine so far, all cores (Linux), None without /proc."""
+    try:
+        ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq = ticks
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class _Cpu:
+    """CPU seconds so far of the server, of the generators (reaped children) and of the machine."""
+
+    server: float | None
+    generators: float
+    machine: float | None
+
+    @classmethod
+    def now(cls, server_pid: int) -> _Cpu:
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return cls(_process_cpu(server_pid), children.ru_utime + children.ru_stime, _machine_busy())
+
+    def use_since(self, before: _Cpu, window: float) -> dict[str, float | None]:
+        """The server's CPU use and the rest of the machine's (other processes, loopback softirq),
+        in cores over the window: a server below ~100% with others near 0 was not the limit."""
+        if self.server is None or before.server is None or self.machine is None or before.machine is None:
+            return {"server_cpu_use": None, "others_cpu": None}
+        server = self.server - before.server
+        others = (self.machine - before.machine) - server - (self.generators - before.generators)
+        return {"server_cpu_use": server / window, "others_cpu": others / window}
 
 
 class Route:
@@ -426,15 +470,12 @@ class Route:
     ) -> dict[str, Any]:
         wrap = self.kind not in DEDUPLICATING
         load = Load(self.port, self.bodies_file, self.first, wrap, args.connections, seconds, args.client_cpu)
-        server_before = _cpu_seconds(self.pid)
+        before = _Cpu.now(self.pid)
         run = generate(load)
-        server_after = _cpu_seconds(self.pid)
+        use = _Cpu.now(self.pid).use_since(before, run.window_s)
         if not wrap:
             self._use(run.consumed)
-        server_cpu = None
-        if server_before is not None and server_after is not None:
-            server_cpu = (server_after - server_before) / run.window_s
-        return asdict(run) | {"rps": run.requests / run.window_s, "server_cpu_use": server_cpu}
+        return asdict(run) | {"rps": run.requests / run.window_s} | use
 
     def _use(self, consumed: int) -> None:
         left = self.count - self.first + 1
@@ -458,6 +499,7 @@ class Route:
             "client_cpu_rounds": [r["client_cpu"] for r in self.rounds],
             "server_cpu_use": middle["server_cpu_use"],
             "server_cpu_use_rounds": [r["server_cpu_use"] for r in self.rounds],
+            "others_cpu_rounds": [r["others_cpu"] for r in self.rounds],
         }
 
 
@@ -557,8 +599,9 @@ def choose_generator(name: str) -> str:
 def _round_line(routes: list[Route]) -> str:
     def one(route: Route) -> str:
         r = route.rounds[-1]
-        server = "?" if r["server_cpu_use"] is None else f"{r['server_cpu_use']:.0%}"
-        return f"{route.kind} {r['rps']:,.0f}/s (server {server}, generator {r['client_cpu']:.0%})"
+        server, others = (("?" if x is None else f"{x:.0%}") for x in (r["server_cpu_use"], r["others_cpu"]))
+        cpu = f"server {server}, generator {r['client_cpu']:.0%}, others {others}"
+        return f"{route.kind} {r['rps']:,.0f}/s (CPU {cpu})"
 
     return ", ".join(one(route) for route in routes)
 

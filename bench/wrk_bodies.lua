@@ -19,9 +19,14 @@ end
 function request()
   next_body = next_body + 1
   if next_body > #bodies then
-    if not wrap then wrk.thread:stop() end
+    if not wrap then
+      -- Out of fresh bodies: stop, and send nothing a deduplicating route would take as a repeat.
+      wrk.thread:stop()
+      return wrk.format("GET", "/exhausted")
+    end
     next_body = 1
   end
+  wrk.thread:set("sent", next_body)
   return wrk.format("POST", "/shop/notify",
     {["Content-Type"] = "application/x-www-form-urlencoded; charset=utf-8"}, bodies[next_body])
 end
@@ -35,12 +40,15 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-  local refused = 0
-  for _, thread in ipairs(threads) do refused = refused + (thread:get("errors") or 0) end
+  local refused, sent = 0, 0
+  for _, thread in ipairs(threads) do
+    refused = refused + (thread:get("errors") or 0)
+    sent = sent + (thread:get("sent") or 0)
+  end
   local e = summary.errors
   io.write(string.format(
     'WRK_JSON {"requests": %d, "duration_us": %d, "refused": %d, "socket_errors": %d, '
       .. '"p50_us": %d, "p99_us": %d, "sent": %d}\n',
     summary.requests, summary.duration, refused, e.connect + e.read + e.write + e.timeout,
-    latency:percentile(50), latency:percentile(99), next_body))
+    latency:percentile(50), latency:percentile(99), sent))
 end
