@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
-from paynotify._result import PaymentResult
+from paynotify._result import Kind, PaymentResult, Source, Status
 from paynotify._store import (
     Claim,
     ClaimState,
@@ -21,6 +20,11 @@ from paynotify._store import (
 )
 
 __all__ = ["MemoryStore"]
+
+
+_ENUM_FIELDS = tuple(
+    name for name, field in PaymentResult.model_fields.items() if field.annotation in (Kind, Status, Source)
+)
 
 
 @dataclass(slots=True)
@@ -56,12 +60,13 @@ class _Record:
         return PaymentResult.model_validate(values)
 
     def pack(self) -> None:
-        # Enum members are objects the collector tracks; their values are plain strings.
         if self.result is not None:
-            self.packed = tuple(
-                (k, tuple(v.items()) if k == "raw" else v.value if isinstance(v, Enum) else v)
-                for k, v in self.result.__dict__.items()
-            )
+            values = dict(self.result.__dict__)
+            values["raw"] = tuple(values["raw"].items())
+            # Enum members are objects the collector tracks; their values are plain strings.
+            for name in _ENUM_FIELDS:
+                values[name] = values[name].value
+            self.packed = tuple(values.items())
             self.result = None
 
     def snapshot(self) -> StoredEvent:
