@@ -4,7 +4,6 @@ notifications through the Notifier and its ASGI route."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 
 import httpx
 import paynotify_wechatpay
@@ -181,19 +180,7 @@ def notifier() -> Notifier:
     return n
 
 
-@pytest.fixture
-def seen(notifier: Notifier) -> list[PaymentResult]:
-    delivered: list[PaymentResult] = []
-    notifier.subscribe(delivered.append)
-    return delivered
-
-
-@pytest.fixture
-async def client(notifier: Notifier) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=notifier.asgi())
-    async with httpx.AsyncClient(transport=transport, base_url="http://paynotify.test") as c:
-        yield c
-    await notifier.aclose()
+# `delivered` and `client` come from conftest.py, over this module's `notifier`.
 
 
 async def post(client: httpx.AsyncClient, body: bytes) -> httpx.Response:
@@ -201,12 +188,12 @@ async def post(client: httpx.AsyncClient, body: bytes) -> httpx.Response:
 
 
 async def test_payment_and_refund_are_delivered_once(
-    client: httpx.AsyncClient, seen: list[PaymentResult]
+    client: httpx.AsyncClient, delivered: list[PaymentResult]
 ) -> None:
     for body in (payment(), payment(), refund(), refund(), refund(out_refund_no="refund-2")):
         response = await post(client, body)
         assert (response.status_code, response.content) == (200, ACK)
-    assert [(r.kind, r.refund_id) for r in seen] == [
+    assert [(r.kind, r.refund_id) for r in delivered] == [
         (Kind.PAYMENT, None),
         (Kind.REFUND, "refund-1"),
         (Kind.REFUND, "refund-2"),
@@ -214,19 +201,19 @@ async def test_payment_and_refund_are_delivered_once(
 
 
 async def test_only_the_notify_channel_is_served(
-    client: httpx.AsyncClient, seen: list[PaymentResult]
+    client: httpx.AsyncClient, delivered: list[PaymentResult]
 ) -> None:
     assert (await client.post("/shop/return", content=payment())).status_code == 404
     assert (await client.get("/shop/return?out_trade_no=order-1")).status_code == 404
-    assert seen == []
+    assert delivered == []
 
 
 async def test_failed_payment_is_acknowledged_and_delivered(
-    client: httpx.AsyncClient, seen: list[PaymentResult]
+    client: httpx.AsyncClient, delivered: list[PaymentResult]
 ) -> None:
     response = await post(client, payment(result_code="FAIL"))
     assert response.content == ACK  # a verified business failure still gets SUCCESS
-    assert [r.status for r in seen] == [Status.FAILED]
+    assert [r.status for r in delivered] == [Status.FAILED]
 
 
 @pytest.mark.parametrize(
@@ -243,7 +230,7 @@ async def test_failed_payment_is_acknowledged_and_delivered(
     ids=["wrong-key", "changed-amount", "return-code-fail", "xxe", "empty", "garbage", "refund-wrong-key"],
 )
 async def test_refused_notifications_get_fail_and_are_not_delivered(
-    client: httpx.AsyncClient, seen: list[PaymentResult], body: bytes, caplog: pytest.LogCaptureFixture
+    client: httpx.AsyncClient, delivered: list[PaymentResult], body: bytes, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING):
         response = await post(client, body)
@@ -251,22 +238,22 @@ async def test_refused_notifications_get_fail_and_are_not_delivered(
     fields = parse_flat_xml(response.content)
     assert fields["return_code"] == "FAIL"
     assert fields["return_msg"]
-    assert seen == []
+    assert delivered == []
     assert key() not in caplog.text
     assert key() not in response.text
     assert "root:" not in response.text
 
 
 async def test_payment_for_another_appid_is_acknowledged_but_not_delivered(
-    client: httpx.AsyncClient, seen: list[PaymentResult]
+    client: httpx.AsyncClient, delivered: list[PaymentResult]
 ) -> None:
     response = await post(client, payment(appid="wx00000000000other"))
     assert response.content == ACK  # verified: a retry cannot help (CheckFailed)
-    assert seen == []
+    assert delivered == []
 
 
 async def test_subscriber_failure_gets_fail_then_the_retry_delivers(
-    notifier: Notifier, client: httpx.AsyncClient, seen: list[PaymentResult]
+    notifier: Notifier, client: httpx.AsyncClient, delivered: list[PaymentResult]
 ) -> None:
     failures = [RuntimeError("down")]
 
@@ -278,4 +265,4 @@ async def test_subscriber_failure_gets_fail_then_the_retry_delivers(
     first = await post(client, payment())
     assert parse_flat_xml(first.content)["return_code"] == "FAIL"
     assert (await post(client, payment())).content == ACK
-    assert len(seen) == 1  # the subscriber that succeeded first time is not run again
+    assert len(delivered) == 1  # the subscriber that succeeded first time is not run again

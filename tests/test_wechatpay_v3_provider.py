@@ -8,7 +8,6 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -203,19 +202,7 @@ def notifier() -> Notifier:
     return n
 
 
-@pytest.fixture
-def seen(notifier: Notifier) -> list[PaymentResult]:
-    delivered: list[PaymentResult] = []
-    notifier.subscribe(delivered.append)
-    return delivered
-
-
-@pytest.fixture
-async def client(notifier: Notifier) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=notifier.asgi())
-    async with httpx.AsyncClient(transport=transport, base_url="http://paynotify.test") as c:
-        yield c
-    await notifier.aclose()
+# `delivered` and `client` come from conftest.py, over this module's `notifier`.
 
 
 async def post(client: httpx.AsyncClient, notify: Notify, account: str = "shop") -> httpx.Response:
@@ -224,13 +211,13 @@ async def post(client: httpx.AsyncClient, notify: Notify, account: str = "shop")
 
 
 async def test_payment_and_refunds_are_delivered_once(
-    client: httpx.AsyncClient, seen: list[PaymentResult]
+    client: httpx.AsyncClient, delivered: list[PaymentResult]
 ) -> None:
     paid, refund_1, refund_2 = payment(), refund(), refund(out_refund_no="refund-2")
     for notify in (paid, paid, refund_1, refund_1, refund_2, payment(public_key())):
         response = await post(client, notify)
         assert (response.status_code, response.content) == (204, b"")
-    assert [(r.kind, r.refund_id) for r in seen] == [
+    assert [(r.kind, r.refund_id) for r in delivered] == [
         (Kind.PAYMENT, None),
         (Kind.REFUND, "refund-1"),
         (Kind.REFUND, "refund-2"),
@@ -238,12 +225,12 @@ async def test_payment_and_refunds_are_delivered_once(
 
 
 async def test_both_key_modes_on_one_account_and_the_log_names_the_key(
-    client: httpx.AsyncClient, seen: list[PaymentResult], caplog: pytest.LogCaptureFixture
+    client: httpx.AsyncClient, delivered: list[PaymentResult], caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.INFO, logger="paynotify"):
         assert (await post(client, payment(certificate(), out_trade_no="a"))).status_code == 204
         assert (await post(client, payment(public_key(), out_trade_no="b"))).status_code == 204
-    assert [r.key_id for r in seen] == [certificate().key_id, public_key().key_id]
+    assert [r.key_id for r in delivered] == [certificate().key_id, public_key().key_id]
     assert f"verified with key {certificate().key_id}" in caplog.text
     assert f"verified with key {public_key().key_id}" in caplog.text
 
@@ -298,7 +285,7 @@ REFUSALS: list[tuple[str, Any, int]] = [
 )
 async def test_refusals_are_non_2xx_json_fail_and_dispatch_nothing(
     client: httpx.AsyncClient,
-    seen: list[PaymentResult],
+    delivered: list[PaymentResult],
     caplog: pytest.LogCaptureFixture,
     make: Any,
     status: int,
@@ -309,21 +296,23 @@ async def test_refusals_are_non_2xx_json_fail_and_dispatch_nothing(
     assert response.headers["content-type"] == "application/json"
     assert response.json()["code"] == "FAIL"
     assert response.json()["message"]
-    assert seen == []
+    assert delivered == []
     assert "account 'shop'" in caplog.text  # the log names the account (and the rule)
     for text in (caplog.text, response.text):
         assert apiv3_key() not in text
         assert "BEGIN" not in text
 
 
-async def test_boundary_timestamps_are_accepted(client: httpx.AsyncClient, seen: list[PaymentResult]) -> None:
+async def test_boundary_timestamps_are_accepted(
+    client: httpx.AsyncClient, delivered: list[PaymentResult]
+) -> None:
     assert (await post(client, payment(timestamp=NOW - 300, out_trade_no="old"))).status_code == 204
     assert (await post(client, payment(timestamp=NOW + 300, out_trade_no="new"))).status_code == 204
-    assert [r.order_id for r in seen] == ["old", "new"]
+    assert [r.order_id for r in delivered] == ["old", "new"]
 
 
 async def test_payment_for_another_appid_or_mchid_is_acknowledged_but_not_delivered(
-    notifier: Notifier, client: httpx.AsyncClient, seen: list[PaymentResult]
+    notifier: Notifier, client: httpx.AsyncClient, delivered: list[PaymentResult]
 ) -> None:
     rejected: list[PaymentResult] = []
     notifier.on_rejected(lambda result, error: rejected.append(result))
@@ -331,12 +320,12 @@ async def test_payment_for_another_appid_or_mchid_is_acknowledged_but_not_delive
         await post(client, payment(appid="wx00000000000other"))
     ).status_code == 204  # verified: retry can't help
     assert (await post(client, payment(mchid="1900000999", out_trade_no="o2"))).status_code == 204
-    assert seen == []
+    assert delivered == []
     assert [r.app_id for r in rejected] == ["wx00000000000other", APPID]
 
 
 async def test_subscriber_failure_gets_500_then_the_retry_delivers(
-    notifier: Notifier, client: httpx.AsyncClient, seen: list[PaymentResult]
+    notifier: Notifier, client: httpx.AsyncClient, delivered: list[PaymentResult]
 ) -> None:
     failures = [RuntimeError("down")]
 
@@ -349,11 +338,11 @@ async def test_subscriber_failure_gets_500_then_the_retry_delivers(
     assert first.status_code == 500
     assert first.json() == {"code": "FAIL", "message": "delivery failed, retry later"}
     assert (await post(client, payment())).status_code == 204
-    assert len(seen) == 1
+    assert len(delivered) == 1
 
 
 async def test_unhandled_event_types_are_acknowledged_and_offered_to_hooks(
-    notifier: Notifier, client: httpx.AsyncClient, seen: list[PaymentResult]
+    notifier: Notifier, client: httpx.AsyncClient, delivered: list[PaymentResult]
 ) -> None:
     events: list[UnhandledEvent] = []
     notifier.on_unhandled(events.append)
@@ -366,7 +355,7 @@ async def test_unhandled_event_types_are_acknowledged_and_offered_to_hooks(
     assert events[0].key_id == public_key().key_id
     settings_ = notifier.accounts["shop"].settings
     assert settings_.decrypt_resource(events[0].raw["resource"]) == {"out_bill_no": "b-1"}
-    assert seen == []
+    assert delivered == []
 
 
 async def test_concurrent_copies_of_one_notification_dispatch_once(
@@ -413,7 +402,7 @@ async def test_concurrent_copies_signed_separately_dispatch_once(
 
 
 async def test_rotation_with_update_account(
-    notifier: Notifier, client: httpx.AsyncClient, seen: list[PaymentResult]
+    notifier: Notifier, client: httpx.AsyncClient, delivered: list[PaymentResult]
 ) -> None:
     new_certificate = generate_v3_platform_certificate()
     assert (await post(client, payment(new_certificate, out_trade_no="r-1"))).status_code == 401
@@ -428,7 +417,7 @@ async def test_rotation_with_update_account(
     notifier.update_account("shop", **settings(platform_certificates=[new_certificate.certificate_pem]))
     assert (await post(client, payment(certificate(), out_trade_no="r-3"))).status_code == 401
     assert (await post(client, payment(public_key(), out_trade_no="r-4"))).status_code == 204
-    assert [(r.order_id, r.key_id) for r in seen] == [
+    assert [(r.order_id, r.key_id) for r in delivered] == [
         ("r-1", new_certificate.key_id),
         ("r-2", certificate().key_id),
         ("r-4", public_key().key_id),
@@ -436,12 +425,12 @@ async def test_rotation_with_update_account(
 
 
 async def test_only_the_notify_channel_is_served(
-    client: httpx.AsyncClient, seen: list[PaymentResult]
+    client: httpx.AsyncClient, delivered: list[PaymentResult]
 ) -> None:
     headers, body = payment()
     assert (await client.post("/shop/return", content=body, headers=headers)).status_code == 404
     assert (await client.get("/shop/notify")).status_code == 405
-    assert seen == []
+    assert delivered == []
 
 
 async def test_store_down_gives_500_json_fail() -> None:
