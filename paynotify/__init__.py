@@ -12,6 +12,7 @@ async def ship(result):
 app = notifier.asgi()        # POST /shop/notify, GET /shop/return
 """
 
+from paynotify._encoding import canonical_b64decode
 from paynotify._errors import (
     CheckFailed,
     ConfigurationError,
@@ -96,6 +97,7 @@ __all__ = [
     "UnknownAccount",
     "VerificationError",
     "beijing_time",
+    "canonical_b64decode",
     "make_event_id",
     "open_store",
     "registry",

@@ -48,6 +48,7 @@ def test_exported_names() -> None:
         "UnknownAccount",
         "VerificationError",
         "beijing_time",
+        "canonical_b64decode",
         "make_event_id",
         "open_store",
         "registry",

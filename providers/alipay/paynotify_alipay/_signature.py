@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
-from paynotify import VerificationError
+from paynotify import VerificationError, canonical_b64decode
 
 __all__ = [
     "WRONG_CERT_HINT",
@@ -89,13 +89,8 @@ def verify(
 
     Every key is tried: during a rotation the old and the new Alipay key are both trusted.
     """
-    try:
-        encoded = signature.encode("ascii")
-        raw = binascii.a2b_base64(encoded, strict_mode=True)
-    except (binascii.Error, ValueError):
-        raw, encoded = b"", b"-"
-    # Only the canonical, padded form Alipay sends; strict_mode alone still allows excess padding.
-    if not raw or base64.b64encode(raw) != encoded:
+    raw = canonical_b64decode(signature)
+    if raw is None:
         raise VerificationError("sign is not valid base64")
     for candidate in keys:
         if len(raw) != candidate.size_bytes:

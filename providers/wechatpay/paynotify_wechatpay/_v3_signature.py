@@ -15,7 +15,6 @@ canonical base64 of the key's size and verifies. Nothing of the body is read bef
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
-from paynotify import VerificationError
+from paynotify import VerificationError, canonical_b64decode
 from paynotify_wechatpay._v3_keys import Keyring, V3Key
 
 __all__ = [
@@ -158,12 +157,8 @@ def _check_window(headers: SignedHeaders, now: float, tolerance: int, key: V3Key
 
 def _decode(signature: str, key: V3Key) -> bytes:
     """The raw signature: canonical padded base64 only, of exactly the key's size."""
-    try:
-        encoded = signature.encode("ascii")
-        raw = binascii.a2b_base64(encoded, strict_mode=True)
-    except (binascii.Error, ValueError):
-        raw, encoded = b"", b"-"
-    if not raw or base64.b64encode(raw) != encoded:
+    raw = canonical_b64decode(signature)
+    if raw is None:
         raise VerificationError("Wechatpay-Signature is not valid base64")
     if len(raw) != key.size_bytes:
         raise VerificationError(
