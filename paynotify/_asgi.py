@@ -24,8 +24,6 @@ if TYPE_CHECKING:
 
 __all__ = ["NotificationApp"]
 
-_TEXT = b"text/plain; charset=utf-8"
-
 
 class _TooLarge(Exception):
     pass
@@ -74,16 +72,12 @@ async def send_reply(send: Send, reply: Reply) -> None:
     await send({"type": "http.response.body", "body": reply.body})
 
 
-def _text(status: int, text: str, **headers: str) -> Reply:
-    return Reply(status, text.encode(), _TEXT.decode(), headers)
-
-
-_NOT_FOUND = _text(404, "not found")
-_UNKNOWN_ACCOUNT = _text(404, "unknown account")
-_TOO_LARGE = _text(413, "body too large")
-_DISCONNECTED = _text(400, "client disconnected")
-_NOTIFY_IS_POST = _text(405, "notifications are POSTed", allow="POST")
-_GET_OR_POST = _text(405, "method not allowed", allow="GET, POST")
+_NOT_FOUND = Reply.text("not found", 404)
+_UNKNOWN_ACCOUNT = Reply.text("unknown account", 404)
+_TOO_LARGE = Reply.text("body too large", 413)
+_DISCONNECTED = Reply.text("client disconnected", 400)
+_NOTIFY_IS_POST = Reply.text("notifications are POSTed", 405, {"allow": "POST"})
+_GET_OR_POST = Reply.text("method not allowed", 405, {"allow": "GET, POST"})
 
 
 class NotificationApp:

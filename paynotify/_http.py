@@ -33,8 +33,8 @@ class Reply:
     headers: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
-    def text(cls, text: str, status: int = 200) -> Reply:
-        return cls(status, text.encode(), "text/plain; charset=utf-8")
+    def text(cls, text: str, status: int = 200, headers: Mapping[str, str] | None = None) -> Reply:
+        return cls(status, text.encode(), "text/plain; charset=utf-8", headers or {})
 
     @classmethod
     def html(cls, html: str, status: int = 200) -> Reply:

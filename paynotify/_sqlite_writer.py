@@ -133,36 +133,30 @@ class GroupCommitWriter:
 
     def _commit(self, batch: list[_Operation[Any]]) -> None:
         try:
-            self._commit_or_raise(batch)
+            self._run_batch(batch)
         except Exception as exc:  # whatever happens, every caller gets an answer
+            if self._conn is not None and self._conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.rollback()
             self._fail(batch, exc)
+        else:
+            _settle(batch)
 
-    def _commit_or_raise(self, batch: list[_Operation[Any]]) -> None:
-        try:
-            if self._conn is None:
-                self._conn = self._connect()
-            conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
-        except (sqlite3.Error, StoreError) as exc:
-            self._fail(batch, exc)
-            return
-        try:
-            for operation in batch:
-                conn.execute("SAVEPOINT op")
-                try:
-                    operation.outcome = (True, operation.fn(conn))
-                except Exception as exc:
-                    conn.execute("ROLLBACK TO op")
-                    operation.outcome = (False, self._error(exc))
-                conn.execute("RELEASE op")
-            conn.execute("COMMIT")
-            self.commits += 1
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.rollback()
-            self._fail(batch, exc)
-            return
-        _settle(batch)
+    def _run_batch(self, batch: list[_Operation[Any]]) -> None:
+        if self._conn is None:
+            self._conn = self._connect()
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        for operation in batch:
+            conn.execute("SAVEPOINT op")
+            try:
+                operation.outcome = (True, operation.fn(conn))
+            except Exception as exc:
+                conn.execute("ROLLBACK TO op")
+                operation.outcome = (False, self._error(exc))
+            conn.execute("RELEASE op")
+        conn.execute("COMMIT")
+        self.commits += 1
 
     def _fail(self, batch: list[_Operation[Any]], exc: Exception) -> None:
         error = self._error(exc)

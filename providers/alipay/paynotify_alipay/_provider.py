@@ -70,8 +70,8 @@ _PAYMENT_STATUSES = {
 }
 _REFUND_STATUSES = frozenset({"TRADE_SUCCESS", "TRADE_CLOSED"})
 _AMOUNT = re.compile(r"[0-9]+(?:\.[0-9]+)?")
-_ACK = Reply(200, b"success", "text/plain; charset=utf-8")
-_NACK = Reply(200, b"fail", "text/plain; charset=utf-8")
+_ACK = Reply.text("success")
+_NACK = Reply.text("fail")
 _FORM_CONTENT_TYPE = {"content-type": "application/x-www-form-urlencoded; charset=utf-8"}
 
 

@@ -171,7 +171,7 @@ class WeChatPayV2Provider(Provider[WeChatPayV2Settings]):
             event_id=make_event_id(
                 account.name, Kind.PAYMENT, transaction_id or order_id, None, provider_status
             ),
-            raw=dict(fields),
+            raw=fields,  # validation copies it
         )
 
     def _refund(self, outer: dict[str, str], account: Account[WeChatPayV2Settings]) -> PaymentResult:
