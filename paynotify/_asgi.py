@@ -6,7 +6,7 @@ Mount it under any prefix:
 
 A plain ASGI callable rather than a Starlette router: a notification is one small body and one
 small reply, and Starlette's Request, Response and routing cost more per notification than the
-verification itself (bench/RESULTS.md). Starlette's types are the seam; its Mount is honoured
+verification itself (docs/benchmarks.md). Starlette's types are the seam; its Mount is honoured
 through `root_path` the way Starlette's own routes read it.
 """
 

@@ -31,7 +31,7 @@ LINGER_SECONDS = 0.001
 """While operations keep arriving together, how long a batch waits for more before committing.
 
 Without it, under load each commit carries a few operations and the fsyncs and thread switches
-cost more than the work (measured in bench/RESULTS.md); when operations arrive one at a time
+cost more than the work (measured in docs/benchmarks.md); when operations arrive one at a time
 (the previous batch had one), nothing waits, so a quiet server answers as fast as before.
 """
 

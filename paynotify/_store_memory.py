@@ -34,7 +34,7 @@ class _Record:
     While the event is in flight the result is kept as the object; once it settles, its field
     values are kept as tuples (`packed`), which the garbage collector stops walking once they hold
     only strings, numbers and dates. Under uvicorn, keeping every result object (two dicts and a
-    set each) alive made full collections cost throughput and 100 ms pauses (bench/RESULTS.md);
+    set each) alive made full collections cost throughput and 100 ms pauses (docs/benchmarks.md);
     packing costs ~1 us, a JSON dump ~7.
     """
 

@@ -253,7 +253,7 @@ def test_declaration_markers_inside_a_value_are_data_not_declarations() -> None:
 def xmltodict_reference(body: bytes, root: str = "xml") -> dict[str, str] | None:
     """What xmltodict reads from `body` when it is a flat `<root>` document; None when it is not.
 
-    The reader once was xmltodict plus these checks; it now drives expat itself (bench/RESULTS.md).
+    The reader once was xmltodict plus these checks; it now drives expat itself (docs/benchmarks.md).
     """
     import xmltodict
 

@@ -68,7 +68,7 @@ class _FlatDocument:
 
     Straight on expat rather than through xmltodict: building xmltodict's general tree and then
     checking it is flat cost ~3x the parse itself, the largest part of a v2 notification's handling
-    (bench/RESULTS.md). Same parser, same guards.
+    (docs/benchmarks.md). Same parser, same guards.
     """
 
     def __init__(self, root: str, what: str) -> None:
