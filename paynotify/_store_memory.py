@@ -21,8 +21,11 @@ from paynotify._store import (
 
 __all__ = ["MemoryStore"]
 
+_NONE_DONE: frozenset[str] = frozenset()
 
-_ENUM_FIELDS = tuple(
+
+_FIELDS = tuple(PaymentResult.model_fields)
+_ENUM_FIELDS = frozenset(
     name for name, field in PaymentResult.model_fields.items() if field.annotation in (Kind, Status, Source)
 )
 
@@ -32,10 +35,10 @@ class _Record:
     """One event, mutable in place; a `StoredEvent` is only built when someone reads it.
 
     While the event is in flight the result is kept as the object; once it settles, its field
-    values are kept as tuples (`packed`), which the garbage collector stops walking once they hold
-    only strings, numbers and dates. Under uvicorn, keeping every result object (two dicts and a
-    set each) alive made full collections cost throughput and 100 ms pauses (docs/benchmarks.md);
-    packing costs ~1 us, a JSON dump ~7.
+    values are kept in one flat tuple (`packed`, in `_FIELDS` order; `raw` as one tuple of its keys
+    then its values). Under uvicorn, keeping every result object (two dicts and a set each) alive
+    made full collections cost throughput and 100 ms pauses (docs/benchmarks.md). Two tuples per
+    event rather than a pair per field: every container kept counts towards the next collection.
     """
 
     columns: tuple[str, str, str, str, str, str]
@@ -50,23 +53,30 @@ class _Record:
     token: str | None = None
     lease_until: float = 0.0
     done: tuple[str, ...] = ()
-    packed: tuple[tuple[str, Any], ...] = ()
+    packed: tuple[Any, ...] = ()
 
     def unpacked(self) -> PaymentResult:
         if self.result is not None:
             return self.result
-        values = dict(self.packed)
-        values["raw"] = dict(values["raw"])
+        values = dict(zip(_FIELDS, self.packed, strict=True))
+        raw = values["raw"]
+        half = len(raw) // 2
+        values["raw"] = dict(zip(raw[:half], raw[half:], strict=True))
         return PaymentResult.model_validate(values)
 
     def pack(self) -> None:
         if self.result is not None:
-            values = dict(self.result.__dict__)
-            values["raw"] = tuple(values["raw"].items())
+            values = self.result.__dict__
+            raw = values["raw"]
             # Enum members are objects the collector tracks; their values are plain strings.
-            for name in _ENUM_FIELDS:
-                values[name] = values[name].value
-            self.packed = tuple(values.items())
+            self.packed = tuple(
+                [
+                    (*raw, *raw.values()) if name == "raw"
+                    else values[name]._value_ if name in _ENUM_FIELDS
+                    else values[name]
+                    for name in _FIELDS
+                ]
+            )  # fmt: skip
             self.result = None
 
     def snapshot(self) -> StoredEvent:
@@ -109,10 +119,9 @@ class MemoryStore(Store):
     def __init__(self, url: str = "memory://") -> None:
         self._records: dict[str, _Record] = {}
 
-    def _new(self, result: PaymentResult, state: EventState, attempts: int) -> _Record:
-        t = now()
-        columns = (result.event_id, result.account, result.provider, result.kind.value, result.status.value,
-                   result.order_id)  # fmt: skip
+    def _new(self, result: PaymentResult, state: EventState, attempts: int, t: float) -> _Record:
+        columns = (result.event_id, result.account, result.provider, result.kind._value_,
+                   result.status._value_, result.order_id)  # fmt: skip
         record = _Record(columns, result, state, attempts, t, t, t if state is EventState.PENDING else None)
         self._records[result.event_id] = record
         return record
@@ -121,7 +130,7 @@ class MemoryStore(Store):
         t = now()
         record = self._records.get(result.event_id)
         if record is None:
-            record = self._new(result, EventState.IN_FLIGHT, 1)
+            record = self._new(result, EventState.IN_FLIGHT, 1, t)
         elif record.state is EventState.DONE:
             return Claim(ClaimState.DONE)
         elif record.leased(t):
@@ -129,7 +138,7 @@ class MemoryStore(Store):
         else:
             record.lease(t)
         record.token, record.lease_until = new_token(), t + lease_seconds
-        return Claim(ClaimState.NEW, record.token, frozenset(record.done))
+        return Claim(ClaimState.NEW, record.token, frozenset(record.done) if record.done else _NONE_DONE)
 
     async def subscriber_done(self, event_id: str, token: str, subscriber: str) -> None:
         record = self._records.get(event_id)
@@ -149,7 +158,7 @@ class MemoryStore(Store):
     async def enqueue(self, result: PaymentResult) -> bool:
         if result.event_id in self._records:
             return False
-        self._new(result, EventState.PENDING, 0)
+        self._new(result, EventState.PENDING, 0, now())
         return True
 
     async def acquire(self, *, limit: int, lease_seconds: float) -> list[Lease]:

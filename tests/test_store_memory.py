@@ -1,4 +1,4 @@
-"""The memory store keeps a settled event as JSON only: nothing for the garbage collector to walk."""
+"""The memory store keeps a settled event as one flat tuple: nothing for the garbage collector to walk."""
 
 from __future__ import annotations
 
@@ -21,10 +21,21 @@ async def test_a_settled_event_keeps_no_result_object_and_reads_back_the_same() 
     assert not any(isinstance(o, PaymentResult) for o in gc.get_referents(record))
     for _ in range(3):  # tuples of plain values are untracked as collections come across them
         gc.collect()
-    assert not any(gc.is_tracked(pair) for pair in record.packed)
+    assert not gc.is_tracked(record.packed)
     event = await store.get(paid.event_id)
     assert event is not None
     assert (event.state, event.result()) == (EventState.DONE, paid)
+
+
+async def test_a_settled_event_with_nested_raw_fields_reads_back_the_same() -> None:
+    store = MemoryStore()
+    raw = {"amount": {"total": 8888, "currency": "CNY"}, "payer": {"openid": "o-1"}, "empty": "", "n": None}
+    paid = result(order_id="o-1").model_copy(update={"raw": raw})
+    claim = await store.claim(paid, lease_seconds=60)
+    await store.complete(paid.event_id, claim.token or "")
+    event = await store.get(paid.event_id)
+    assert event is not None and event.result() == paid
+    assert event.result().raw == raw and list(event.result().raw) == list(raw)
 
 
 async def test_released_and_dead_lettered_events_are_compacted_too() -> None:
