@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import binascii
 
 __all__ = ["canonical_b64decode"]
@@ -23,4 +22,4 @@ def canonical_b64decode(text: str) -> bytes | None:
         raw = binascii.a2b_base64(encoded, strict_mode=True)
     except (binascii.Error, ValueError):
         return None
-    return raw if raw and base64.b64encode(raw) == encoded else None
+    return raw if raw and binascii.b2a_base64(raw, newline=False) == encoded else None

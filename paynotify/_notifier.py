@@ -363,7 +363,7 @@ class Notifier:
         if account is None or request.channel not in account.provider.channels:
             raise UnknownAccount(f"no account {account_name!r} with a {request.channel!r} channel")
         provider = account.provider
-        is_return = request.channel == Source.RETURN.value
+        is_return = request.channel == Source.RETURN
 
         try:
             result = provider.parse(request, account)
@@ -379,7 +379,9 @@ class Notifier:
             return await self._unhandled(result, provider)
 
         try:
-            await self._run_checks(result, account)
+            _check_ids(result, account)
+            if self._checks:
+                await self._run_check_hooks(result)
         except CheckFailed as exc:
             exc.account = exc.account or account.name
             log.warning("verified notification refused by a check (%s): %s", result.event_id, exc)
@@ -397,11 +399,7 @@ class Notifier:
             return await self._enqueue(result, provider)
         return await self._deliver(result, provider)
 
-    async def _run_checks(self, result: PaymentResult, account: Account[Any]) -> None:
-        for label, expected in account.expected_ids:
-            got = result.app_id if label == "app_id" else result.merchant_id
-            if got != expected:
-                raise CheckFailed(f"{label} is {got!r}, this account expects {expected!r}")
+    async def _run_check_hooks(self, result: PaymentResult) -> None:
         for check in self._checks:
             if await call_maybe_async(check, result) is False:
                 raise CheckFailed(f"refused by check {getattr(check, '__qualname__', check)!r}")
@@ -579,6 +577,14 @@ class Notifier:
         if isinstance(reply, str):
             return Reply.redirect(reply)
         return default
+
+
+def _check_ids(result: PaymentResult, account: Account[Any]) -> None:
+    """The result names the app and merchant the account is configured with (CheckFailed if not)."""
+    for label, expected in account.expected_ids:
+        got = result.app_id if label == "app_id" else result.merchant_id
+        if got != expected:
+            raise CheckFailed(f"{label} is {got!r}, this account expects {expected!r}")
 
 
 def _describe(result: PaymentResult) -> tuple[str, str, str, str]:

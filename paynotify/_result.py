@@ -49,8 +49,8 @@ def make_event_id(account: str, kind: Kind | str, *parts: str | None) -> str:
     `parts` are the provider's trade number, refund request number and raw status; `None` stands
     for a part the notification does not carry.
     """
-    kind_value = kind.value if isinstance(kind, Kind) else kind
-    text = "\x1f".join([account, kind_value, *(p or "" for p in parts)])
+    # A Kind is a str whose text is its value: join reads it as it is.
+    text = "\x1f".join([account, kind, *[p or "" for p in parts]])
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 

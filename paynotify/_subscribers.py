@@ -61,11 +61,11 @@ class Subscriber:
         # Decided once: inspecting the callable on every notification costs more than calling it.
         object.__setattr__(self, "is_async", is_async_callable(self.fn))
 
-    async def __call__(self, result: PaymentResult) -> None:
+    def __call__(self, result: PaymentResult) -> Awaitable[Any]:
+        """The call to await: the subscriber's own coroutine, or a sync one's run in a worker thread."""
         if self.is_async:
-            await self.fn(result)
-        else:
-            await anyio.to_thread.run_sync(self.fn, result)
+            return self.fn(result)
+        return anyio.to_thread.run_sync(self.fn, result)
 
     def wants(self, result: PaymentResult) -> bool:
         return (self.kinds is None or result.kind in self.kinds) and (

@@ -45,7 +45,12 @@ WRONG_CERT_HINT = (
     "not your application's certificate (appCertPublicKey_<app_id>.crt) or the root (alipayRootCert.crt)"
 )
 
-_HASHES: dict[str, type[hashes.HashAlgorithm]] = {"RSA2": hashes.SHA256, "RSA": hashes.SHA1}
+# Stateless and immutable: made once rather than on every notification.
+_HASHES: dict[str, hashes.HashAlgorithm] = {
+    "RSA2": hashes.SHA256(),
+    "RSA": hashes.SHA1(),  # noqa: S303  # legacy RSA sign_type is SHA-1 by Alipay's definition
+}
+_PKCS1 = padding.PKCS1v15()
 _HASH_NAMES = {"RSA2": "SHA-256", "RSA": "SHA-1"}
 _UNSIGNED = frozenset({b"sign", b"sign_type"})
 _PEM_LABEL = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----")
@@ -78,7 +83,7 @@ def sign_content(fields: Mapping[bytes, bytes]) -> bytes:
 
 def sign(content: bytes, private_key: RSAPrivateKey, sign_type: SignType = "RSA2") -> str:
     """The base64 `sign` Alipay would send for `content`; the inverse of `verify()`."""
-    signature = private_key.sign(content, padding.PKCS1v15(), _HASHES[sign_type]())
+    signature = private_key.sign(content, _PKCS1, _HASHES[sign_type])
     return base64.b64encode(signature).decode("ascii")
 
 
@@ -96,7 +101,7 @@ def verify(
         if len(raw) != candidate.size_bytes:
             continue  # cryptography would refuse it too; skipping keeps the reason explicit below
         try:
-            candidate.key.verify(raw, content, padding.PKCS1v15(), _HASHES[sign_type]())
+            candidate.key.verify(raw, content, _PKCS1, _HASHES[sign_type])
         except InvalidSignature:
             continue
         return candidate

@@ -82,6 +82,8 @@ _RFC3339 = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})"
 )
 _SHOWN_LENGTH = 64
+_PAYER_IDS = {False: ("openid",), True: ("sp_openid", "sub_openid")}
+"""payer fields naming the buyer, by account mode (service provider or not), in order of preference."""
 
 Resource = Mapping[str, Any]
 Account3 = Account[WeChatPayV3Settings]
@@ -112,6 +114,9 @@ def _optional(resource: Resource, name: str) -> str | None:
 
 
 def _required(resource: Resource, name: str) -> str:
+    value = resource.get(name)
+    if type(value) is str and value:  # the usual case, without a second call (JSON makes no subclasses)
+        return value
     value = _optional(resource, name)
     if value is None:
         raise MalformedNotification(f"decrypted resource has no {name}")
@@ -187,12 +192,16 @@ def _merchant(resource: Resource, settings: WeChatPayV3Settings) -> str:
 
 def _payer(resource: Resource, settings: WeChatPayV3Settings) -> str | None:
     payer = _object(resource, "payer")
-    names = ("sp_openid", "sub_openid") if settings.service_provider else ("openid",)
-    return next((str(payer[n]) for n in names if payer.get(n)), None)
+    for name in _PAYER_IDS[settings.service_provider]:
+        if payer.get(name):
+            return str(payer[name])
+    return None
 
 
 def _raw(envelope: Envelope, resource: Resource) -> dict[str, Any]:
-    return {**envelope.outer_fields(), **resource}
+    raw = envelope.outer_fields()
+    raw.update(resource)
+    return raw
 
 
 def _event_id(account: Account3, kind: Kind, trade: str, refund: str | None,

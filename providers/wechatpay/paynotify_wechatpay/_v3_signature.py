@@ -50,6 +50,9 @@ SIGNATURE_TYPE = "WECHATPAY2-SHA256-RSA2048"
 PROBE_PREFIX = "WECHATPAY/SIGNTEST/"
 
 _REQUIRED = (HEADER_TIMESTAMP, HEADER_NONCE, HEADER_SIGNATURE, HEADER_SERIAL)
+# Stateless and immutable: made once rather than on every notification.
+_PKCS1 = padding.PKCS1v15()
+_SHA256 = hashes.SHA256()
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 _SHOWN_LENGTH = 64
 
@@ -95,7 +98,7 @@ def message(timestamp: str, nonce: str, body: bytes) -> bytes:
 
 def sign(private_key: RSAPrivateKey, timestamp: str, nonce: str, body: bytes) -> str:
     """The base64 `Wechatpay-Signature` WeChat Pay would send; the inverse of `verify()`."""
-    signature = private_key.sign(message(timestamp, nonce, body), padding.PKCS1v15(), hashes.SHA256())
+    signature = private_key.sign(message(timestamp, nonce, body), _PKCS1, _SHA256)
     return base64.b64encode(signature).decode("ascii")
 
 
@@ -119,7 +122,7 @@ def verify(headers: SignedHeaders, body: bytes, keyring: Keyring, *, now: float,
     raw = _decode(headers.signature, key)
     signed = message(headers.timestamp, headers.nonce, body)
     try:
-        key.key.verify(raw, signed, padding.PKCS1v15(), hashes.SHA256())
+        key.key.verify(raw, signed, _PKCS1, _SHA256)
     except InvalidSignature:
         raise VerificationError(
             f"signature does not verify with {key.kind} {key.key_id}: a changed body or header, "
