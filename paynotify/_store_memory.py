@@ -22,6 +22,8 @@ from paynotify._store import (
 __all__ = ["MemoryStore"]
 
 _NONE_DONE: frozenset[str] = frozenset()
+_Frozen = tuple[Any, ...]
+"""A completed `_Record`'s values, in its field order, `result` and lease omitted, state as text."""
 
 
 _FIELDS = tuple(PaymentResult.model_fields)
@@ -112,12 +114,43 @@ class _Record:
         self.updated_at, self.token = now(), None
         self.pack()
 
+    def frozen(self) -> _Frozen:
+        """A settled record as one tuple of plain values: unlike this object, the collector stops
+        tracking it. Completed events, nearly all of a store, are kept this way."""
+        return (self.columns, self.state._value_, self.attempts, self.created_at, self.updated_at,
+                self.next_attempt_at, self.last_error, self.done, self.packed)  # fmt: skip
+
+    @classmethod
+    def thawed(cls, frozen: _Frozen) -> _Record:
+        columns, state, attempts, created_at, updated_at, next_attempt_at, last_error, done, packed = frozen
+        return cls(columns, None, EventState(state), attempts, created_at, updated_at, next_attempt_at,
+                   last_error, None, 0.0, done, packed)  # fmt: skip
+
+
+def _view(entry: _Record | _Frozen) -> _Record:
+    """A record to read (a completed one thawed for the moment)."""
+    return _Record.thawed(entry) if isinstance(entry, tuple) else entry
+
+
+def _columns_state_updated(entry: _Record | _Frozen) -> tuple[tuple[str, ...], str, float]:
+    """What searches and purges filter on, read without thawing a completed record."""
+    if isinstance(entry, tuple):
+        return entry[0], entry[1], entry[4]
+    return entry.columns, entry.state, entry.updated_at
+
 
 class MemoryStore(Store):
     """No lock needed: every method runs to completion without awaiting, on one event loop."""
 
     def __init__(self, url: str = "memory://") -> None:
-        self._records: dict[str, _Record] = {}
+        self._records: dict[str, _Record | _Frozen] = {}
+
+    def _record(self, event_id: str) -> _Record | None:
+        """The record to change; a completed one is thawed, and kept thawed, first."""
+        entry = self._records.get(event_id)
+        if isinstance(entry, tuple):
+            entry = self._records[event_id] = _Record.thawed(entry)
+        return entry
 
     def _new(self, result: PaymentResult, state: EventState, attempts: int, t: float) -> _Record:
         columns = (result.event_id, result.account, result.provider, result.kind._value_,
@@ -128,7 +161,10 @@ class MemoryStore(Store):
 
     async def claim(self, result: PaymentResult, *, lease_seconds: float) -> Claim:
         t = now()
-        record = self._records.get(result.event_id)
+        entry = self._records.get(result.event_id)
+        if isinstance(entry, tuple):  # only completed events are frozen
+            return Claim(ClaimState.DONE)
+        record = entry
         if record is None:
             record = self._new(result, EventState.IN_FLIGHT, 1, t)
         elif record.state is EventState.DONE:
@@ -141,17 +177,18 @@ class MemoryStore(Store):
         return Claim(ClaimState.NEW, record.token, frozenset(record.done) if record.done else _NONE_DONE)
 
     async def subscriber_done(self, event_id: str, token: str, subscriber: str) -> None:
-        record = self._records.get(event_id)
+        record = self._record(event_id)
         if record is not None and subscriber not in record.done:
             record.done += (subscriber,)
 
     async def complete(self, event_id: str, token: str) -> None:
         record = self._records.get(event_id)
-        if record is not None and record.state is not EventState.DONE:
+        if isinstance(record, _Record) and record.state is not EventState.DONE:
             record.settle(EventState.DONE, error=None)
+            self._records[event_id] = record.frozen()
 
     async def release(self, event_id: str, token: str, *, error: str | None = None) -> None:
-        record = self._records.get(event_id)
+        record = self._record(event_id)
         if record is not None and record.owned(token) and record.state is EventState.IN_FLIGHT:
             record.settle(EventState.RELEASED, next_attempt_at=record.next_attempt_at, error=error)
 
@@ -173,7 +210,11 @@ class MemoryStore(Store):
             return None
 
         due = sorted(
-            ((at, r) for r in self._records.values() if (at := due_at(r)) is not None),
+            (
+                (at, r)
+                for r in self._records.values()
+                if isinstance(r, _Record) and (at := due_at(r)) is not None  # a frozen one is done
+            ),
             key=lambda pair: pair[0],
         )
         leases = []
@@ -184,18 +225,18 @@ class MemoryStore(Store):
         return leases
 
     async def reschedule(self, event_id: str, token: str, *, at: float, error: str) -> None:
-        record = self._records.get(event_id)
+        record = self._record(event_id)
         if record is not None and record.owned(token) and record.state is EventState.IN_FLIGHT:
             record.settle(EventState.PENDING, next_attempt_at=at, error=error)
 
     async def dead_letter(self, event_id: str, token: str, *, error: str) -> None:
-        record = self._records.get(event_id)
+        record = self._record(event_id)
         if record is not None and record.owned(token) and record.state is EventState.IN_FLIGHT:
             record.settle(EventState.DEAD, error=error)
 
     async def get(self, event_id: str) -> StoredEvent | None:
-        record = self._records.get(event_id)
-        return record.snapshot() if record is not None else None
+        entry = self._records.get(event_id)
+        return _view(entry).snapshot() if entry is not None else None
 
     async def find(
         self,
@@ -206,17 +247,21 @@ class MemoryStore(Store):
         limit: int = 100,
     ) -> list[StoredEvent]:
         wanted = frozenset(states) if states is not None else None
-        found = [
-            r.snapshot()
-            for r in reversed(self._records.values())
-            if (account is None or r.columns[1] == account)
-            and (order_id is None or r.columns[5] == order_id)
-            and (wanted is None or r.state in wanted)
-        ]
-        return found[:limit]
+        found = []
+        for entry in reversed(self._records.values()):
+            columns, state, _ = _columns_state_updated(entry)
+            if (
+                (account is None or columns[1] == account)
+                and (order_id is None or columns[5] == order_id)
+                and (wanted is None or state in wanted)
+            ):
+                found.append(_view(entry).snapshot())
+                if len(found) == limit:
+                    break
+        return found
 
     async def requeue(self, event_id: str, *, replay: bool = False) -> bool:
-        record = self._records.get(event_id)
+        record = self._record(event_id)
         if record is None or record.leased(now()):
             return False
         eligible = {EventState.RELEASED, EventState.PENDING, EventState.DEAD, EventState.IN_FLIGHT}
@@ -231,9 +276,11 @@ class MemoryStore(Store):
 
     async def purge(self, *, before: float, states: Iterable[EventState] = (EventState.DONE,)) -> int:
         wanted = frozenset(states)
-        doomed = [
-            event_id for event_id, r in self._records.items() if r.state in wanted and r.updated_at < before
-        ]
+        doomed = []
+        for event_id, entry in self._records.items():
+            _, state, updated_at = _columns_state_updated(entry)
+            if state in wanted and updated_at < before:
+                doomed.append(event_id)
         for event_id in doomed:
             del self._records[event_id]
         return len(doomed)
