@@ -57,7 +57,7 @@ REPLY_GRACE = 5.0
 """Seconds the asyncio generator waits, after its window, for replies still in flight."""
 STARTUP_SLACK = 60.0
 """Seconds a generator process may take beyond its window (loading bodies, connecting, grace)."""
-BODIES_PER_SECOND = 6_000
+BODIES_PER_SECOND = 10_000
 """Distinct bodies signed per second of load on a deduplicating route when --notifications is not
 given: above what they reach on this machine kind; a faster route stops the run with a clear error."""
 WRAP_BODIES = 20_000
