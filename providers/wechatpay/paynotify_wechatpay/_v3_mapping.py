@@ -82,8 +82,6 @@ _RFC3339 = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})"
 )
 _SHOWN_LENGTH = 64
-_PAYER_IDS = {False: ("openid",), True: ("sp_openid", "sub_openid")}
-"""payer fields naming the buyer, by account mode (service provider or not), in order of preference."""
 
 Resource = Mapping[str, Any]
 Account3 = Account[WeChatPayV3Settings]
@@ -192,7 +190,8 @@ def _merchant(resource: Resource, settings: WeChatPayV3Settings) -> str:
 
 def _payer(resource: Resource, settings: WeChatPayV3Settings) -> str | None:
     payer = _object(resource, "payer")
-    for name in _PAYER_IDS[settings.service_provider]:
+    names = ("sp_openid", "sub_openid") if settings.service_provider else ("openid",)
+    for name in names:
         if payer.get(name):
             return str(payer[name])
     return None
