@@ -116,7 +116,8 @@ class _Record:
 
     def frozen(self) -> _Frozen:
         """A settled record as one tuple of plain values: unlike this object, the collector stops
-        tracking it. Completed events, nearly all of a store, are kept this way."""
+        tracking it (unless `raw` nests dicts, as WeChat v3's does: then the tuples holding them stay
+        tracked). Completed events, nearly all of a store, are kept this way."""
         return (self.columns, self.state._value_, self.attempts, self.created_at, self.updated_at,
                 self.next_attempt_at, self.last_error, self.done, self.packed)  # fmt: skip
 
