@@ -1,20 +1,36 @@
-"""One SQLite connection on one thread, committing whatever is queued together (group commit).
+"""One SQLite connection per process, committing whatever arrives together (group commit).
 
 An acknowledged notification must survive a power cut, so every commit is fsynced. One fsync per
 operation caps a store at a few hundred notifications a second; instead, each operation runs in
 its own SAVEPOINT inside the current batch's transaction, and the batch commits once. Callers
 are answered only after that commit, so nothing is reported written before it is durable. An
 operation that fails rolls back to its own savepoint and fails alone.
+
+Where the work runs. A notification's operations (claim, complete) are one or two indexed
+single-row statements, ~5 us each: they run on the event loop, inside a write transaction this
+process already holds, so they never wait for a lock. What can wait runs on the writer's thread:
+opening the file, taking the write lock when another process holds it, the fsynced COMMIT, and
+operations that may read many rows (`on_thread=True`: searches, purges). Handing every statement
+to a thread cost more than the statement (two thread switches, and the GIL passed back and forth
+per statement: measured in docs/benchmarks.md).
+
+The cycle: an operation arriving while nothing is in flight begins a transaction on the loop (if
+SQLite grants the write lock at once; otherwise the thread waits for it, up to the busy timeout),
+runs, and schedules the commit for the loop's next turn, so everything that runs in the same turn
+joins it. Operations arriving while a commit is on the thread wait for it and form the next batch.
+
+One event loop drives the writer at a time (it moves to another loop when idle: `asyncio.run`
+per CLI command, per test). An operation from a second loop while the first has work in flight
+runs on a connection of its own in a worker thread, serialized by SQLite's locking: correct, not
+fast.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
-import queue
 import sqlite3
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -27,32 +43,16 @@ T = TypeVar("T")
 
 MAX_BATCH = 256
 """Operations committed together at most; bounds how long one transaction holds the write lock."""
-LINGER_SECONDS = 0.001
-"""While operations keep arriving together, how long a batch waits for more before committing.
-
-Without it, under load each commit carries a few operations and the fsyncs and thread switches
-cost more than the work (measured in docs/benchmarks.md); when operations arrive one at a time
-(the previous batch had one), nothing waits, so a quiet server answers as fast as before.
-"""
+BUSY_TIMEOUT_MS = 10_000
+"""How long the thread waits for another process's write lock before failing the batch."""
 
 
 @dataclass(slots=True)
 class _Operation(Generic[T]):
     fn: Callable[[sqlite3.Connection], T]
-    loop: asyncio.AbstractEventLoop
     future: asyncio.Future[T]
+    on_thread: bool
     outcome: tuple[bool, Any] = (False, None)
-
-
-def _settle(batch: list[_Operation[Any]]) -> None:
-    """Answer every caller of a batch: one wake-up per event loop, not one per operation."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[_Operation[Any]]] = {}
-    for operation in batch:
-        by_loop.setdefault(operation.loop, []).append(operation)
-    for loop, operations in by_loop.items():
-        # A closed event loop raises RuntimeError: nobody is waiting for these answers any more.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(_resolve, operations)
 
 
 def _resolve(operations: list[_Operation[Any]]) -> None:
@@ -68,86 +68,134 @@ def _resolve(operations: list[_Operation[Any]]) -> None:
 
 
 class GroupCommitWriter:
-    """Runs `fn(connection)` calls on one thread; `connect` opens the connection when first needed."""
+    """Runs `fn(connection)` calls in group-committed transactions; `connect` opens the connection
+    (on the writer's thread) when first needed, and again after it failed."""
 
     def __init__(self, connect: Callable[[], sqlite3.Connection], describe: str) -> None:
         self._connect = connect
         self._describe = describe
-        self._queue: queue.SimpleQueue[_Operation[Any] | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
+        self._thread: concurrent.futures.ThreadPoolExecutor | None = None
+        # Off the owning loop, the connection is used only by jobs on this one thread, in order.
         self._conn: sqlite3.Connection | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._in_flight = False  # a job is on the thread; the connection is the thread's
+        self._commit_scheduled = False
+        self._waiting: list[_Operation[Any]] = []  # arrived while a job was in flight
+        self._batch: list[_Operation[Any]] = []  # ran in the open transaction, or will run on the thread
+        self._broken: sqlite3.Error | None = None  # the open transaction cannot commit
+        self._open_error: BaseException | None = None
         self.commits = 0
         """Transactions committed so far: fewer than the operations when they were batched."""
 
-    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def run(self, fn: Callable[[sqlite3.Connection], T], *, on_thread: bool = False) -> T:
+        """`fn(conn)` in the current batch; its result once the batch is durably committed.
+
+        `fn` runs on the event loop unless `on_thread` (use it for anything that may read many rows).
+        """
         loop = asyncio.get_running_loop()
+        if loop is not self._loop and not await self._adopt(loop):
+            alone: T = await loop.run_in_executor(None, self._run_alone, fn)
+            return alone
         future: asyncio.Future[T] = loop.create_future()
-        self._start()
-        self._queue.put(_Operation(fn, loop, future))
+        operation = _Operation(fn, future, on_thread)
+        if self._in_flight or len(self._batch) >= MAX_BATCH:
+            self._waiting.append(operation)  # answered after the job in flight or the commit scheduled
+        elif self._conn is None:
+            self._waiting.append(operation)
+            self._start(self._open)
+        else:
+            self._take(operation)
         return await future
 
     async def close(self) -> None:
-        with self._lock:
-            thread, self._thread = self._thread, None
-        if thread is not None:
-            self._queue.put(None)
-            await asyncio.get_running_loop().run_in_executor(None, thread.join)
+        loop = asyncio.get_running_loop()
+        if self._loop is loop and (self._in_flight or self._waiting or self._batch):
+            await self.run(lambda conn: None)  # answered after everything queued before it
+        thread, self._thread = self._thread, None
+        if thread is not None:  # after any job still queued there (a closed loop's)
+            await loop.run_in_executor(thread, self._close_connection)
+            thread.shutdown(wait=False)
 
-    def _start(self) -> None:
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._serve, name="paynotify-sqlite", daemon=True)
-                self._thread.start()
+    # -- on the owning loop --------------------------------------------------------------------
 
-    def _gather(self, first: _Operation[Any], *, linger: bool) -> list[_Operation[Any]]:
-        """`first` and what else is queued; when `linger`, what arrives in the next LINGER_SECONDS too."""
-        batch = [first]
-        deadline = time.monotonic() + LINGER_SECONDS if linger else 0.0
-        while len(batch) < MAX_BATCH:
-            try:
-                wait = deadline - time.monotonic()
-                more = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if more is None:
-                self._queue.put(None)  # stop after this batch
-                break
-            batch.append(more)
-        return batch
+    async def _adopt(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Make `loop` the owner if the writer is idle, or its owner's loop has closed."""
+        previous = self._loop
+        if previous is not None and not previous.is_closed():
+            if self._in_flight or self._waiting or self._batch:
+                return False
+        elif previous is not None and self._thread is not None:
+            # Its callers are gone; a job may still be queued or finishing on the thread.
+            await loop.run_in_executor(self._thread, self._abandon)
+        elif previous is not None:
+            self._abandon()
+        self._loop = loop
+        return True
 
-    def _serve(self) -> None:
-        busy = False
-        try:
-            while True:
-                first = self._queue.get()
-                if first is None:
-                    return
-                batch = self._gather(first, linger=busy)
-                busy = len(batch) > 1
-                self._commit(batch)
-        finally:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-    def _commit(self, batch: list[_Operation[Any]]) -> None:
-        try:
-            self._run_batch(batch)
-        except Exception as exc:  # whatever happens, every caller gets an answer
-            if self._conn is not None and self._conn.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    self._conn.rollback()
-            self._fail(batch, exc)
-        else:
-            _settle(batch)
-
-    def _run_batch(self, batch: list[_Operation[Any]]) -> None:
-        if self._conn is None:
-            self._conn = self._connect()
+    def _take(self, operation: _Operation[Any]) -> None:
+        """Run `operation` in the open transaction (beginning one if needed) or queue it for the thread."""
         conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        for operation in batch:
+        assert conn is not None
+        if not conn.in_transaction and self._broken is None:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    operation.outcome = (False, self._error(exc))
+                    _resolve([operation])
+                    return
+                # Another process writes: the thread waits for the lock, then this runs there.
+                operation.on_thread = True
+        self._batch.append(operation)
+        if not operation.on_thread:
+            self._run_one(conn, operation)
+        if not self._commit_scheduled:
+            self._commit_scheduled = True
+            asyncio.get_running_loop().call_soon(self._schedule_commit)
+
+    def _schedule_commit(self) -> None:
+        self._commit_scheduled = False
+        if self._batch and not self._in_flight:
+            self._start(self._commit)
+
+    def _start(self, job: Callable[[list[_Operation[Any]]], None]) -> None:
+        loop = self._loop
+        assert loop is not None
+        if self._thread is None:
+            self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="paynotify-sqlite")
+        batch, self._batch = self._batch, []
+        self._in_flight = True
+        done = self._thread.submit(job, batch)
+
+        def finished(_: concurrent.futures.Future[None]) -> None:
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits for these answers
+                loop.call_soon_threadsafe(self._finished, batch)
+
+        done.add_done_callback(finished)
+
+    def _finished(self, batch: list[_Operation[Any]]) -> None:
+        self._in_flight = False
+        _resolve(batch)
+        waiting, self._waiting = self._waiting, []
+        if not waiting:
+            return
+        if self._conn is None:  # the open failed: those waiting fail; the next operation tries again
+            error = self._open_error or StoreError(f"SQLite store {self._describe} is not open")
+            for operation in waiting:
+                operation.outcome = (False, error)
+            _resolve(waiting)
+            return
+        for operation in waiting:
+            if self._in_flight or len(self._batch) >= MAX_BATCH:
+                self._waiting.append(operation)
+            else:
+                self._take(operation)
+
+    def _run_one(self, conn: sqlite3.Connection, operation: _Operation[Any]) -> None:
+        if self._broken is not None:
+            operation.outcome = (False, self._error(self._broken))
+            return
+        try:
             conn.execute("SAVEPOINT op")
             try:
                 operation.outcome = (True, operation.fn(conn))
@@ -155,18 +203,91 @@ class GroupCommitWriter:
                 conn.execute("ROLLBACK TO op")
                 operation.outcome = (False, self._error(exc))
             conn.execute("RELEASE op")
-        conn.execute("COMMIT")
-        self.commits += 1
+        except sqlite3.Error as exc:  # the transaction itself is gone: the whole batch fails
+            self._broken = exc
 
-    def _fail(self, batch: list[_Operation[Any]], exc: Exception) -> None:
-        error = self._error(exc)
-        for operation in batch:
-            operation.outcome = (False, error)
-        _settle(batch)
+    # -- on the thread -------------------------------------------------------------------------
 
-    def _error(self, exc: Exception) -> Exception:
+    def _open(self, batch: list[_Operation[Any]]) -> None:
+        """Open the connection; the operations waiting for it then run on the loop (`_finished`)."""
+        self._open_error = None
+        try:
+            conn = self._connect()
+            conn.execute("PRAGMA busy_timeout = 0")  # the loop must never wait for a lock
+        except Exception as exc:
+            self._open_error = self._error(exc)
+        else:
+            self._conn = conn
+
+    def _commit(self, batch: list[_Operation[Any]]) -> None:
+        conn = self._conn
+        assert conn is not None
+        try:
+            if self._broken is not None:
+                raise self._broken
+            threaded = [op for op in batch if op.on_thread]
+            if threaded and not conn.in_transaction:
+                _begin_waiting(conn)
+            for operation in threaded:
+                self._run_one(conn, operation)
+            if self._broken is not None:
+                raise self._broken
+            conn.execute("COMMIT")
+            self.commits += 1
+        except Exception as exc:  # whatever happens, every caller gets an answer
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.rollback()
+            error = self._error(exc)
+            for operation in batch:
+                operation.outcome = (False, error)
+        finally:
+            self._broken = None
+
+    def _run_alone(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """`fn` on a connection of its own (a second event loop): its own transaction and commit."""
+        conn: sqlite3.Connection | None = None
+        try:
+            conn = self._connect()
+            _begin_waiting(conn)
+            result = fn(conn)
+            conn.execute("COMMIT")
+            return result
+        except Exception as exc:
+            raise self._error(exc) from None
+        finally:
+            if conn is not None:
+                conn.close()
+
+    def _abandon(self) -> None:
+        if self._conn is not None and self._conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.rollback()
+        self._in_flight = self._commit_scheduled = False
+        self._waiting, self._batch, self._broken = [], [], None
+
+    def _close_connection(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _error(self, exc: BaseException) -> BaseException:
         if isinstance(exc, sqlite3.Error):
             wrapped = StoreError(f"SQLite store {self._describe}: {exc}")
             wrapped.__cause__ = exc
             return wrapped
         return exc
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    # The primary result code is the low byte (SQLITE_BUSY_SNAPSHOT and the like are extended codes).
+    return exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+def _begin_waiting(conn: sqlite3.Connection) -> None:
+    """BEGIN IMMEDIATE, waiting up to BUSY_TIMEOUT_MS for another process's write lock."""
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    finally:
+        conn.execute("PRAGMA busy_timeout = 0")

@@ -1,10 +1,11 @@
 """The embedded default store: one SQLite file, survives restarts, serves one host.
 
-All access goes through one connection on one dedicated thread, so the event loop never blocks on
-disk and SQLite never sees two writers from this process (other processes on the same host are
-serialized by SQLite's own locking). Commits are fsynced (WAL, synchronous=FULL) because an
-acknowledged notification must survive a power cut; operations queued together share one commit
-(`_sqlite_writer`), so the fsync is paid per batch, not per notification.
+All access goes through one connection per process (`_sqlite_writer`), so SQLite never sees two
+writers from this process (other processes on the same host are serialized by SQLite's own
+locking). Commits are fsynced (WAL, synchronous=FULL) because an acknowledged notification must
+survive a power cut; operations arriving together share one commit, so the fsync is paid per
+batch, not per notification. A notification's own statements run on the event loop inside a write
+transaction already held; waiting for the lock, the commit and the searches run on a thread.
 """
 
 from __future__ import annotations
@@ -113,8 +114,10 @@ class SQLiteStore(Store):
         self.path = sqlite_path(url)
         self._writer = GroupCommitWriter(self._connect, repr(self.path))
 
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await self._writer.run(fn)
+    async def _run(self, fn: Callable[[sqlite3.Connection], T], *, on_thread: bool = False) -> T:
+        """`fn` in the writer's current batch: on the event loop (a notification's single-row
+        statements), or `on_thread` for anything that may read many rows."""
+        return await self._writer.run(fn, on_thread=on_thread)
 
     def _connect(self) -> sqlite3.Connection:
         # Switching a new file to WAL takes an exclusive lock, and SQLite answers "database is locked"
@@ -134,7 +137,9 @@ class SQLiteStore(Store):
             delay = min(delay * 2, 0.2)
 
     def _connect_once(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, timeout=_BUSY_TIMEOUT)
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, timeout=_BUSY_TIMEOUT, check_same_thread=False
+        )
         try:
             if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 conn.execute("PRAGMA journal_mode=WAL")
@@ -276,7 +281,7 @@ class SQLiteStore(Store):
                 leases.append(Lease(self._event(row), token))
             return leases
 
-        return await self._run(acquire)
+        return await self._run(acquire, on_thread=True)
 
     async def reschedule(self, event_id: str, token: str, *, at: float, error: str) -> None:
         await self._update(
@@ -306,7 +311,7 @@ class SQLiteStore(Store):
             ).fetchone()
             return None if row is None else self._event(row)
 
-        return await self._run(get)
+        return await self._run(get, on_thread=True)
 
     async def find(
         self,
@@ -333,7 +338,7 @@ class SQLiteStore(Store):
         def find(conn: sqlite3.Connection) -> list[StoredEvent]:
             return [self._event(row) for row in conn.execute(sql, (*params, limit))]
 
-        return await self._run(find)
+        return await self._run(find, on_thread=True)
 
     async def requeue(self, event_id: str, *, replay: bool = False) -> bool:
         eligible = "'released', 'pending', 'dead', 'in_flight'" + (", 'done'" if replay else "")
@@ -348,7 +353,7 @@ class SQLiteStore(Store):
             t = now()
             return conn.execute(sql, (t, t, t, event_id, t)).rowcount == 1
 
-        return await self._run(requeue)
+        return await self._run(requeue, on_thread=True)
 
     async def purge(self, *, before: float, states: Iterable[EventState] = (EventState.DONE,)) -> int:
         # In batches, each its own operation: one DELETE of a million rows held the only writer
@@ -361,7 +366,7 @@ class SQLiteStore(Store):
         total = 0
         while True:
             deleted: int = await self._run(
-                lambda conn: conn.execute(sql, (*wanted, before, PURGE_BATCH)).rowcount
+                lambda conn: conn.execute(sql, (*wanted, before, PURGE_BATCH)).rowcount, on_thread=True
             )
             total += deleted
             if deleted < PURGE_BATCH:

@@ -4,7 +4,9 @@ succeeds or fails on its own, and nobody is answered before the commit."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from test_store_contract import result
 
 from paynotify import StoreError
 from paynotify._sqlite_writer import GroupCommitWriter
-from paynotify._store import ClaimState
+from paynotify._store import Claim, ClaimState
 from paynotify._store_sqlite import SQLiteStore
 
 
@@ -103,3 +105,86 @@ async def test_a_cancelled_caller_does_not_stop_the_writer(tmp_path: Path) -> No
         await task
     assert await writer.run(_insert("y")) == "y"
     await writer.close()
+
+
+async def test_statements_run_on_the_loop_and_searches_on_the_thread(tmp_path: Path) -> None:
+    writer = _writer(tmp_path)
+    here = threading.current_thread()
+    inline = await writer.run(lambda conn: threading.current_thread())
+    threaded = await writer.run(lambda conn: threading.current_thread(), on_thread=True)
+    assert inline is here
+    assert threaded is not here
+    await writer.close()
+
+
+async def test_a_write_lock_held_elsewhere_is_waited_for_off_the_loop(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    store = SQLiteStore(url)
+    await store.open()
+    other = sqlite3.connect(tmp_path / "e.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process writing
+    claim = asyncio.ensure_future(store.claim(result(), lease_seconds=60))
+    ticks = 0
+    for _ in range(20):  # the loop keeps turning while the claim waits for the lock
+        await asyncio.sleep(0.005)
+        ticks += 1
+    assert not claim.done()
+    other.execute("COMMIT")
+    other.close()
+    assert (await asyncio.wait_for(claim, 5)).state is ClaimState.NEW
+    assert ticks == 20
+    assert (await store.claim(result(), lease_seconds=60)).state is ClaimState.IN_FLIGHT
+    await store.close()
+
+
+def test_a_second_event_loop_is_served_while_the_first_is_busy(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    store = SQLiteStore(url)
+    first = [result(order_id=f"a-{i}") for i in range(200)]
+    second = [result(order_id=f"b-{i}") for i in range(50)]
+    outcomes: list[ClaimState] = []
+
+    def other_loop() -> None:
+        async def claims() -> None:
+            for r in second:
+                outcomes.append((await store.claim(r, lease_seconds=60)).state)
+
+        asyncio.run(claims())
+
+    async def main() -> list[Claim]:
+        thread = threading.Thread(target=other_loop)
+        claims = asyncio.gather(*(store.claim(r, lease_seconds=60) for r in first))
+        thread.start()
+        done = await claims
+        await asyncio.get_running_loop().run_in_executor(None, thread.join)
+        return done
+
+    claimed = asyncio.run(main())
+    assert {c.state for c in claimed} == {ClaimState.NEW}
+    assert outcomes == [ClaimState.NEW] * len(second)
+
+    async def check() -> set[ClaimState]:
+        again = [(await store.claim(r, lease_seconds=60)).state for r in first + second]
+        await store.close()
+        return set(again)
+
+    assert asyncio.run(check()) == {ClaimState.IN_FLIGHT}
+
+
+def test_a_loop_closed_with_work_in_flight_leaves_the_store_usable(tmp_path: Path) -> None:
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'e.db'}")
+    asyncio.run(store.open())
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(store.claim(result(order_id="abandoned"), lease_seconds=60))
+    loop.run_until_complete(asyncio.sleep(0))  # the claim ran; its commit is on the thread
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        loop.run_until_complete(task)
+    loop.close()
+
+    async def later() -> ClaimState:
+        state = (await store.claim(result(order_id="later"), lease_seconds=60)).state
+        await store.close()
+        return state
+
+    assert asyncio.run(later()) is ClaimState.NEW
