@@ -10,7 +10,7 @@ from _alipay_keys import APP_ID, NOTIFY_FIELDS, account, key, parse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from paynotify_alipay import passback_params
-from paynotify_alipay._form import decode_form
+from paynotify_alipay._form import _BAD_ESCAPE, _pairs, decode_form
 from paynotify_alipay.testing import encode_form, make_notify, make_return, sign_fields
 
 from paynotify import MalformedNotification, VerificationError
@@ -202,3 +202,31 @@ def test_decodes_as_parse_qsl_does(fields: list[tuple[str, str]], plus_for_space
             decode_form(body)
     else:
         assert decode_form(body).fields == dict(expected)
+
+
+_FORM_BYTES = st.lists(
+    st.one_of(
+        st.binary(max_size=4),
+        st.sampled_from([b"%", b"=", b"&", b"+", b"\r", b"\n", b"=\n", b"_", b"\x00", b"%3D", b"%25"]),
+        st.builds(
+            lambda h: b"%" + h,
+            st.sampled_from([b"%02x" % i for i in range(256)] + [b"%02X" % i for i in range(256)]),
+        ),
+    ),
+    max_size=24,
+).map(b"".join)
+
+
+@settings(max_examples=2000)
+@given(_FORM_BYTES)
+def test_percent_decoding_is_unquote_to_bytes_on_any_bytes(data: bytes) -> None:
+    """The C decoder reads exactly what urllib's unquote_to_bytes reads, on any body decode_form accepts
+    (raw `=`, CR/LF, NUL, `_` and non-ASCII bytes included)."""
+    if _BAD_ESCAPE.search(data):
+        return
+    expected = []
+    for part in data.replace(b"+", b" ").split(b"&"):
+        if part:
+            name, sep, value = part.partition(b"=")
+            expected.append((urllib.parse.unquote_to_bytes(name), sep, urllib.parse.unquote_to_bytes(value)))
+    assert _pairs(data) == expected

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
+from binascii import a2b_qp
 from dataclasses import dataclass
-from urllib.parse import unquote_to_bytes
 
 from paynotify import MalformedNotification
 
@@ -38,21 +38,27 @@ def _show(name: bytes) -> str:
     return repr(name[:40].decode("ascii", "backslashreplace"))
 
 
+def _unquote(text: bytes) -> bytes:
+    """`%XX` -> the byte, as urllib's unquote_to_bytes, in C: binascii's quoted-printable decoder
+    reads `=XX` exactly so. Each literal `=` is written `=3D` first, and `decode_form` has refused any
+    `%` not followed by two hex digits, so neither a soft line break nor a stray `=` (the only other
+    things a2b_qp interprets) can arise. unquote_to_bytes, in Python, was ~10 us of a notification.
+    """
+    return a2b_qp(text.replace(b"=", b"=3D").replace(b"%", b"="))
+
+
 def _pairs(data: bytes) -> list[tuple[bytes, bytes, bytes]]:
     """(name, "=" or "", value) per field, each decoded once: `+` is a space, `%XX` a byte.
 
     As urllib.parse.parse_qsl(keep_blank_values=True): a part without "=" is a blank value. `+`
     is replaced in the whole body before splitting: it is never a separator, and a real `+`
     arrives as %2B. Comprehensions rather than a loop: this runs for every field of every
-    notification.
+    notification. `data` has passed `_BAD_ESCAPE`.
     """
     pairs = [part.partition(b"=") for part in data.replace(b"+", b" ").split(b"&") if part]
     if b"%" not in data:
         return pairs
-    return [
-        (unquote_to_bytes(k) if b"%" in k else k, sep, unquote_to_bytes(v) if b"%" in v else v)
-        for k, sep, v in pairs
-    ]
+    return [(_unquote(k) if b"%" in k else k, sep, _unquote(v) if b"%" in v else v) for k, sep, v in pairs]
 
 
 def decode_form(data: bytes) -> Form:
