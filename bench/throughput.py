@@ -649,7 +649,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seconds", type=float, default=2.0, help="measured seconds per route and round")
-    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds per route first")
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--notifications", type=int, default=0,
