@@ -52,6 +52,7 @@ class _Operation(Generic[T]):
     fn: Callable[[sqlite3.Connection], T]
     future: asyncio.Future[T]
     on_thread: bool
+    visible_is_enough: bool
     outcome: tuple[bool, Any] = (False, None)
 
 
@@ -87,17 +88,26 @@ class GroupCommitWriter:
         self.commits = 0
         """Transactions committed so far: fewer than the operations when they were batched."""
 
-    async def run(self, fn: Callable[[sqlite3.Connection], T], *, on_thread: bool = False) -> T:
+    async def run(
+        self,
+        fn: Callable[[sqlite3.Connection], T],
+        *,
+        on_thread: bool = False,
+        visible_is_enough: bool = False,
+    ) -> T:
         """`fn(conn)` in the current batch; its result once the batch is durably committed.
 
         `fn` runs on the event loop unless `on_thread` (use it for anything that may read many rows).
+        `visible_is_enough`: answer as soon as `fn` has run on the loop, before the commit. Only for
+        an operation whose loss, if the commit then fails, a later durable operation detects (the
+        store's claim: see `SQLiteStore.claim`).
         """
         loop = asyncio.get_running_loop()
         if loop is not self._loop and not await self._adopt(loop):
             alone: T = await loop.run_in_executor(None, self._run_alone, fn)
             return alone
         future: asyncio.Future[T] = loop.create_future()
-        operation = _Operation(fn, future, on_thread)
+        operation = _Operation(fn, future, on_thread, visible_is_enough)
         if self._in_flight or len(self._batch) >= MAX_BATCH:
             self._waiting.append(operation)  # answered after the job in flight or the commit scheduled
         elif self._conn is None:
@@ -149,6 +159,8 @@ class GroupCommitWriter:
         self._batch.append(operation)
         if not operation.on_thread:
             self._run_one(conn, operation)
+            if operation.visible_is_enough and operation.outcome[0] and self._broken is None:
+                _resolve([operation])  # the commit's answer to it will find it done and skip it
         if not self._commit_scheduled:
             self._commit_scheduled = True
             asyncio.get_running_loop().call_soon(self._schedule_commit)

@@ -114,10 +114,16 @@ class SQLiteStore(Store):
         self.path = sqlite_path(url)
         self._writer = GroupCommitWriter(self._connect, repr(self.path))
 
-    async def _run(self, fn: Callable[[sqlite3.Connection], T], *, on_thread: bool = False) -> T:
+    async def _run(
+        self,
+        fn: Callable[[sqlite3.Connection], T],
+        *,
+        on_thread: bool = False,
+        visible_is_enough: bool = False,
+    ) -> T:
         """`fn` in the writer's current batch: on the event loop (a notification's single-row
         statements), or `on_thread` for anything that may read many rows."""
-        return await self._writer.run(fn, on_thread=on_thread)
+        return await self._writer.run(fn, on_thread=on_thread, visible_is_enough=visible_is_enough)
 
     def _connect(self) -> sqlite3.Connection:
         # Switching a new file to WAL takes an exclusive lock, and SQLite answers "database is locked"
@@ -208,7 +214,13 @@ class SQLiteStore(Store):
             ).fetchone()
             return Claim(ClaimState.DONE if state == "done" else ClaimState.IN_FLIGHT)
 
-        return await self._run(claim)
+        # Answered before its commit: a claim must be visible, not durable. This connection sees it
+        # at once and holds the write lock until the commit, so no other process can claim the same
+        # event first; nothing is acknowledged until `complete` is committed, after the claim (or
+        # with it). If the claim's commit fails, its row is gone and `complete` fails (the provider
+        # retries), as after a crash. Waiting for the claim's fsync cost a commit's latency per
+        # notification.
+        return await self._run(claim, visible_is_enough=True)
 
     async def subscriber_done(self, event_id: str, token: str, subscriber: str) -> None:
         def mark(conn: sqlite3.Connection) -> None:
@@ -222,13 +234,24 @@ class SQLiteStore(Store):
         await self._run(mark)
 
     async def complete(self, event_id: str, token: str) -> None:
-        await self._update(
-            "state = 'done', token = NULL, lease_until = NULL, due_at = NULL, next_attempt_at = NULL,"
-            " last_error = NULL",
-            "event_id = ? AND state != 'done'",
-            (),
-            (event_id,),
-        )
+        def complete(conn: sqlite3.Connection) -> None:
+            done = conn.execute(
+                "UPDATE paynotify_events SET state = 'done', token = NULL, lease_until = NULL,"
+                " due_at = NULL, next_attempt_at = NULL, last_error = NULL, updated_at = ?"
+                " WHERE event_id = ? AND state != 'done'",
+                (now(), event_id),
+            ).rowcount
+            if (
+                not done
+                and conn.execute("SELECT 1 FROM paynotify_events WHERE event_id = ?", (event_id,)).fetchone()
+                is None
+            ):
+                # The claim was answered before its commit, and that commit failed.
+                raise StoreError(
+                    f"SQLite store {self.path!r}: event {event_id} has no record (its claim was lost)"
+                )
+
+        await self._run(complete)
 
     async def release(self, event_id: str, token: str, *, error: str | None = None) -> None:
         await self._update(

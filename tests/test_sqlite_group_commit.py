@@ -188,3 +188,41 @@ def test_a_loop_closed_with_work_in_flight_leaves_the_store_usable(tmp_path: Pat
         return state
 
     assert asyncio.run(later()) is ClaimState.NEW
+
+
+async def test_a_claim_is_answered_before_its_commit_and_acknowledged_only_after(tmp_path: Path) -> None:
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'e.db'}")
+    await store.open()
+    event = result()
+    commits = store._writer.commits
+    claim = await store.claim(event, lease_seconds=60)
+    assert claim.state is ClaimState.NEW
+    assert store._writer.commits == commits  # answered before the commit...
+    other = sqlite3.connect(tmp_path / "e.db")
+    assert other.execute("SELECT count(*) FROM paynotify_events").fetchone() == (0,)  # ...not yet visible
+    assert (await store.claim(event, lease_seconds=60)).state is ClaimState.IN_FLIGHT  # but to this store
+    await store.complete(event.event_id, claim.token or "")
+    assert other.execute("SELECT state FROM paynotify_events").fetchall() == [("done",)]
+    other.close()
+    await store.close()
+
+
+async def test_a_claim_whose_commit_fails_makes_its_completion_fail(tmp_path: Path) -> None:
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'e.db'}")
+    await store.open()
+    event = result()
+
+    def roll_back_everything(conn: sqlite3.Connection) -> None:
+        conn.execute("ROLLBACK")
+
+    claim, broken = await asyncio.gather(
+        store.claim(event, lease_seconds=60), store._writer.run(roll_back_everything), return_exceptions=True
+    )
+    assert isinstance(claim, Claim)
+    assert claim.state is ClaimState.NEW
+    assert isinstance(broken, StoreError)
+    with pytest.raises(StoreError, match="claim was lost"):
+        await store.complete(event.event_id, claim.token or "")
+    # Nothing was recorded, so the provider's retry is delivered afresh.
+    assert (await store.claim(event, lease_seconds=60)).state is ClaimState.NEW
+    await store.close()
