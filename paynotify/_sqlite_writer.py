@@ -53,6 +53,7 @@ class _Operation(Generic[T]):
     future: asyncio.Future[T]
     on_thread: bool
     visible_is_enough: bool
+    single_write: bool
     outcome: tuple[bool, Any] = (False, None)
 
 
@@ -94,6 +95,7 @@ class GroupCommitWriter:
         *,
         on_thread: bool = False,
         visible_is_enough: bool = False,
+        single_write: bool = False,
     ) -> T:
         """`fn(conn)` in the current batch; its result once the batch is durably committed.
 
@@ -101,13 +103,16 @@ class GroupCommitWriter:
         `visible_is_enough`: answer as soon as `fn` has run on the loop, before the commit. Only for
         an operation whose loss, if the commit then fails, a later durable operation detects (the
         store's claim: see `SQLiteStore.claim`).
+        `single_write`: `fn` changes the database with at most one statement, which SQLite makes
+        atomic by itself, so it runs without a savepoint of its own (a savepoint copies every page
+        it touches: ~3.5 us per operation, measured).
         """
         loop = asyncio.get_running_loop()
         if loop is not self._loop and not await self._adopt(loop):
             alone: T = await loop.run_in_executor(None, self._run_alone, fn)
             return alone
         future: asyncio.Future[T] = loop.create_future()
-        operation = _Operation(fn, future, on_thread, visible_is_enough)
+        operation = _Operation(fn, future, on_thread, visible_is_enough, single_write)
         if self._in_flight or len(self._batch) >= MAX_BATCH:
             self._waiting.append(operation)  # answered after the job in flight or the commit scheduled
         elif self._conn is None:
@@ -206,6 +211,14 @@ class GroupCommitWriter:
     def _run_one(self, conn: sqlite3.Connection, operation: _Operation[Any]) -> None:
         if self._broken is not None:
             operation.outcome = (False, self._error(self._broken))
+            return
+        if operation.single_write:
+            try:
+                operation.outcome = (True, operation.fn(conn))
+            except Exception as exc:
+                operation.outcome = (False, self._error(exc))
+                if isinstance(exc, sqlite3.Error) and not conn.in_transaction:
+                    self._broken = exc  # SQLite rolled the whole transaction back (disk full, I/O error)
             return
         try:
             conn.execute("SAVEPOINT op")

@@ -120,10 +120,13 @@ class SQLiteStore(Store):
         *,
         on_thread: bool = False,
         visible_is_enough: bool = False,
+        single_write: bool = False,
     ) -> T:
         """`fn` in the writer's current batch: on the event loop (a notification's single-row
         statements), or `on_thread` for anything that may read many rows."""
-        return await self._writer.run(fn, on_thread=on_thread, visible_is_enough=visible_is_enough)
+        return await self._writer.run(
+            fn, on_thread=on_thread, visible_is_enough=visible_is_enough, single_write=single_write
+        )
 
     def _connect(self) -> sqlite3.Connection:
         # Switching a new file to WAL takes an exclusive lock, and SQLite answers "database is locked"
@@ -220,7 +223,7 @@ class SQLiteStore(Store):
         # with it). If the claim's commit fails, its row is gone and `complete` fails (the provider
         # retries), as after a crash. Waiting for the claim's fsync cost a commit's latency per
         # notification.
-        return await self._run(claim, visible_is_enough=True)
+        return await self._run(claim, visible_is_enough=True, single_write=True)
 
     async def subscriber_done(self, event_id: str, token: str, subscriber: str) -> None:
         def mark(conn: sqlite3.Connection) -> None:
@@ -231,7 +234,7 @@ class SQLiteStore(Store):
                 (subscriber, now(), event_id),
             )
 
-        await self._run(mark)
+        await self._run(mark, single_write=True)
 
     async def complete(self, event_id: str, token: str) -> None:
         def complete(conn: sqlite3.Connection) -> None:
@@ -251,7 +254,7 @@ class SQLiteStore(Store):
                     f"SQLite store {self.path!r}: event {event_id} has no record (its claim was lost)"
                 )
 
-        await self._run(complete)
+        await self._run(complete, single_write=True)
 
     async def release(self, event_id: str, token: str, *, error: str | None = None) -> None:
         await self._update(
@@ -265,7 +268,9 @@ class SQLiteStore(Store):
         self, assignments: str, where: str, set_params: tuple[Any, ...], where_params: tuple[Any, ...]
     ) -> None:
         sql = f"UPDATE paynotify_events SET {assignments}, updated_at = ? WHERE {where}"  # noqa: S608
-        await self._run(lambda conn: conn.execute(sql, (*set_params, now(), *where_params)))
+        await self._run(
+            lambda conn: conn.execute(sql, (*set_params, now(), *where_params)), single_write=True
+        )
 
     # -- queued delivery -----------------------------------------------------------------------
 
@@ -282,7 +287,7 @@ class SQLiteStore(Store):
             )
             return cursor.rowcount == 1
 
-        return await self._run(enqueue)
+        return await self._run(enqueue, single_write=True)
 
     async def acquire(self, *, limit: int, lease_seconds: float) -> list[Lease]:
         def acquire(conn: sqlite3.Connection) -> list[Lease]:

@@ -226,3 +226,35 @@ async def test_a_claim_whose_commit_fails_makes_its_completion_fail(tmp_path: Pa
     # Nothing was recorded, so the provider's retry is delivered afresh.
     assert (await store.claim(event, lease_seconds=60)).state is ClaimState.NEW
     await store.close()
+
+
+async def test_single_write_operations_fail_alone_without_a_savepoint(tmp_path: Path) -> None:
+    writer = _writer(tmp_path)
+    await writer.run(_insert("k5"))
+    outcomes = await asyncio.gather(
+        *(writer.run(_insert(f"k{i}"), single_write=True) for i in range(10)), return_exceptions=True
+    )
+    assert isinstance(outcomes[5], StoreError)  # a duplicate key: SQLite undoes that statement alone
+    assert [o for i, o in enumerate(outcomes) if i != 5] == [f"k{i}" for i in range(10) if i != 5]
+    keys = await writer.run(lambda conn: sorted(k for (k,) in conn.execute("SELECT k FROM t")))
+    assert keys == sorted(f"k{i}" for i in range(10))
+    await writer.close()
+
+
+async def test_a_single_write_that_loses_the_transaction_fails_the_whole_batch(tmp_path: Path) -> None:
+    writer = _writer(tmp_path)
+
+    def transaction_lost(conn: sqlite3.Connection) -> None:
+        conn.execute("ROLLBACK")  # as SQLite does itself on a full disk or an I/O error
+        raise sqlite3.OperationalError("database or disk is full")
+
+    await writer.run(lambda conn: None)
+    outcomes = await asyncio.gather(
+        writer.run(_insert("a"), single_write=True),
+        writer.run(transaction_lost, single_write=True),
+        writer.run(_insert("b"), single_write=True),
+        return_exceptions=True,
+    )
+    assert all(isinstance(o, StoreError) for o in outcomes), outcomes
+    assert await writer.run(lambda conn: conn.execute("SELECT count(*) FROM t").fetchone()) == (0,)
+    await writer.close()
