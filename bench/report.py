@@ -149,13 +149,15 @@ def store_rows(results: Mapping[str, Any]) -> list[dict[str, Any]]:
         if len(sizes) < 2:
             continue
         low, high = min(sizes), max(sizes)
-        ratio = sizes[high]["pipeline"]["best_us"] / sizes[low]["pipeline"]["best_us"]
+        # Sizes are measured in the same rounds (interleaved): pair each round's figures, as in part 1.
+        pairs = zip(sizes[high]["pipeline"]["rounds_us"], sizes[low]["pipeline"]["rounds_us"], strict=True)
+        ratio = statistics.median(ours / theirs for ours, theirs in pairs)
         limit = 1.2
         rows.append(
             {
                 "what": f"{store}: cost per notification at {high:.0e} / at {low:.0e} stored events",
                 "measured": ratio,
-                "median_ratio": sizes[high]["pipeline"]["median_us"] / sizes[low]["pipeline"]["median_us"],
+                "best_ratio": sizes[high]["pipeline"]["best_us"] / sizes[low]["pipeline"]["best_us"],
                 "limit": f"<= {limit:.2f}" if (low, high) == (10**3, 10**6) else f"<= {limit:.2f} (at 1e6)",
                 "ok": ratio <= limit,
             }
@@ -166,8 +168,10 @@ def store_rows(results: Mapping[str, Any]) -> list[dict[str, Any]]:
 def store_table(results: Mapping[str, Any]) -> str:
     lines = [
         f"Each size: {results['per_size']} new distinct {results['provider']} notifications through "
-        f"the whole pipeline as ASGI, {results['rounds']} rounds (best, median); *store alone* is "
-        "`claim` + `complete` on the same store without the pipeline. Pre-fill: " + results["prefill_method"],
+        f"the whole pipeline as ASGI, {results['rounds']} rounds rotating over the sizes, each size in a "
+        "store of its own (best, median; the target's ratio is the median of the per-round ratios); "
+        "*store alone* is `claim` + `complete` on the same store without the pipeline. Pre-fill: "
+        + results["prefill_method"],
         "",
         "| store | stored events | pipeline best us | pipeline median us | notifications/s "
         "| store alone best us | store alone median us | pre-fill s |",
@@ -314,9 +318,10 @@ METHOD = """\
   the per-round ratios, as in part 1 (the ratio of the median rounds is in the summary too). Every
   route gets the same distinct signed bodies; the deduplicating routes never see a body twice. Only
   `success` counts as an acknowledgement.
-- **Store scaling (part 3).** The store is pre-filled with completed events cloned from a row the
-  store itself wrote (so the schema, indexes and row size are the store's own), then new distinct
-  notifications go through the pipeline one at a time, so the figure is mostly each store's commit
+- **Store scaling (part 3).** One store per size is pre-filled with completed events cloned from a
+  row the store itself wrote (so the schema, indexes and row size are the store's own), then new
+  distinct notifications go through the pipeline one at a time, in rounds rotating over the sizes
+  (a ratio is the median of the per-round ratios), so the figure is mostly each store's commit
   latency (SQLite and PostgreSQL fsync every commit). Pre-fill is bulk and not timed.
 - **RSS (part 4).** A fresh process, RSS (psutil) after each chunk of notifications and a gc.collect().
 """

@@ -4,10 +4,11 @@ PostgreSQL, Redis), and memory (RSS) over 10^5 notifications.
     python -m bench.stores [--sizes 1000,100000,1000000] [--per-size 500] [--rounds 3]
                            [--rss-n 100000] [--only stores|rss] [--dir bench/results]
 
-Store scaling: each store is filled with completed events cloned from a row the store itself
-wrote (its own schema, indexes and row size), in bulk and untimed; then `--per-size` new, distinct
-WeChat Pay v2 notifications go through the whole pipeline as ASGI, one at a time, `--rounds`
-times; "store alone" is `claim` + `complete` for as many new results. PostgreSQL and Redis are
+Store scaling: for each size, a store of its own is filled with completed events cloned from a row
+the store itself wrote (its own schema, indexes and row size), in bulk and untimed; then, in
+`--rounds` rounds rotating over the sizes, `--per-size` new, distinct WeChat Pay v2 notifications go
+through the whole pipeline as ASGI, one at a time; "store alone" is `claim` + `complete` for as
+many new results. PostgreSQL and Redis are
 used when reachable (PAYNOTIFY_TEST_POSTGRES_URL / PAYNOTIFY_TEST_REDIS_URL, or the local
 defaults), in a fresh schema / key prefix removed afterwards.
 
@@ -30,13 +31,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
 from bench._common import BENCH_DIR, asgi_batch, machine, new_loop, write_json
 from bench._fixtures import XML, WeChatV2Keys, wechat_v2_bodies
 from paynotify import Kind, Notifier, PaymentResult, Status, make_event_id
-from paynotify._store import Store
 
 PROVIDER = "wechatpay-v2"
 POSTGRES_URL = os.environ.get("PAYNOTIFY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -165,13 +166,13 @@ async def _drop_redis(url: str, prefix: str) -> None:
 
 
 class Backend:
-    """One store under test: its URL, how to count, fill and drop it."""
+    """One store under test: its URL, how to count, fill and drop it. `label` keeps several apart."""
 
-    def __init__(self, name: str, tmp: Path) -> None:
+    def __init__(self, name: str, tmp: Path, label: str = "probe") -> None:
         self.name = name
-        tag = f"pn_bench_{secrets.token_hex(4)}"
+        tag = f"pn_bench_{secrets.token_hex(4)}_{label}"
         if name == "sqlite":
-            self.path = str(tmp / "scaling.db")
+            self.path = str(tmp / f"scaling-{label}.db")
             self.url = f"sqlite:///{self.path}"
         elif name == "postgresql":
             self.schema = tag
@@ -225,32 +226,35 @@ def _timing(rounds_us: list[float]) -> dict[str, Any]:
     return {"best_us": min(rounds_us), "median_us": statistics.median(rounds_us), "rounds_us": rounds_us}
 
 
-async def _measure(notifier: Notifier, store: Store, keys: WeChatV2Keys, size: int,
-                   args: argparse.Namespace) -> dict[str, Any]:  # fmt: skip
-    """`rounds` of `per_size` new notifications through the pipeline, and as many claim+complete."""
-    app = notifier.asgi()
-    pipeline, alone = [], []
-    for r in range(args.rounds):
-        bodies = wechat_v2_bodies(keys, args.per_size, f"s{size}-r{r}")
-        batch = asgi_batch(app, "/shop/notify", [(XML, b) for b in bodies], lambda s, b: b"SUCCESS" in b)
-        before = DELIVERED[0]
-        pipeline.append(await _timed(args.per_size, batch))
-        if DELIVERED[0] - before != args.per_size:  # a duplicate would be acknowledged, not delivered
-            raise RuntimeError(f"{DELIVERED[0] - before} of {args.per_size} notifications delivered")
-        results = [_result(i, f"alone-{size}-{r}") for i in range(args.per_size)]
+async def _round(notifier: Notifier, keys: WeChatV2Keys, size: int, r: int,
+                 args: argparse.Namespace) -> tuple[float, float]:  # fmt: skip
+    """One round on one size: `per_size` new notifications through the pipeline, then as many
+    claim + complete on the store alone; microseconds per notification for each."""
+    bodies = wechat_v2_bodies(keys, args.per_size, f"s{size}-r{r}")
+    batch = asgi_batch(
+        notifier.asgi(), "/shop/notify", [(XML, b) for b in bodies], lambda s, b: b"SUCCESS" in b
+    )
+    before = DELIVERED[0]
+    pipeline = await _timed(args.per_size, batch)
+    if DELIVERED[0] - before != args.per_size:  # a duplicate would be acknowledged, not delivered
+        raise RuntimeError(f"{DELIVERED[0] - before} of {args.per_size} notifications delivered")
+    results = [_result(i, f"alone-{size}-{r}") for i in range(args.per_size)]
+    store = notifier.store
 
-        async def claim_and_complete(results: list[PaymentResult] = results) -> None:
-            for result in results:
-                claim = await store.claim(result, lease_seconds=60)
-                if claim.token is None:
-                    raise RuntimeError(f"{result.event_id} was not new")
-                await store.complete(result.event_id, claim.token)
+    async def claim_and_complete() -> None:
+        for result in results:
+            claim = await store.claim(result, lease_seconds=60)
+            if claim.token is None:
+                raise RuntimeError(f"{result.event_id} was not new")
+            await store.complete(result.event_id, claim.token)
 
-        alone.append(await _timed(args.per_size, claim_and_complete))
-    return {"pipeline": _timing(pipeline), "store_only": _timing(alone)}
+    return pipeline, await _timed(args.per_size, claim_and_complete)
 
 
-async def _scale(backend: Backend, keys: WeChatV2Keys, args: argparse.Namespace) -> dict[str, Any]:
+async def _filled(
+    backend: Backend, keys: WeChatV2Keys, size: int, stack: AsyncExitStack
+) -> tuple[Notifier, float]:
+    """A running Notifier on `backend` holding `size` events; the seconds the pre-fill took."""
     notifier = Notifier(backend.url)
     notifier.add_account("shop", PROVIDER, **keys.settings())
 
@@ -258,28 +262,47 @@ async def _scale(backend: Backend, keys: WeChatV2Keys, args: argparse.Namespace)
     async def record(result: PaymentResult) -> None:
         DELIVERED[0] += 1
 
+    await stack.enter_async_context(notifier)
+    # The template is a real notification the pipeline stored, so cloned rows have its size.
+    body = wechat_v2_bodies(keys, 1, f"template-{size}")[0]
+    await asgi_batch(notifier.asgi(), "/shop/notify", [(XML, body)], lambda s, b: b"SUCCESS" in b)()
+    (template,) = await notifier.store.find(limit=1)
+    started = time.monotonic()
+    if size > 1:
+        await backend.fill(1, size - 1, template.event_id)
+    prefill = time.monotonic() - started
+    if (have := await backend.count()) != size:
+        raise RuntimeError(f"{backend.name}: {have} events stored, expected {size}")
+    return notifier, prefill
+
+
+async def _scale(name: str, tmp: Path, keys: WeChatV2Keys, args: argparse.Namespace) -> dict[str, Any]:
+    """Every size filled in a store of its own first, then rounds rotating over the sizes, so a slow
+    spell of this VM hits every size alike (as parts 1 and 2 interleave their contenders)."""
+    backends = [Backend(name, tmp, str(size)) for size in args.sizes]
+    try:
+        async with AsyncExitStack() as stack:
+            filled = [
+                await _filled(backend, keys, size, stack)
+                for backend, size in zip(backends, args.sizes, strict=True)
+            ]
+            times: dict[int, tuple[list[float], list[float]]] = {size: ([], []) for size in args.sizes}
+            order = list(zip(args.sizes, filled, strict=True))
+            for r in range(args.rounds):
+                for size, (notifier, _) in order[r % len(order) :] + order[: r % len(order)]:
+                    pipeline, alone = await _round(notifier, keys, size, r, args)
+                    times[size][0].append(pipeline)
+                    times[size][1].append(alone)
+    finally:
+        for backend in backends:
+            await backend.drop()
     sizes: dict[str, Any] = {}
-    async with notifier:
-        # The template is a real notification the pipeline stored, so cloned rows have its size.
-        body = wechat_v2_bodies(keys, 1, "template")[0]
-        await asgi_batch(notifier.asgi(), "/shop/notify", [(XML, body)], lambda s, b: b"SUCCESS" in b)()
-        (template,) = await notifier.store.find(limit=1)
-        filled = 1
-        for size in args.sizes:
-            have = await backend.count()
-            started = time.monotonic()
-            if size > have:
-                await backend.fill(filled, filled + size - have - 1, template.event_id)
-                filled += size - have
-            prefill = time.monotonic() - started
-            if (have := await backend.count()) != size:
-                raise RuntimeError(f"{backend.name}: {have} events stored, expected {size}")
-            row = await _measure(notifier, notifier.store, keys, size, args)
-            sizes[str(size)] = {**row, "prefill_seconds": prefill}
-            pipe, alone = row["pipeline"], row["store_only"]
-            line = f"pipeline {pipe['best_us']:.0f} us (median {pipe['median_us']:.0f}), "
-            line += f"store alone {alone['best_us']:.0f} us, pre-fill {prefill:.1f} s"
-            print(f"  {backend.name} {size:>9,}: {line}", flush=True)
+    for size, (_, prefill) in zip(args.sizes, filled, strict=True):
+        pipe, alone = _timing(times[size][0]), _timing(times[size][1])
+        sizes[str(size)] = {"pipeline": pipe, "store_only": alone, "prefill_seconds": prefill}
+        line = f"pipeline {pipe['best_us']:.0f} us (median {pipe['median_us']:.0f}), "
+        line += f"store alone {alone['best_us']:.0f} us, pre-fill {prefill:.1f} s"
+        print(f"  {name} {size:>9,}: {line}", flush=True)
     return {"sizes": sizes}
 
 
@@ -306,10 +329,7 @@ async def run_stores(args: argparse.Namespace) -> dict[str, Any]:
                 skipped[name] = reason
                 print(f"  {name}: skipped ({reason})", flush=True)
                 continue
-            try:
-                stores[name] = await _scale(backend, keys, args)
-            finally:
-                await backend.drop()
+            stores[name] = await _scale(name, Path(tmp), keys, args)
     return {
         "machine": machine(),
         "provider": f"{PROVIDER} (MD5)",
