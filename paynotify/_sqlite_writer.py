@@ -1,10 +1,12 @@
 """One SQLite connection per process, committing whatever arrives together (group commit).
 
 An acknowledged notification must survive a power cut, so every commit is fsynced. One fsync per
-operation caps a store at a few hundred notifications a second; instead, each operation runs in
-its own SAVEPOINT inside the current batch's transaction, and the batch commits once. Callers
-are answered only after that commit, so nothing is reported written before it is durable. An
-operation that fails rolls back to its own savepoint and fails alone.
+operation caps a store at a few hundred notifications a second; instead, the operations of a batch
+share one transaction, and the batch commits once. Each fails alone: one that changes at most one
+row relies on SQLite undoing a failed statement by itself (`single_write`), any other runs in a
+SAVEPOINT of its own. Callers are answered only after that commit, so nothing is reported written
+before it is durable; the one exception is an operation that only needs to be visible
+(`visible_is_enough`, the store's claim), answered once it has run.
 
 Where the work runs. A notification's operations (claim, complete) are one or two indexed
 single-row statements, ~5 us each: they run on the event loop, inside a write transaction this
