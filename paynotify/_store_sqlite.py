@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 from paynotify._errors import StoreError
 from paynotify._result import PaymentResult
@@ -98,8 +98,6 @@ _ACQUIRE_ONE = (
     f" WHERE event_id = ? RETURNING {_COLUMNS}"
 )
 
-T = TypeVar("T")
-
 
 def sqlite_path(url: str) -> str:
     """`sqlite:///events.db` is relative, `sqlite:////var/lib/events.db` absolute."""
@@ -113,20 +111,6 @@ class SQLiteStore(Store):
     def __init__(self, url: str) -> None:
         self.path = sqlite_path(url)
         self._writer = GroupCommitWriter(self._connect, repr(self.path))
-
-    async def _run(
-        self,
-        fn: Callable[[sqlite3.Connection], T],
-        *,
-        on_thread: bool = False,
-        visible_is_enough: bool = False,
-        single_write: bool = False,
-    ) -> T:
-        """`fn` in the writer's current batch: on the event loop (a notification's single-row
-        statements), or `on_thread` for anything that may read many rows."""
-        return await self._writer.run(
-            fn, on_thread=on_thread, visible_is_enough=visible_is_enough, single_write=single_write
-        )
 
     def _connect(self) -> sqlite3.Connection:
         # Switching a new file to WAL takes an exclusive lock, and SQLite answers "database is locked"
@@ -160,7 +144,7 @@ class SQLiteStore(Store):
         return conn
 
     async def open(self) -> None:
-        await self._run(lambda conn: None)
+        await self._writer.run(lambda conn: None)
 
     async def close(self) -> None:
         await self._writer.close()
@@ -223,7 +207,7 @@ class SQLiteStore(Store):
         # with it). If the claim's commit fails, its row is gone and `complete` fails (the provider
         # retries), as after a crash. Waiting for the claim's fsync cost a commit's latency per
         # notification.
-        return await self._run(claim, visible_is_enough=True, single_write=True)
+        return await self._writer.run(claim, visible_is_enough=True, single_write=True)
 
     async def subscriber_done(self, event_id: str, token: str, subscriber: str) -> None:
         def mark(conn: sqlite3.Connection) -> None:
@@ -234,7 +218,7 @@ class SQLiteStore(Store):
                 (subscriber, now(), event_id),
             )
 
-        await self._run(mark, single_write=True)
+        await self._writer.run(mark, single_write=True)
 
     async def complete(self, event_id: str, token: str) -> None:
         def complete(conn: sqlite3.Connection) -> None:
@@ -254,7 +238,7 @@ class SQLiteStore(Store):
                     f"SQLite store {self.path!r}: event {event_id} has no record (its claim was lost)"
                 )
 
-        await self._run(complete, single_write=True)
+        await self._writer.run(complete, single_write=True)
 
     async def release(self, event_id: str, token: str, *, error: str | None = None) -> None:
         await self._update(
@@ -268,7 +252,7 @@ class SQLiteStore(Store):
         self, assignments: str, where: str, set_params: tuple[Any, ...], where_params: tuple[Any, ...]
     ) -> None:
         sql = f"UPDATE paynotify_events SET {assignments}, updated_at = ? WHERE {where}"  # noqa: S608
-        await self._run(
+        await self._writer.run(
             lambda conn: conn.execute(sql, (*set_params, now(), *where_params)), single_write=True
         )
 
@@ -287,7 +271,7 @@ class SQLiteStore(Store):
             )
             return cursor.rowcount == 1
 
-        return await self._run(enqueue, single_write=True)
+        return await self._writer.run(enqueue, single_write=True)
 
     async def acquire(self, *, limit: int, lease_seconds: float) -> list[Lease]:
         def acquire(conn: sqlite3.Connection) -> list[Lease]:
@@ -309,7 +293,7 @@ class SQLiteStore(Store):
                 leases.append(Lease(self._event(row), token))
             return leases
 
-        return await self._run(acquire, on_thread=True)
+        return await self._writer.run(acquire, on_thread=True)
 
     async def reschedule(self, event_id: str, token: str, *, at: float, error: str) -> None:
         await self._update(
@@ -339,7 +323,7 @@ class SQLiteStore(Store):
             ).fetchone()
             return None if row is None else self._event(row)
 
-        return await self._run(get, on_thread=True)
+        return await self._writer.run(get, on_thread=True)
 
     async def find(
         self,
@@ -366,7 +350,7 @@ class SQLiteStore(Store):
         def find(conn: sqlite3.Connection) -> list[StoredEvent]:
             return [self._event(row) for row in conn.execute(sql, (*params, limit))]
 
-        return await self._run(find, on_thread=True)
+        return await self._writer.run(find, on_thread=True)
 
     async def requeue(self, event_id: str, *, replay: bool = False) -> bool:
         eligible = "'released', 'pending', 'dead', 'in_flight'" + (", 'done'" if replay else "")
@@ -381,7 +365,7 @@ class SQLiteStore(Store):
             t = now()
             return conn.execute(sql, (t, t, t, event_id, t)).rowcount == 1
 
-        return await self._run(requeue, on_thread=True)
+        return await self._writer.run(requeue, on_thread=True)
 
     async def purge(self, *, before: float, states: Iterable[EventState] = (EventState.DONE,)) -> int:
         # In batches, each its own operation: one DELETE of a million rows held the only writer
@@ -393,7 +377,7 @@ class SQLiteStore(Store):
         )
         total = 0
         while True:
-            deleted: int = await self._run(
+            deleted: int = await self._writer.run(
                 lambda conn: conn.execute(sql, (*wanted, before, PURGE_BATCH)).rowcount, on_thread=True
             )
             total += deleted
