@@ -581,10 +581,10 @@ class Notifier:
 
 def _check_ids(result: PaymentResult, account: Account[Any]) -> None:
     """The result names the app and merchant the account is configured with (CheckFailed if not)."""
-    for label, expected in account.expected_ids:
-        got = result.app_id if label == "app_id" else result.merchant_id
+    for field, expected in account.expected_ids:
+        got = getattr(result, field)
         if got != expected:
-            raise CheckFailed(f"{label} is {got!r}, this account expects {expected!r}")
+            raise CheckFailed(f"{field} is {got!r}, this account expects {expected!r}")
 
 
 def _describe(result: PaymentResult) -> tuple[str, str, str, str]:

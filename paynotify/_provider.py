@@ -73,8 +73,8 @@ class Account(Generic[SettingsT]):
     provider: Provider[SettingsT]
     settings: SettingsT
     expected_ids: tuple[tuple[str, str], ...] = field(init=False, repr=False)
-    """(label, value) of the ids every verified notification must carry: read once, as settings
-    never change (an update makes a new Account)."""
+    """(PaymentResult field, value) of the ids every verified notification must carry: read once, as
+    settings never change (an update makes a new Account)."""
 
     def __post_init__(self) -> None:
         expected = (

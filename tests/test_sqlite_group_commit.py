@@ -230,7 +230,7 @@ async def test_a_claim_whose_commit_fails_makes_its_completion_fail(tmp_path: Pa
     await store.close()
 
 
-async def test_single_write_operations_fail_alone_without_a_savepoint(tmp_path: Path) -> None:
+async def test_single_write_operations_still_fail_alone(tmp_path: Path) -> None:
     writer = _writer(tmp_path)
     await writer.run(_insert("k5"))
     outcomes = await asyncio.gather(

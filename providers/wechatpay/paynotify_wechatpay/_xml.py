@@ -147,7 +147,8 @@ def parse_flat_xml(body: bytes, root: str = "xml", *, what: str = "notification"
     if document.stray_text:
         where = "between its elements" if document.fields else "instead of elements"
         raise MalformedNotification(f"{what} XML <{root}> holds text {where}")
-    for name, count in document.repeated.items():
+    if document.repeated:
+        name, count = next(iter(document.repeated.items()))  # the first repeated element
         raise MalformedNotification(f"{what} XML has element <{name}> {count} times")
     return document.fields
 
