@@ -14,7 +14,8 @@ defaults), in a fresh schema / key prefix removed afterwards.
 
 RSS: a fresh process sends `--rss-n` distinct notifications through the pipeline with the SQLite
 store (its data is on disk), 32 at a time, and samples RSS after every 10,000 and a gc.collect().
-Writes stores.json and rss.json to `--dir`, then rewrites RESULTS.md and the plot.
+Writes stores.json and rss.json to `--dir`; when that is bench/results (the default), then rewrites
+RESULTS.md and the plot from it.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ PROVIDER = "wechatpay-v2"
 POSTGRES_URL = os.environ.get("PAYNOTIFY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("PAYNOTIFY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 RSS_CHUNK = 10_000
+RESULTS_DIR = BENCH_DIR / "results"
 DELIVERED = [0]
 PREFILL = (
     "SQLite: one INSERT ... SELECT over a recursive CTE; PostgreSQL: INSERT ... SELECT over "
@@ -403,7 +405,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--stores", type=lambda s: s.split(","), default=["sqlite", "postgresql", "redis"])
     parser.add_argument("--rss-n", type=int, default=100_000)
     parser.add_argument("--only", choices=["stores", "rss"])
-    parser.add_argument("--dir", type=Path, default=BENCH_DIR / "results")
+    parser.add_argument("--dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--rss-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     loop = new_loop()
@@ -417,9 +419,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         loop.close()
     if args.only != "stores":
         run_rss(args)
-    from bench.report import write_results
+    if args.dir.resolve() == RESULTS_DIR.resolve():  # RESULTS.md always shows bench/results
+        from bench.report import write_results
 
-    write_results(args.dir, BENCH_DIR / "RESULTS.md", BENCH_DIR / "stores.png", "python -m bench")
+        write_results(args.dir, BENCH_DIR / "RESULTS.md", BENCH_DIR / "stores.png", "python -m bench")
 
 
 if __name__ == "__main__":
