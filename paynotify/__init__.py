@@ -28,7 +28,8 @@ from paynotify._errors import (
     VerificationError,
 )
 from paynotify._http import InboundRequest, Reply
-from paynotify._notifier import DEFAULT_BODY_LIMIT, DEFAULT_STORE_URL, Delivery, Notifier
+from paynotify._notifier import DEFAULT_STORE_URL, Notifier
+from paynotify._options import DEFAULT_BODY_LIMIT, Delivery, Options
 from paynotify._provider import Account, AccountSettings, DemoAccount, DemoRequest, Provider
 from paynotify._registry import ENTRY_POINT_GROUP, Registry, registry
 from paynotify._result import (
@@ -41,18 +42,22 @@ from paynotify._result import (
     beijing_time,
     make_event_id,
 )
-from paynotify._store import (
+from paynotify._stores.base import (
     Claim,
     ClaimState,
+    DeliveryStore,
+    EventLog,
     EventState,
     Lease,
+    QueueStore,
     Store,
     StoredEvent,
     open_store,
     store_schemes,
 )
-from paynotify._store_memory import MemoryStore
-from paynotify._store_sqlite import SQLiteStore
+from paynotify._stores.memory import MemoryStore
+from paynotify._stores.sqlite import SQLiteStore
+from paynotify._subscribers import CheckHook, RejectedHook, ReturnHandler, UnhandledHook
 
 __version__ = "0.1.0"
 
@@ -64,13 +69,16 @@ __all__ = [
     "Account",
     "AccountSettings",
     "CheckFailed",
+    "CheckHook",
     "Claim",
     "ClaimState",
     "ConfigurationError",
     "Delivery",
     "DeliveryFailed",
+    "DeliveryStore",
     "DemoAccount",
     "DemoRequest",
+    "EventLog",
     "EventState",
     "InFlight",
     "InboundRequest",
@@ -80,13 +88,17 @@ __all__ = [
     "MemoryStore",
     "NotificationError",
     "Notifier",
+    "Options",
     "PayloadTooLarge",
     "PaymentResult",
     "PaynotifyError",
     "Provider",
     "ProviderNotFound",
+    "QueueStore",
     "Registry",
+    "RejectedHook",
     "Reply",
+    "ReturnHandler",
     "SQLiteStore",
     "Source",
     "Status",
@@ -94,6 +106,7 @@ __all__ = [
     "StoreError",
     "StoredEvent",
     "UnhandledEvent",
+    "UnhandledHook",
     "UnknownAccount",
     "VerificationError",
     "beijing_time",

@@ -12,21 +12,19 @@ through `root_path` the way Starlette's own routes read it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 
 from starlette.types import Receive, Scope, Send
 
-from paynotify._errors import UnknownAccount
+from paynotify._errors import PayloadTooLarge, UnknownAccount
 from paynotify._http import InboundRequest, Reply
 
-if TYPE_CHECKING:
-    from paynotify._notifier import Notifier
+__all__ = ["Handle", "NotificationApp", "read_body"]
 
-__all__ = ["NotificationApp"]
-
-
-class _TooLarge(Exception):
-    pass
+Handle = Callable[[str, InboundRequest], Awaitable[Reply]]
+"""The pipeline's entry: (account name, request) -> reply; raises `UnknownAccount`."""
+Lifespan = Callable[[object], AbstractAsyncContextManager[None]]
 
 
 class _Disconnected(Exception):
@@ -43,10 +41,10 @@ def route_path(scope: Scope) -> str:
 
 
 async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    """The body as bytes, read once; refuses to buffer more than `limit` bytes."""
+    """The body as bytes, read once; `PayloadTooLarge` rather than buffer more than `limit` bytes."""
     for name, value in scope["headers"]:
         if name == b"content-length" and value.isdigit() and int(value) > limit:
-            raise _TooLarge
+            raise PayloadTooLarge(f"declared body of {int(value)} bytes is over the {limit}-byte limit")
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -56,7 +54,7 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
         chunk: bytes = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise _TooLarge
+            raise PayloadTooLarge(f"body is over the {limit}-byte limit")
         chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
@@ -81,11 +79,13 @@ _GET_OR_POST = Reply.text("method not allowed", 405, {"allow": "GET, POST"})
 
 
 class NotificationApp:
-    """`POST /{account}/notify` and `GET|POST /{account}/return` for every account of a Notifier;
-    its lifespan opens and closes the Notifier (store, dispatcher)."""
+    """`POST /{account}/notify` and `GET|POST /{account}/return` for every account `handle` knows;
+    its ASGI lifespan, when given one, opens and closes the Notifier (store, dispatcher)."""
 
-    def __init__(self, notifier: Notifier) -> None:
-        self.notifier = notifier
+    def __init__(self, handle: Handle, *, body_limit: int, lifespan: Lifespan | None = None) -> None:
+        self.handle = handle
+        self.body_limit = body_limit
+        self.lifespan = lifespan
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -104,8 +104,8 @@ class NotificationApp:
         if channel == "notify" and method != "POST":
             return await send_reply(send, _NOTIFY_IS_POST)
         try:
-            body = await read_body(scope, receive, self.notifier.body_limit)
-        except _TooLarge:
+            body = await read_body(scope, receive, self.body_limit)
+        except PayloadTooLarge:
             return await send_reply(send, _TOO_LARGE)
         except _Disconnected:
             return await send_reply(send, _DISCONNECTED)
@@ -114,14 +114,16 @@ class NotificationApp:
         headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in raw_headers}
         inbound = InboundRequest(method, channel, headers, scope.get("query_string", b""), body)
         try:
-            reply = await self.notifier.handle(account, inbound)
+            reply = await self.handle(account, inbound)
         except UnknownAccount:
             reply = _UNKNOWN_ACCOUNT
         await send_reply(send, reply)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
+        if self.lifespan is None:
+            return
         started = False
-        context = self.notifier.lifespan(self)
+        context = self.lifespan(self)
         try:
             await receive()  # lifespan.startup
             await context.__aenter__()

@@ -18,7 +18,7 @@ from typing import IO, TypeVar
 
 from paynotify._errors import ConfigurationError, PaynotifyError
 from paynotify._notifier import Notifier
-from paynotify._store import EventState, StoredEvent
+from paynotify._stores.base import RETAINED, EventState, StoredEvent
 
 __all__ = ["add_events_parser", "run_events"]
 
@@ -51,8 +51,14 @@ def add_events_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
         action.add_argument("event_ids", nargs="*", metavar="EVENT_ID")
         action.add_argument("--dead", action="store_true", help="every dead-lettered event")
         action.add_argument("--released", action="store_true", help="every event left by a failed delivery")
+        if name == "replay":
+            action.add_argument(
+                "--rejected",
+                action="store_true",
+                help="every event an account check refused (re-checked with the current settings)",
+            )
 
-    purge = actions.add_parser("purge", help="delete old completed (or other) events")
+    purge = actions.add_parser("purge", help="delete old settled (or other) events")
     purge.add_argument("--older-than", type=float, metavar="DAYS", help="default: the retention_days setting")
     purge.add_argument("--state", action="append", choices=[s.value for s in EventState])
 
@@ -86,7 +92,7 @@ async def _dispatch(notifier: Notifier, args: argparse.Namespace, out: IO[str]) 
         out.write(json.dumps(details, indent=2, ensure_ascii=False) + "\n")
         return 0
     if args.action == "purge":
-        states = [EventState(s) for s in args.state] if args.state else [EventState.DONE]
+        states = [EventState(s) for s in args.state] if args.state else list(RETAINED)
         purged = await notifier.purge(older_than_days=args.older_than, states=states)
         out.write(f"purged {purged} events\n")
         return 0
@@ -96,7 +102,9 @@ async def _dispatch(notifier: Notifier, args: argparse.Namespace, out: IO[str]) 
 async def _redeliver(notifier: Notifier, args: argparse.Namespace, out: IO[str]) -> int:
     replay = args.action == "replay"
     ids = list(args.event_ids)
-    for flag, state in ((args.dead, EventState.DEAD), (args.released, EventState.RELEASED)):
+    selections = [(args.dead, EventState.DEAD), (args.released, EventState.RELEASED)]
+    selections.append((getattr(args, "rejected", False), EventState.REJECTED))
+    for flag, state in selections:
         if flag:
             ids += [e.event_id for e in await notifier.store.find(states=[state], limit=1_000_000)]
     if not ids:
@@ -108,7 +116,7 @@ async def _redeliver(notifier: Notifier, args: argparse.Namespace, out: IO[str])
             if in_process:
                 ok = await notifier.redeliver(event_id, replay=replay)
             else:
-                ok = await notifier.store.requeue(event_id, replay=replay)
+                ok = await _requeue(notifier, event_id, replay=replay)
         except PaynotifyError as exc:
             print(f"\n{event_id}: {exc}", file=sys.stderr)
             ok = False
@@ -116,6 +124,14 @@ async def _redeliver(notifier: Notifier, args: argparse.Namespace, out: IO[str])
     verb = "delivered" if in_process else "requeued for the dispatchers"
     out.write(f"{done} {verb}, {failed} not (unknown, in flight, not eligible or failed again)\n")
     return 0 if failed == 0 else 1
+
+
+async def _requeue(notifier: Notifier, event_id: str, *, replay: bool) -> bool:
+    event = await notifier.store.get(event_id)
+    if event is not None and event.state is EventState.REJECTED:
+        # A dispatcher would deliver it without the checks that refused it.
+        raise ConfigurationError("a rejected event is replayed after its account's checks: give --config")
+    return await notifier.store.requeue(event_id, replay=replay)
 
 
 def progress(items: Sequence[T], *, label: str, stream: IO[str] = sys.stderr) -> Iterator[T]:

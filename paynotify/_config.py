@@ -23,31 +23,54 @@ import importlib
 import os
 import tomllib
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from paynotify._errors import ConfigurationError
+from paynotify._options import Options
+from paynotify._registry import Registry
 
-if TYPE_CHECKING:
-    from paynotify._notifier import Notifier
+__all__ = ["Config", "SubscriberSpec", "load_config", "read_toml", "resolve_settings"]
 
-__all__ = ["account_specs", "load_config", "notifier_from_config", "reload_accounts", "resolve_settings"]
-
-_OPTIONS = (
-    "delivery",
-    "body_limit",
-    "lease_seconds",
-    "max_attempts",
-    "backoff_seconds",
-    "max_backoff_seconds",
-    "dispatcher",
-    "concurrency",
-    "retention_days",
-)
+_OPTIONS = tuple(f.name for f in fields(Options))
 _TOP_LEVEL = {"store", "subscribers", "accounts", *_OPTIONS}
 
 
-def load_config(path: Path) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class SubscriberSpec:
+    target: Callable[..., Any]
+    options: Mapping[str, Any] = field(default_factory=dict)
+    """`kind`, `status`, `name`, as `Notifier.subscribe` takes them."""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """What a config file says, every secret read and every subscriber imported."""
+
+    store: str | None
+    options: Options
+    accounts: dict[str, tuple[str, dict[str, Any]]]
+    """Each account's provider name and settings."""
+    subscribers: list[SubscriberSpec]
+
+
+def load_config(path: Path, registry: Registry) -> Config:
+    """Read `path` (TOML); `registry` says which settings each account's provider has."""
+    data = read_toml(path)
+    try:
+        options = Options(**{k: data[k] for k in _OPTIONS if k in data})
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"config {str(path)!r}: {exc}") from None
+    return Config(
+        store=_store_url(data.get("store"), path.parent),
+        options=options,
+        accounts=_account_specs(registry, data, path),
+        subscribers=[_subscriber(entry, path) for entry in data.get("subscribers", [])],
+    )
+
+
+def read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as f:
             data = tomllib.load(f)
@@ -63,28 +86,8 @@ def load_config(path: Path) -> dict[str, Any]:
     return data
 
 
-def notifier_from_config(cls: type[Notifier], path: Path) -> Notifier:
-    data = load_config(path)
-    options = {k: data[k] for k in _OPTIONS if k in data}
-    notifier = cls(_store_url(data.get("store"), path.parent), **options)
-    for name, (provider, settings) in account_specs(notifier, data, path).items():
-        notifier.add_account(name, provider, **settings)
-    for entry in data.get("subscribers", []):
-        _add_subscriber(notifier, entry, path)
-    return notifier
-
-
-def reload_accounts(notifier: Notifier, path: Path) -> None:
-    """Re-read the accounts of `path` and swap them in at once (SIGHUP in `paynotify serve`).
-
-    Only accounts reload (keys, settings, added or removed accounts); the store, the delivery options
-    and the subscribers need a restart. Any error leaves the running accounts untouched.
-    """
-    notifier.replace_accounts(account_specs(notifier, load_config(path), path))
-
-
-def account_specs(
-    notifier: Notifier, data: Mapping[str, Any], path: Path
+def _account_specs(
+    registry: Registry, data: Mapping[str, Any], path: Path
 ) -> dict[str, tuple[str, dict[str, Any]]]:
     """Each account's provider name and settings, with `_file` / `_env` secrets read."""
     accounts = data.get("accounts", {})
@@ -96,7 +99,7 @@ def account_specs(
             raise ConfigurationError(f'config {str(path)!r}: [accounts.{name}] needs provider = "..."')
         settings = dict(table)
         provider = settings.pop("provider")
-        model_fields = notifier.registry.get(provider).settings_model.model_fields
+        model_fields = registry.get(provider).settings_model.model_fields
         specs[name] = (provider, resolve_settings(name, settings, model_fields, path.parent))
     return specs
 
@@ -156,7 +159,7 @@ def _read_env(account: str, key: str) -> Callable[[object], str]:
     return read
 
 
-def _add_subscriber(notifier: Notifier, entry: object, path: Path) -> None:
+def _subscriber(entry: object, path: Path) -> SubscriberSpec:
     options: dict[str, Any] = {}
     if isinstance(entry, dict):
         options = {k: v for k, v in entry.items() if k in ("kind", "status", "name")}
@@ -168,4 +171,4 @@ def _add_subscriber(notifier: Notifier, entry: object, path: Path) -> None:
         target = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
         raise ConfigurationError(f"config {str(path)!r}: cannot import subscriber {entry!r}: {exc}") from None
-    notifier.subscribe(**options)(target)
+    return SubscriberSpec(target, options)

@@ -1,8 +1,10 @@
 """Background work of an open Notifier: the queued-delivery dispatcher and the retention purge.
 
-Dispatchers in any number of processes share one store: `Store.acquire` hands each due event to one
-of them, under a lease, so an event is delivered by one dispatcher at a time and a crashed
-dispatcher's events are taken over when their leases expire.
+Dispatchers in any number of processes share one store: `QueueStore.acquire` hands each due event
+to one of them, under a lease, so an event is delivered by one dispatcher at a time and a crashed
+dispatcher's events are taken over when their leases expire. A dispatcher that is stopped lets its
+deliveries finish for a while, then hands the rest back due now, so another process takes them at
+once rather than after their leases.
 """
 
 from __future__ import annotations
@@ -10,14 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING
+import time
+from collections.abc import Awaitable, Callable
 
 from paynotify._errors import StoreError
+from paynotify._options import Options
+from paynotify._stores.base import Lease, QueueStore
 
-if TYPE_CHECKING:
-    from paynotify._notifier import Notifier
-
-__all__ = ["Dispatcher", "purge_periodically"]
+__all__ = ["IDLE_POLL_SECONDS", "PURGE_EVERY_SECONDS", "Dispatcher", "purge_periodically"]
 
 log = logging.getLogger("paynotify")
 
@@ -27,38 +29,73 @@ PURGE_EVERY_SECONDS = 3600.0
 
 
 class Dispatcher:
-    def __init__(self, notifier: Notifier, wake: asyncio.Event, *, poll_seconds: float = IDLE_POLL_SECONDS):
-        self.notifier = notifier
-        self.wake = wake
+    def __init__(
+        self,
+        store: QueueStore,
+        deliver: Callable[[Lease], Awaitable[None]],
+        options: Options,
+        *,
+        poll_seconds: float = IDLE_POLL_SECONDS,
+    ) -> None:
+        self.store = store
+        self.deliver = deliver
+        self.options = options
         self.poll_seconds = poll_seconds
+        self.wake = asyncio.Event()
+        self._stopping = False
+        self._active: dict[str, Lease] = {}
 
     async def run(self) -> None:
-        """Deliver due events until cancelled; a store outage only pauses it."""
-        while True:
+        """Deliver due events until stopped; a store outage only pauses it."""
+        while not self._stopping:
             try:
                 delivered = await self.run_once()
             except StoreError as exc:
                 log.error("dispatcher: store unavailable, retrying in %.0f s: %s", self.poll_seconds, exc)
                 delivered = 0
-            if delivered == 0:
+            if delivered == 0 and not self._stopping:
                 await self._idle()
 
     async def run_once(self) -> int:
         """Acquire up to `concurrency` due events and deliver them concurrently; returns how many."""
-        notifier = self.notifier
-        leases = await notifier.store.acquire(
-            limit=notifier.concurrency, lease_seconds=notifier.lease_seconds
+        leases = await self.store.acquire(
+            limit=self.options.concurrency, lease_seconds=self.options.lease_seconds
         )
         if not leases:
             return 0
-        outcomes = await asyncio.gather(
-            *(notifier.deliver_lease(lease) for lease in leases), return_exceptions=True
-        )
+        for lease in leases:
+            self._active[lease.event.event_id] = lease
+        outcomes = await asyncio.gather(*(self._deliver(lease) for lease in leases), return_exceptions=True)
         for lease, outcome in zip(leases, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 # The lease will expire and another attempt will be made; nothing is lost.
                 log.error("dispatcher: could not settle event %s: %s", lease.event.event_id, outcome)
         return len(leases)
+
+    async def _deliver(self, lease: Lease) -> None:
+        await self.deliver(lease)
+        # Only once settled: a delivery cancelled part way keeps its entry, for stop() to hand back.
+        self._active.pop(lease.event.event_id, None)
+
+    async def stop(self, task: asyncio.Task[None], grace: float) -> None:
+        """Stop acquiring; let deliveries in progress (in `task`, `run()`'s) finish within `grace`
+        seconds, then cancel them and make their events due now."""
+        self._stopping = True
+        self.wake.set()
+        done, _ = await asyncio.wait({task}, timeout=grace)
+        if not done:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for event_id, lease in list(self._active.items()):
+            try:
+                await self.store.reschedule(
+                    event_id, lease.token, at=time.time(), error="interrupted by shutdown"
+                )
+            except StoreError as exc:
+                log.error("could not hand back event %s (its lease will expire): %s", event_id, exc)
+            log.warning("event %s was still being delivered at shutdown; handed back, due now", event_id)
+        self._active.clear()
 
     async def _idle(self) -> None:
         self.wake.clear()
@@ -66,14 +103,14 @@ class Dispatcher:
             await asyncio.wait_for(self.wake.wait(), timeout=self.poll_seconds)
 
 
-async def purge_periodically(notifier: Notifier, every: float = PURGE_EVERY_SECONDS) -> None:
-    """Delete completed events older than the retention period, once an hour while open."""
+async def purge_periodically(purge: Callable[[], Awaitable[int]], every: float = PURGE_EVERY_SECONDS) -> None:
+    """Delete settled events older than the retention period, once an hour while open."""
     while True:
         await asyncio.sleep(every)
         try:
-            purged = await notifier.purge()
+            purged = await purge()
         except StoreError as exc:
             log.error("retention purge failed (will try again): %s", exc)
             continue
         if purged:
-            log.info("purged %d completed events older than %s days", purged, notifier.retention_days)
+            log.info("purged %d settled events older than the retention period", purged)

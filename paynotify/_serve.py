@@ -40,11 +40,15 @@ def serve(notifier: Notifier, host: str, port: int, *, config: Path | None = Non
 
 
 def reload(notifier: Notifier, config: Path) -> None:
-    """Swap in the accounts of `config`; a bad file is refused and the running accounts stay."""
-    from paynotify._config import reload_accounts
+    """Swap in the accounts of `config`; a bad file is refused and the running accounts stay.
+
+    Only accounts reload (keys, settings, added or removed accounts); the store, the delivery
+    options and the subscribers need a restart.
+    """
+    from paynotify._config import load_config
 
     try:
-        reload_accounts(notifier, config)
+        notifier.replace_accounts(load_config(config, notifier.registry).accounts)
     except PaynotifyError as exc:
         log.error("reload of %s refused, still serving the previous accounts: %s", config, exc)
         return
@@ -55,16 +59,18 @@ def run_worker(notifier: Notifier) -> None:
     """Run the queued-delivery dispatcher without HTTP until SIGINT or SIGTERM."""
     if notifier.delivery != "queued":
         raise ConfigurationError('paynotify worker dispatches queued delivery: set delivery = "queued"')
-    notifier.run_dispatcher = True
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        async with notifier:
+        await notifier.open(dispatcher=True)
+        try:
             log.info("worker dispatching for accounts %s", ", ".join(sorted(notifier.accounts)))
             await stop.wait()
+        finally:
+            await notifier.aclose()
         log.info("worker stopped")
 
     asyncio.run(main())

@@ -1,20 +1,51 @@
-"""Subscribers and hooks: sync or async callables, called the same way."""
+"""Subscribers and hooks: sync or async callables, called the same way.
+
+A sync callable runs in a worker thread so it cannot stall the event loop. Subscribers receive
+each delivered `PaymentResult`; hooks see what is not delivered (checks, rejections, unhandled
+events) and the sync return.
+"""
 
 from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Iterable
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import anyio.to_thread
 
-from paynotify._result import Kind, PaymentResult, Status
+from paynotify._errors import CheckFailed, ConfigurationError, NotificationError, StoreError
+from paynotify._http import Reply
+from paynotify._result import Kind, PaymentResult, Status, UnhandledEvent
+from paynotify._stores.base import DeliveryStore
 
-__all__ = ["Subscriber", "call_maybe_async", "default_name", "normalize_filter"]
+__all__ = [
+    "CheckHook",
+    "RejectedHook",
+    "ReturnHandler",
+    "Subscriber",
+    "SubscriberFn",
+    "Subscribers",
+    "UnhandledHook",
+    "call_maybe_async",
+    "default_name",
+    "normalize_filter",
+]
+
+log = logging.getLogger("paynotify")
 
 E = TypeVar("E", Kind, Status)
+
+SubscriberFn = Callable[[PaymentResult], Any]
+CheckHook = Callable[[PaymentResult], "bool | Awaitable[bool | None] | None"]
+"""Return False (or raise `CheckFailed`) to refuse a verified notification."""
+RejectedHook = Callable[[PaymentResult, NotificationError], "Awaitable[None] | None"]
+UnhandledHook = Callable[[UnhandledEvent], "Awaitable[None] | None"]
+ReturnHandler = Callable[[PaymentResult], "Reply | str | Awaitable[Reply | str | None] | None"]
+
+_ERROR_LENGTH = 500
 
 
 async def call_maybe_async(fn: Callable[..., Any], *args: Any) -> Any:
@@ -43,7 +74,10 @@ def normalize_filter(value: E | str | Iterable[E | str] | None, enum: type[E]) -
 
 def default_name(fn: Callable[..., Any]) -> str:
     """A name that stays the same across restarts and processes: the store records, per event,
-    which subscribers (by name) already succeeded."""
+    which subscribers (by name) already succeeded. An object may give its own `name`."""
+    own = getattr(fn, "name", None)
+    if isinstance(own, str) and own and not inspect.isroutine(fn):
+        return own
     module = getattr(fn, "__module__", None) or type(fn).__module__
     qualname = getattr(fn, "__qualname__", None) or type(fn).__qualname__
     return f"{module}.{qualname}"
@@ -51,7 +85,7 @@ def default_name(fn: Callable[..., Any]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Subscriber:
-    fn: Callable[[PaymentResult], Any | Awaitable[Any]]
+    fn: SubscriberFn
     name: str
     kinds: frozenset[Kind] | None = None
     statuses: frozenset[Status] | None = None
@@ -64,10 +98,108 @@ class Subscriber:
     def __call__(self, result: PaymentResult) -> Awaitable[Any]:
         """The call to await: the subscriber's own coroutine, or a sync one's run in a worker thread."""
         if self.is_async:
-            return self.fn(result)
+            return self.fn(result)  # type: ignore[no-any-return]
         return anyio.to_thread.run_sync(self.fn, result)
 
     def wants(self, result: PaymentResult) -> bool:
         return (self.kinds is None or result.kind in self.kinds) and (
             self.statuses is None or result.status in self.statuses
         )
+
+
+class Subscribers:
+    """Every subscriber and hook of one Notifier."""
+
+    def __init__(self) -> None:
+        self.subscribers: list[Subscriber] = []
+        self.checks: list[CheckHook] = []
+        self.rejected_hooks: list[RejectedHook] = []
+        self.unhandled_hooks: list[UnhandledHook] = []
+        self.return_handler: ReturnHandler | None = None
+
+    def add(
+        self,
+        fn: SubscriberFn,
+        *,
+        kinds: frozenset[Kind] | None,
+        statuses: frozenset[Status] | None,
+        name: str | None,
+    ) -> None:
+        subscriber_name = name or default_name(fn)
+        if any(s.name == subscriber_name for s in self.subscribers):
+            raise ConfigurationError(
+                f"a subscriber named {subscriber_name!r} is already registered; pass name=... "
+                "to tell them apart (the store records success per subscriber name)"
+            )
+        self.subscribers.append(Subscriber(fn, subscriber_name, kinds, statuses))
+
+    async def run(
+        self, result: PaymentResult, token: str, done: frozenset[str], store: DeliveryStore
+    ) -> tuple[str | None, Sequence[str]]:
+        """Run, in order, every interested subscriber that has not succeeded on this event yet.
+
+        Returns (None, names) when all succeeded, where `names` are successes not yet recorded
+        (the caller records them with `complete`, in the same write); else (what failed, ()). Each
+        success before the last is recorded at once, so a retry re-runs only the ones that failed.
+        """
+        todo = [s for s in self.subscribers if s.name not in done and s.wants(result)]
+        last = len(todo) - 1
+        for i, subscriber in enumerate(todo):
+            try:
+                await subscriber(result)
+            except Exception as exc:
+                log.exception("subscriber %s failed on event %s", subscriber.name, result.event_id)
+                return f"{subscriber.name}: {type(exc).__name__}: {exc}"[:_ERROR_LENGTH], ()
+            if i == last:
+                return None, (subscriber.name,)
+            try:
+                await store.subscriber_done(result.event_id, token, subscriber.name)
+            except StoreError as exc:
+                log.error("could not record %s as done on %s: %s", subscriber.name, result.event_id, exc)
+                return "store unavailable", ()
+        return None, ()
+
+    async def refusal(self, result: PaymentResult) -> CheckFailed | None:
+        """The first check hook's refusal, or None. A hook that raises anything but `CheckFailed`
+        propagates: a temporary failure, not a verdict."""
+        for check in self.checks:
+            try:
+                verdict = await call_maybe_async(check, result)
+            except CheckFailed as exc:
+                return exc
+            if verdict is False:
+                return CheckFailed(f"refused by check {getattr(check, '__qualname__', check)!r}")
+        return None
+
+    async def tell_rejected(self, result: PaymentResult, error: NotificationError) -> None:
+        for hook in self.rejected_hooks:
+            try:
+                await call_maybe_async(hook, result, error)
+            except Exception:
+                log.exception("rejected-hook %r failed", hook)
+
+    async def tell_unhandled(self, event: UnhandledEvent) -> bool:
+        """Offer the event to every unhandled-hook; False if one raised (the provider retries)."""
+        for hook in self.unhandled_hooks:
+            try:
+                await call_maybe_async(hook, event)
+            except Exception:
+                log.exception("unhandled-event hook %r failed; the provider will retry", hook)
+                return False
+        return True
+
+    async def open(self) -> None:
+        """Open every subscriber that has an async `open()` (a publisher's connection)."""
+        for subscriber in self.subscribers:
+            opener = getattr(subscriber.fn, "open", None)
+            if opener is not None and is_async_callable(opener):
+                await opener()
+
+    async def aclose(self) -> None:
+        for subscriber in self.subscribers:
+            closer = getattr(subscriber.fn, "aclose", None)
+            if closer is not None and is_async_callable(closer):
+                try:
+                    await closer()
+                except Exception:
+                    log.exception("subscriber %s failed to close", subscriber.name)

@@ -24,7 +24,7 @@ from paynotify import (
     StoreError,
     UnknownAccount,
 )
-from paynotify._store import Claim
+from paynotify._stores.base import Claim
 
 
 def request(notify: tuple[dict[str, str], bytes]) -> InboundRequest:

@@ -206,10 +206,12 @@ def test_worker_delivers_what_a_web_process_queued(
 
     async def enqueue() -> None:
         web = Notifier.from_config(cfg)
-        web.run_dispatcher = False
-        async with web:
+        await web.open(dispatcher=False)
+        try:
             for i in range(5):
                 assert (await web.handle("shop", request(example_notify(f"o-{i}")))).body == b"OK"
+        finally:
+            await web.aclose()
 
     asyncio.run(enqueue())
     assert calls(env) == []

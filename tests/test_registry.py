@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib.metadata import EntryPoint
 from typing import ClassVar
 
 import httpx
@@ -9,6 +10,7 @@ import pytest
 from paynotify_examplepay import ExamplePayProvider
 
 from paynotify import (
+    ENTRY_POINT_GROUP,
     Account,
     AccountSettings,
     ConfigurationError,
@@ -23,6 +25,7 @@ from paynotify import (
     Reply,
     Status,
     VerificationError,
+    _registry,
     make_event_id,
 )
 
@@ -104,3 +107,45 @@ async def test_runtime_provider_serves_through_the_same_route() -> None:
     assert (ok.status_code, ok.content) == (200, b"thanks")
     assert (bad.status_code, bad.content) == (503, b"again")
     assert [r.order_id for r in seen] == ["order-9"]
+
+
+def _plugins(monkeypatch: pytest.MonkeyPatch, *specs: tuple[str, str]) -> None:
+    """Make the entry-point group hold exactly these (name, "module:attr") plugins, in order."""
+    found = [EntryPoint(name, value, ENTRY_POINT_GROUP) for name, value in specs]
+    monkeypatch.setattr(_registry, "entry_points", lambda group: found)
+
+
+def test_a_plugin_that_fails_to_load_does_not_hide_the_others(monkeypatch: pytest.MonkeyPatch) -> None:
+    _plugins(
+        monkeypatch,
+        ("broken", "paynotify_no_such_module:Provider"),
+        ("examplepay", "paynotify_examplepay:ExamplePayProvider"),
+    )
+    registry = Registry()
+    assert isinstance(registry.get("examplepay"), ExamplePayProvider)
+    assert registry.names() == ["examplepay"]
+    with pytest.raises(ProviderNotFound, match=r"plugin 'broken' failed to load: .*paynotify_no_such_module"):
+        registry.get("broken")
+    with pytest.raises(ProviderNotFound, match=r"registered: examplepay; failed to load: broken"):
+        registry.get("other")
+
+
+def test_a_misnamed_plugin_is_refused_before_it_registers(monkeypatch: pytest.MonkeyPatch) -> None:
+    _plugins(monkeypatch, ("alipay", "paynotify_examplepay:ExamplePayProvider"))
+    registry = Registry()
+    assert registry.names() == []  # it did not take the name "examplepay" on the way
+    assert "loads a provider named 'examplepay'" in registry.failures["alipay"]
+    with pytest.raises(ProviderNotFound, match="must match"):
+        registry.get("alipay")
+
+
+def test_an_explicit_register_wins_over_a_plugin_of_the_same_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    class LocalExamplePay(TokenProvider):
+        name = "examplepay"
+
+    _plugins(monkeypatch, ("examplepay", "paynotify_examplepay:ExamplePayProvider"))
+    registry = Registry()
+    registry.register(LocalExamplePay)
+    assert isinstance(registry.get("examplepay"), LocalExamplePay)
+    assert registry.names() == ["examplepay"]
+    assert registry.failures == {}  # the plugin was passed over, not refused as a clash

@@ -15,9 +15,9 @@ import pytest
 from test_store_contract import result
 
 from paynotify import StoreError
-from paynotify._sqlite_writer import BUSY_TIMEOUT_MS, GroupCommitWriter
-from paynotify._store import Claim, ClaimState
-from paynotify._store_sqlite import SQLiteStore
+from paynotify._stores.base import Claim, ClaimState
+from paynotify._stores.sqlite import SQLiteStore
+from paynotify._stores.sqlite_writer import BUSY_TIMEOUT_MS, GroupCommitWriter
 
 
 async def test_concurrent_claims_share_commits_and_all_stick(tmp_path: Path) -> None:

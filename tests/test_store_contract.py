@@ -13,7 +13,16 @@ from pathlib import Path
 import pytest
 from _store_backends import BACKENDS, backend_stores
 
-from paynotify import ClaimState, EventState, Kind, PaymentResult, Status, Store, make_event_id
+from paynotify import (
+    ClaimState,
+    EventState,
+    Kind,
+    PaymentResult,
+    Status,
+    Store,
+    UnhandledEvent,
+    make_event_id,
+)
 
 Factory = Callable[[], Store]
 
@@ -291,7 +300,7 @@ async def test_purge_removes_only_old_events_in_the_given_states(store: Store) -
 def test_lease_tokens_differ_within_a_process_and_after_a_fork() -> None:
     import os
 
-    from paynotify._store import new_token
+    from paynotify._stores.base import new_token
 
     tokens = {new_token() for _ in range(10_000)}
     assert len(tokens) == 10_000
@@ -305,3 +314,117 @@ def test_lease_tokens_differ_within_a_process_and_after_a_fork() -> None:
     child = os.read(read, 100).decode()
     os.close(read)
     assert child[:24] != next(iter(tokens))[:24]  # its own random prefix, not a copy of ours
+
+
+# -- the state machine, walked on every backend ---------------------------------------------------
+# Written out here by hand, not derived from paynotify._stores.base: a change to the table there
+# must be made here too, on purpose.
+
+S = EventState
+OPERATIONS = ("claim", "retry", "replay", "record_rejected", "complete")
+EXPECTED: dict[str, dict[EventState, EventState | None]] = {
+    # the state after the operation, or None where it must be refused and change nothing
+    "claim": {S.PENDING: S.IN_FLIGHT, S.RELEASED: S.IN_FLIGHT, S.DEAD: S.IN_FLIGHT,
+              S.REJECTED: S.IN_FLIGHT, S.IN_FLIGHT: None, S.DONE: None, S.UNHANDLED: None},
+    "retry": {S.PENDING: S.PENDING, S.RELEASED: S.PENDING, S.DEAD: S.PENDING,
+              S.REJECTED: None, S.IN_FLIGHT: None, S.DONE: None, S.UNHANDLED: None},
+    "replay": {S.PENDING: S.PENDING, S.RELEASED: S.PENDING, S.DEAD: S.PENDING,
+               S.REJECTED: S.PENDING, S.IN_FLIGHT: None, S.DONE: S.PENDING, S.UNHANDLED: None},
+    "record_rejected": {S.REJECTED: S.REJECTED, S.PENDING: None, S.RELEASED: None, S.DEAD: None,
+                        S.IN_FLIGHT: None, S.DONE: None, S.UNHANDLED: None},
+    "complete": {S.PENDING: S.DONE, S.RELEASED: S.DONE, S.DEAD: S.DONE, S.REJECTED: S.DONE,
+                 S.IN_FLIGHT: S.DONE, S.DONE: None, S.UNHANDLED: S.DONE},
+}  # fmt: skip
+
+
+async def put_in(store: Store, state: EventState) -> tuple[PaymentResult, str | None]:
+    """An event brought into `state` through the store's own operations; (result, live token)."""
+    r = result(f"walk-{state.value}")
+    if state is S.PENDING:
+        await store.enqueue(r)
+    elif state is S.REJECTED:
+        await store.record(r, S.REJECTED, reason="app_id is 'x'")
+    elif state is S.UNHANDLED:
+        event = UnhandledEvent(provider="examplepay", account="shop", event_type="PING", event_id=r.event_id)
+        await store.record(event, S.UNHANDLED, reason=None)
+    elif state is S.DEAD:
+        await store.enqueue(r)
+        (lease,) = await store.acquire(limit=1, lease_seconds=60)
+        await store.dead_letter(r.event_id, lease.token, error="gave up")
+    else:
+        claim = await store.claim(r, lease_seconds=60)
+        assert claim.token is not None
+        if state is S.RELEASED:
+            await store.release(r.event_id, claim.token, error="failed")
+        elif state is S.DONE:
+            await store.complete(r.event_id, claim.token)
+        else:
+            return r, claim.token
+    assert (await stored(store, r.event_id))[0] is state
+    return r, None
+
+
+@pytest.mark.parametrize("operation", OPERATIONS)
+@pytest.mark.parametrize("state", list(EventState))
+async def test_every_transition_of_the_state_machine(store: Store, state: EventState, operation: str) -> None:
+    r, token = await put_in(store, state)
+    before = await store.get(r.event_id)
+    assert before is not None
+    if operation == "claim":
+        claim = await store.claim(r, lease_seconds=60)
+        refused = claim.state is not ClaimState.NEW
+        assert claim.state is (ClaimState.IN_FLIGHT if state is S.IN_FLIGHT else claim.state)
+    elif operation in ("retry", "replay"):
+        refused = not await store.requeue(r.event_id, replay=operation == "replay")
+    elif operation == "record_rejected":
+        refused = not await store.record(r, S.REJECTED, reason="merchant_id is 'y'")
+    else:
+        refused = state is S.DONE
+        await store.complete(r.event_id, token or "not-the-lease")
+    after = await store.get(r.event_id)
+    assert after is not None
+    expected = EXPECTED[operation][state]
+    if expected is None:
+        assert refused
+        assert (after.state, after.attempts, after.last_error) == (
+            before.state,
+            before.attempts,
+            before.last_error,
+        )
+    else:
+        assert not refused
+        assert after.state is expected
+    if operation == "retry" and state is S.DEAD:
+        assert after.attempts == 0  # a requeued dead letter gets a fresh attempt budget
+    if operation == "record_rejected" and expected is not None:
+        assert after.last_error == "merchant_id is 'y'"
+
+
+async def test_complete_records_the_last_subscribers_with_the_ones_before(store: Store) -> None:
+    r = result()
+    claim = await store.claim(r, lease_seconds=60)
+    assert claim.token is not None
+    await store.subscriber_done(r.event_id, claim.token, "first")
+    await store.complete(r.event_id, claim.token, done=["second", "first"])
+    assert (await stored(store, r.event_id))[2] == {"first", "second"}
+    fresh = result("o-2")
+    claim = await store.claim(fresh, lease_seconds=60)
+    assert claim.token is not None
+    await store.complete(fresh.event_id, claim.token, done=["only"])
+    assert (await stored(store, fresh.event_id))[2] == {"only"}
+
+
+async def test_unhandled_events_keep_their_content_and_count_by_state(store: Store) -> None:
+    event = UnhandledEvent(
+        provider="wechatpay-v3", account="shop", event_type="PAYSCORE.USER_CONFIRM", event_id="u-1",
+        raw={"out_order_no": "1234323JKHDFE1243252", "state": "CREATED"},
+    )  # fmt: skip
+    assert await store.record(event, S.UNHANDLED, reason=None)
+    assert not await store.record(event, S.UNHANDLED, reason=None)  # a resend changes nothing
+    found = await store.get("u-1")
+    assert found is not None
+    assert (found.state, found.kind, found.status) == (S.UNHANDLED, "unhandled", "PAYSCORE.USER_CONFIRM")
+    assert found.unhandled() == event
+    await store.enqueue(result())
+    assert await store.count() == {S.UNHANDLED: 1, S.PENDING: 1}
+    assert [e.event_id for e in await store.find(states=[S.UNHANDLED])] == ["u-1"]

@@ -8,8 +8,8 @@ import time
 from test_store_contract import result
 
 from paynotify import MemoryStore, PaymentResult
-from paynotify._store import ClaimState, EventState
-from paynotify._store_memory import _Record
+from paynotify._stores.base import ClaimState, EventState
+from paynotify._stores.memory import _Record
 
 
 async def test_a_completed_event_is_one_untracked_tuple_and_reads_back_the_same() -> None:

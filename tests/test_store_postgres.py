@@ -20,7 +20,7 @@ import asyncpg
 import pytest
 from _store_backends import require
 
-import paynotify._store_postgres as pg
+import paynotify._stores.postgresql as pg
 from paynotify import (
     ClaimState,
     ConfigurationError,
@@ -32,7 +32,7 @@ from paynotify import (
     make_event_id,
     open_store,
 )
-from paynotify._store_postgres import PostgresStore
+from paynotify._stores.postgresql import PostgresStore
 
 
 def result(order_id: str = "o-1", account: str = "shop") -> PaymentResult:

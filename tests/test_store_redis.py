@@ -14,8 +14,8 @@ from _store_backends import drop, isolated_url
 from test_store_contract import result
 
 from paynotify import ClaimState, StoreError, open_store
-from paynotify._store import EventState, StoredEvent
-from paynotify._store_redis import RedisStore
+from paynotify._stores.base import EventState, StoredEvent
+from paynotify._stores.redis import RedisStore
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ async def test_a_malformed_record_is_a_clear_error(url: str) -> None:
     client = raw(url)
     await client.hset(store.prefix + "e:" + r.event_id, "state", "exploded")  # type: ignore[attr-defined]
     await client.aclose()
-    with pytest.raises(StoreError, match=f"malformed record for {r.event_id}"):
+    with pytest.raises(StoreError, match=f"event {r.event_id} is malformed"):
         await store.get(r.event_id)
     with pytest.raises(StoreError, match="malformed record"):
         await store.claim(r, lease_seconds=60)

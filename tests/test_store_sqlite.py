@@ -20,7 +20,7 @@ from paynotify import (
     StoreError,
     make_event_id,
 )
-from paynotify._store_sqlite import PURGE_BATCH
+from paynotify._stores.sqlite import PURGE_BATCH
 
 
 def result(order_id: str = "o-1", status: str = "TRADE_SUCCESS") -> PaymentResult:
@@ -65,7 +65,7 @@ async def test_sqlite_malformed_row_is_a_clear_error(tmp_path: Path) -> None:
     await store.close()
     with sqlite3.connect(tmp_path / "e.db") as conn:
         conn.execute("UPDATE paynotify_events SET state = 'exploded'")
-    with pytest.raises(StoreError, match="malformed row"):
+    with pytest.raises(StoreError, match=r"stored event [0-9a-f]+ is malformed"):
         await store.get(r.event_id)
     await store.close()
 

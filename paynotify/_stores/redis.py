@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -32,8 +32,14 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from paynotify._errors import ConfigurationError, StoreError
-from paynotify._result import PaymentResult
-from paynotify._store import (
+from paynotify._result import PaymentResult, UnhandledEvent
+from paynotify._stores.base import (
+    CLAIMABLE,
+    LEASED,
+    RECORDABLE,
+    REPLAYABLE,
+    RETAINED,
+    RETRYABLE,
     Claim,
     ClaimState,
     EventState,
@@ -41,8 +47,10 @@ from paynotify._store import (
     Store,
     StoredEvent,
     event_fields,
+    lua_set,
     new_token,
     now,
+    stored_event,
 )
 
 __all__ = ["RedisStore"]
@@ -55,10 +63,16 @@ letters among millions of completed events), instead of walking every event newe
 
 T = TypeVar("T")
 
-# Shared by every script: move an event to a new state and keep the per-state sets in step.
-_PRELUDE = """
+# Shared by every script: move an event to a new state and keep the per-state sets in step; the
+# state sets of the transition table (paynotify._stores.base), as Lua tables.
+_PRELUDE = f"""
 local p = ARGV[1]
 local function key(id) return p .. 'e:' .. id end
+local valid = {lua_set(EventState)}
+local claimable = {lua_set(CLAIMABLE)}
+local leased_states = {lua_set(LEASED)}
+local retryable = {lua_set(RETRYABLE)}
+local replayable = {lua_set(REPLAYABLE)}
 local function set_state(id, old, new, t)
   if old then redis.call('ZREM', p .. 's:' .. old, id) end
   redis.call('ZADD', p .. 's:' .. new, t, id)
@@ -67,7 +81,6 @@ end
 local function leased(k, st, t)
   return st == 'in_flight' and tonumber(redis.call('HGET', k, 'lease_until') or '0') > t
 end
-local valid = {pending=true, in_flight=true, released=true, done=true, dead=true}
 """
 
 _CLAIM = (
@@ -84,17 +97,17 @@ if not st then
   redis.call('ZADD', p .. 'due', lease, id)
   redis.call('ZADD', p .. 'created', t, id)
   redis.call('SADD', p .. 'o:' .. ARGV[12], id)
-  return {'new', '[]'}
+  return {'new', '[]', 1}
 end
 if not valid[st] then return {'malformed', st} end
-if st == 'done' then return {'done'} end
 if leased(k, st, t) then return {'in_flight'} end
+if not (claimable[st] or st == 'in_flight') then return {'done'} end
 set_state(id, st, 'in_flight', t)
 redis.call('HSET', k, 'token', token, 'lease_until', lease)
 redis.call('HDEL', k, 'next_attempt_at')
 redis.call('HINCRBY', k, 'attempts', 1)
 redis.call('ZADD', p .. 'due', lease, id)
-return {'new', redis.call('HGET', k, 'done')}
+return {'new', redis.call('HGET', k, 'done'), tonumber(redis.call('HGET', k, 'attempts'))}
 """
 )
 
@@ -119,6 +132,13 @@ local id, t = ARGV[2], tonumber(ARGV[3])
 local k = key(id)
 local st = redis.call('HGET', k, 'state')
 if not st or st == 'done' then return 0 end
+local names = cjson.decode(redis.call('HGET', k, 'done') or '[]')
+local seen = {}
+for _, name in ipairs(names) do seen[name] = true end
+for _, name in ipairs(cjson.decode(ARGV[4])) do
+  if not seen[name] then table.insert(names, name); seen[name] = true end
+end
+if #names > 0 then redis.call('HSET', k, 'done', cjson.encode(names)) end
 set_state(id, st, 'done', t)
 redis.call('HDEL', k, 'token', 'lease_until', 'next_attempt_at', 'last_error')
 redis.call('ZREM', p .. 'due', id)
@@ -133,7 +153,7 @@ _SETTLE = (
 local id, token, t, new, err, at = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7]
 local k = key(id)
 local st = redis.call('HGET', k, 'state')
-if st ~= 'in_flight' or redis.call('HGET', k, 'token') ~= token then return 0 end
+if not leased_states[st] or redis.call('HGET', k, 'token') ~= token then return 0 end
 set_state(id, st, new, t)
 redis.call('HDEL', k, 'token', 'lease_until')
 if err ~= '' then redis.call('HSET', k, 'last_error', err) end
@@ -161,6 +181,32 @@ set_state(id, nil, 'pending', t)
 redis.call('ZADD', p .. 'due', t, id)
 redis.call('ZADD', p .. 'created', t, id)
 redis.call('SADD', p .. 'o:' .. ARGV[10], id)
+return 1
+"""
+)
+
+# ARGV: prefix, id, now, state, reason ('' = none), the states an existing event may be
+# overwritten in (",rejected," or ","), then the fields
+_RECORD = (
+    _PRELUDE
+    + """
+local id, t, new, reason = ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local k = key(id)
+local st = redis.call('HGET', k, 'state')
+if st then
+  if string.find(ARGV[6], ',' .. st .. ',', 1, true) then
+    redis.call('HSET', k, 'last_error', reason, 'updated_at', t)
+    return 1
+  end
+  return 0
+end
+redis.call('HSET', k, 'account', ARGV[7], 'provider', ARGV[8], 'kind', ARGV[9], 'status', ARGV[10],
+  'order_id', ARGV[11], 'result_json', ARGV[12], 'okey', ARGV[13], 'attempts', 0, 'created_at', t,
+  'done', '[]')
+if reason ~= '' then redis.call('HSET', k, 'last_error', reason) end
+set_state(id, nil, new, t)
+redis.call('ZADD', p .. 'created', t, id)
+redis.call('SADD', p .. 'o:' .. ARGV[13], id)
 return 1
 """
 )
@@ -196,9 +242,10 @@ local id, t, replay = ARGV[2], tonumber(ARGV[3]), ARGV[4] == '1'
 local k = key(id)
 local st = redis.call('HGET', k, 'state')
 if not st or leased(k, st, t) then return 0 end
-if st == 'done' and not replay then return 0 end
-if not valid[st] then return 0 end
+local eligible = replay and replayable or retryable
+if not (eligible[st] or st == 'in_flight') then return 0 end
 if replay then redis.call('HSET', k, 'done', '[]') end
+if st == 'dead' then redis.call('HSET', k, 'attempts', 0) end
 set_state(id, st, 'pending', t)
 redis.call('HDEL', k, 'token', 'lease_until')
 redis.call('HSET', k, 'next_attempt_at', t)
@@ -290,26 +337,11 @@ class RedisStore(Store):
 
     def _event(self, event_id: str, fields: Mapping[str, str]) -> StoredEvent:
         try:
-            return StoredEvent(
-                event_id=event_id,
-                account=fields["account"],
-                provider=fields["provider"],
-                kind=fields["kind"],
-                status=fields["status"],
-                order_id=fields["order_id"],
-                state=EventState(fields["state"]),
-                attempts=int(fields["attempts"]),
-                created_at=float(fields["created_at"]),
-                updated_at=float(fields["updated_at"]),
-                next_attempt_at=float(fields["next_attempt_at"]) if fields.get("next_attempt_at") else None,
-                last_error=fields.get("last_error"),
-                done_subscribers=frozenset(json.loads(fields["done"])),
-                result_json=fields["result_json"],
-            )
-        except (KeyError, ValueError, TypeError) as exc:
-            raise StoreError(f"Redis store {self._where}: malformed record for {event_id}: {exc!r}") from exc
+            return stored_event({**fields, "event_id": event_id, "done_subscribers": fields.get("done")})
+        except StoreError as exc:
+            raise StoreError(f"Redis store {self._where}: {exc}") from exc
 
-    def _fields(self, result: PaymentResult) -> list[str]:
+    def _fields(self, result: PaymentResult | UnhandledEvent) -> list[str]:
         _, account, provider, kind, status, order_id, result_json = event_fields(result)
         return [account, provider, kind, status, order_id, result_json, _order_key(account, order_id)]
 
@@ -322,7 +354,7 @@ class RedisStore(Store):
         )
         outcome = reply[0]
         if outcome == "new":
-            return Claim(ClaimState.NEW, token, frozenset(json.loads(reply[1])))
+            return Claim(ClaimState.NEW, token, frozenset(json.loads(reply[1])), int(reply[2]))
         if outcome == "done":
             return Claim(ClaimState.DONE)
         if outcome == "in_flight":
@@ -334,11 +366,22 @@ class RedisStore(Store):
     async def subscriber_done(self, event_id: str, token: str, subscriber: str) -> None:
         await self._script("subscriber_done", event_id, subscriber, repr(now()))
 
-    async def complete(self, event_id: str, token: str) -> None:
-        await self._script("complete", event_id, repr(now()))
+    async def complete(self, event_id: str, token: str, *, done: Sequence[str] = ()) -> None:
+        await self._script("complete", event_id, repr(now()), json.dumps(list(done)))
 
     async def release(self, event_id: str, token: str, *, error: str | None = None) -> None:
         await self._script("settle", event_id, token, repr(now()), "released", error or "", "")
+
+    async def record(
+        self, entry: PaymentResult | UnhandledEvent, state: EventState, *, reason: str | None
+    ) -> bool:
+        overwritable = ",".join(["", *sorted(RECORDABLE[state]), ""])
+        fields = self._fields(entry)
+        return bool(
+            await self._script(
+                "record", entry.event_id, repr(now()), state.value, reason or "", overwritable, *fields
+            )
+        )
 
     # -- queued delivery -----------------------------------------------------------------------
 
@@ -433,7 +476,7 @@ class RedisStore(Store):
     async def requeue(self, event_id: str, *, replay: bool = False) -> bool:
         return bool(await self._script("requeue", event_id, repr(now()), "1" if replay else "0"))
 
-    async def purge(self, *, before: float, states: Iterable[EventState] = (EventState.DONE,)) -> int:
+    async def purge(self, *, before: float, states: Iterable[EventState] = RETAINED) -> int:
         total = 0
         for state in states:
             while True:
@@ -443,6 +486,16 @@ class RedisStore(Store):
                     break
         return total
 
+    async def count(self) -> dict[EventState, int]:
+        async def count(client: aioredis.Redis) -> dict[EventState, int]:
+            pipe = client.pipeline(transaction=False)
+            for state in EventState:
+                pipe.zcard(self.prefix + "s:" + state.value)
+            sizes = await pipe.execute()
+            return {state: int(n) for state, n in zip(EventState, sizes, strict=True) if n}
+
+        return await self._call(count)
+
 
 _SCRIPTS = {
     "claim": _CLAIM,
@@ -450,6 +503,7 @@ _SCRIPTS = {
     "complete": _COMPLETE,
     "settle": _SETTLE,
     "enqueue": _ENQUEUE,
+    "record": _RECORD,
     "acquire": _ACQUIRE,
     "requeue": _REQUEUE,
     "purge": _PURGE,

@@ -13,14 +13,19 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from paynotify._errors import StoreError
-from paynotify._result import PaymentResult
-from paynotify._sqlite_writer import GroupCommitWriter
-from paynotify._store import (
+from paynotify._result import PaymentResult, UnhandledEvent
+from paynotify._stores.base import (
+    CLAIMABLE,
+    LEASED,
+    RECORDABLE,
+    REPLAYABLE,
+    RETAINED,
+    RETRYABLE,
     Claim,
     ClaimState,
     EventState,
@@ -30,8 +35,10 @@ from paynotify._store import (
     event_fields,
     new_token,
     now,
-    store_schemes,
+    sql_in,
+    stored_event,
 )
+from paynotify._stores.sqlite_writer import GroupCommitWriter
 
 __all__ = ["SQLiteStore"]
 
@@ -90,6 +97,25 @@ UPDATE paynotify_events SET
 _COLUMNS = (
     "event_id, account, provider, kind, status, order_id, state, attempts, created_at, updated_at,"
     " next_attempt_at, last_error, done_subscribers, result_json"
+)
+_NAMES = tuple(name.strip() for name in _COLUMNS.split(","))
+_LEASED = f"state IN ({sql_in(LEASED)})"
+_EXPIRED = "(state = 'in_flight' AND lease_until <= ?)"
+
+_CLAIM_TAKEOVER = (
+    "UPDATE paynotify_events SET state = 'in_flight', token = ?, lease_until = ?, due_at = ?,"  # noqa: S608
+    " attempts = attempts + 1, next_attempt_at = NULL, updated_at = ?"
+    f" WHERE event_id = ? AND (state IN ({sql_in(CLAIMABLE)}) OR {_EXPIRED})"
+    " RETURNING done_subscribers, attempts"
+)
+# The common case, a fresh claim with every subscriber done at once, writes the list as it is;
+# only an event that already has some merges (a retry after a partial failure).
+_COMPLETE = (
+    "UPDATE paynotify_events SET state = 'done', token = NULL, lease_until = NULL,"
+    " due_at = NULL, next_attempt_at = NULL, last_error = NULL, updated_at = ?,"
+    " done_subscribers = CASE WHEN done_subscribers = '[]' THEN ? ELSE (SELECT json_group_array(value)"
+    " FROM (SELECT value FROM json_each(done_subscribers) UNION SELECT value FROM json_each(?))) END"
+    " WHERE event_id = ? AND state != 'done'"
 )
 
 _ACQUIRE_ONE = (
@@ -151,24 +177,9 @@ class SQLiteStore(Store):
 
     def _event(self, row: tuple[Any, ...]) -> StoredEvent:
         try:
-            return StoredEvent(
-                event_id=row[0],
-                account=row[1],
-                provider=row[2],
-                kind=row[3],
-                status=row[4],
-                order_id=row[5],
-                state=EventState(row[6]),
-                attempts=row[7],
-                created_at=row[8],
-                updated_at=row[9],
-                next_attempt_at=row[10],
-                last_error=row[11],
-                done_subscribers=frozenset(json.loads(row[12])),
-                result_json=row[13],
-            )
-        except (ValueError, TypeError) as exc:
-            raise StoreError(f"SQLite store {self.path!r}: malformed row for {row[0]}: {exc}") from exc
+            return stored_event(dict(zip(_NAMES, row, strict=True)))
+        except StoreError as exc:
+            raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
 
     # -- inline delivery -----------------------------------------------------------------------
 
@@ -186,20 +197,13 @@ class SQLiteStore(Store):
             ).rowcount
             if inserted:
                 return Claim(ClaimState.NEW, token)
-            row = conn.execute(
-                "UPDATE paynotify_events SET state = 'in_flight', token = ?, lease_until = ?, due_at = ?,"
-                " attempts = attempts + 1, next_attempt_at = NULL, updated_at = ?"
-                " WHERE event_id = ? AND state != 'done'"
-                " AND NOT (state = 'in_flight' AND lease_until > ?)"
-                " RETURNING done_subscribers",
-                (token, lease, lease, t, result.event_id, t),
-            ).fetchone()
+            row = conn.execute(_CLAIM_TAKEOVER, (token, lease, lease, t, result.event_id, t)).fetchone()
             if row is not None:
-                return Claim(ClaimState.NEW, token, frozenset(json.loads(row[0])))
+                return Claim(ClaimState.NEW, token, frozenset(json.loads(row[0])), row[1])
             (state,) = conn.execute(
                 "SELECT state FROM paynotify_events WHERE event_id = ?", (result.event_id,)
             ).fetchone()
-            return Claim(ClaimState.DONE if state == "done" else ClaimState.IN_FLIGHT)
+            return Claim(ClaimState.IN_FLIGHT if state == "in_flight" else ClaimState.DONE)
 
         # Answered before its commit: a claim must be visible, not durable. This connection sees it
         # at once and holds the write lock until the commit, so no other process can claim the same
@@ -220,16 +224,13 @@ class SQLiteStore(Store):
 
         await self._writer.run(mark, single_write=True)
 
-    async def complete(self, event_id: str, token: str) -> None:
+    async def complete(self, event_id: str, token: str, *, done: Sequence[str] = ()) -> None:
+        names = json.dumps(list(done))
+
         def complete(conn: sqlite3.Connection) -> None:
-            done = conn.execute(
-                "UPDATE paynotify_events SET state = 'done', token = NULL, lease_until = NULL,"
-                " due_at = NULL, next_attempt_at = NULL, last_error = NULL, updated_at = ?"
-                " WHERE event_id = ? AND state != 'done'",
-                (now(), event_id),
-            ).rowcount
+            completed = conn.execute(_COMPLETE, (now(), names, names, event_id)).rowcount
             if (
-                not done
+                not completed
                 and conn.execute("SELECT 1 FROM paynotify_events WHERE event_id = ?", (event_id,)).fetchone()
                 is None
             ):
@@ -243,7 +244,7 @@ class SQLiteStore(Store):
     async def release(self, event_id: str, token: str, *, error: str | None = None) -> None:
         await self._update(
             "state = 'released', token = NULL, lease_until = NULL, due_at = NULL, last_error = ?",
-            "event_id = ? AND token = ? AND state = 'in_flight'",
+            f"event_id = ? AND token = ? AND {_LEASED}",
             (error,),
             (event_id, token),
         )
@@ -255,6 +256,29 @@ class SQLiteStore(Store):
         await self._writer.run(
             lambda conn: conn.execute(sql, (*set_params, now(), *where_params)), single_write=True
         )
+
+    async def record(
+        self, entry: PaymentResult | UnhandledEvent, state: EventState, *, reason: str | None
+    ) -> bool:
+        fields = event_fields(entry)
+        overwritable = RECORDABLE[state]
+        on_conflict = (
+            "DO UPDATE SET last_error = excluded.last_error, updated_at = excluded.updated_at"
+            f" WHERE state IN ({sql_in(overwritable)})"
+            if overwritable
+            else "DO NOTHING"
+        )
+        sql = (
+            "INSERT INTO paynotify_events (event_id, account, provider, kind, status, order_id,"  # noqa: S608
+            " result_json, state, last_error, attempts, created_at, updated_at)"
+            f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?) ON CONFLICT {on_conflict}"
+        )
+
+        def record(conn: sqlite3.Connection) -> bool:
+            t = now()
+            return conn.execute(sql, (*fields, state.value, reason, t, t)).rowcount == 1
+
+        return await self._writer.run(record, single_write=True)
 
     # -- queued delivery -----------------------------------------------------------------------
 
@@ -299,7 +323,7 @@ class SQLiteStore(Store):
         await self._update(
             "state = 'pending', token = NULL, lease_until = NULL, due_at = ?, next_attempt_at = ?,"
             " last_error = ?",
-            "event_id = ? AND token = ? AND state = 'in_flight'",
+            f"event_id = ? AND token = ? AND {_LEASED}",
             (at, at, error),
             (event_id, token),
         )
@@ -308,7 +332,7 @@ class SQLiteStore(Store):
         await self._update(
             "state = 'dead', token = NULL, lease_until = NULL, due_at = NULL, next_attempt_at = NULL,"
             " last_error = ?",
-            "event_id = ? AND token = ? AND state = 'in_flight'",
+            f"event_id = ? AND token = ? AND {_LEASED}",
             (error,),
             (event_id, token),
         )
@@ -353,12 +377,13 @@ class SQLiteStore(Store):
         return await self._writer.run(find, on_thread=True)
 
     async def requeue(self, event_id: str, *, replay: bool = False) -> bool:
-        eligible = "'released', 'pending', 'dead', 'in_flight'" + (", 'done'" if replay else "")
+        eligible = sql_in(REPLAYABLE if replay else RETRYABLE)
         clear = ", done_subscribers = '[]'" if replay else ""
         sql = (
             "UPDATE paynotify_events SET state = 'pending', token = NULL, lease_until = NULL,"  # noqa: S608
+            " attempts = CASE WHEN state = 'dead' THEN 0 ELSE attempts END,"
             f" due_at = ?, next_attempt_at = ?, updated_at = ?{clear}"
-            f" WHERE event_id = ? AND state IN ({eligible}) AND NOT (state = 'in_flight' AND lease_until > ?)"
+            f" WHERE event_id = ? AND (state IN ({eligible}) OR {_EXPIRED})"
         )
 
         def requeue(conn: sqlite3.Connection) -> bool:
@@ -367,7 +392,7 @@ class SQLiteStore(Store):
 
         return await self._writer.run(requeue, on_thread=True)
 
-    async def purge(self, *, before: float, states: Iterable[EventState] = (EventState.DONE,)) -> int:
+    async def purge(self, *, before: float, states: Iterable[EventState] = RETAINED) -> int:
         # In batches, each its own operation: one DELETE of a million rows held the only writer
         # for 35 s (measured), and every notification waited behind it.
         wanted = [s.value for s in states]
@@ -383,6 +408,13 @@ class SQLiteStore(Store):
             total += deleted
             if deleted < PURGE_BATCH:
                 return total
+
+    async def count(self) -> dict[EventState, int]:
+        def count(conn: sqlite3.Connection) -> dict[EventState, int]:
+            rows = conn.execute("SELECT state, count(*) FROM paynotify_events GROUP BY state").fetchall()
+            return {EventState(state): n for state, n in rows if state in EventState.__members__.values()}
+
+        return await self._writer.run(count, on_thread=True)
 
 
 @contextmanager
@@ -416,6 +448,3 @@ def _migrate(conn: sqlite3.Connection, path: str) -> None:
         for statement in _INDEXES.strip().splitlines():
             conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-
-
-store_schemes()["sqlite"] = SQLiteStore

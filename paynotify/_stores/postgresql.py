@@ -35,8 +35,14 @@ from urllib.parse import unquote, urlsplit
 import asyncpg
 
 from paynotify._errors import ConfigurationError, StoreError
-from paynotify._result import PaymentResult
-from paynotify._store import (
+from paynotify._result import PaymentResult, UnhandledEvent
+from paynotify._stores.base import (
+    CLAIMABLE,
+    LEASED,
+    RECORDABLE,
+    REPLAYABLE,
+    RETAINED,
+    RETRYABLE,
     Claim,
     ClaimState,
     EventState,
@@ -46,6 +52,8 @@ from paynotify._store import (
     event_fields,
     new_token,
     now,
+    sql_in,
+    stored_event,
 )
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "PostgresStore"]
@@ -350,25 +358,9 @@ class PostgresStore(Store):
         )
 
     def _event(self, row: Row) -> StoredEvent:
-        event_id: str = row["event_id"]
         if row["state"] not in _STATES:
-            raise self._malformed(event_id, row["state"])
-        return StoredEvent(
-            event_id,
-            row["account"],
-            row["provider"],
-            row["kind"],
-            row["status"],
-            row["order_id"],
-            EventState(row["state"]),
-            row["attempts"],
-            row["created_at"],
-            row["updated_at"],
-            row["next_attempt_at"],
-            row["last_error"],
-            frozenset(row["done_subscribers"] or ()),
-            row["result_json"],
-        )
+            raise self._malformed(row["event_id"], row["state"])
+        return stored_event(row)
 
     async def open(self) -> None:
         await self._ready()
@@ -407,13 +399,13 @@ class PostgresStore(Store):
                 continue  # inserted by a transaction that committed after this statement began
             state: str | None = row["state"]
             if state is None:
-                return Claim(ClaimState.NEW, token, frozenset(row["done_subscribers"]))
-            if state == EventState.DONE:
-                return Claim(ClaimState.DONE)
+                return Claim(ClaimState.NEW, token, frozenset(row["done_subscribers"]), row["attempts"])
             if state == EventState.IN_FLIGHT and (row["lease_until"] or 0.0) > t:
                 return Claim(ClaimState.IN_FLIGHT)
             if state not in _STATES:
                 raise self._malformed(event_id, state)
+            if state not in CLAIMABLE and state != EventState.IN_FLIGHT:
+                return Claim(ClaimState.DONE)
             # The statement's snapshot shows a claimable event, yet the locked current row was not:
             # someone else changed it in between. Look again.
         return Claim(ClaimState.IN_FLIGHT)  # it keeps changing under us: the provider retries later
@@ -421,11 +413,21 @@ class PostgresStore(Store):
     async def subscriber_done(self, event_id: str, token: str, subscriber: str) -> None:
         await self._execute(self._sql.subscriber_done, event_id, subscriber)
 
-    async def complete(self, event_id: str, token: str) -> None:
-        await self._execute(self._sql.complete, event_id, now())
+    async def complete(self, event_id: str, token: str, *, done: Sequence[str] = ()) -> None:
+        await self._execute(self._sql.complete, event_id, now(), list(done))
 
     async def release(self, event_id: str, token: str, *, error: str | None = None) -> None:
         await self._execute(self._sql.release, event_id, token, error, now())
+
+    async def record(
+        self, entry: PaymentResult | UnhandledEvent, state: EventState, *, reason: str | None
+    ) -> bool:
+        event_id, account, provider, kind, status, order_id, result_json = event_fields(entry)
+        sql = self._sql.record[state]
+        row = await self._fetchrow(
+            sql, event_id, account, provider, kind, status, order_id, state.value, reason, now(), result_json
+        )
+        return row is not None
 
     # -- queued delivery -----------------------------------------------------------------------
 
@@ -487,7 +489,7 @@ class PostgresStore(Store):
     async def requeue(self, event_id: str, *, replay: bool = False) -> bool:
         return await self._fetchrow(self._sql.requeue, event_id, now(), replay) is not None
 
-    async def purge(self, *, before: float, states: Iterable[EventState] = (EventState.DONE,)) -> int:
+    async def purge(self, *, before: float, states: Iterable[EventState] = RETAINED) -> int:
         wanted = [EventState(s).value for s in states]
         if not wanted:
             return 0
@@ -499,15 +501,20 @@ class PostgresStore(Store):
             if deleted < _PURGE_BATCH:
                 return total
 
+    async def count(self) -> dict[EventState, int]:
+        rows = await self._fetch(f"SELECT state, count(*) AS n FROM {self._events} GROUP BY state")
+        return {EventState(row["state"]): row["n"] for row in rows if row["state"] in _STATES}
+
 
 class _Statements:
     """The SQL of one store, built once; asyncpg prepares each text once per connection."""
 
     def __init__(self, events: str) -> None:
         claimable = (
-            "e.state IN ('pending', 'released', 'dead')"
+            f"e.state IN ({sql_in(CLAIMABLE)})"
             " OR (e.state = 'in_flight' AND COALESCE(e.lease_until, 0) <= $9)"
         )
+        leased = f"state IN ({sql_in(LEASED)})"
         # One round trip: insert, or take over a claimable event (ON CONFLICT DO UPDATE locks the
         # current row and tests it, not the snapshot, so there is one winner), or else report the
         # state. The report comes from the statement's snapshot: when it shows no row (inserted by a
@@ -522,12 +529,12 @@ class _Statements:
                     SET state = 'in_flight', token = EXCLUDED.token, lease_until = EXCLUDED.lease_until,
                         attempts = e.attempts + 1, updated_at = EXCLUDED.updated_at, next_attempt_at = NULL
                     WHERE {claimable}
-                RETURNING e.done_subscribers
+                RETURNING e.done_subscribers, e.attempts
             )
-            SELECT NULL::text AS state, NULL::double precision AS lease_until, done_subscribers
+            SELECT NULL::text AS state, NULL::double precision AS lease_until, done_subscribers, attempts
               FROM claimed
             UNION ALL
-            SELECT state, lease_until, NULL::text[]
+            SELECT state, lease_until, NULL::text[], NULL::integer
               FROM {events}
              WHERE event_id = $1 AND NOT EXISTS (SELECT FROM claimed)"""
         self.subscriber_done = f"""
@@ -536,12 +543,29 @@ class _Statements:
         self.complete = f"""
             UPDATE {events}
                SET state = 'done', token = NULL, lease_until = NULL, next_attempt_at = NULL,
-                   last_error = NULL, updated_at = $2
+                   last_error = NULL, updated_at = $2,
+                   done_subscribers = CASE WHEN cardinality(done_subscribers) = 0 THEN $3::text[]
+                       ELSE ARRAY(SELECT DISTINCT unnest(done_subscribers || $3::text[])) END
              WHERE event_id = $1 AND state <> 'done'"""
+        insert = f"""
+            INSERT INTO {events} AS e (event_id, account, provider, kind, status, order_id, state,
+                last_error, attempts, created_at, updated_at, result_json)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $9, $10)"""
+        self.record = {
+            state: insert
+            + (
+                f" ON CONFLICT (event_id) DO UPDATE SET last_error = EXCLUDED.last_error,"
+                f" updated_at = EXCLUDED.updated_at WHERE e.state IN ({sql_in(overwritable)})"
+                if overwritable
+                else " ON CONFLICT (event_id) DO NOTHING"
+            )
+            + " RETURNING true"
+            for state, overwritable in RECORDABLE.items()
+        }
         self.release = f"""
             UPDATE {events}
                SET state = 'released', token = NULL, lease_until = NULL, last_error = $3, updated_at = $4
-             WHERE event_id = $1 AND token = $2 AND state = 'in_flight'"""
+             WHERE event_id = $1 AND token = $2 AND {leased}"""
         self.enqueue = f"""
             INSERT INTO {events} (event_id, account, provider, kind, status, order_id, state, attempts,
                 created_at, updated_at, next_attempt_at, result_json)
@@ -567,12 +591,12 @@ class _Statements:
             UPDATE {events}
                SET state = 'pending', token = NULL, lease_until = NULL, next_attempt_at = $3,
                    last_error = $4, updated_at = $5
-             WHERE event_id = $1 AND token = $2 AND state = 'in_flight'"""
+             WHERE event_id = $1 AND token = $2 AND {leased}"""
         self.dead_letter = f"""
             UPDATE {events}
                SET state = 'dead', token = NULL, lease_until = NULL, next_attempt_at = NULL,
                    last_error = $3, updated_at = $4
-             WHERE event_id = $1 AND token = $2 AND state = 'in_flight'"""
+             WHERE event_id = $1 AND token = $2 AND {leased}"""
         self.get = f"SELECT {_COLUMNS} FROM {events} WHERE event_id = $1"
         # As the memory store: anything not DONE and not under a live lease is retried (an
         # IN_FLIGHT event whose lease ran out counts); a replay takes DONE events too and forgets
@@ -581,11 +605,12 @@ class _Statements:
             UPDATE {events}
                SET state = 'pending', token = NULL, lease_until = NULL, next_attempt_at = $2,
                    updated_at = $2,
-                   done_subscribers = CASE WHEN $3 THEN '{{}}'::text[] ELSE done_subscribers END
+                   done_subscribers = CASE WHEN $3 THEN '{{}}'::text[] ELSE done_subscribers END,
+                   attempts = CASE WHEN state = 'dead' THEN 0 ELSE attempts END
              WHERE event_id = $1
-               AND (state IN ('released', 'pending', 'dead')
+               AND (state IN ({sql_in(RETRYABLE)})
                     OR (state = 'in_flight' AND COALESCE(lease_until, 0) <= $2)
-                    OR ($3 AND state = 'done'))
+                    OR ($3 AND state IN ({sql_in(REPLAYABLE)})))
             RETURNING true"""
         # FOR UPDATE SKIP LOCKED: a row being changed (a replay of a DONE event) is left alone, and
         # a row changed since the snapshot is re-checked against the conditions.

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from paynotify._result import Kind, PaymentResult, Source, Status
-from paynotify._store import (
+from paynotify._result import Kind, PaymentResult, Source, Status, UnhandledEvent
+from paynotify._stores.base import (
+    CLAIMABLE,
+    LEASED,
+    RECORDABLE,
+    REPLAYABLE,
+    RETAINED,
+    RETRYABLE,
     Claim,
     ClaimState,
     EventState,
     Lease,
     Store,
     StoredEvent,
+    event_fields,
     new_token,
     now,
-    store_schemes,
 )
 
 __all__ = ["MemoryStore"]
@@ -45,7 +51,7 @@ class _Record:
 
     columns: tuple[str, str, str, str, str, str]
     """event_id, account, provider, kind, status, order_id."""
-    result: PaymentResult | None
+    result: PaymentResult | UnhandledEvent | None
     state: EventState
     attempts: int
     created_at: float
@@ -57,7 +63,7 @@ class _Record:
     done: tuple[str, ...] = ()
     packed: tuple[Any, ...] = ()
 
-    def unpacked(self) -> PaymentResult:
+    def unpacked(self) -> PaymentResult | UnhandledEvent:
         if self.result is not None:
             return self.result
         values = dict(zip(_FIELDS, self.packed, strict=True))
@@ -67,7 +73,7 @@ class _Record:
         return PaymentResult.model_validate(values)
 
     def pack(self) -> None:
-        if self.result is not None:
+        if isinstance(self.result, PaymentResult):
             values = self.result.__dict__
             raw = values["raw"]
             # Enum members are objects the collector tracks; their values are plain strings.
@@ -94,8 +100,9 @@ class _Record:
             self.unpacked().model_dump_json(),
         )
 
-    def leased(self, t: float) -> bool:
-        return self.state is EventState.IN_FLIGHT and self.lease_until > t
+    def takeable(self, sources: frozenset[EventState], t: float) -> bool:
+        """In one of `sources`, or IN_FLIGHT under a lease that ran out (EXPIRED_LEASE_COUNTS)."""
+        return self.state in sources or (self.state is EventState.IN_FLIGHT and self.lease_until <= t)
 
     def owned(self, token: str) -> bool:
         return self.token == token
@@ -153,9 +160,14 @@ class MemoryStore(Store):
             entry = self._records[event_id] = _Record.thawed(entry)
         return entry
 
-    def _new(self, result: PaymentResult, state: EventState, attempts: int, t: float) -> _Record:
-        columns = (result.event_id, result.account, result.provider, result.kind._value_,
-                   result.status._value_, result.order_id)  # fmt: skip
+    def _new(
+        self, result: PaymentResult | UnhandledEvent, state: EventState, attempts: int, t: float
+    ) -> _Record:
+        if isinstance(result, PaymentResult):
+            columns = (result.event_id, result.account, result.provider, result.kind._value_,
+                       result.status._value_, result.order_id)  # fmt: skip
+        else:
+            columns = event_fields(result)[:6]
         record = _Record(columns, result, state, attempts, t, t, t if state is EventState.PENDING else None)
         self._records[result.event_id] = record
         return record
@@ -168,30 +180,46 @@ class MemoryStore(Store):
         record = entry
         if record is None:
             record = self._new(result, EventState.IN_FLIGHT, 1, t)
-        elif record.state is EventState.DONE:
-            return Claim(ClaimState.DONE)
-        elif record.leased(t):
-            return Claim(ClaimState.IN_FLIGHT)
-        else:
+        elif record.takeable(CLAIMABLE, t):
             record.lease(t)
+        else:
+            return Claim(ClaimState.IN_FLIGHT if record.state is EventState.IN_FLIGHT else ClaimState.DONE)
         record.token, record.lease_until = new_token(), t + lease_seconds
-        return Claim(ClaimState.NEW, record.token, frozenset(record.done) if record.done else _NONE_DONE)
+        done = frozenset(record.done) if record.done else _NONE_DONE
+        return Claim(ClaimState.NEW, record.token, done, record.attempts)
 
     async def subscriber_done(self, event_id: str, token: str, subscriber: str) -> None:
         record = self._record(event_id)
         if record is not None and subscriber not in record.done:
             record.done += (subscriber,)
 
-    async def complete(self, event_id: str, token: str) -> None:
+    async def complete(self, event_id: str, token: str, *, done: Sequence[str] = ()) -> None:
         record = self._records.get(event_id)
         if isinstance(record, _Record) and record.state is not EventState.DONE:
+            record.done += tuple(name for name in done if name not in record.done)
             record.settle(EventState.DONE, error=None)
-            self._records[event_id] = record.frozen()
+            if record.result is None:  # packed: an unhandled event keeps its object
+                self._records[event_id] = record.frozen()
 
     async def release(self, event_id: str, token: str, *, error: str | None = None) -> None:
         record = self._record(event_id)
-        if record is not None and record.owned(token) and record.state is EventState.IN_FLIGHT:
+        if record is not None and record.owned(token) and record.state in LEASED:
             record.settle(EventState.RELEASED, next_attempt_at=record.next_attempt_at, error=error)
+
+    async def record(
+        self, entry: PaymentResult | UnhandledEvent, state: EventState, *, reason: str | None
+    ) -> bool:
+        event_fields(entry)  # the same refusal as every backend's for what cannot be stored
+        existing = self._record(entry.event_id)
+        if existing is None:
+            record = self._new(entry, state, 0, now())
+            record.last_error = reason
+            record.pack()
+            return True
+        if existing.state not in RECORDABLE[state]:
+            return False
+        existing.last_error, existing.updated_at = reason, now()
+        return True
 
     async def enqueue(self, result: PaymentResult) -> bool:
         if result.event_id in self._records:
@@ -227,12 +255,12 @@ class MemoryStore(Store):
 
     async def reschedule(self, event_id: str, token: str, *, at: float, error: str) -> None:
         record = self._record(event_id)
-        if record is not None and record.owned(token) and record.state is EventState.IN_FLIGHT:
+        if record is not None and record.owned(token) and record.state in LEASED:
             record.settle(EventState.PENDING, next_attempt_at=at, error=error)
 
     async def dead_letter(self, event_id: str, token: str, *, error: str) -> None:
         record = self._record(event_id)
-        if record is not None and record.owned(token) and record.state is EventState.IN_FLIGHT:
+        if record is not None and record.owned(token) and record.state in LEASED:
             record.settle(EventState.DEAD, error=error)
 
     async def get(self, event_id: str) -> StoredEvent | None:
@@ -263,19 +291,16 @@ class MemoryStore(Store):
 
     async def requeue(self, event_id: str, *, replay: bool = False) -> bool:
         record = self._record(event_id)
-        if record is None or record.leased(now()):
-            return False
-        eligible = {EventState.RELEASED, EventState.PENDING, EventState.DEAD, EventState.IN_FLIGHT}
-        if replay:
-            eligible.add(EventState.DONE)
-        if record.state not in eligible:
+        if record is None or not record.takeable(REPLAYABLE if replay else RETRYABLE, now()):
             return False
         if replay:
             record.done = ()
+        if record.state is EventState.DEAD:
+            record.attempts = 0  # a fresh budget: the old one was spent on a cause now fixed
         record.settle(EventState.PENDING, next_attempt_at=now(), error=record.last_error)
         return True
 
-    async def purge(self, *, before: float, states: Iterable[EventState] = (EventState.DONE,)) -> int:
+    async def purge(self, *, before: float, states: Iterable[EventState] = RETAINED) -> int:
         wanted = frozenset(states)
         doomed = []
         for event_id, entry in self._records.items():
@@ -286,5 +311,9 @@ class MemoryStore(Store):
             del self._records[event_id]
         return len(doomed)
 
-
-store_schemes()["memory"] = MemoryStore
+    async def count(self) -> dict[EventState, int]:
+        counts: dict[EventState, int] = {}
+        for entry in self._records.values():
+            state = EventState(_columns_state_updated(entry)[1])
+            counts[state] = counts.get(state, 0) + 1
+        return counts

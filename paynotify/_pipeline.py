@@ -1,0 +1,321 @@
+"""The one shared handler: verify, normalize, check, record, dispatch, reply.
+
+It knows no provider's format: providers turn bytes into a `PaymentResult` (or an `UnhandledEvent`)
+and supply their reply bytes; this module decides which reply a delivery gets (DESIGN.md, "Reply
+semantics"). Every verified notification is recorded before it is acknowledged: delivered, queued,
+`rejected` by a check, or `unhandled`. `settle` is the one step that runs the subscribers and
+settles the event, for inline delivery, dispatchers' leases and redelivery alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from paynotify._accounts import Accounts
+from paynotify._errors import (
+    CheckFailed,
+    ConfigurationError,
+    DeliveryFailed,
+    InFlight,
+    MalformedNotification,
+    StoreError,
+    UnknownAccount,
+    VerificationError,
+)
+from paynotify._http import InboundRequest, Reply
+from paynotify._options import Options
+from paynotify._provider import Account, Provider
+from paynotify._result import PaymentResult, Source, UnhandledEvent
+from paynotify._return_page import default_return_reply, return_failure_reply
+from paynotify._stores.base import ClaimState, EventState, Lease, Store
+from paynotify._subscribers import Subscribers, call_maybe_async
+
+__all__ = ["Pipeline", "check_ids"]
+
+log = logging.getLogger("paynotify")
+
+
+def check_ids(result: PaymentResult, account: Account[Any]) -> CheckFailed | None:
+    """A refusal when the result names another app or merchant than the account is configured with."""
+    for name, expected in account.expected_ids:
+        got = getattr(result, name)
+        if got != expected:
+            return CheckFailed(f"{name} is {got!r}, this account expects {expected!r}", account=account.name)
+    return None
+
+
+def _nothing() -> None:
+    pass
+
+
+class Pipeline:
+    def __init__(self, accounts: Accounts, subscribers: Subscribers, store: Store, options: Options) -> None:
+        self.accounts = accounts
+        self.subscribers = subscribers
+        self.store = store
+        self.options = options
+        self.wake: Callable[[], None] = _nothing
+        """Called when an event becomes due in this process (the local dispatcher's wake-up)."""
+        self.inflight: dict[str, str] = {}
+        """event_id -> lease token of the inline deliveries in progress, handed back on close."""
+
+    # -- a request -----------------------------------------------------------------------------
+
+    async def handle(self, account_name: str, request: InboundRequest) -> Reply:
+        """Run one delivery through the pipeline and return the reply to send.
+
+        Raises `UnknownAccount` when no account (or channel) answers; everything else becomes a reply.
+        """
+        account = self.accounts.get(account_name)
+        if account is None or request.channel not in account.provider.channels:
+            raise UnknownAccount(f"no account {account_name!r} with a {request.channel!r} channel")
+        provider = account.provider
+        is_return = request.channel == Source.RETURN
+
+        try:
+            parsed = provider.parse(request, account)
+        except (MalformedNotification, VerificationError) as exc:
+            exc.account = exc.account or account.name
+            log.warning("refused %s notification: %s", provider.name, exc)
+            return return_failure_reply() if is_return else provider.nack(exc)
+        except Exception:
+            log.exception("account %r: provider %s failed on a notification", account.name, provider.name)
+            error = DeliveryFailed("internal error while parsing", account=account.name)
+            return return_failure_reply(500) if is_return else provider.nack(error)
+        if isinstance(parsed, UnhandledEvent):
+            return return_failure_reply() if is_return else await self._unhandled(parsed, provider)
+
+        try:
+            refusal = await self.refusal(parsed, account)
+        except Exception:
+            log.exception("account %r: a check hook failed on %s", account.name, parsed.event_id)
+            if is_return:
+                return return_failure_reply(500)
+            return provider.nack(DeliveryFailed("check hook failed", account=account.name))
+        if is_return:
+            return return_failure_reply() if refusal else await self._return_reply(parsed, account)
+        if refusal is not None:
+            return await self._rejected(parsed, refusal, provider)
+        if self.options.delivery == "queued":
+            return await self._enqueue(parsed, provider)
+        return await self._deliver(parsed, provider)
+
+    async def refusal(self, result: PaymentResult, account: Account[Any]) -> CheckFailed | None:
+        """Why the account's checks refuse `result` (its ids, then the check hooks), or None."""
+        refusal = check_ids(result, account)
+        if refusal is None and self.subscribers.checks:
+            refusal = await self.subscribers.refusal(result)
+        if refusal is not None:
+            refusal.account = refusal.account or account.name
+        return refusal
+
+    def _store_down(
+        self, provider: Provider[Any], entry: PaymentResult | UnhandledEvent, exc: Exception
+    ) -> Reply:
+        if isinstance(exc, StoreError):
+            log.error("store unavailable, asking %s to retry %s: %s", provider.name, entry.event_id, exc)
+        else:
+            log.exception("store failed on %s; asking %s to retry", entry.event_id, provider.name)
+        return provider.nack(DeliveryFailed("store unavailable", account=entry.account))
+
+    async def _rejected(self, result: PaymentResult, refusal: CheckFailed, provider: Provider[Any]) -> Reply:
+        # Recorded, so that after the account is fixed a replay delivers it; acknowledged, because
+        # the provider's resend would be refused the same way.
+        try:
+            await self.store.record(result, EventState.REJECTED, reason=str(refusal))
+        except Exception as exc:
+            return self._store_down(provider, result, exc)
+        log.warning("verified notification refused by a check (%s), recorded as rejected: %s",
+                    result.event_id, refusal)  # fmt: skip
+        await self.subscribers.tell_rejected(result, refusal)
+        return provider.ack()
+
+    async def _unhandled(self, event: UnhandledEvent, provider: Provider[Any]) -> Reply:
+        try:
+            await self.store.record(event, EventState.UNHANDLED, reason=None)
+        except Exception as exc:
+            return self._store_down(provider, event, exc)
+        log.info(
+            "verified %s event %s (%s) on account %r is not a payment or refund; recorded as unhandled",
+            event.provider,
+            event.event_type,
+            event.event_id,
+            event.account,
+        )
+        if not await self.subscribers.tell_unhandled(event):
+            return provider.nack(DeliveryFailed("unhandled-event hook failed", account=event.account))
+        return provider.ack()
+
+    async def _enqueue(self, result: PaymentResult, provider: Provider[Any]) -> Reply:
+        try:
+            new = await self.store.enqueue(result)
+        except Exception as exc:
+            return self._store_down(provider, result, exc)
+        if new:
+            log.info("queued %s %s/%s order %s (%s)", result.provider, *_describe(result))
+            self.wake()
+        else:
+            log.info("duplicate of recorded event %s (%s)", result.event_id, result.order_id)
+        return provider.ack()
+
+    async def _deliver(self, result: PaymentResult, provider: Provider[Any]) -> Reply:
+        event_id = result.event_id
+        try:
+            claim = await self.store.claim(result, lease_seconds=self.options.lease_seconds)
+        except Exception as exc:
+            return self._store_down(provider, result, exc)
+        if claim.state is ClaimState.DONE:
+            log.info("duplicate of completed event %s (%s)", event_id, result.order_id)
+            return provider.ack()
+        if claim.state is ClaimState.IN_FLIGHT or claim.token is None:
+            log.info("event %s is being handled by another delivery", event_id)
+            return provider.nack(InFlight("event in flight, retry later", account=result.account))
+        self.inflight[event_id] = claim.token
+        try:
+            error = await self.settle(result, claim.token, claim.done_subscribers, attempts=claim.attempts)
+        except Exception as exc:
+            # Subscribers ran but the record did not stick: asking for a retry risks a repeat,
+            # acknowledging risks nothing being recorded. At-least-once wins.
+            log.error("could not record event %s as done: %s", event_id, exc)
+            await self._hand_back(event_id, claim.token, "store unavailable")
+            return provider.nack(DeliveryFailed("store unavailable", account=result.account))
+        finally:
+            self.inflight.pop(event_id, None)
+        if error is not None:
+            # The provider sees only that delivery failed; the cause is in the log, not in its reply.
+            return provider.nack(DeliveryFailed("delivery failed, retry later", account=result.account))
+        return provider.ack()
+
+    async def _return_reply(self, result: PaymentResult, account: Account[Any]) -> Reply:
+        default = default_return_reply(result, account.settings.return_url)
+        handler = self.subscribers.return_handler
+        if handler is None:
+            return default
+        try:
+            reply = await call_maybe_async(handler, result)
+        except Exception:
+            log.exception("return handler failed for order %s", result.order_id)
+            return default
+        if isinstance(reply, Reply):
+            return reply
+        if isinstance(reply, str):
+            return Reply.redirect(reply)
+        return default
+
+    # -- settling an event ---------------------------------------------------------------------
+
+    async def settle(
+        self, result: PaymentResult, token: str, done: frozenset[str], *, attempts: int
+    ) -> str | None:
+        """Run the subscribers not yet done on the event under `token`, then settle it: DONE when
+        all succeeded (None); otherwise (what failed) where the next attempt will find it: RELEASED
+        for the provider's resend (inline), or PENDING after the backoff or DEAD (queued).
+
+        Raises `StoreError` when the completion cannot be recorded (the caller hands it back).
+        """
+        error, unrecorded = await self.subscribers.run(result, token, done, self.store)
+        if error is None:
+            await self.store.complete(result.event_id, token, done=unrecorded)
+            _log_delivered(result)
+            return None
+        await self._failed(result.event_id, token, error, attempts)
+        return error
+
+    async def _failed(self, event_id: str, token: str, error: str, attempts: int) -> None:
+        if self.options.delivery == "inline":
+            await self._hand_back(event_id, token, error)
+            return
+        delay = self.options.retry_delay(attempts)
+        try:
+            if delay is None:
+                log.error("event %s failed %d times; dead-lettered: %s", event_id, attempts, error)
+                await self.store.dead_letter(event_id, token, error=error)
+                return
+            log.warning("event %s attempt %d failed, next in %.3g s: %s", event_id, attempts, delay, error)
+            await self.store.reschedule(event_id, token, at=time.time() + delay, error=error)
+        except StoreError as exc:
+            log.error("could not settle event %s (its lease will expire): %s", event_id, exc)
+            return
+        # Wake this process's dispatcher when the retry is due rather than at its next poll.
+        asyncio.get_running_loop().call_later(delay, self.wake)
+
+    async def _hand_back(self, event_id: str, token: str, error: str) -> None:
+        """Give the lease back so the next attempt need not wait for it to expire."""
+        try:
+            if self.options.delivery == "inline":
+                await self.store.release(event_id, token, error=error)
+            else:
+                await self.store.reschedule(event_id, token, at=time.time(), error=error)
+        except Exception as exc:
+            log.error("could not release event %s (its lease will expire): %s", event_id, exc)
+
+    async def hand_back_inflight(self, reason: str) -> None:
+        for event_id, token in list(self.inflight.items()):
+            await self._hand_back(event_id, token, reason)
+
+    async def deliver_lease(self, lease: Lease) -> None:
+        """Deliver one event a dispatcher acquired: complete it, or retry later, or dead-letter it."""
+        event = lease.event
+        try:
+            result = event.result()
+        except StoreError as exc:
+            log.error("%s; dead-lettering it", exc)
+            await self.store.dead_letter(event.event_id, lease.token, error=str(exc)[:500])
+            return
+        await self.settle(result, lease.token, event.done_subscribers, attempts=event.attempts)
+
+    async def redeliver(self, event_id: str, *, replay: bool = False) -> bool:
+        """Deliver a recorded event again now, in this process (`paynotify events retry|replay`).
+
+        A retry runs the subscribers that have not succeeded on it (a dead-lettered or released
+        event); a replay runs every subscriber again, even on a completed event, and re-checks a
+        rejected one with the account's current settings first (`CheckFailed` if it is refused
+        again). Returns False when the event is unknown, in flight elsewhere, or not eligible.
+        A failed attempt raises `DeliveryFailed` and leaves the event where the next attempt
+        finds it.
+        """
+        event = await self.store.get(event_id)
+        if event is None or event.state is EventState.UNHANDLED:
+            return False
+        if event.state is EventState.REJECTED:
+            if not replay:
+                return False  # a retry never bypasses the checks
+            await self._recheck(event.result())
+        if not await self.store.requeue(event_id, replay=replay):
+            return False
+        result = event.result()
+        claim = await self.store.claim(result, lease_seconds=self.options.lease_seconds)
+        if claim.state is not ClaimState.NEW or claim.token is None:
+            return False
+        error = await self.settle(result, claim.token, claim.done_subscribers, attempts=claim.attempts)
+        if error is not None:
+            raise DeliveryFailed(f"event {event_id}: {error}", account=event.account)
+        return True
+
+    async def _recheck(self, result: PaymentResult) -> None:
+        account = self.accounts.get(result.account)
+        if account is None:
+            raise ConfigurationError(f"event {result.event_id}: account {result.account!r} is not configured")
+        refusal = await self.refusal(result, account)
+        if refusal is not None:
+            await self.store.record(result, EventState.REJECTED, reason=str(refusal))
+            raise refusal
+
+
+def _log_delivered(result: PaymentResult) -> None:
+    if not log.isEnabledFor(logging.INFO):  # the arguments cost more than the check
+        return
+    log.info(
+        "delivered %s %s/%s order %s (%s), verified with key %s",
+        result.provider,
+        *_describe(result),
+        result.key_id or "-",
+    )
+
+
+def _describe(result: PaymentResult) -> tuple[str, str, str, str]:
+    return result.kind.value, result.status.value, result.order_id, result.event_id
