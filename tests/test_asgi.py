@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from _wechatpay_v2 import APPID, MCH_ID, key, payment
 from conftest import example_notify, post_example
 from starlette.applications import Starlette
 from starlette.routing import Mount
@@ -69,11 +70,27 @@ async def test_mounted_under_any_prefix(
 async def test_server_keeps_serving_after_garbage(
     client: httpx.AsyncClient, delivered: list[PaymentResult]
 ) -> None:
-    for garbage in [b"", b"\xff\xfe\x00", b"{" * 10000, b"<xml><!DOCTYPE x></xml>"]:
+    for garbage in [b"", b"\xff\xfe\x00", b"{" * 10000]:
         response = await client.post("/shop/notify", content=garbage, headers={"x-signature": "00"})
         assert response.status_code == 400
     assert (await post_example(client, example_notify())).content == b"OK"
     assert len(delivered) == 1
+
+
+async def test_xml_with_a_doctype_reaches_the_parser_and_is_refused(caplog: pytest.LogCaptureFixture) -> None:
+    # To a WeChat Pay v2 account, whose provider parses XML: the DOCTYPE is seen and refused there.
+    n = Notifier("memory://")
+    n.add_account("wx", "wechatpay-v2", appid=APPID, mch_id=MCH_ID, api_key=key())
+    seen: list[PaymentResult] = []
+    n.subscribe(seen.append)
+    entity = b'<!DOCTYPE xml [<!ENTITY x "SUCCESS">]><xml><return_code>&x;</return_code></xml>'
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=n.asgi()), base_url="http://t") as c:
+        for body in (b"<!DOCTYPE xml><xml><return_code>SUCCESS</return_code></xml>", entity):
+            response = await c.post("/wx/notify", content=body)
+            assert b"<return_code><![CDATA[FAIL]]></return_code>" in response.content
+        assert (await c.post("/wx/notify", content=payment())).content.count(b"SUCCESS") == 1
+    assert "DTD" in caplog.text or "DOCTYPE" in caplog.text
+    assert len(seen) == 1
 
 
 async def call(app: object, scope: dict[str, Any], messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -171,3 +188,25 @@ async def test_lifespan_startup_failure_is_reported(tmp_path: Path) -> None:
         await n.asgi()({"type": "lifespan"}, receive, send)
     assert sent[0]["type"] == "lifespan.startup.failed"
     assert "missing-dir" in sent[0]["message"]
+
+
+async def test_a_body_of_exactly_the_limit_is_read_one_byte_more_is_not() -> None:
+    headers, body = example_notify()
+    for declared in (True, False):  # by Content-Length up front, and while streaming without it
+        n = Notifier("memory://", body_limit=len(body))
+        n.add_account("shop", "examplepay", app_id="app-1", secret="example-secret-for-tests")
+        seen: list[PaymentResult] = []
+        n.subscribe(seen.append)
+
+        async def stream(data: bytes) -> AsyncIterator[bytes]:
+            yield data
+
+        transport = httpx.ASGITransport(app=n.asgi())
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            exact = await c.post("/shop/notify", content=body if declared else stream(body), headers=headers)
+            over = body + b" "
+            too_big = await c.post(
+                "/shop/notify", content=over if declared else stream(over), headers=headers
+            )
+        assert (exact.status_code, too_big.status_code) == (200, 413)
+        assert len(seen) == 1

@@ -87,3 +87,14 @@ def test_config_errors_are_clear(
 def test_missing_file() -> None:
     with pytest.raises(ConfigurationError, match="cannot read config"):
         Notifier.from_config("/nonexistent/paynotify.toml")
+
+
+def test_a_setting_given_both_inline_and_from_a_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "secret.txt").write_text(SECRET)
+    cfg = tmp_path / "paynotify.toml"
+    cfg.write_text(
+        f'[accounts.shop]\nprovider = "examplepay"\napp_id = "{APP_ID}"\n'
+        f'secret = "{SECRET}"\nsecret_file = "secret.txt"\n'
+    )
+    with pytest.raises(ConfigurationError, match="give secret or secret_file, not both"):
+        Notifier.from_config(cfg)

@@ -343,3 +343,21 @@ async def test_replace_accounts_is_all_or_nothing(notifier_with_shop: Notifier) 
     assert n.accounts["shop"].settings.secret.get_secret_value() == SECRET
     n.replace_accounts({"shop2": ("examplepay", {"app_id": APP_ID, "secret": SECRET})})
     assert set(n.accounts) == {"shop2"}
+
+
+def test_replace_accounts_checks_every_name_as_add_account_does(notifier_with_shop: Notifier) -> None:
+    n = notifier_with_shop
+    for bad in ("bad name", "../shop", ""):
+        with pytest.raises(ConfigurationError, match="must be 1-64 characters"):
+            n.replace_accounts({bad: ("examplepay", {"app_id": APP_ID, "secret": SECRET})})
+    assert list(n.accounts) == ["shop"]
+
+
+def test_a_return_is_never_paid_even_when_it_says_succeeded() -> None:
+    fields: dict[str, Any] = {
+        "provider": "examplepay", "account": "shop", "kind": "payment", "status": "succeeded",
+        "provider_status": "TRADE_SUCCESS", "order_id": "o-1", "event_id": "e-1",
+    }  # fmt: skip
+    assert PaymentResult(**fields).is_paid
+    assert not PaymentResult(**fields, source="return").is_paid
+    assert not PaymentResult(**(fields | {"kind": "refund"})).is_paid
