@@ -7,6 +7,8 @@
     ├── NotificationError           a delivery the provider must be told about
     │   ├── PayloadTooLarge         body over the limit                     -> 413
     │   ├── MalformedNotification   not the provider's format               -> failure reply
+    │   │   └── InvalidContent      verified, but a field has not its documented shape
+    │   │                           -> failure reply, recorded `rejected` with the verified fields
     │   ├── VerificationError       bad, missing or unverifiable signature  -> failure reply
     │   ├── CheckFailed             verified, refused by an account check   -> ack, not dispatched
     │   ├── InFlight                the same event is handled elsewhere     -> failure reply, retry
@@ -18,11 +20,15 @@ Messages name the account, the rule and the key id involved; they never contain 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 __all__ = [
     "CheckFailed",
     "ConfigurationError",
     "DeliveryFailed",
     "InFlight",
+    "InvalidContent",
     "MalformedNotification",
     "NotificationError",
     "PayloadTooLarge",
@@ -76,6 +82,28 @@ class PayloadTooLarge(NotificationError):
 
 class MalformedNotification(NotificationError):
     """The request is not in the provider's format (bad encoding, missing fields, bad XML)."""
+
+
+class InvalidContent(MalformedNotification):
+    """Verified, but a field does not have its documented shape (an amount that is not a decimal
+    with two places, an id with characters the provider never sends, a paid state without an amount).
+
+    Raised by a provider after verification, with the verified fields in `raw` and, when it can be
+    told, `event_id`: the pipeline gives the failure reply and records the fields as `rejected`, so
+    nothing verified goes unseen.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        account: str | None = None,
+        raw: Mapping[str, Any] | None = None,
+        event_id: str | None = None,
+    ) -> None:
+        super().__init__(message, account=account)
+        self.raw: dict[str, Any] = dict(raw or {})
+        self.event_id = event_id
 
 
 class VerificationError(NotificationError):

@@ -77,11 +77,11 @@ class Notifier:
         backoff_seconds, max_backoff_seconds, dispatcher, concurrency, retention_days,
         close_timeout): see `paynotify.Options`. A wrong one raises `ConfigurationError`."""
         self.options = Options(**options)
-        self.store: Store = store if isinstance(store, Store) else open_store(store or DEFAULT_STORE_URL)
+        opened = store if isinstance(store, Store) else open_store(store or DEFAULT_STORE_URL)
         self.registry = registry or default_registry
         self._accounts = Accounts(self.registry)
         self._subscribers = Subscribers()
-        self.pipeline = Pipeline(self._accounts, self._subscribers, self.store, self.options)
+        self.pipeline = Pipeline(self._accounts, self._subscribers, opened, self.options)
         self.dispatcher: Dispatcher | None = None
         self._dispatching: asyncio.Task[None] | None = None
         self._purging: asyncio.Task[None] | None = None
@@ -97,6 +97,15 @@ class Notifier:
         for spec in config.subscribers:
             notifier.subscribe(**spec.options)(spec.target)
         return notifier
+
+    @property
+    def store(self) -> Store:
+        return self.pipeline.store
+
+    @store.setter
+    def store(self, store: Store) -> None:
+        """Swap the store before opening (tests and benchmarks start each round afresh)."""
+        self.pipeline.store = store
 
     @property
     def delivery(self) -> Delivery:
