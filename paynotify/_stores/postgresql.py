@@ -11,7 +11,11 @@ options that paynotify strips before connecting:
 - `schema=NAME`: the tables live in schema NAME (created if missing; used as given, quoted, so
   case-sensitive); default `public`;
 - `pool_max=N`: at most N connections (default 10);
-- `connect_timeout=SECONDS`: as in libpq (asyncpg does not read it from a URL); default 10.
+- `timeout=SECONDS`: the deadline of every operation, waiting for a pooled connection included
+  (default 3, under the shortest provider's answer limit: WeChat waits 5 s); past it the operation
+  fails with `StoreError`, so the provider gets the failure reply and resends, instead of a request
+  hanging for as long as a network partition lasts;
+- `connect_timeout=SECONDS`: as in libpq (asyncpg does not read it from a URL); default 3.
 
 Other query parameters go to asyncpg (`sslmode`, ...) or to the server as settings
 (`application_name`, ...). The schema is versioned in `paynotify_schema` and migrated at start-up
@@ -28,7 +32,7 @@ import asyncio
 import hashlib
 import logging
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -62,11 +66,13 @@ log = logging.getLogger("paynotify")
 
 Row = Mapping[str, Any]
 N = TypeVar("N", int, float)
+T = TypeVar("T")
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-_OWN_OPTIONS = frozenset({"schema", "pool_max", "connect_timeout"})
+_OWN_OPTIONS = frozenset({"schema", "pool_max", "connect_timeout", "timeout"})
 _DEFAULT_POOL_MAX = 10
-_DEFAULT_CONNECT_TIMEOUT = 10.0
+_DEFAULT_CONNECT_TIMEOUT = 3.0
+_DEFAULT_TIMEOUT = 3.0
 _PURGE_BATCH = 1000
 _CLAIM_TRIES = 5
 _CLOSE_TIMEOUT = 10.0
@@ -187,6 +193,7 @@ class _Url:
             )
         self.pool_max = _positive(own, "pool_max", _DEFAULT_POOL_MAX, int)
         self.connect_timeout = _positive(own, "connect_timeout", _DEFAULT_CONNECT_TIMEOUT, float)
+        self.timeout = _positive(own, "timeout", _DEFAULT_TIMEOUT, float)
 
         userinfo, at, hostspec = parts.netloc.rpartition("@")
         self.secrets = {
@@ -216,6 +223,11 @@ def _positive(own: Mapping[str, str], key: str, default: N, kind: type[N]) -> N:
     if value <= 0:
         raise ConfigurationError(f"PostgreSQL store {key}={raw!r} must be a positive number")
     return value
+
+
+def _drop_outcome(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 async def _keep_session(conn: Any) -> None:
@@ -248,7 +260,9 @@ class PostgresStore(Store):
     def _error(self, exc: BaseException, connecting: bool = False) -> StoreError:
         """A StoreError naming the server, database and schema; never the password."""
         detail = self._url.redact(str(exc)) or "no detail"
-        if connecting:
+        if isinstance(exc, TimeoutError):
+            what = f"did not answer within {self._url.timeout:g} s"
+        elif connecting:
             what = "cannot be opened"
         elif isinstance(exc, _CONNECTION_ERRORS) or type(exc) is asyncpg.InterfaceError:
             what = "lost its connection (the pool reconnects on the next call)"
@@ -262,6 +276,13 @@ class PostgresStore(Store):
         pool = self._pool
         if pool is not None and self._migrated:
             return pool
+        try:
+            async with asyncio.timeout(self._url.connect_timeout + self._url.timeout):
+                return await self._open_pool()
+        except TimeoutError as exc:
+            raise self._error(exc, connecting=True) from exc
+
+    async def _open_pool(self) -> Any:
         async with self._lock:
             try:
                 if self._pool is None:
@@ -328,7 +349,7 @@ class PostgresStore(Store):
     async def _fetch(self, sql: str, *args: object) -> list[Row]:
         pool = await self._ready()
         try:
-            rows: list[Row] = await pool.fetch(sql, *args)
+            rows: list[Row] = await self._bounded(pool.fetch(sql, *args))
         except _DB_ERRORS as exc:
             raise self._error(exc) from exc
         return rows
@@ -336,7 +357,7 @@ class PostgresStore(Store):
     async def _fetchrow(self, sql: str, *args: object) -> Row | None:
         pool = await self._ready()
         try:
-            row: Row | None = await pool.fetchrow(sql, *args)
+            row: Row | None = await self._bounded(pool.fetchrow(sql, *args))
         except _DB_ERRORS as exc:
             raise self._error(exc) from exc
         return row
@@ -345,11 +366,23 @@ class PostgresStore(Store):
         """Run a write; returns how many rows it touched."""
         pool = await self._ready()
         try:
-            status: str = await pool.execute(sql, *args)
+            status: str = await self._bounded(pool.execute(sql, *args))
         except _DB_ERRORS as exc:
             raise self._error(exc) from exc
         count = status.rpartition(" ")[2]
         return int(count) if count.isdigit() else 0
+
+    async def _bounded(self, call: Awaitable[T]) -> T:
+        """`call`, or TimeoutError after the deadline without waiting for it to unwind: a query cut
+        off by a partition cleans its connection up over the same dead link (60 s observed), so it
+        is left to finish in the background, its outcome read and dropped."""
+        task = asyncio.ensure_future(call)
+        done, _ = await asyncio.wait({task}, timeout=self._url.timeout)
+        if not done:
+            task.cancel()
+            task.add_done_callback(_drop_outcome)
+            raise TimeoutError
+        return task.result()
 
     def _malformed(self, event_id: str, state: object) -> StoreError:
         return StoreError(

@@ -1,5 +1,11 @@
 """A store in Redis, shared by any number of app instances: `redis://host:6379/0?prefix=paynotify:`.
 
+URL options paynotify reads (the rest go to redis-py): `prefix=` (default `paynotify:`),
+`pool_max=N` connections (default 50; a burst beyond them waits for a free one rather than failing)
+and `timeout=SECONDS`, the deadline of every operation, the wait for a connection included
+(default 3, under WeChat's 5 s answer limit; past it the operation fails with `StoreError` and the
+provider gets the failure reply).
+
 Every state change is one Lua script, so it is atomic across processes. Data model (all keys start
 with the prefix):
 
@@ -21,6 +27,7 @@ Redis Cluster is not supported (the scripts touch keys they compute).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -272,15 +279,36 @@ return #ids
 )
 
 
-def _split_url(url: str) -> tuple[str, str]:
-    """The connection URL without paynotify's own `prefix` option, and the prefix."""
+_OWN_OPTIONS = ("prefix", "pool_max", "timeout")
+DEFAULT_POOL_MAX = 50
+DEFAULT_TIMEOUT = 3.0
+
+
+def _split_url(url: str) -> tuple[str, dict[str, str]]:
+    """The connection URL without paynotify's own options, and those options."""
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
-    prefixes = [v for k, v in query if k == "prefix"]
-    if len(prefixes) > 1 or (prefixes and not prefixes[0]):
-        raise ConfigurationError("Redis store URL: give prefix=... once, not empty")
-    rest = urlencode([(k, v) for k, v in query if k != "prefix"])
-    return urlunsplit(parts._replace(query=rest)), prefixes[0] if prefixes else "paynotify:"
+    own: dict[str, str] = {}
+    for key, value in query:
+        if key in _OWN_OPTIONS:
+            if key in own or not value:
+                raise ConfigurationError(f"Redis store URL: give {key}=... once, not empty")
+            own[key] = value
+    rest = urlencode([(k, v) for k, v in query if k not in _OWN_OPTIONS])
+    return urlunsplit(parts._replace(query=rest)), own
+
+
+def _positive(own: Mapping[str, str], key: str, default: float) -> float:
+    raw = own.get(key)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise ConfigurationError(f"Redis store URL: {key}={raw!r} must be a positive number")
+    return value
 
 
 def _order_key(account: str, order_id: str) -> str:
@@ -290,7 +318,10 @@ def _order_key(account: str, order_id: str) -> str:
 
 class RedisStore(Store):
     def __init__(self, url: str) -> None:
-        self._url, self.prefix = _split_url(url)
+        self._url, own = _split_url(url)
+        self.prefix = own.get("prefix", "paynotify:")
+        self.pool_max = int(_positive(own, "pool_max", DEFAULT_POOL_MAX))
+        self.timeout = _positive(own, "timeout", DEFAULT_TIMEOUT)
         parts = urlsplit(self._url)
         self._where = f"{parts.hostname}:{parts.port or 6379}{parts.path or '/0'}"
         self._client: aioredis.Redis | None = None
@@ -299,15 +330,26 @@ class RedisStore(Store):
 
     async def _call(self, fn: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
         try:
-            if self._client is None:
-                self._client = aioredis.Redis.from_url(
-                    self._url, decode_responses=True, socket_timeout=10, socket_connect_timeout=10
-                )
-                for name, source in _SCRIPTS.items():
-                    self._scripts[name] = self._client.register_script(source)
-            if not self._checked:
-                await self._check_schema(self._client)
-            return await fn(self._client)
+            async with asyncio.timeout(self.timeout):
+                if self._client is None:
+                    # A blocking pool: past pool_max, a caller waits for a connection (within the
+                    # deadline) instead of redis-py's default of failing at once.
+                    pool = aioredis.BlockingConnectionPool.from_url(
+                        self._url,
+                        decode_responses=True,
+                        max_connections=self.pool_max,
+                        timeout=self.timeout,
+                        socket_timeout=self.timeout,
+                        socket_connect_timeout=self.timeout,
+                    )
+                    self._client = aioredis.Redis.from_pool(pool)  # closing the client closes the pool
+                    for name, source in _SCRIPTS.items():
+                        self._scripts[name] = self._client.register_script(source)
+                if not self._checked:
+                    await self._check_schema(self._client)
+                return await fn(self._client)
+        except TimeoutError as exc:
+            raise StoreError(f"Redis store {self._where}: did not answer within {self.timeout:g} s") from exc
         except (RedisError, OSError) as exc:
             raise StoreError(f"Redis store {self._where}: {type(exc).__name__}: {exc}") from exc
 
