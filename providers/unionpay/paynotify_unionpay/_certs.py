@@ -65,33 +65,29 @@ def bundled_pem(environment: Environment, which: Literal["root", "middle"]) -> b
 
 @dataclass(frozen=True, slots=True)
 class Certificate:
-    """One parsed certificate, with what verification reads from it on every message."""
+    """One parsed certificate, with everything verification reads from it, read once.
+
+    cryptography parses some parts lazily: reading them all here keeps a damaged certificate
+    from failing later, inside a check, with an ASN.1 error.
+    """
 
     cert: x509.Certificate = field(repr=False)
     key: RSAPublicKey = field(repr=False)
     serial: str
     """The serial number in decimal: UnionPay's `certId`."""
     subject: str
+    issuer: x509.Name = field(repr=False)
+    subject_name: x509.Name = field(repr=False)
     not_before: float
     not_after: float
+    signature_hash: hashes.HashAlgorithm | None = field(repr=False)
+    cn_org: str | None
+    """The third `@` field of the CN (`041@8310000000083040@中国银联股份有限公司@00016495`), if any."""
+    is_ca: bool
 
     @property
     def size_bytes(self) -> int:
         return (self.key.key_size + 7) // 8
-
-    def cn_org(self) -> str | None:
-        """The third `@` field of the CN (`041@8310000000083040@中国银联股份有限公司@00016495`), if any."""
-        cns = self.cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-        if len(cns) != 1 or not isinstance(cns[0].value, str):
-            return None
-        parts = cns[0].value.split("@")
-        return parts[2] if len(parts) > 2 else None
-
-    def is_ca(self) -> bool:
-        try:
-            return self.cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-        except x509.ExtensionNotFound:
-            return False
 
     def validity(self) -> str:
         return f"{_utc(self.not_before)} to {_utc(self.not_after)}"
@@ -101,23 +97,56 @@ def _utc(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _cn_org(name: x509.Name) -> str | None:
+    cns = name.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if len(cns) != 1 or not isinstance(cns[0].value, str):
+        return None
+    parts = cns[0].value.split("@")
+    return parts[2] if len(parts) > 2 else None
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        return False
+
+
+def _signature_hash(cert: x509.Certificate) -> hashes.HashAlgorithm | None:
+    try:
+        return cert.signature_hash_algorithm
+    except UnsupportedAlgorithm:
+        return None
+
+
 def _from_x509(cert: x509.Certificate) -> Certificate:
+    # Damaged DER surfaces as ValueError, UnsupportedAlgorithm, DuplicateExtension...: all unreadable.
+    unreadable = "is not a readable X.509 certificate (damaged or truncated?)"
     try:
         key = cert.public_key()
-    except (ValueError, UnsupportedAlgorithm):
-        raise ValueError("has a public key that cannot be read") from None
+    except Exception:
+        raise ValueError(unreadable) from None
     if not isinstance(key, RSAPublicKey):
         raise ValueError("holds a non-RSA key; UnionPay signs with RSA")
     if key.key_size < _MIN_KEY_BITS:
         raise ValueError(f"holds a {key.key_size}-bit RSA key; UnionPay's are {_MIN_KEY_BITS} bits or more")
-    return Certificate(
-        cert=cert,
-        key=key,
-        serial=str(cert.serial_number),
-        subject=cert.subject.rfc4514_string(),
-        not_before=cert.not_valid_before_utc.timestamp(),
-        not_after=cert.not_valid_after_utc.timestamp(),
-    )
+    try:
+        cert.tbs_certificate_bytes  # noqa: B018  # parsed now, not inside a check
+        return Certificate(
+            cert=cert,
+            key=key,
+            serial=str(cert.serial_number),
+            subject=cert.subject.rfc4514_string(),
+            issuer=cert.issuer,
+            subject_name=cert.subject,
+            not_before=cert.not_valid_before_utc.timestamp(),
+            not_after=cert.not_valid_after_utc.timestamp(),
+            signature_hash=_signature_hash(cert),
+            cn_org=_cn_org(cert.subject),
+            is_ca=_is_ca(cert),
+        )
+    except Exception:
+        raise ValueError(unreadable) from None
 
 
 def _parse(data: bytes) -> Certificate:
@@ -181,10 +210,10 @@ def parse_signing_certificate(pem: bytes) -> Certificate:
 
 def _signed_by(child: Certificate, issuer: Certificate) -> str | None:
     """Why `issuer` did not issue `child`, or None when it did (names and RSA PKCS#1 v1.5 signature)."""
-    if child.cert.issuer != issuer.cert.subject:
-        return f"its issuer is {child.cert.issuer.rfc4514_string()!r}, not {issuer.subject!r}"
-    algorithm = child.cert.signature_hash_algorithm
-    if not isinstance(algorithm, _LINK_HASHES):
+    if child.issuer != issuer.subject_name:
+        return f"its issuer is {child.issuer.rfc4514_string()!r}, not {issuer.subject!r}"
+    algorithm = child.signature_hash
+    if algorithm is None or not isinstance(algorithm, _LINK_HASHES):
         return "it is not signed with RSA and SHA-1 or SHA-2"
     try:
         issuer.key.verify(child.cert.signature, child.cert.tbs_certificate_bytes, _PKCS1, algorithm)
@@ -207,9 +236,9 @@ class TrustChain:
         cls, environment: Environment, root: Certificate, middle: Certificate, cn_orgs: Iterable[str]
     ) -> TrustChain:
         """Check the anchors themselves (ValueError naming the link): done once, at configuration."""
-        if not root.is_ca():
+        if not root.is_ca:
             raise ValueError(f"root certificate {root.subject!r} is not a CA certificate")
-        if not middle.is_ca():
+        if not middle.is_ca:
             raise ValueError(f"middle certificate {middle.subject!r} is not a CA certificate")
         problem = _signed_by(middle, root)
         if problem is not None:
@@ -235,7 +264,7 @@ class TrustChain:
                     f"chain link {which} failed: the {self.environment} {which} certificate "
                     f"{anchor.subject!r} is not valid now (valid {anchor.validity()})"
                 )
-        org = leaf.cn_org()
+        org = leaf.cn_org
         if org not in self.cn_orgs:
             accepted = " or ".join(repr(o) for o in sorted(self.cn_orgs))
             raise VerificationError(
