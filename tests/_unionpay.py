@@ -13,6 +13,28 @@ from urllib.parse import quote, unquote_to_bytes
 from paynotify_unionpay import UnionPayProvider, UnionPaySettings
 from paynotify_unionpay.testing import MER_ID, SigningChain, generate_chain, make_notify
 
+__all__ = [
+    "MER_ID",
+    "ORDER_ID",
+    "PINNED",
+    "PROVIDER",
+    "SIGNED_AT",
+    "VECTORS",
+    "VECTOR_CERT_ID",
+    "VECTOR_MER_ID",
+    "account",
+    "chain",
+    "join",
+    "notify",
+    "pairs",
+    "parse",
+    "replace_field",
+    "result",
+    "txt_as_form",
+    "vector",
+    "vector_account",
+]
+
 from paynotify import BEIJING, Account, InboundRequest, PaymentResult, UnhandledEvent
 
 VECTORS = Path(__file__).parent / "vectors" / "unionpay"
