@@ -56,6 +56,7 @@ _MIN_KEY_BITS = 2048
 # CFCA's chains are SHA1-RSA; a newer one may be SHA-256. Anything else is not UnionPay's.
 _LINK_HASHES = (hashes.SHA1, hashes.SHA256, hashes.SHA384, hashes.SHA512)
 _BUNDLED = {"production": "acp_prod", "test": "acp_test"}
+_UNREADABLE = "is not a readable X.509 certificate (damaged or truncated?)"
 
 
 def bundled_pem(environment: Environment, which: Literal["root", "middle"]) -> bytes:
@@ -121,11 +122,10 @@ def _signature_hash(cert: x509.Certificate) -> hashes.HashAlgorithm | None:
 
 def _from_x509(cert: x509.Certificate) -> Certificate:
     # Damaged DER surfaces as ValueError, UnsupportedAlgorithm, DuplicateExtension...: all unreadable.
-    unreadable = "is not a readable X.509 certificate (damaged or truncated?)"
     try:
         key = cert.public_key()
     except Exception:
-        raise ValueError(unreadable) from None
+        raise ValueError(_UNREADABLE) from None
     if not isinstance(key, RSAPublicKey):
         raise ValueError("holds a non-RSA key; UnionPay signs with RSA")
     if key.key_size < _MIN_KEY_BITS:
@@ -146,23 +146,20 @@ def _from_x509(cert: x509.Certificate) -> Certificate:
             is_ca=_is_ca(cert),
         )
     except Exception:
-        raise ValueError(unreadable) from None
+        raise ValueError(_UNREADABLE) from None
 
 
 def _parse(data: bytes) -> Certificate:
     try:
         if b"-----BEGIN" in data:
             certs = x509.load_pem_x509_certificates(data)
-            if len(certs) != 1:
-                raise ValueError("holds several certificates; give one per setting")
-            cert = certs[0]
         else:
-            cert = x509.load_der_x509_certificate(data)
-    except (ValueError, UnsupportedAlgorithm) as exc:
-        if "several" in str(exc):
-            raise
-        raise ValueError("is not a readable X.509 certificate (damaged or truncated?)") from None
-    return _from_x509(cert)
+            certs = [x509.load_der_x509_certificate(data)]
+    except (ValueError, UnsupportedAlgorithm):
+        raise ValueError(_UNREADABLE) from None
+    if len(certs) != 1:
+        raise ValueError("holds several certificates; give one per setting")
+    return _from_x509(certs[0])
 
 
 def load_certificate(value: str | bytes | Path) -> Certificate:

@@ -166,14 +166,17 @@ class SigningChain:
 
     @property
     def root_pem(self) -> str:
+        """The root certificate (PEM), an account's `root_cert`."""
         return _pem(self.root)
 
     @property
     def middle_pem(self) -> str:
+        """The middle certificate (PEM), an account's `middle_cert`."""
         return _pem(self.middle)
 
     @property
     def leaf_pem(self) -> str:
+        """The signing certificate, as 5.1.0 messages carry it in `signPubKeyCert`."""
         return _pem(self.leaf, "\r\n")
 
     @property
