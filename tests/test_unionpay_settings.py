@@ -127,3 +127,25 @@ def test_certificates_are_not_in_repr() -> None:
     settings = add(root_cert=c.root_pem, middle_cert=c.middle_pem, verify_certs=[c.leaf_pem])
     assert "BEGIN" not in repr(settings)
     assert MER_ID in repr(settings)
+
+
+def test_from_a_toml_config_with_certificate_files(tmp_path: Path) -> None:
+    c = chain()
+    (tmp_path / "certs").mkdir()
+    for name, pem in [("root", c.root_pem), ("middle", c.middle_pem), ("verify", c.leaf_pem)]:
+        (tmp_path / "certs" / f"{name}.cer").write_text(pem)
+    config = tmp_path / "paynotify.toml"
+    config.write_text(
+        "[accounts.shop]\n"
+        'provider = "unionpay"\n'
+        f'mer_id = "{MER_ID}"\n'
+        'environment = "test"\n'
+        'root_cert_file = "certs/root.cer"\n'
+        'middle_cert_file = "certs/middle.cer"\n'
+        'verify_certs_file = ["certs/verify.cer"]\n'
+    )
+    settings = Notifier.from_config(config).accounts["shop"].settings
+    assert isinstance(settings, UnionPaySettings)
+    assert settings.environment == "test"
+    assert settings.trust_chain.middle.serial == str(c.middle.serial_number)
+    assert list(settings.verify_certificates) == [c.cert_id]

@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from _unionpay import MER_ID, ORDER_ID, account, chain, join, notify, pairs, parse, replace_field, result
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from paynotify_unionpay.testing import encode_form, generate_chain, make_notify, sign_fields
 
 from paynotify import MalformedNotification, VerificationError
@@ -107,6 +109,19 @@ def test_a_field_not_valid_in_its_encoding_is_refused_after_verifying() -> None:
     body = join([(k.encode(), v) for k, v in raw.items()] + [(b"signature", signature.encode())])
     with pytest.raises(MalformedNotification, match="field 'reqReserved' is not valid utf-8"):
         parse(body)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    value=st.text(alphabet=st.characters(codec="gbk"), max_size=30),
+    encoding=st.sampled_from(["utf-8", "gbk"]),
+    version=st.sampled_from(["5.1.0", "5.0.0"]),
+)
+def test_any_text_round_trips_signed_and_verified(value: str, encoding: str, version: str) -> None:
+    # Whatever a merchant echoes in reqReserved (spaces, `+`, `&`, `=`, `%`, CR LF, Chinese): it
+    # is signed over the bytes UnionPay would send, verified on them, and read back as it was.
+    got = result(notify(reqReserved=value, encoding=encoding, version=version))
+    assert got.raw["reqReserved"] == value
 
 
 def test_empty_values_are_signed() -> None:
