@@ -125,9 +125,9 @@ def _flips(data: bytes) -> list[tuple[str, bytes, bool]]:
                 copy = list(items)
                 copy[index] = (changed, value) if is_name else (name, changed)
                 new_name = changed if is_name else name
-                # Without a readable `encoding` nothing can be checked; "tx`Amt" is no field name at all.
+                # Without a readable `encoding` nothing can be checked; "tx\x1fAmt" is no field name.
                 # Every other change ("txnAmt" -> "txnAmu", "0.01" -> "1.01") is a forgery.
-                malformed = name == b"encoding" or not (new_name.isascii() and new_name.isalnum())
+                malformed = name == b"encoding" or not all(0x21 <= c <= 0x7E for c in new_name)
                 label = f"{name.decode()}.{'name' if is_name else 'value'}[{pos}]"
                 out.append((label, join(copy), malformed))
     return out

@@ -20,6 +20,8 @@ ENCODINGS = {"utf-8": "utf-8", "gbk": "gbk"}
 
 # unquote() leaves a stray "%" as it is; UnionPay never sends one, so it means a mangled body.
 _BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+# UnionPay's names are camelCase ASCII; anything printable is let through for the signature to judge.
+_NAME = re.compile(rb"[\x21-\x7e]+")
 
 
 def python_encoding(name: str) -> str:
@@ -54,7 +56,7 @@ class Form:
 
 def decode_form(data: bytes) -> Form:
     """Split and percent-decode `data` once (`+` is a space, `%XX` a byte); MalformedNotification
-    when it is not a UnionPay form: no fields, a repeated or non-ASCII name, an unknown encoding."""
+    when it is not a UnionPay form: no fields, a repeated, empty or non-ASCII name, no known encoding."""
     if _BAD_ESCAPE.search(data):
         raise MalformedNotification("bad percent-encoding: '%' not followed by two hex digits")
     # `+` is replaced before splitting: it is never a separator, and a real `+` arrives as %2B.
@@ -64,8 +66,8 @@ def decode_form(data: bytes) -> Form:
     raw: dict[bytes, bytes] = {}
     for key, _, value in parts:
         name = unquote_to_bytes(key)
-        if not name or not name.isascii() or not name.isalnum():
-            raise MalformedNotification(f"a field name is not a UnionPay field name: {_show(name)}")
+        if not _NAME.fullmatch(name):
+            raise MalformedNotification(f"a field name is empty or not printable ASCII: {_show(name)}")
         if name in raw:
             raise MalformedNotification(f"field {_show(name)} appears more than once")
         raw[name] = unquote_to_bytes(value)
