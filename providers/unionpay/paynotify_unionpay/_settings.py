@@ -1,0 +1,132 @@
+"""The settings of one UnionPay merchant; certificates are loaded and checked once, when it is added."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Literal, Self, cast
+
+from pydantic import Field, PrivateAttr, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from paynotify import AccountSettings
+from paynotify_unionpay._certs import (
+    TEST_CN_ORG,
+    UNIONPAY_CN_ORG,
+    Certificate,
+    Environment,
+    TrustChain,
+    bundled_pem,
+    load_certificate,
+)
+
+__all__ = ["UnionPaySettings"]
+
+_Loc = tuple[str | int, ...]
+_CN_ORGS: dict[str, frozenset[str]] = {
+    "production": frozenset({UNIONPAY_CN_ORG}),
+    "test": frozenset({UNIONPAY_CN_ORG, TEST_CN_ORG}),
+}
+
+
+class UnionPaySettings(AccountSettings):
+    """One UnionPay (银联 全渠道) merchant.
+
+    notifier.add_account("shop", "unionpay", mer_id="777290058167151")          # production
+    notifier.add_account("shop", "unionpay", mer_id="777290058167151", environment="test")
+
+    5.1.0 messages carry their signing certificate, trusted through UnionPay's CFCA middle and root
+    certificates of `environment` (shipped with this package; `root_cert` / `middle_cert` replace
+    them). 5.0.0 messages name theirs by `certId`: give UnionPay's verify certificates
+    (acp_prod_verify_sign.cer) as `verify_certs`; without them 5.0.0 messages are refused.
+    """
+
+    mer_id: str = Field(min_length=1, max_length=32, pattern=r"^[0-9A-Za-z]+$")
+    """The merchant number (商户号, merId); every notification must carry it."""
+    environment: Environment = "production"
+    """`production`, or `test` (UnionPay's test environment): which CFCA chain is trusted, and
+    whether a test signing certificate's CN (`00040000:SIGN`) is accepted."""
+    root_cert: str | Path | None = Field(default=None, repr=False)
+    """Replaces the environment's root certificate (acp_*_root.cer): PEM text or a path."""
+    middle_cert: str | Path | None = Field(default=None, repr=False)
+    """Replaces the environment's middle certificate (acp_*_middle.cer): PEM text or a path."""
+    verify_certs: str | Path | list[str | Path] = Field(default_factory=list, repr=False)
+    """Certificates that verify 5.0.0 messages, matched by certId (the decimal serial): PEM text or
+    paths. Configuration trusts them: no chain, CN or expiry check."""
+
+    _chain: TrustChain | None = PrivateAttr(default=None)
+    _verify: Mapping[str, Certificate] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _load_certs(self) -> Self:
+        problems: list[tuple[_Loc, str]] = []
+        root = self._anchor("root_cert", self.root_cert, "root", problems)
+        middle = self._anchor("middle_cert", self.middle_cert, "middle", problems)
+        verify = self._verify_certificates(problems)
+        if root is not None and middle is not None:
+            try:
+                self._chain = TrustChain.build(self.environment, root, middle, _CN_ORGS[self.environment])
+            except ValueError as exc:
+                where = "middle_cert" if self.middle_cert is not None else "root_cert"
+                problems.append(((where,), str(exc)))
+        if problems:
+            # A ValidationError (not a ValueError) keeps each problem's own location, list index included.
+            raise ValidationError.from_exception_data(
+                type(self).__name__,
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError("unionpay_certs", "{problem}", {"problem": message}),
+                        loc=loc,
+                        input="<hidden>",
+                    )
+                    for loc, message in problems
+                ],
+            )
+        self._verify = MappingProxyType(verify)
+        return self
+
+    def _anchor(
+        self,
+        name: str,
+        value: str | Path | None,
+        which: Literal["root", "middle"],
+        problems: list[tuple[_Loc, str]],
+    ) -> Certificate | None:
+        try:
+            return load_certificate(bundled_pem(self.environment, which) if value is None else value)
+        except ValueError as exc:
+            problems.append(((name,), f"this {which} certificate {exc}"))
+            return None
+
+    def _verify_certificates(self, problems: list[tuple[_Loc, str]]) -> dict[str, Certificate]:
+        value = self.verify_certs
+        items: list[tuple[_Loc, str | Path]] = (
+            [(("verify_certs", i), v) for i, v in enumerate(value)]
+            if isinstance(value, list)
+            else [(("verify_certs",), value)]
+        )
+        by_id: dict[str, Certificate] = {}
+        for loc, item in items:
+            try:
+                certificate = load_certificate(item)
+            except ValueError as exc:
+                problems.append((loc, f"this certificate {exc}"))
+                continue
+            known = by_id.setdefault(certificate.serial, certificate)
+            if known.key.public_numbers() != certificate.key.public_numbers():
+                problems.append((loc, f"two different certificates have certId {certificate.serial}"))
+        return by_id
+
+    @property
+    def trust_chain(self) -> TrustChain:
+        """The middle and root certificates 5.1.0 signing certificates must chain to, loaded."""
+        return cast(TrustChain, self._loaded("_chain"))
+
+    @property
+    def verify_certificates(self) -> Mapping[str, Certificate]:
+        """The 5.0.0 verify certificates by certId (decimal serial); empty when none is configured."""
+        return cast(Mapping[str, Certificate], self._loaded("_verify"))
+
+    def expected_merchant_id(self) -> str:
+        return self.mer_id
