@@ -90,7 +90,10 @@ class Pipeline:
             return return_failure_reply() if is_return else await self._unhandled(parsed, provider)
 
         try:
-            refusal = await self.refusal(parsed, account)
+            # As refusal(), without a coroutine of its own on the common path (no check hooks).
+            refusal = check_ids(parsed, account)
+            if refusal is None and self.subscribers.checks:
+                refusal = await self.refusal(parsed, account)
         except Exception:
             log.exception("account %r: a check hook failed on %s", account.name, parsed.event_id)
             if is_return:

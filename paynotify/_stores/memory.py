@@ -196,7 +196,10 @@ class MemoryStore(Store):
     async def complete(self, event_id: str, token: str, *, done: Sequence[str] = ()) -> None:
         record = self._records.get(event_id)
         if isinstance(record, _Record) and record.state is not EventState.DONE:
-            record.done += tuple(name for name in done if name not in record.done)
+            if not record.done:
+                record.done = tuple(done)
+            elif done:
+                record.done += tuple(name for name in done if name not in record.done)
             record.settle(EventState.DONE, error=None)
             if record.result is None:  # packed: an unhandled event keeps its object
                 self._records[event_id] = record.frozen()
