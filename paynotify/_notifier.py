@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from starlette.types import ASGIApp
 
     from paynotify._dispatcher import Dispatcher
+    from paynotify._wsgi import NotificationWSGIApp
 
 __all__ = ["DEFAULT_BODY_LIMIT", "DEFAULT_STORE_URL", "Delivery", "Notifier"]
 
@@ -351,6 +352,12 @@ class Notifier:
         from paynotify._asgi import NotificationApp
 
         return NotificationApp(self)
+
+    def wsgi(self) -> NotificationWSGIApp:
+        """The WSGI app serving the same routes (Flask: werkzeug's DispatcherMiddleware); docs/flask.md."""
+        from paynotify._wsgi import NotificationWSGIApp
+
+        return NotificationWSGIApp(self)
 
     # -- the pipeline --------------------------------------------------------------------------
 

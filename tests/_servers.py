@@ -77,7 +77,8 @@ def _drain(process: subprocess.Popen[bytes], log: bytearray) -> None:
 def waitress_thread(app: WSGIApplication, threads: int = 8) -> Iterator[str]:
     """Serve a WSGI app with waitress in a thread of this process; yield its base URL."""
     server = waitress.server.create_server(app, host="127.0.0.1", port=0, threads=threads)
-    assert isinstance(server, waitress.server.BaseWSGIServer) and server.socket is not None
+    assert isinstance(server, waitress.server.BaseWSGIServer)
+    assert server.socket is not None
     port: int = server.socket.getsockname()[1]
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
