@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,11 +41,17 @@ class Served:
 
 
 @contextlib.contextmanager
-def subprocess_server(*command: str, timeout: float = 30.0) -> Iterator[Served]:
-    """Run `python -m <command>` with tests/ importable; yield once it listens, stop it afterwards."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
+def subprocess_server(
+    *command: str, cwd: Path = TESTS, env: Mapping[str, str] | None = None, timeout: float = 30.0
+) -> Iterator[Served]:
+    """Run `python -m <command>` in `cwd`, importable from there; yield once it listens, stop it after."""
+    path = os.pathsep.join([str(cwd), os.environ.get("PYTHONPATH", "")])
     process = subprocess.Popen(
-        [sys.executable, "-m", *command], cwd=TESTS, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        [sys.executable, "-m", *command],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": path, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     served = Served("", process)
     reader = threading.Thread(target=_drain, args=(process, served.log), daemon=True)
