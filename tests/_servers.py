@@ -4,6 +4,7 @@ log, so no port is guessed), or waitress in a thread of the test process."""
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import re
 import signal
@@ -94,3 +95,15 @@ def waitress_thread(app: WSGIApplication, threads: int = 8) -> Iterator[str]:
         server.close()
         server.task_dispatcher.shutdown()
         thread.join(10)
+
+
+def raw_post(base_url: str, target: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, bytes]:
+    """A POST whose request target goes on the wire as written (an HTTP client would normalize it)."""
+    host, port = base_url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        connection.request("POST", target, body=body, headers=dict(headers))
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()

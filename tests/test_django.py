@@ -14,7 +14,8 @@ import django
 import httpx
 import pytest
 from _alipay_keys import vector
-from _servers import Served, subprocess_server
+from _echo_provider import BODY, QUERY, seen
+from _servers import Served, raw_post, subprocess_server
 from conftest import SECRET, example_notify
 from django.test import AsyncClient, Client
 from django.urls import reverse
@@ -95,6 +96,15 @@ def test_body_bytes_reach_the_provider_exactly(client: Client) -> None:
     assert (response.status_code, response.content) == (200, b"OK")
     (result,) = [r for r in DELIVERED if r.order_id == order_id]
     assert result.raw["note"] == "测试 + %2B"
+
+
+def test_providers_get_the_query_and_body_bytes_exactly(client: Client) -> None:
+    response = client.post(
+        f"/payments/echo/notify?{QUERY}", BODY, content_type=FORM, headers={"x-odd": "a b"}
+    )
+    got = seen(response.content)
+    assert (got["method"], got["query"], got["body"]) == ("POST", QUERY.encode(), BODY)
+    assert (got["headers"]["content-type"], got["headers"]["x-odd"]) == (FORM, "a b")
 
 
 def test_forged_body_is_refused(client: Client) -> None:
@@ -238,6 +248,14 @@ def test_served_notifications(server: Served) -> None:
     assert nobody.status_code == 404
     assert _orders(server.base_url).count("1703147160") == 1
     assert order_id in _orders(server.base_url)
+
+
+def test_served_query_and_body_bytes_are_exact(server: Served) -> None:
+    status, reply = raw_post(server.base_url, "/payments/echo/notify?" + QUERY, BODY, {"Content-Type": FORM})
+    assert status == 400
+    got = seen(reply)
+    assert (got["query"], got["body"]) == (QUERY.encode(), BODY)
+    assert got["headers"]["content-type"] == FORM
 
 
 def test_served_body_limit(server: Served) -> None:

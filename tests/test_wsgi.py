@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 import pytest
 from _alipay_keys import VECTOR_APP_ID, vector, vector_key
-from _servers import waitress_thread
+from _echo_provider import BODY, QUERY, EchoProvider, seen
+from _servers import raw_post, waitress_thread
 from conftest import APP_ID, SECRET, example_notify
 from flask import Flask
 from paynotify_examplepay import sign
@@ -38,6 +39,7 @@ def make_notifier(**options: Any) -> tuple[Notifier, list[PaymentResult]]:
     notifier = Notifier("memory://", **options)
     notifier.add_account("shop", "examplepay", app_id=APP_ID, secret=SECRET)
     notifier.add_account("sandbox", "alipay", app_id=VECTOR_APP_ID, alipay_public_key=vector_key())
+    notifier.add_account("echo", EchoProvider())
     delivered: list[PaymentResult] = []
     lock = threading.Lock()
 
@@ -124,6 +126,18 @@ def test_body_bytes_reach_the_provider_exactly(shop: Shop) -> None:
     assert (forged.status_code, forged.content) == (400, b"RETRY")
     (result,) = shop.delivered
     assert result.raw["note"] == "测试 + %2B"
+
+
+def test_providers_get_the_query_and_body_bytes_exactly(shop: Shop) -> None:
+    status, reply = raw_post(
+        shop.url, "/payments/echo/notify?" + QUERY, BODY, {"Content-Type": FORM, "X-Odd": "a b"}
+    )
+    assert status == 400
+    got = seen(reply)
+    assert (got["method"], got["query"], got["body"]) == ("POST", QUERY.encode(), BODY)
+    assert got["headers"]["content-type"] == FORM
+    assert got["headers"]["x-odd"] == "a b"
+    assert got["headers"]["content-length"] == str(len(BODY))
 
 
 def test_unknown_account_channel_or_path_is_404(shop: Shop) -> None:

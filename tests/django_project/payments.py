@@ -1,5 +1,5 @@
 """The project's Notifier: ExamplePay (HMAC) as "shop", the Alipay sandbox vector's account as
-"sandbox", and one sync subscriber that records every dispatch."""
+"sandbox", the echo provider as "echo", and one sync subscriber that records every dispatch."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import threading
 import time
 
 from _alipay_keys import VECTOR_APP_ID, vector_key
+from _echo_provider import EchoProvider
 from conftest import APP_ID, SECRET
 
 from paynotify import Notifier, PaymentResult
@@ -17,6 +18,7 @@ SLOW_SECONDS = 0.5
 notifier = Notifier("memory://")
 notifier.add_account("shop", "examplepay", app_id=APP_ID, secret=SECRET)
 notifier.add_account("sandbox", "alipay", app_id=VECTOR_APP_ID, alipay_public_key=vector_key())
+notifier.add_account("echo", EchoProvider())  # answers with the bytes it was handed
 DELIVERED: list[PaymentResult] = []
 _lock = threading.Lock()
 
