@@ -22,7 +22,9 @@ from django.urls import reverse
 from django_project.payments import DELIVERED, notifier
 from paynotify_examplepay import sign
 
-from paynotify.contrib.django import close
+import paynotify.contrib.django
+from paynotify import Reply
+from paynotify.contrib.django import _response, close
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "django_project.settings")
 django.setup()
@@ -66,6 +68,27 @@ def test_patterns_are_namespaced_for_reverse() -> None:
     assert reverse("paynotify:endpoint", kwargs={"account": "shop", "channel": "notify"}) == (
         "/payments/shop/notify"
     )
+
+
+def test_exported_names() -> None:
+    assert paynotify.contrib.django.__all__ == [
+        "close",
+        "notification_view",
+        "paynotify_urls",
+        "with_lifespan",
+    ]
+
+
+def test_replies_become_responses_as_the_asgi_route_sends_them() -> None:
+    redirect = _response(Reply.redirect("https://shop.example/orders/1"))
+    assert (redirect.status_code, redirect.content, redirect["Location"]) == (
+        303,
+        b"",
+        "https://shop.example/orders/1",
+    )
+    assert "Content-Type" not in redirect  # Django would add text/html
+    xml = _response(Reply(200, b"<xml/>", "text/xml", {"x-extra": "1"}))
+    assert (xml["Content-Type"], xml["X-Extra"], xml.content) == ("text/xml", "1", b"<xml/>")
 
 
 def test_notification_round_trip(client: Client) -> None:

@@ -4,6 +4,9 @@ HTTP by waitress, plus the edges of PEP 3333 that no server here sends on its ow
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -282,3 +285,56 @@ def test_the_store_opens_on_first_use_and_close_closes_it(caplog: pytest.LogCapt
         assert "paynotify: notifier closed" in caplog.text
         caplog.clear()
     assert len(delivered) == 1
+
+
+# Python 3.12+ warns on fork with threads running; forking such a process is what is tested here.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded, use of fork:DeprecationWarning")
+def test_a_forked_worker_gets_a_loop_of_its_own(
+    direct: tuple[NotificationWSGIApp, list[PaymentResult]],
+) -> None:
+    # gunicorn forks workers; the parent's loop thread does not exist in a child, so a child that
+    # reused it would wait forever for its reply.
+    app, _ = direct
+    headers, body = example_notify("o-parent")
+    assert (
+        call(app, io.BytesIO(body), CONTENT_LENGTH=str(len(body)), HTTP_X_SIGNATURE=headers["x-signature"])[1]
+        == b"OK"
+    )
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: answer one notification, report, and leave without running pytest's exit
+        try:
+            headers, body = example_notify("o-child")
+            status, reply = call(
+                app, io.BytesIO(body), CONTENT_LENGTH=str(len(body)), HTTP_X_SIGNATURE=headers["x-signature"]
+            )
+            os.write(write_end, f"{status}|{reply.decode()}".encode())
+            app.close()
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    deadline = time.monotonic() + 20
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child never got its reply")
+        time.sleep(0.05)
+    with os.fdopen(read_end, "rb") as pipe:
+        assert pipe.read() == b"200 OK|OK"
+    headers, body = example_notify("o-parent-2")  # and the parent's loop still serves
+    assert (
+        call(app, io.BytesIO(body), CONTENT_LENGTH=str(len(body)), HTTP_X_SIGNATURE=headers["x-signature"])[1]
+        == b"OK"
+    )
+
+
+def test_the_wsgi_adapter_imports_no_framework() -> None:
+    code = (
+        "import sys, paynotify, paynotify._wsgi; paynotify.Notifier('memory://').wsgi(); "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'django', 'flask', 'werkzeug', 'a2wsgi'}))"
+    )
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        == "[]\n"
+    )
