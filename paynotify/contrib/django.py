@@ -19,16 +19,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path
 from django.views.decorators.csrf import csrf_exempt
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from paynotify import InboundRequest, Reply
 from paynotify._adapter import TOO_LARGE, method_reply, notifier_loop
-from paynotify._http import InboundRequest, Reply
-from paynotify._notifier import Notifier
+
+if TYPE_CHECKING:
+    from paynotify import Notifier
 
 __all__ = ["close", "notification_view", "paynotify_urls", "with_lifespan"]
 
