@@ -47,10 +47,12 @@ def subprocess_server(
 ) -> Iterator[Served]:
     """Run `python -m <command>` in `cwd`, importable from there; yield once it listens, stop it after."""
     path = os.pathsep.join([str(cwd), os.environ.get("PYTHONPATH", "")])
+    # Not inherited: tests/test_django.py sets it for this process, and each project names its own.
+    inherited = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
     process = subprocess.Popen(
         [sys.executable, "-m", *command],
         cwd=cwd,
-        env={**os.environ, "PYTHONPATH": path, **(env or {})},
+        env={**inherited, "PYTHONPATH": path, **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
