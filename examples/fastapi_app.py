@@ -1,3 +1,4 @@
+# examples/fastapi_app.py
 """paynotify inside a FastAPI app.
 
 PAYNOTIFY_CONFIG=paynotify.toml uvicorn examples.fastapi_app:app

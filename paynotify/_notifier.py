@@ -38,6 +38,7 @@ from paynotify._subscribers import (
     UnhandledHook,
     normalize_filter,
 )
+from paynotify._wsgi import NotificationWSGIApp
 
 __all__ = ["DEFAULT_BODY_LIMIT", "DEFAULT_STORE_URL", "Delivery", "Notifier"]
 
@@ -287,6 +288,10 @@ class Notifier:
     def asgi(self) -> NotificationApp:
         """The ASGI app serving every account: `POST /{account}/notify`, `GET|POST /{account}/return`."""
         return NotificationApp(self.handle, body_limit=self.options.body_limit, lifespan=self.lifespan)
+
+    def wsgi(self) -> NotificationWSGIApp:
+        """The WSGI app serving the same routes (Flask: werkzeug's DispatcherMiddleware); docs/flask.md."""
+        return NotificationWSGIApp(self)
 
     # -- the pipeline --------------------------------------------------------------------------
 

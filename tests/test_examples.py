@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import re
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -10,9 +12,12 @@ from types import ModuleType
 
 import httpx
 import pytest
+from _servers import subprocess_server, waitress_thread
 from conftest import APP_ID, SECRET, example_notify
 
-EXAMPLES = Path(__file__).parent.parent / "examples"
+ROOT = Path(__file__).parent.parent
+EXAMPLES = ROOT / "examples"
+FRAMEWORK_DOCS = ["docs/django.md", "docs/flask.md", "docs/fastapi.md"]
 
 
 @pytest.fixture
@@ -68,3 +73,54 @@ def test_plugin_example_is_installed_through_its_entry_point() -> None:
 
     names = {ep.name: ep.value for ep in entry_points(group="paynotify.providers")}
     assert names.get("examplepay") == "paynotify_examplepay:ExamplePayProvider"
+
+
+def test_flask_example(load_example: Callable[[str], ModuleType]) -> None:
+    module = load_example("flask_app")
+    headers, body = example_notify("order-9", amount="9.90")
+    with waitress_thread(module.application) as url, httpx.Client(base_url=url) as c:
+        reply = c.post("/payments/shop/notify", content=body, headers=headers)
+        forged = c.post("/payments/shop/notify", content=body.replace(b"9.90", b"0.01"), headers=headers)
+        state = c.get("/orders/order-9")
+    module.payments.close()
+    assert reply.content == b"OK"
+    assert forged.status_code == 400
+    assert state.json() == {"order_id": "order-9", "paid": "9.90"}
+
+
+@pytest.mark.parametrize(
+    ("command", "stop"),
+    [
+        (("uvicorn", "django_shop.asgi:application", "--host", "127.0.0.1", "--port", "0"), signal.SIGTERM),
+        (("waitress", "--listen=127.0.0.1:0", "django_shop.wsgi:application"), signal.SIGINT),
+    ],
+    ids=["asgi", "wsgi"],
+)
+@pytest.mark.usefixtures("load_example")  # for its PAYNOTIFY_CONFIG, which the server inherits
+def test_django_example(command: tuple[str, ...], stop: signal.Signals) -> None:
+    headers, body = example_notify("order-5", amount="5.00")
+    with subprocess_server(*command, cwd=EXAMPLES) as served, httpx.Client(base_url=served.base_url) as c:
+        reply = c.post("/payments/shop/notify", content=body, headers=headers)
+        forged = c.post("/payments/shop/notify", content=body.replace(b"5.00", b"0.01"), headers=headers)
+        state = c.get("/orders/order-5")
+        log = served.stop(stop)
+    assert reply.content == b"OK", log
+    assert forged.status_code == 400
+    assert state.json() == {"order_id": "order-5", "paid": "5.00"}
+
+
+def _example_blocks(doc: str) -> list[tuple[str, str]]:
+    """(first line, code) of every python block in a doc."""
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / doc).read_text(), flags=re.DOTALL)
+    return [(code.split("\n", 1)[0], code) for code in blocks]
+
+
+@pytest.mark.parametrize("doc", FRAMEWORK_DOCS)
+def test_framework_docs_show_the_tested_examples(doc: str) -> None:
+    # Every python block is an examples/ file, verbatim (its first line names it), and those files are
+    # what the tests above run: nothing in these pages is code that no test executed.
+    blocks = _example_blocks(doc)
+    assert blocks
+    for first, code in blocks:
+        assert first.startswith("# examples/"), (doc, first)
+        assert code == (ROOT / first.removeprefix("# ")).read_text(), (doc, first)

@@ -1,0 +1,145 @@
+"""What every framework adapter other than the ASGI one shares: the route's method rules, the
+replies no provider decides, and the one event loop the Notifier lives on (`NotifierLoop`).
+
+Django under WSGI runs each async view in an event loop of its own, and neither Django nor WSGI has
+a lifespan; a store (an SQLite writer, an asyncpg pool) opened on one loop cannot serve another,
+nor be closed once the server's loop is gone. So paynotify keeps its own loop, in a daemon thread,
+one per Notifier and process: opened on the first request, closed at interpreter exit (or by
+`close()`), whatever the framework does with its loops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import logging
+import os
+import threading
+from typing import Protocol
+
+from paynotify._errors import UnknownAccount
+from paynotify._http import InboundRequest, Reply
+
+__all__ = ["Notifier", "NotifierLoop", "method_reply", "notifier_loop"]
+
+
+class Notifier(Protocol):
+    """What the adapters need of a `paynotify.Notifier` (named here, so imports point down)."""
+
+    @property
+    def body_limit(self) -> int: ...
+    async def open(self) -> None: ...
+    async def aclose(self) -> None: ...
+    async def handle(self, account_name: str, request: InboundRequest) -> Reply: ...
+
+
+log = logging.getLogger("paynotify")
+
+NOT_FOUND = Reply.text("not found", 404)
+UNKNOWN_ACCOUNT = Reply.text("unknown account", 404)
+TOO_LARGE = Reply.text("body too large", 413)
+DISCONNECTED = Reply.text("client disconnected", 400)
+BAD_LENGTH = Reply.text("bad content-length", 400)
+# Any non-success reply makes every provider retry, so a store that cannot open costs one retry.
+UNAVAILABLE = Reply.text("notifications unavailable, retry later", 503)
+_NOTIFY_IS_POST = Reply.text("notifications are POSTed", 405, {"allow": "POST"})
+_GET_OR_POST = Reply.text("method not allowed", 405, {"allow": "GET, POST"})
+
+
+def method_reply(method: str, channel: str) -> Reply | None:
+    """The 405 a method gets on a channel (as the ASGI route answers), or None when it may pass."""
+    if method not in ("POST", "GET"):
+        return _NOTIFY_IS_POST if channel == "notify" else _GET_OR_POST
+    if channel == "notify" and method != "POST":
+        return _NOTIFY_IS_POST
+    return None
+
+
+class NotifierLoop:
+    """A Notifier served from paynotify's own event loop thread (see the module docstring)."""
+
+    def __init__(self, notifier: Notifier) -> None:
+        self.notifier = notifier
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._opened = False
+        self._open_lock: asyncio.Lock | None = None
+
+    def submit(self, account: str, request: InboundRequest) -> concurrent.futures.Future[Reply]:
+        """Run one delivery on the Notifier's loop; the future's result is the reply to send."""
+        return asyncio.run_coroutine_threadsafe(self._handle(account, request), self._running_loop())
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Close the Notifier (its store, its background tasks) and stop the loop.
+
+        Idempotent; registered with `atexit` when the loop starts. A request after it opens again.
+        """
+        with self._lock:
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+            if loop is None or thread is None or self._pid != os.getpid():
+                return
+            atexit.unregister(self.close)
+        try:
+            if self._opened:
+                asyncio.run_coroutine_threadsafe(self._aclose(), loop).result(timeout)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout)
+            if not thread.is_alive():
+                loop.close()
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            # After a fork only the forking thread survives: the child needs a loop of its own.
+            if self._loop is None or self._pid != os.getpid():
+                self._start()
+            assert self._loop is not None
+            return self._loop
+
+    def _start(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._open_lock = asyncio.Lock()
+        self._opened = False
+        self._loop, self._pid = loop, os.getpid()
+        self._thread = threading.Thread(target=loop.run_forever, name="paynotify-loop", daemon=True)
+        self._thread.start()
+        # atexit runs before daemon threads are stopped, so the store is closed on its own loop.
+        atexit.register(self.close)
+
+    async def _handle(self, account: str, request: InboundRequest) -> Reply:
+        if not self._opened:
+            assert self._open_lock is not None
+            async with self._open_lock:
+                if not self._opened:
+                    try:
+                        await self.notifier.open()
+                    except Exception:
+                        log.exception("could not open the notifier; answering 503 so the provider retries")
+                        return UNAVAILABLE
+                    self._opened = True
+        try:
+            return await self.notifier.handle(account, request)
+        except UnknownAccount:
+            return UNKNOWN_ACCOUNT
+
+    async def _aclose(self) -> None:
+        self._opened = False
+        await self.notifier.aclose()
+        log.info("paynotify: notifier closed")
+
+
+_loops: dict[Notifier, NotifierLoop] = {}
+_loops_lock = threading.Lock()
+
+
+def notifier_loop(notifier: Notifier) -> NotifierLoop:
+    """The one NotifierLoop of `notifier`, shared by its WSGI app and Django views."""
+    with _loops_lock:
+        found = _loops.get(notifier)
+        if found is None:
+            found = _loops[notifier] = NotifierLoop(notifier)
+        return found
