@@ -26,6 +26,7 @@ from paynotify._errors import (
     ProviderNotFound,
     StoreError,
     UnknownAccount,
+    UnstorableContent,
     VerificationError,
 )
 from paynotify._http import InboundRequest, Reply
@@ -110,6 +111,7 @@ __all__ = [
     "UnhandledEvent",
     "UnhandledHook",
     "UnknownAccount",
+    "UnstorableContent",
     "VerificationError",
     "beijing_time",
     "canonical_b64decode",

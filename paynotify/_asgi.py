@@ -12,6 +12,7 @@ through `root_path` the way Starlette's own routes read it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 
@@ -73,6 +74,7 @@ async def send_reply(send: Send, reply: Reply) -> None:
 _NOT_FOUND = Reply.text("not found", 404)
 _UNKNOWN_ACCOUNT = Reply.text("unknown account", 404)
 _TOO_LARGE = Reply.text("body too large", 413)
+_TOO_SLOW = Reply.text("body not received in time", 408, {"connection": "close"})
 _DISCONNECTED = Reply.text("client disconnected", 400)
 _NOTIFY_IS_POST = Reply.text("notifications are POSTed", 405, {"allow": "POST"})
 _GET_OR_POST = Reply.text("method not allowed", 405, {"allow": "GET, POST"})
@@ -82,9 +84,17 @@ class NotificationApp:
     """`POST /{account}/notify` and `GET|POST /{account}/return` for every account `handle` knows;
     its ASGI lifespan, when given one, opens and closes the Notifier (store, dispatcher)."""
 
-    def __init__(self, handle: Handle, *, body_limit: int, lifespan: Lifespan | None = None) -> None:
+    def __init__(
+        self,
+        handle: Handle,
+        *,
+        body_limit: int,
+        body_timeout: float = 10.0,
+        lifespan: Lifespan | None = None,
+    ) -> None:
         self.handle = handle
         self.body_limit = body_limit
+        self.body_timeout = body_timeout
         self.lifespan = lifespan
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -104,7 +114,12 @@ class NotificationApp:
         if channel == "notify" and method != "POST":
             return await send_reply(send, _NOTIFY_IS_POST)
         try:
-            body = await read_body(scope, receive, self.body_limit)
+            # A client that stalls mid-upload would hold its socket for ever: uvicorn has no
+            # body-read deadline of its own.
+            async with asyncio.timeout(self.body_timeout):
+                body = await read_body(scope, receive, self.body_limit)
+        except TimeoutError:
+            return await send_reply(send, _TOO_SLOW)
         except PayloadTooLarge:
             return await send_reply(send, _TOO_LARGE)
         except _Disconnected:

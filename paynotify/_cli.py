@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from paynotify._cli_events import add_events_parser, run_events
+from paynotify._cli_events import add_events_parser, positive_float, positive_int, run_events
 from paynotify._errors import PaynotifyError
 
 __all__ = ["main"]
@@ -21,8 +22,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--db", type=Path, help="SQLite file to use (default: a temporary one)")
     serve = commands.add_parser("serve", help="serve the accounts of a TOML config file")
     serve.add_argument("--config", type=Path, required=True)
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default: %(default)s)")
+    serve.add_argument(
+        "--limit-concurrency",
+        type=positive_int,
+        default=1000,
+        help="connections and tasks at once before new ones get 503 (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--timeout-keep-alive",
+        type=positive_float,
+        default=5.0,
+        help="seconds an idle keep-alive connection is kept (default: %(default)s)",
+    )
     worker = commands.add_parser("worker", help="dispatch queued events of a TOML config, without HTTP")
     worker.add_argument("--config", type=Path, required=True)
     add_events_parser(commands)
@@ -44,10 +57,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.command == "worker":
                 run_worker(notifier)
             else:
-                serve_forever(notifier, args.host, args.port, config=args.config)
+                serve_forever(
+                    notifier,
+                    args.host,
+                    args.port,
+                    config=args.config,
+                    limit_concurrency=args.limit_concurrency,
+                    timeout_keep_alive=args.timeout_keep_alive,
+                )
             return 0
         if args.command == "events":
-            return run_events(args)
+            return _quiet_on_closed_pipe(run_events, args)
         from paynotify._registry import registry
 
         for name in registry.names():
@@ -59,6 +79,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PaynotifyError as exc:
         print(f"paynotify: {exc}", file=sys.stderr)
         return 2
+
+
+def _quiet_on_closed_pipe(run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """`paynotify events list | head -1` ends quietly: a reader that stops is not an error."""
+    try:
+        code = run(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python's own advice: point stdout at devnull so the flush at exit does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    return code
 
 
 if __name__ == "__main__":

@@ -24,6 +24,28 @@ __all__ = ["add_events_parser", "run_events"]
 
 T = TypeVar("T")
 
+_UNDELIVERED = frozenset(EventState) - frozenset(RETAINED)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+    return value
+
 
 def add_events_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     events = commands.add_parser("events", help="list, show, retry, replay or purge recorded events")
@@ -37,7 +59,7 @@ def add_events_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     listing.add_argument("--order", help="order id (out_trade_no)")
     listing.add_argument("--state", action="append", choices=[s.value for s in EventState])
     listing.add_argument("--dead", action="store_true", help="only dead-lettered events")
-    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--limit", type=positive_int, default=50, help="at most this many (default: 50)")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
 
     show = actions.add_parser("show", help="one event with its PaymentResult")
@@ -59,8 +81,17 @@ def add_events_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
             )
 
     purge = actions.add_parser("purge", help="delete old settled (or other) events")
-    purge.add_argument("--older-than", type=float, metavar="DAYS", help="default: the retention_days setting")
-    purge.add_argument("--state", action="append", choices=[s.value for s in EventState])
+    purge.add_argument(
+        "--older-than", type=positive_float, metavar="DAYS", help="default: the retention_days setting"
+    )
+    purge.add_argument(
+        "--state",
+        action="append",
+        choices=[s.value for s in EventState],
+        help=f"default: {', '.join(s.value for s in RETAINED)}; others are not delivered yet and ask first",
+    )
+    purge.add_argument("--dry-run", action="store_true", help="count what would be deleted, delete nothing")
+    purge.add_argument("--yes", action="store_true", help="purge undelivered events without asking")
 
 
 def run_events(args: argparse.Namespace, out: IO[str] | None = None) -> int:
@@ -92,10 +123,7 @@ async def _dispatch(notifier: Notifier, args: argparse.Namespace, out: IO[str]) 
         out.write(json.dumps(details, indent=2, ensure_ascii=False) + "\n")
         return 0
     if args.action == "purge":
-        states = [EventState(s) for s in args.state] if args.state else list(RETAINED)
-        purged = await notifier.purge(older_than_days=args.older_than, states=states)
-        out.write(f"purged {purged} events\n")
-        return 0
+        return await _purge(notifier, args, out)
     return await _redeliver(notifier, args, out)
 
 
@@ -124,6 +152,33 @@ async def _redeliver(notifier: Notifier, args: argparse.Namespace, out: IO[str])
     verb = "delivered" if in_process else "requeued for the dispatchers"
     out.write(f"{done} {verb}, {failed} not (unknown, in flight, not eligible or failed again)\n")
     return 0 if failed == 0 else 1
+
+
+async def _purge(notifier: Notifier, args: argparse.Namespace, out: IO[str]) -> int:
+    states = [EventState(s) for s in args.state] if args.state else list(RETAINED)
+    days = notifier.options.retention_days if args.older_than is None else args.older_than
+    before = time.time() - days * 86400
+    undelivered = ", ".join(sorted(s.value for s in _UNDELIVERED.intersection(states)))
+    what = f"{', '.join(s.value for s in states)} events older than {days:g} days"
+    if args.dry_run:
+        found = await notifier.store.find(states=states, limit=10_000_000)
+        doomed = sum(1 for event in found if event.updated_at < before)
+        out.write(f"would purge {doomed} {what}\n")
+        return 0
+    if undelivered and not args.yes:
+        if not sys.stdin.isatty():
+            raise ConfigurationError(
+                f"purging {undelivered} events deletes payments never delivered: add --yes"
+            )
+        print(
+            f"purge {what}? {undelivered} were never delivered. [y/N] ", end="", file=sys.stderr, flush=True
+        )
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            out.write("nothing purged\n")
+            return 1
+    purged = await notifier.store.purge(before=before, states=states)
+    out.write(f"purged {purged} events\n")
+    return 0
 
 
 async def _requeue(notifier: Notifier, event_id: str, *, replay: bool) -> bool:

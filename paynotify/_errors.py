@@ -14,6 +14,8 @@
     │   ├── InFlight                the same event is handled elsewhere     -> failure reply, retry
     │   └── DeliveryFailed          a subscriber raised                     -> failure reply, retry
     └── StoreError                  the store could not be read or written  -> failure reply, retry
+        └── UnstorableContent       verified content no store can hold (a lone surrogate)
+                                    -> the provider's malformed reply
 
 Messages name the account, the rule and the key id involved; they never contain a secret.
 """
@@ -36,6 +38,7 @@ __all__ = [
     "ProviderNotFound",
     "StoreError",
     "UnknownAccount",
+    "UnstorableContent",
     "VerificationError",
 ]
 
@@ -127,3 +130,8 @@ class DeliveryFailed(NotificationError):
 
 class StoreError(PaynotifyError):
     """The store is unreachable or returned something it should not have."""
+
+
+class UnstorableContent(StoreError):
+    """The event cannot be serialised for the store (e.g. text with a lone surrogate): no retry can
+    store it, so the provider is told the notification is malformed."""

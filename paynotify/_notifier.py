@@ -74,7 +74,7 @@ class Notifier:
         registry: Registry | None = None,
         **options: Unpack[OptionValues],
     ) -> None:
-        """`options` are `Options`' fields (delivery, body_limit, lease_seconds, max_attempts,
+        """`options` are `Options`' fields (delivery, body_limit, body_timeout, lease_seconds, max_attempts,
         backoff_seconds, max_backoff_seconds, dispatcher, concurrency, retention_days,
         close_timeout): see `paynotify.Options`. A wrong one raises `ConfigurationError`."""
         self.options = Options(**options)
@@ -287,7 +287,12 @@ class Notifier:
 
     def asgi(self) -> NotificationApp:
         """The ASGI app serving every account: `POST /{account}/notify`, `GET|POST /{account}/return`."""
-        return NotificationApp(self.handle, body_limit=self.options.body_limit, lifespan=self.lifespan)
+        return NotificationApp(
+            self.handle,
+            body_limit=self.options.body_limit,
+            body_timeout=self.options.body_timeout,
+            lifespan=self.lifespan,
+        )
 
     def wsgi(self) -> NotificationWSGIApp:
         """The WSGI app serving the same routes (Flask: werkzeug's DispatcherMiddleware); docs/flask.md."""

@@ -26,11 +26,13 @@ class Options:
     `max_backoff_seconds`, dead-lettering after `max_attempts`. `dispatcher=False` leaves queued
     events to other processes (`paynotify worker`). Settled events are purged after
     `retention_days`, longer than any provider's retry window. `close_timeout` is how long
-    closing waits for deliveries in progress before handing them back.
+    closing waits for deliveries in progress before handing them back. A body larger than
+    `body_limit` bytes is answered 413; one not received within `body_timeout` seconds, 408.
     """
 
     delivery: Delivery = "inline"
     body_limit: int = DEFAULT_BODY_LIMIT
+    body_timeout: float = 10.0
     lease_seconds: float = 60.0
     max_attempts: int = 12
     backoff_seconds: float = 5.0
@@ -74,6 +76,7 @@ class OptionValues(TypedDict, total=False):
 
     delivery: Delivery
     body_limit: int
+    body_timeout: float
     lease_seconds: float
     max_attempts: int
     backoff_seconds: float

@@ -10,6 +10,7 @@ settles the event, for inline delivery, dispatchers' leases and redelivery alike
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -21,15 +22,17 @@ from paynotify._errors import (
     ConfigurationError,
     DeliveryFailed,
     InFlight,
+    InvalidContent,
     MalformedNotification,
     StoreError,
     UnknownAccount,
+    UnstorableContent,
     VerificationError,
 )
 from paynotify._http import InboundRequest, Reply
 from paynotify._options import Options
 from paynotify._provider import Account, Provider
-from paynotify._result import PaymentResult, Source, UnhandledEvent
+from paynotify._result import PaymentResult, Source, UnhandledEvent, make_event_id
 from paynotify._return_page import default_return_reply, return_failure_reply
 from paynotify._stores.base import ClaimState, EventState, Lease, Store
 from paynotify._subscribers import Subscribers, call_maybe_async
@@ -78,6 +81,13 @@ class Pipeline:
 
         try:
             parsed = provider.parse(request, account)
+        except InvalidContent as exc:
+            exc.account = exc.account or account.name
+            log.warning("refused verified %s notification: %s", provider.name, exc)
+            if is_return:
+                return return_failure_reply()
+            await self._record_invalid(exc, account, request)
+            return provider.nack(exc)
         except (MalformedNotification, VerificationError) as exc:
             exc.account = exc.account or account.name
             log.warning("refused %s notification: %s", provider.name, exc)
@@ -116,9 +126,30 @@ class Pipeline:
             refusal.account = refusal.account or account.name
         return refusal
 
+    async def _record_invalid(
+        self, exc: InvalidContent, account: Account[Any], request: InboundRequest
+    ) -> None:
+        """Keep what was verified, though it is refused: an operator sees it with the reason."""
+        body_digest = hashlib.sha256(request.body).hexdigest()
+        event_id = exc.event_id or make_event_id(account.name, "invalid", body_digest)
+        entry = UnhandledEvent(
+            provider=account.provider.name,
+            account=account.name,
+            event_type="INVALID",
+            event_id=event_id,
+            raw=exc.raw,
+        )
+        try:
+            await self.store.record(entry, EventState.REJECTED, reason=str(exc))
+        except Exception:
+            log.exception("could not record the refused notification %s", event_id)
+
     def _store_down(
         self, provider: Provider[Any], entry: PaymentResult | UnhandledEvent, exc: Exception
     ) -> Reply:
+        if isinstance(exc, UnstorableContent):
+            log.error("refused %s notification %s: %s", provider.name, entry.event_id, exc)
+            return provider.nack(MalformedNotification("content cannot be stored", account=entry.account))
         if isinstance(exc, StoreError):
             log.error("store unavailable, asking %s to retry %s: %s", provider.name, entry.event_id, exc)
         else:
@@ -282,8 +313,8 @@ class Pipeline:
         finds it.
         """
         event = await self.store.get(event_id)
-        if event is None or event.state is EventState.UNHANDLED:
-            return False
+        if event is None or event.state is EventState.UNHANDLED or event.kind == "unhandled":
+            return False  # nothing a subscriber takes (an unhandled type, or refused content)
         if event.state is EventState.REJECTED:
             if not replay:
                 return False  # a retry never bypasses the checks

@@ -27,9 +27,31 @@ __all__ = ["background_server", "run_worker", "serve"]
 log = logging.getLogger("paynotify")
 
 
-def serve(notifier: Notifier, host: str, port: int, *, config: Path | None = None) -> None:
-    """Serve every account under uvicorn; SIGHUP re-reads the accounts from `config`."""
-    server = uvicorn.Server(uvicorn.Config(notifier.asgi(), host=host, port=port, lifespan="on"))
+def serve(
+    notifier: Notifier,
+    host: str,
+    port: int,
+    *,
+    config: Path | None = None,
+    limit_concurrency: int = 1000,
+    timeout_keep_alive: float = 5.0,
+) -> None:
+    """Serve every account under uvicorn; SIGHUP re-reads the accounts from `config`.
+
+    uvicorn's own bounds: past `limit_concurrency` connections new ones get 503 (the provider
+    resends), and an idle keep-alive connection is closed after `timeout_keep_alive` seconds. A body
+    that stalls is cut off by the route's own `body_timeout`.
+    """
+    server = uvicorn.Server(
+        uvicorn.Config(
+            notifier.asgi(),
+            host=host,
+            port=port,
+            lifespan="on",
+            limit_concurrency=limit_concurrency,
+            timeout_keep_alive=int(timeout_keep_alive) or 1,
+        )
+    )
 
     async def main() -> None:
         if config is not None:

@@ -5,16 +5,32 @@ again when the network does; a burst beyond a store's connection pool waits inst
 from __future__ import annotations
 
 import asyncio
+import hmac
+import json
 import time
+from collections.abc import MutableMapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _store_backends import isolated_url, require
 from conftest import APP_ID, SECRET, example_notify
-from test_delivery import request
+from paynotify_examplepay import sign
+from test_delivery import PingProvider, PingSettings, request
 from test_multiprocess import CuttableProxy, through
 
-from paynotify import EventState, Notifier, PaymentResult
+from paynotify import (
+    Account,
+    EventState,
+    InboundRequest,
+    InvalidContent,
+    Notifier,
+    PaymentResult,
+    Registry,
+    Reply,
+    UnhandledEvent,
+    VerificationError,
+)
 
 
 class PartitionableProxy(CuttableProxy):
@@ -118,3 +134,80 @@ async def test_a_burst_of_500_beyond_the_pool_is_acknowledged_once_each(backend:
         assert counts.get(EventState.DONE) == 500
     finally:
         await n.aclose()
+
+
+# -- hostile input ---------------------------------------------------------------------------------
+
+
+async def test_a_stalled_upload_gets_408_after_the_body_deadline() -> None:
+    n = Notifier("memory://", body_timeout=0.2)
+    n.add_account("shop", "examplepay", app_id=APP_ID, secret=SECRET)
+    app = n.asgi()
+    sent: list[MutableMapping[str, Any]] = []
+    first = True
+
+    async def receive() -> dict[str, object]:
+        nonlocal first
+        if first:  # a little of the body, then nothing: a client that stalls mid-upload
+            first = False
+            return {"type": "http.request", "body": b'{"order', "more_body": True}
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/shop/notify", "headers": [], "query_string": b""}
+    started = time.monotonic()
+    await asyncio.wait_for(app(scope, receive, send), timeout=5)
+    assert time.monotonic() - started < 1.0
+    assert sent[0]["status"] == 408
+
+
+class StrictProvider(PingProvider):
+    """Verifies an HMAC, then finds a field out of shape: InvalidContent, with the verified fields."""
+
+    name = "strict"
+
+    def parse(self, request: InboundRequest, account: Account[PingSettings]) -> UnhandledEvent:
+        if not hmac.compare_digest(request.headers.get("x-signature", ""), sign(request.body, SECRET)):
+            raise VerificationError("bad signature")
+        fields = json.loads(request.body)
+        raise InvalidContent("total_amount '-1' is not a decimal with two places", raw=fields)
+
+
+async def test_verified_content_out_of_shape_is_refused_and_recorded_as_rejected() -> None:
+    n = Notifier("memory://", registry=Registry(group=None))
+    n.registry.register(StrictProvider)
+    n.add_account("shop", "strict")
+    headers, body = example_notify("o-9", amount="-1")
+    reply = await n.handle("shop", InboundRequest("POST", "notify", headers, b"", body))
+    assert reply.body == b"RETRY"  # the provider's failure reply
+    (event,) = await n.store.find(states=[EventState.REJECTED])
+    assert event.last_error is not None
+    assert "total_amount '-1'" in event.last_error
+    assert event.unhandled().raw["amount"] == "-1"
+    assert not await n.redeliver(event.event_id, replay=True)  # nothing a subscriber could take
+
+
+async def test_content_no_store_can_hold_gets_the_malformed_reply(tmp_path: Path) -> None:
+    n = Notifier(f"sqlite:///{tmp_path / 'e.db'}", registry=Registry(group=None))
+    n.registry.register(SurrogateProvider)
+    n.add_account("shop", "surrogate")
+    reply = await n.handle("shop", InboundRequest("POST", "notify"))  # the pipeline did not raise
+    assert reply.body == b"MalformedNotification: content cannot be stored"
+    assert await n.store.find() == []
+    await n.aclose()
+
+
+class SurrogateProvider(PingProvider):
+    name = "surrogate"
+
+    def parse(self, request: InboundRequest, account: Account[PingSettings]) -> PaymentResult:  # type: ignore[override]
+        return PaymentResult(
+            provider=self.name, account=account.name, kind="payment", status="succeeded",
+            provider_status="SUCCESS", order_id="o-\ud800", event_id="e-surrogate",
+        )  # fmt: skip
+
+    def nack(self, error: Exception) -> Reply:
+        return Reply.text(f"{type(error).__name__}: {getattr(error, 'message', error)}", 400)

@@ -100,7 +100,8 @@ def test_events_list_show_retry_replay_purge(
     code, out = run("list", "--json", "--state", "done")
     assert f'"event_id": "{EVENT}"' in out
     assert (run("purge"))[1] == "purged 0 events\n"  # within retention
-    assert (run("purge", "--older-than", "-1"))[1] == "purged 1 events\n"
+    time.sleep(0.1)
+    assert (run("purge", "--older-than", "0.000001"))[1] == "purged 1 events\n"  # 0.09 s
     code, out = run("list")
     assert out == ""
 

@@ -32,7 +32,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
 
-from paynotify._errors import ConfigurationError, StoreError
+from paynotify._errors import ConfigurationError, StoreError, UnstorableContent
 from paynotify._result import PaymentResult, UnhandledEvent
 
 __all__ = [
@@ -240,12 +240,13 @@ def event_fields(entry: PaymentResult | UnhandledEvent) -> tuple[str, str, str, 
     """The columns every backend stores for an entry, in one place: event_id, account, provider,
     kind, status, order_id, JSON.
 
-    A result that cannot be serialised (a lone surrogate in a verified field) raises `StoreError`.
+    A result that cannot be serialised (a lone surrogate in a verified field) raises
+    `UnstorableContent`.
     """
     try:
         text = entry.model_dump_json()
     except (PydanticSerializationError, ValueError) as exc:
-        raise StoreError(f"event {entry.event_id} cannot be stored: {exc}") from exc
+        raise UnstorableContent(f"event {entry.event_id} cannot be stored: {exc}") from exc
     if isinstance(entry, UnhandledEvent):
         return (entry.event_id, entry.account, entry.provider, "unhandled", entry.event_type, "", text)
     return (
