@@ -45,7 +45,7 @@ from bench._fixtures import (
     wechat_v2_requests,
     wechat_v3_notes,
 )
-from paynotify import InboundRequest, MemoryStore, Notifier, PaymentResult
+from paynotify import InboundRequest, MemoryStore, Notifier, Observer, PaymentResult
 
 PIPELINE = "paynotify pipeline (ASGI)"
 BARE = "bare Starlette route (ASGI)"
@@ -72,11 +72,17 @@ class Case:
 
 
 def paynotify_contenders(
-    provider: str, settings: dict[str, Any], requests: Sequence[Request], check: Callable[[int, bytes], bool]
+    provider: str,
+    settings: dict[str, Any],
+    requests: Sequence[Request],
+    check: Callable[[int, bytes], bool],
+    *,
+    observer: Observer | None = None,
 ) -> list[Contender]:
     """The whole pipeline through `Notifier.asgi()` with one async subscriber and a fresh memory store
     per round; and, as references, the same Notifier without ASGI (`handle`) and the provider alone."""
     notifier = Notifier("memory://")
+    notifier.observe(observer)
     account = notifier.add_account("shop", provider, **settings)
     delivered: list[PaymentResult] = []
 

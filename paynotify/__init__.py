@@ -31,6 +31,7 @@ from paynotify._errors import (
 )
 from paynotify._http import InboundRequest, Reply
 from paynotify._notifier import DEFAULT_STORE_URL, Notifier
+from paynotify._observe import Observer, Outcome
 from paynotify._options import DEFAULT_BODY_LIMIT, Delivery, Options
 from paynotify._provider import Account, AccountSettings, DemoAccount, DemoRequest, Provider
 from paynotify._registry import ENTRY_POINT_GROUP, Registry, registry
@@ -91,7 +92,9 @@ __all__ = [
     "MemoryStore",
     "NotificationError",
     "Notifier",
+    "Observer",
     "Options",
+    "Outcome",
     "PayloadTooLarge",
     "PaymentResult",
     "PaynotifyError",

@@ -20,6 +20,7 @@ from starlette.types import Receive, Scope, Send
 
 from paynotify._errors import PayloadTooLarge, UnknownAccount
 from paynotify._http import InboundRequest, Reply
+from paynotify._observe import Outcome
 
 __all__ = ["Handle", "NotificationApp", "read_body"]
 
@@ -91,10 +92,13 @@ class NotificationApp:
         body_limit: int,
         body_timeout: float = 10.0,
         lifespan: Lifespan | None = None,
+        refused: Callable[[Outcome], None] | None = None,
     ) -> None:
         self.handle = handle
         self.body_limit = body_limit
         self.body_timeout = body_timeout
+        self.refused = refused
+        """Told of what this adapter refuses before the pipeline sees it (a body over the limit)."""
         self.lifespan = lifespan
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -121,6 +125,8 @@ class NotificationApp:
         except TimeoutError:
             return await send_reply(send, _TOO_SLOW)
         except PayloadTooLarge:
+            if self.refused is not None:
+                self.refused(Outcome.TOO_LARGE)
             return await send_reply(send, _TOO_LARGE)
         except _Disconnected:
             return await send_reply(send, _DISCONNECTED)

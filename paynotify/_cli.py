@@ -31,6 +31,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="connections and tasks at once before new ones get 503 (default: %(default)s)",
     )
     serve.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default="text",
+        help="json: one object per line (default: text)",
+    )
+    serve.add_argument(
+        "--ops-port",
+        type=int,
+        help="also serve /healthz, /readyz, /metrics (and /console when configured) on this port",
+    )
+    serve.add_argument(
+        "--ops-host", default="127.0.0.1", help="address of the ops port (default: %(default)s)"
+    )
+    serve.add_argument(
         "--timeout-keep-alive",
         type=positive_float,
         default=5.0,
@@ -52,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from paynotify._serve import run_worker
             from paynotify._serve import serve as serve_forever
 
-            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+            _configure_logging(getattr(args, "log_format", "text"))
             notifier = Notifier.from_config(args.config)
             if args.command == "worker":
                 run_worker(notifier)
@@ -64,6 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     config=args.config,
                     limit_concurrency=args.limit_concurrency,
                     timeout_keep_alive=args.timeout_keep_alive,
+                    ops=(args.ops_host, args.ops_port) if args.ops_port else None,
                 )
             return 0
         if args.command == "events":
@@ -79,6 +94,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PaynotifyError as exc:
         print(f"paynotify: {exc}", file=sys.stderr)
         return 2
+
+
+def _configure_logging(log_format: str) -> None:
+    handler = logging.StreamHandler()
+    if log_format == "json":
+        from paynotify.ops import JsonFormatter
+
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
 
 
 def _quiet_on_closed_pipe(run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:

@@ -22,6 +22,7 @@ from paynotify._asgi import NotificationApp
 from paynotify._config import load_config
 from paynotify._dispatcher import Dispatcher, purge_periodically
 from paynotify._http import InboundRequest, Reply
+from paynotify._observe import Observer, Outcome
 from paynotify._options import DEFAULT_BODY_LIMIT, Delivery, Options, OptionValues
 from paynotify._pipeline import Pipeline
 from paynotify._provider import Account
@@ -233,6 +234,11 @@ class Notifier:
         self._subscribers.return_handler = fn
         return fn
 
+    def observe(self, observer: Observer | None) -> None:
+        """Tell `observer` each notification's outcome and timings (`paynotify.ops.Instrumentation`
+        is one); None stops observing."""
+        self.pipeline.observer = observer
+
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def open(self, *, dispatcher: bool | None = None) -> None:
@@ -292,7 +298,12 @@ class Notifier:
             body_limit=self.options.body_limit,
             body_timeout=self.options.body_timeout,
             lifespan=self.lifespan,
+            refused=self._refused,
         )
+
+    def _refused(self, outcome: Outcome) -> None:
+        if self.pipeline.observer is not None:
+            self.pipeline.observer.notification("-", "-", outcome, 0.0)
 
     def wsgi(self) -> NotificationWSGIApp:
         """The WSGI app serving the same routes (Flask: werkzeug's DispatcherMiddleware); docs/flask.md."""

@@ -10,10 +10,12 @@ settles the event, for inline delivery, dispatchers' leases and redelivery alike
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from paynotify._accounts import Accounts
@@ -30,6 +32,7 @@ from paynotify._errors import (
     VerificationError,
 )
 from paynotify._http import InboundRequest, Reply
+from paynotify._observe import Observer, Outcome
 from paynotify._options import Options
 from paynotify._provider import Account, Provider
 from paynotify._result import PaymentResult, Source, UnhandledEvent, make_event_id
@@ -55,6 +58,9 @@ def _nothing() -> None:
     pass
 
 
+_NO_STAGE = contextlib.nullcontext()
+
+
 class Pipeline:
     def __init__(self, accounts: Accounts, subscribers: Subscribers, store: Store, options: Options) -> None:
         self.accounts = accounts
@@ -65,6 +71,10 @@ class Pipeline:
         """Called when an event becomes due in this process (the local dispatcher's wake-up)."""
         self.inflight: dict[str, str] = {}
         """event_id -> lease token of the inline deliveries in progress, handed back on close."""
+        self.observer: Observer | None = None
+
+    def _stage(self, name: str) -> AbstractContextManager[None]:
+        return _NO_STAGE if self.observer is None else self.observer.stage(name)
 
     # -- a request -----------------------------------------------------------------------------
 
@@ -75,29 +85,52 @@ class Pipeline:
         """
         account = self.accounts.get(account_name)
         if account is None or request.channel not in account.provider.channels:
+            if self.observer is not None:
+                self.observer.notification("-", "-", Outcome.UNKNOWN_ACCOUNT, 0.0)
             raise UnknownAccount(f"no account {account_name!r} with a {request.channel!r} channel")
+        observer = self.observer
+        if observer is None:
+            return (await self._handle(account, request))[0]
+        started = time.perf_counter()
+        attributes = {"paynotify.provider": account.provider.name, "paynotify.account": account.name}
+        with observer.stage("paynotify.notification", attributes):
+            reply, outcome = await self._handle(account, request)
+            observer.annotate({"paynotify.outcome": outcome.value})
+        observer.notification(account.provider.name, account.name, outcome, time.perf_counter() - started)
+        return reply
+
+    async def _handle(self, account: Account[Any], request: InboundRequest) -> tuple[Reply, Outcome]:
         provider = account.provider
         is_return = request.channel == Source.RETURN
-
         try:
-            parsed = provider.parse(request, account)
+            parsed = self._parse(account, request)
         except InvalidContent as exc:
             exc.account = exc.account or account.name
-            log.warning("refused verified %s notification: %s", provider.name, exc)
+            fields = _fields(account, Outcome.MALFORMED, exc.event_id, cause=exc.message)
+            log.warning("refused verified %s notification: %s", provider.name, exc, extra=fields)
             if is_return:
-                return return_failure_reply()
+                return return_failure_reply(), Outcome.RETURN
             await self._record_invalid(exc, account, request)
-            return provider.nack(exc)
+            return provider.nack(exc), Outcome.MALFORMED
         except (MalformedNotification, VerificationError) as exc:
             exc.account = exc.account or account.name
-            log.warning("refused %s notification: %s", provider.name, exc)
-            return return_failure_reply() if is_return else provider.nack(exc)
+            malformed = isinstance(exc, MalformedNotification)
+            outcome = Outcome.MALFORMED if malformed else Outcome.REFUSED_SIGNATURE
+            log.warning("refused %s notification: %s", provider.name, exc,
+                        extra=_fields(account, outcome, None, cause=exc.message))  # fmt: skip
+            return (return_failure_reply(), Outcome.RETURN) if is_return else (provider.nack(exc), outcome)
         except Exception:
             log.exception("account %r: provider %s failed on a notification", account.name, provider.name)
             error = DeliveryFailed("internal error while parsing", account=account.name)
-            return return_failure_reply(500) if is_return else provider.nack(error)
+            if is_return:
+                return return_failure_reply(500), Outcome.RETURN
+            return provider.nack(error), Outcome.DELIVERY_FAILED
+        if self.observer is not None:
+            self.observer.annotate({"paynotify.event_id": parsed.event_id})
         if isinstance(parsed, UnhandledEvent):
-            return return_failure_reply() if is_return else await self._unhandled(parsed, provider)
+            if is_return:
+                return return_failure_reply(), Outcome.RETURN
+            return await self._unhandled(parsed, provider)
 
         try:
             # As refusal(), without a coroutine of its own on the common path (no check hooks).
@@ -107,15 +140,30 @@ class Pipeline:
         except Exception:
             log.exception("account %r: a check hook failed on %s", account.name, parsed.event_id)
             if is_return:
-                return return_failure_reply(500)
-            return provider.nack(DeliveryFailed("check hook failed", account=account.name))
+                return return_failure_reply(500), Outcome.RETURN
+            return provider.nack(
+                DeliveryFailed("check hook failed", account=account.name)
+            ), Outcome.DELIVERY_FAILED
         if is_return:
-            return return_failure_reply() if refusal else await self._return_reply(parsed, account)
+            return (
+                return_failure_reply() if refusal else await self._return_reply(parsed, account)
+            ), Outcome.RETURN
         if refusal is not None:
             return await self._rejected(parsed, refusal, provider)
         if self.options.delivery == "queued":
             return await self._enqueue(parsed, provider)
         return await self._deliver(parsed, provider)
+
+    def _parse(self, account: Account[Any], request: InboundRequest) -> PaymentResult | UnhandledEvent:
+        observer = self.observer
+        if observer is None:
+            return account.provider.parse(request, account)
+        started = time.perf_counter()
+        try:
+            with observer.stage("paynotify.verify"):
+                return account.provider.parse(request, account)
+        finally:
+            observer.verification(account.provider.name, time.perf_counter() - started)
 
     async def refusal(self, result: PaymentResult, account: Account[Any]) -> CheckFailed | None:
         """Why the account's checks refuse `result` (its ids, then the check hooks), or None."""
@@ -146,17 +194,23 @@ class Pipeline:
 
     def _store_down(
         self, provider: Provider[Any], entry: PaymentResult | UnhandledEvent, exc: Exception
-    ) -> Reply:
+    ) -> tuple[Reply, Outcome]:
         if isinstance(exc, UnstorableContent):
             log.error("refused %s notification %s: %s", provider.name, entry.event_id, exc)
-            return provider.nack(MalformedNotification("content cannot be stored", account=entry.account))
+            error = MalformedNotification("content cannot be stored", account=entry.account)
+            return provider.nack(error), Outcome.MALFORMED
         if isinstance(exc, StoreError):
-            log.error("store unavailable, asking %s to retry %s: %s", provider.name, entry.event_id, exc)
+            log.error("store unavailable, asking %s to retry %s: %s", provider.name, entry.event_id, exc,
+                      extra=_entry_fields(entry, Outcome.STORE_UNAVAILABLE, str(exc)))  # fmt: skip
         else:
             log.exception("store failed on %s; asking %s to retry", entry.event_id, provider.name)
-        return provider.nack(DeliveryFailed("store unavailable", account=entry.account))
+        return provider.nack(
+            DeliveryFailed("store unavailable", account=entry.account)
+        ), Outcome.STORE_UNAVAILABLE
 
-    async def _rejected(self, result: PaymentResult, refusal: CheckFailed, provider: Provider[Any]) -> Reply:
+    async def _rejected(
+        self, result: PaymentResult, refusal: CheckFailed, provider: Provider[Any]
+    ) -> tuple[Reply, Outcome]:
         # Recorded, so that after the account is fixed a replay delivers it; acknowledged, because
         # the provider's resend would be refused the same way.
         try:
@@ -164,11 +218,12 @@ class Pipeline:
         except Exception as exc:
             return self._store_down(provider, result, exc)
         log.warning("verified notification refused by a check (%s), recorded as rejected: %s",
-                    result.event_id, refusal)  # fmt: skip
+                    result.event_id, refusal,
+                    extra=_entry_fields(result, Outcome.REJECTED_CHECK, refusal.message))  # fmt: skip
         await self.subscribers.tell_rejected(result, refusal)
-        return provider.ack()
+        return provider.ack(), Outcome.REJECTED_CHECK
 
-    async def _unhandled(self, event: UnhandledEvent, provider: Provider[Any]) -> Reply:
+    async def _unhandled(self, event: UnhandledEvent, provider: Provider[Any]) -> tuple[Reply, Outcome]:
         try:
             await self.store.record(event, EventState.UNHANDLED, reason=None)
         except Exception as exc:
@@ -181,33 +236,42 @@ class Pipeline:
             event.account,
         )
         if not await self.subscribers.tell_unhandled(event):
-            return provider.nack(DeliveryFailed("unhandled-event hook failed", account=event.account))
-        return provider.ack()
+            error = DeliveryFailed("unhandled-event hook failed", account=event.account)
+            return provider.nack(error), Outcome.DELIVERY_FAILED
+        return provider.ack(), Outcome.UNHANDLED
 
-    async def _enqueue(self, result: PaymentResult, provider: Provider[Any]) -> Reply:
+    async def _enqueue(self, result: PaymentResult, provider: Provider[Any]) -> tuple[Reply, Outcome]:
         try:
-            new = await self.store.enqueue(result)
+            with self._stage("paynotify.store.enqueue"):
+                new = await self.store.enqueue(result)
         except Exception as exc:
             return self._store_down(provider, result, exc)
-        if new:
-            log.info("queued %s %s/%s order %s (%s)", result.provider, *_describe(result))
-            self.wake()
-        else:
-            log.info("duplicate of recorded event %s (%s)", result.event_id, result.order_id)
-        return provider.ack()
+        if not new:
+            log.info("duplicate of recorded event %s (%s)", result.event_id, result.order_id,
+                     extra=_entry_fields(result, Outcome.DUPLICATE))  # fmt: skip
+            return provider.ack(), Outcome.DUPLICATE
+        log.info("queued %s %s/%s order %s (%s)", result.provider, *_describe(result),
+                 extra=_entry_fields(result, Outcome.QUEUED))  # fmt: skip
+        self.wake()
+        return provider.ack(), Outcome.QUEUED
 
-    async def _deliver(self, result: PaymentResult, provider: Provider[Any]) -> Reply:
+    async def _deliver(self, result: PaymentResult, provider: Provider[Any]) -> tuple[Reply, Outcome]:
         event_id = result.event_id
         try:
-            claim = await self.store.claim(result, lease_seconds=self.options.lease_seconds)
+            with self._stage("paynotify.store.claim"):
+                claim = await self.store.claim(result, lease_seconds=self.options.lease_seconds)
         except Exception as exc:
             return self._store_down(provider, result, exc)
         if claim.state is ClaimState.DONE:
-            log.info("duplicate of completed event %s (%s)", event_id, result.order_id)
-            return provider.ack()
+            log.info("duplicate of completed event %s (%s)", event_id, result.order_id,
+                     extra=_entry_fields(result, Outcome.DUPLICATE))  # fmt: skip
+            return provider.ack(), Outcome.DUPLICATE
         if claim.state is ClaimState.IN_FLIGHT or claim.token is None:
-            log.info("event %s is being handled by another delivery", event_id)
-            return provider.nack(InFlight("event in flight, retry later", account=result.account))
+            log.info("event %s is being handled by another delivery", event_id,
+                     extra=_entry_fields(result, Outcome.IN_FLIGHT))  # fmt: skip
+            return provider.nack(
+                InFlight("event in flight, retry later", account=result.account)
+            ), Outcome.IN_FLIGHT
         self.inflight[event_id] = claim.token
         try:
             error = await self.settle(result, claim.token, claim.done_subscribers, attempts=claim.attempts)
@@ -216,13 +280,15 @@ class Pipeline:
             # acknowledging risks nothing being recorded. At-least-once wins.
             log.error("could not record event %s as done: %s", event_id, exc)
             await self._hand_back(event_id, claim.token, "store unavailable")
-            return provider.nack(DeliveryFailed("store unavailable", account=result.account))
+            down = DeliveryFailed("store unavailable", account=result.account)
+            return provider.nack(down), Outcome.STORE_UNAVAILABLE
         finally:
             self.inflight.pop(event_id, None)
         if error is not None:
             # The provider sees only that delivery failed; the cause is in the log, not in its reply.
-            return provider.nack(DeliveryFailed("delivery failed, retry later", account=result.account))
-        return provider.ack()
+            failed = DeliveryFailed("delivery failed, retry later", account=result.account)
+            return provider.nack(failed), Outcome.DELIVERY_FAILED
+        return provider.ack(), Outcome.DELIVERED
 
     async def _return_reply(self, result: PaymentResult, account: Account[Any]) -> Reply:
         default = default_return_reply(result, account.settings.return_url)
@@ -251,9 +317,10 @@ class Pipeline:
 
         Raises `StoreError` when the completion cannot be recorded (the caller hands it back).
         """
-        error, unrecorded = await self.subscribers.run(result, token, done, self.store)
+        error, unrecorded = await self.subscribers.run(result, token, done, self.store, self.observer)
         if error is None:
-            await self.store.complete(result.event_id, token, done=unrecorded)
+            with self._stage("paynotify.store.complete"):
+                await self.store.complete(result.event_id, token, done=unrecorded)
             _log_delivered(result)
             return None
         await self._failed(result.event_id, token, error, attempts)
@@ -348,7 +415,23 @@ def _log_delivered(result: PaymentResult) -> None:
         result.provider,
         *_describe(result),
         result.key_id or "-",
+        extra=_entry_fields(result, Outcome.DELIVERED),
     )
+
+
+def _fields(
+    account: Account[Any], outcome: Outcome, event_id: str | None, *, cause: str
+) -> dict[str, str | None]:
+    """What a structured log line carries (paynotify.ops.JsonFormatter): never a secret."""
+    return {"account": account.name, "provider": account.provider.name, "outcome": outcome.value,
+            "event_id": event_id, "cause": cause}  # fmt: skip
+
+
+def _entry_fields(
+    entry: PaymentResult | UnhandledEvent, outcome: Outcome, cause: str | None = None
+) -> dict[str, str | None]:
+    return {"account": entry.account, "provider": entry.provider, "outcome": outcome.value,
+            "event_id": entry.event_id, "cause": cause}  # fmt: skip
 
 
 def _describe(result: PaymentResult) -> tuple[str, str, str, str]:

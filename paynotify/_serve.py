@@ -35,12 +35,14 @@ def serve(
     config: Path | None = None,
     limit_concurrency: int = 1000,
     timeout_keep_alive: float = 5.0,
+    ops: tuple[str, int] | None = None,
 ) -> None:
     """Serve every account under uvicorn; SIGHUP re-reads the accounts from `config`.
 
     uvicorn's own bounds: past `limit_concurrency` connections new ones get 503 (the provider
     resends), and an idle keep-alive connection is closed after `timeout_keep_alive` seconds. A body
-    that stalls is cut off by the route's own `body_timeout`.
+    that stalls is cut off by the route's own `body_timeout`. `ops` (host, port) serves
+    `paynotify.ops.ops_app` there too, with metrics and traces attached.
     """
     server = uvicorn.Server(
         uvicorn.Config(
@@ -53,10 +55,20 @@ def serve(
         )
     )
 
+    servers = [server]
+    if ops is not None:
+        from paynotify.ops import Instrumentation, ops_app
+
+        instrumentation = Instrumentation().attach(notifier)
+        ops_config = uvicorn.Config(
+            ops_app(notifier, instrumentation=instrumentation), host=ops[0], port=ops[1], lifespan="off"
+        )
+        servers.append(uvicorn.Server(ops_config))
+
     async def main() -> None:
         if config is not None:
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload, notifier, config)
-        await server.serve()
+        await asyncio.gather(*(s.serve() for s in servers))
 
     asyncio.run(main())
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -18,6 +19,7 @@ import anyio.to_thread
 
 from paynotify._errors import CheckFailed, ConfigurationError, NotificationError, StoreError
 from paynotify._http import Reply
+from paynotify._observe import Observer
 from paynotify._result import Kind, PaymentResult, Status, UnhandledEvent
 from paynotify._stores.base import DeliveryStore
 
@@ -107,6 +109,18 @@ class Subscriber:
         )
 
 
+async def _observed(subscriber: Subscriber, result: PaymentResult, observer: Observer) -> None:
+    """Run `subscriber` inside its stage (a span its own spans and outgoing calls join), timed."""
+    started = time.perf_counter()
+    failed = True
+    try:
+        with observer.stage("paynotify.subscriber", {"paynotify.subscriber": subscriber.name}):
+            await subscriber(result)
+        failed = False
+    finally:
+        observer.subscriber(subscriber.name, time.perf_counter() - started, failed=failed)
+
+
 class Subscribers:
     """Every subscriber and hook of one Notifier."""
 
@@ -134,7 +148,12 @@ class Subscribers:
         self.subscribers.append(Subscriber(fn, subscriber_name, kinds, statuses))
 
     async def run(
-        self, result: PaymentResult, token: str, done: frozenset[str], store: DeliveryStore
+        self,
+        result: PaymentResult,
+        token: str,
+        done: frozenset[str],
+        store: DeliveryStore,
+        observer: Observer | None = None,
     ) -> tuple[str | None, Sequence[str]]:
         """Run, in order, every interested subscriber that has not succeeded on this event yet.
 
@@ -146,9 +165,15 @@ class Subscribers:
         last = len(todo) - 1
         for i, subscriber in enumerate(todo):
             try:
-                await subscriber(result)
+                if observer is None:
+                    await subscriber(result)
+                else:
+                    await _observed(subscriber, result, observer)
             except Exception as exc:
-                log.exception("subscriber %s failed on event %s", subscriber.name, result.event_id)
+                log.exception("subscriber %s failed on event %s", subscriber.name, result.event_id,
+                              extra={"event_id": result.event_id, "account": result.account,
+                                     "provider": result.provider, "outcome": "delivery_failed",
+                                     "cause": f"{subscriber.name}: {type(exc).__name__}"})  # fmt: skip
                 return f"{subscriber.name}: {type(exc).__name__}: {exc}"[:_ERROR_LENGTH], ()
             if i == last:
                 return None, (subscriber.name,)

@@ -4,6 +4,7 @@ run as a user would (the CLI in-process, servers and workers as real processes).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -226,3 +227,27 @@ def test_worker_delivers_what_a_web_process_queued(
 
 def test_worker_refuses_inline_delivery(tmp_path: Path, env: dict[str, str]) -> None:
     assert main(["worker", "--config", str(config(tmp_path, delivery="inline"))]) == 2
+
+
+def test_serve_with_an_ops_port_and_json_logs(
+    tmp_path: Path, env: dict[str, str], spawn: list[subprocess.Popen[bytes]]
+) -> None:
+    cfg = config(tmp_path)
+    port, ops_port, log = free_port(), free_port(), tmp_path / "serve.log"
+    start(spawn, log, "serve", "--config", str(cfg), "--port", str(port), "--ops-port", str(ops_port),
+          "--log-format", "json")  # fmt: skip
+    wait_for(lambda: log.read_text().count("Uvicorn running") == 2, "both servers to start")
+    headers, body = example_notify("o-ops")
+    assert httpx.post(f"http://127.0.0.1:{port}/shop/notify", content=body, headers=headers).content == b"OK"
+    ops = f"http://127.0.0.1:{ops_port}"
+    assert httpx.get(f"{ops}/healthz").text == "ok\n"
+    assert httpx.get(f"{ops}/readyz").text == "ready\n"
+    metrics = httpx.get(f"{ops}/metrics").text
+    assert (
+        'paynotify_notifications_total{account="shop",outcome="delivered",provider="examplepay"} 1.0'
+        in metrics
+    )
+    assert httpx.get(f"http://127.0.0.1:{port}/metrics").status_code == 404  # not on the public port
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    assert any(line.get("outcome") == "delivered" and line.get("account") == "shop" for line in lines)
+    assert SECRET not in log.read_text()

@@ -428,3 +428,20 @@ async def test_unhandled_events_keep_their_content_and_count_by_state(store: Sto
     await store.enqueue(result())
     assert await store.count() == {S.UNHANDLED: 1, S.PENDING: 1}
     assert [e.event_id for e in await store.find(states=[S.UNHANDLED])] == ["u-1"]
+
+
+async def test_oldest_due_is_the_longest_waiting_pending_event(store: Store) -> None:
+    assert await store.oldest_due() is None
+    first, second = result("o-1"), result("o-2")
+    await store.enqueue(first)
+    t = time.time()
+    await asyncio.sleep(0.01)
+    await store.enqueue(second)
+    due = await store.oldest_due()
+    assert due is not None
+    assert due <= t
+    (lease,) = await store.acquire(limit=1, lease_seconds=60)  # the first, now in flight
+    assert lease.event.event_id == first.event_id
+    later = await store.oldest_due()
+    assert later is not None
+    assert later > t

@@ -360,6 +360,10 @@ class EventLog(ABC):
     async def count(self) -> dict[EventState, int]:
         """How many events are in each state (states with none may be left out)."""
 
+    @abstractmethod
+    async def oldest_due(self) -> float | None:
+        """When the longest-waiting PENDING event became due (queued delivery's lag), or None."""
+
 
 class Store(DeliveryStore, QueueStore, EventLog):
     """Deduplication, delivery records, the queued inbox and the event log.

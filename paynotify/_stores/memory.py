@@ -314,6 +314,14 @@ class MemoryStore(Store):
             del self._records[event_id]
         return len(doomed)
 
+    async def oldest_due(self) -> float | None:
+        due = [
+            entry.next_attempt_at or entry.created_at
+            for entry in self._records.values()
+            if isinstance(entry, _Record) and entry.state is EventState.PENDING
+        ]
+        return min(due, default=None)
+
     async def count(self) -> dict[EventState, int]:
         counts: dict[EventState, int] = {}
         for entry in self._records.values():

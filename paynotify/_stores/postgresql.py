@@ -534,6 +534,13 @@ class PostgresStore(Store):
             if deleted < _PURGE_BATCH:
                 return total
 
+    async def oldest_due(self) -> float | None:
+        row = await self._fetchrow(
+            f"SELECT {_DUE} AS due FROM {self._events} WHERE {_DUE_WORK} AND state = 'pending'"
+            f" ORDER BY {_DUE} LIMIT 1"
+        )
+        return None if row is None else float(row["due"])
+
     async def count(self) -> dict[EventState, int]:
         rows = await self._fetch(f"SELECT state, count(*) AS n FROM {self._events} GROUP BY state")
         return {EventState(row["state"]): row["n"] for row in rows if row["state"] in _STATES}

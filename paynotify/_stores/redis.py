@@ -528,6 +528,20 @@ class RedisStore(Store):
                     break
         return total
 
+    async def oldest_due(self) -> float | None:
+        async def oldest(client: aioredis.Redis) -> float | None:
+            # Pending events are in their own per-state set; `due` holds when each is due.
+            ids = [str(i) for i in await client.zrange(self.prefix + "s:pending", 0, 999)]
+            if not ids:
+                return None
+            pipe = client.pipeline(transaction=False)
+            for event_id in ids:
+                pipe.zscore(self.prefix + "due", event_id)
+            scores = [float(s) for s in await pipe.execute() if s is not None]
+            return min(scores, default=None)
+
+        return await self._call(oldest)
+
     async def count(self) -> dict[EventState, int]:
         async def count(client: aioredis.Redis) -> dict[EventState, int]:
             pipe = client.pipeline(transaction=False)

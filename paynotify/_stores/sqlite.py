@@ -409,6 +409,17 @@ class SQLiteStore(Store):
             if deleted < PURGE_BATCH:
                 return total
 
+    async def oldest_due(self) -> float | None:
+        def oldest(conn: sqlite3.Connection) -> float | None:
+            # The partial index on due_at, in order, to the first pending event.
+            row = conn.execute(
+                "SELECT due_at FROM paynotify_events WHERE due_at IS NOT NULL AND state = 'pending'"
+                " ORDER BY due_at LIMIT 1"
+            ).fetchone()
+            return None if row is None else float(row[0])
+
+        return await self._writer.run(oldest, on_thread=True)
+
     async def count(self) -> dict[EventState, int]:
         def count(conn: sqlite3.Connection) -> dict[EventState, int]:
             rows = conn.execute("SELECT state, count(*) FROM paynotify_events GROUP BY state").fetchall()

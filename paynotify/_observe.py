@@ -1,0 +1,70 @@
+"""What the pipeline tells an observer: each notification's outcome, how long verification, the store
+and each subscriber took, and stages to trace. The core knows no metrics or tracing library:
+`paynotify.ops.Instrumentation` implements this with prometheus_client and OpenTelemetry.
+
+Without an observer the pipeline measures nothing (one `is None` test per notification).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
+from enum import StrEnum
+from typing import Any
+
+__all__ = ["Observer", "Outcome"]
+
+_NOTHING = contextlib.nullcontext()
+
+
+class Outcome(StrEnum):
+    """How one HTTP delivery ended; the `outcome` label of `paynotify_notifications_total`."""
+
+    DELIVERED = "delivered"
+    """Verified and every subscriber succeeded (inline), acknowledged."""
+    QUEUED = "queued"
+    """Verified and recorded for the dispatcher (queued delivery), acknowledged."""
+    DUPLICATE = "duplicate"
+    """A copy of an event already recorded: acknowledged, not delivered again."""
+    IN_FLIGHT = "in_flight"
+    """Another delivery of the event holds its lease: the provider is asked to retry."""
+    REFUSED_SIGNATURE = "refused_signature"
+    """Bad, missing or unverifiable signature, wrong key, outside the replay window."""
+    MALFORMED = "malformed"
+    """Not the provider's format, or verified content out of shape."""
+    REJECTED_CHECK = "rejected_check"
+    """Verified, refused by an account check or check hook: recorded `rejected`, acknowledged."""
+    UNHANDLED = "unhandled"
+    """Verified, not a payment, refund or transfer: recorded `unhandled`, acknowledged."""
+    TOO_LARGE = "too_large"
+    UNKNOWN_ACCOUNT = "unknown_account"
+    DELIVERY_FAILED = "delivery_failed"
+    """A subscriber, hook or the provider plugin raised: the provider is asked to retry."""
+    STORE_UNAVAILABLE = "store_unavailable"
+    """The store did not answer: the provider is asked to retry."""
+    RETURN = "return"
+    """A sync return (the buyer's browser) answered with a page."""
+
+
+class Observer:
+    """The default observer notices nothing; subclasses override what they measure. No method may
+    raise or block: they run on the request path."""
+
+    def notification(self, provider: str, account: str, outcome: Outcome, seconds: float) -> None:
+        """One HTTP delivery ended with `outcome` after `seconds` (provider and account are `-` when
+        no configured account answered: URL segments are not trusted as labels)."""
+
+    def verification(self, provider: str, seconds: float) -> None:
+        """The provider's `parse` (verification first, then normalization) took `seconds`."""
+
+    def subscriber(self, name: str, seconds: float, *, failed: bool) -> None:
+        """Subscriber `name` ran for `seconds` on one event."""
+
+    def stage(self, name: str, attributes: Mapping[str, str] | None = None) -> AbstractContextManager[Any]:
+        """A stage of handling (`paynotify.notification`, `paynotify.verify`, `paynotify.store.claim`,
+        `paynotify.subscriber`, ...): a tracer opens a span for it, current while it runs."""
+        return _NOTHING
+
+    def annotate(self, attributes: Mapping[str, str]) -> None:
+        """Attributes learnt during the stage that is current (an event id, the outcome)."""
