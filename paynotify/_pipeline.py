@@ -14,7 +14,7 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -56,6 +56,10 @@ def check_ids(result: PaymentResult, account: Account[Any]) -> CheckFailed | Non
 
 def _nothing() -> None:
     pass
+
+
+_SETTLED = frozenset({Outcome.DELIVERED, Outcome.QUEUED, Outcome.DUPLICATE, Outcome.REJECTED_CHECK})
+"""Outcomes after which the provider is acknowledged (each of a combined notification's results)."""
 
 
 _NO_STAGE = contextlib.nullcontext()
@@ -125,13 +129,39 @@ class Pipeline:
             if is_return:
                 return return_failure_reply(500), Outcome.RETURN
             return provider.nack(error), Outcome.DELIVERY_FAILED
-        if self.observer is not None:
-            self.observer.annotate({"paynotify.event_id": parsed.event_id})
         if isinstance(parsed, UnhandledEvent):
             if is_return:
                 return return_failure_reply(), Outcome.RETURN
             return await self._unhandled(parsed, provider)
+        if isinstance(parsed, PaymentResult):
+            return await self._one(parsed, account, is_return)
+        return await self._several(parsed, account, is_return)
 
+    async def _several(
+        self, results: Sequence[PaymentResult], account: Account[Any], is_return: bool
+    ) -> tuple[Reply, Outcome]:
+        """One notification carrying several results (a combined order): each is checked, recorded
+        and delivered on its own event id, in order; the provider is acknowledged only when every
+        one was. A resend delivers the ones not done yet (the rest are duplicates)."""
+        if not results or is_return:
+            return return_failure_reply() if is_return else account.provider.nack(
+                MalformedNotification("no result in the notification", account=account.name)
+            ), (Outcome.RETURN if is_return else Outcome.MALFORMED)  # fmt: skip
+        outcomes = []
+        for result in results:
+            reply, outcome = await self._one(result, account, is_return)
+            if outcome not in _SETTLED:
+                return reply, outcome  # the provider resends; what was done stays done
+            outcomes.append(outcome)
+        best = Outcome.DELIVERED if Outcome.DELIVERED in outcomes else outcomes[0]
+        return account.provider.ack(), best
+
+    async def _one(
+        self, parsed: PaymentResult, account: Account[Any], is_return: bool
+    ) -> tuple[Reply, Outcome]:
+        provider = account.provider
+        if self.observer is not None:
+            self.observer.annotate({"paynotify.event_id": parsed.event_id})
         try:
             # As refusal(), without a coroutine of its own on the common path (no check hooks).
             refusal = check_ids(parsed, account)
@@ -154,7 +184,9 @@ class Pipeline:
             return await self._enqueue(parsed, provider)
         return await self._deliver(parsed, provider)
 
-    def _parse(self, account: Account[Any], request: InboundRequest) -> PaymentResult | UnhandledEvent:
+    def _parse(
+        self, account: Account[Any], request: InboundRequest
+    ) -> PaymentResult | Sequence[PaymentResult] | UnhandledEvent:
         observer = self.observer
         if observer is None:
             return account.provider.parse(request, account)

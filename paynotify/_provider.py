@@ -116,12 +116,17 @@ class Provider(ABC, Generic[SettingsT]):
     channels: ClassVar[frozenset[str]] = frozenset({"notify"})
 
     @abstractmethod
-    def parse(self, request: InboundRequest, account: Account[SettingsT]) -> PaymentResult | UnhandledEvent:
+    def parse(
+        self, request: InboundRequest, account: Account[SettingsT]
+    ) -> PaymentResult | Sequence[PaymentResult] | UnhandledEvent:
         """Verify `request` on its raw bytes, then return the normalized result.
 
-        A verified notification of a type that is not a payment or refund comes back as an
-        `UnhandledEvent`. Raises `MalformedNotification` or `VerificationError` (never anything
-        else on bad input).
+        A notification that reports several transitions at once (a WeChat Pay combined order: one
+        payment per sub-order) returns them all, each with its own event id. A verified
+        notification of a type that is not a payment, refund or transfer comes back as an
+        `UnhandledEvent`: never on the `return` channel. Raises `MalformedNotification` (or
+        `InvalidContent`, for verified fields out of shape) or `VerificationError`, never anything
+        else on bad input.
         """
 
     @abstractmethod

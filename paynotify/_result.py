@@ -29,6 +29,9 @@ BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
 class Kind(StrEnum):
     PAYMENT = "payment"
     REFUND = "refund"
+    TRANSFER = "transfer"
+    """Money the merchant sent (WeChat Pay merchant transfers, 商家转账): `amount` is what was sent,
+    `order_id` the merchant's bill number, `payer_id` the receiving user."""
 
 
 class Status(StrEnum):
@@ -55,7 +58,7 @@ def make_event_id(account: str, kind: Kind | str, *parts: str | None) -> str:
 
 
 class PaymentResult(BaseModel):
-    """A verified payment or refund notification, the same shape for every provider.
+    """A verified payment, refund or transfer notification, the same shape for every provider.
 
     >>> result.kind, result.status, result.amount          # doctest: +SKIP
     (<Kind.PAYMENT: 'payment'>, <Status.SUCCEEDED: 'succeeded'>, Decimal('88.88'))

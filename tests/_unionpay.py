@@ -118,7 +118,9 @@ def parse(
     acct = acct or account()
     get = method == "GET"
     request = InboundRequest(method, channel, query=data if get else b"", body=b"" if get else data)
-    return acct.provider.parse(request, acct)
+    parsed = acct.provider.parse(request, acct)
+    assert isinstance(parsed, PaymentResult | UnhandledEvent)  # one result: UnionPay sends no batches
+    return parsed
 
 
 def result(data: bytes, acct: Account[UnionPaySettings] | None = None, **kwargs: Any) -> PaymentResult:

@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 from conftest import APP_ID, SECRET, example_notify
 from paynotify_alipay.testing import SELLER_ID, generate_key, make_notify, make_return, public_key_pem
-from test_delivery import PingProvider, make, request, until
+from test_delivery import PingProvider, PingSettings, make, request, until
 
 from paynotify import (
+    Account,
     CheckFailed,
     EventState,
     InboundRequest,
@@ -26,6 +27,7 @@ from paynotify import (
     Registry,
     StoreError,
     UnhandledEvent,
+    make_event_id,
 )
 from paynotify._cli import main
 
@@ -290,3 +292,44 @@ def test_options_refuse_nonsense() -> None:
             Options(**bad)
     assert APP_ID  # the shared ExamplePay account of test_delivery.make
     assert SECRET
+
+
+class CombinedProvider(PingProvider):
+    """Returns one payment per sub-order of a combined notification (body: sub-order ids)."""
+
+    name = "combined"
+
+    def parse(self, request: InboundRequest, account: Account[PingSettings]) -> list[PaymentResult]:  # type: ignore[override]
+        orders = request.body.decode().split(",")
+        return [
+            PaymentResult(
+                provider=self.name, account=account.name, kind="payment", status="succeeded",
+                provider_status="SUCCESS", order_id=order,
+                event_id=make_event_id(account.name, "payment", order),
+            )
+            for order in orders
+        ]  # fmt: skip
+
+
+async def test_a_combined_notification_is_acknowledged_once_every_sub_order_is_delivered() -> None:
+    n = Notifier("memory://", registry=Registry(group=None))
+    n.registry.register(CombinedProvider)
+    n.add_account("shop", "combined")
+    delivered: list[str] = []
+    fail_once = {"sub-2"}
+
+    @n.subscribe(name="ship")
+    def ship(result: PaymentResult) -> None:
+        if result.order_id in fail_once:
+            fail_once.discard(result.order_id)
+            raise RuntimeError("ledger down")
+        delivered.append(result.order_id)
+
+    combined = InboundRequest("POST", "notify", {}, b"", b"sub-1,sub-2,sub-3")
+    assert (await n.handle("shop", combined)).body == b"RETRY"  # sub-2 failed: not acknowledged
+    assert delivered == ["sub-1"]
+    assert (await n.handle("shop", combined)).body == b"OK"  # the resend: only what was not done
+    assert delivered == ["sub-1", "sub-2", "sub-3"]
+    assert (await n.handle("shop", combined)).body == b"OK"  # a duplicate of all three
+    assert len(delivered) == 3
+    assert {e.state for e in await n.store.find()} == {EventState.DONE}

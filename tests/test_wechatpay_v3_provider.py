@@ -136,7 +136,9 @@ def test_demo_is_genuine_in_both_key_modes_and_the_forgery_is_refused() -> None:
     provider = acct.provider
 
     def run(headers: Any, body: bytes) -> PaymentResult | UnhandledEvent:
-        return provider.parse(InboundRequest("POST", "notify", lower(dict(headers)), body=body), acct)
+        parsed = provider.parse(InboundRequest("POST", "notify", lower(dict(headers)), body=body), acct)
+        assert isinstance(parsed, PaymentResult | UnhandledEvent)
+        return parsed
 
     results = [run(r.headers, r.body) for r in demo.requests]
     assert [(r.kind, r.status) for r in results if isinstance(r, PaymentResult)] == [
