@@ -58,23 +58,26 @@ class NatsPublisher(Publisher[_Connection]):
         super().__init__(target=subject if stream is None else f"{stream}:{subject}", timeout=timeout)
 
     async def _connect(self) -> _Connection:
-        import nats
+        from nats.aio.client import Client
 
-        client = await nats.connect(
-            servers=self._servers,
-            # Reconnection is the publisher's: a failed publish drops the client, the next one
-            # connects afresh, instead of messages waiting in a reconnect buffer past their deadline.
-            allow_reconnect=False,
-            connect_timeout=max(1, math.ceil(self.timeout)),
-            error_cb=self._on_error,
-            name=self.name,
-            **self._options,
-        )
+        client = Client()
         try:
+            await client.connect(
+                servers=self._servers,
+                # Reconnection is the publisher's: a failed publish drops the client and the next
+                # one connects afresh, instead of messages waiting in nats-py's reconnect buffer
+                # past their deadline.
+                allow_reconnect=False,
+                connect_timeout=max(1, math.ceil(self.timeout)),
+                error_cb=self._on_error,
+                name=self.name,
+                **self._options,
+            )
             js = client.jetstream(timeout=self.timeout)
             if self.stream is not None:
                 await self._check_stream(js, self.stream)
         except BaseException:
+            # Also after a handshake that timed out, whose socket nats-py would leave open.
             await client.close()
             raise
         return _Connection(client, js)

@@ -59,9 +59,8 @@ class RabbitMQPublisher(Publisher[_Connection]):
 
         # Not connect_robust: its background reconnection does not replay a failed publish, and a
         # publish must fail within its deadline rather than wait on it; the next one reconnects.
-        connection = await aio_pika.connect(
-            self._url, timeout=self.timeout, client_properties={"connection_name": self.name}
-        )
+        # The caller's deadline (open or publish) bounds the connect: no second timer of aio-pika's.
+        connection = await aio_pika.connect(self._url, client_properties={"connection_name": self.name})
         try:
             channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
             if self.exchange:
