@@ -228,7 +228,7 @@ class RedisTarget:
 
         client = Redis.from_url(self.url)
         try:
-            entries = await client.xrange(self.stream)
+            entries: list[tuple[bytes, dict[bytes, bytes]]] = await client.xrange(self.stream)  # type: ignore[assignment]
         finally:
             await client.aclose()
         out = []

@@ -62,17 +62,19 @@ class NatsPublisher(Publisher[_Connection]):
 
         client = Client()
         try:
-            await client.connect(
-                servers=self._servers,
+            options: dict[str, Any] = {
                 # Reconnection is the publisher's: a failed publish drops the client and the next
-                # one connects afresh, instead of messages waiting in nats-py's reconnect buffer
-                # past their deadline.
-                allow_reconnect=False,
-                connect_timeout=max(1, math.ceil(self.timeout)),
-                error_cb=self._on_error,
-                name=self.name,
-                **self._options,
-            )
+                # one connects afresh, instead of messages waiting in nats-py's reconnect buffer.
+                "allow_reconnect": False,
+                # Each server tried once, at once: a broker that is down fails the publish now,
+                # not at its deadline (nats-py would otherwise retry every 2 s until then).
+                "max_reconnect_attempts": 1,
+                "reconnect_time_wait": 0,
+                "connect_timeout": max(1, math.ceil(self.timeout)),
+                "error_cb": self._on_error,
+                "name": self.name,
+            }
+            await client.connect(servers=self._servers, **(options | self._options))
             js = client.jetstream(timeout=self.timeout)
             if self.stream is not None:
                 await self._check_stream(js, self.stream)
