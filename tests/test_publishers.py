@@ -209,10 +209,11 @@ async def test_a_broker_that_hangs_makes_the_publish_raise_at_its_deadline(
 
 
 @pytest.mark.parametrize("broker", list(PUBLISHERS))
-async def test_a_broker_that_is_not_there_makes_the_publish_raise(broker: str) -> None:
-    publisher: Publisher[Any] = PUBLISHERS[broker](free_port(), timeout=1.0)
+async def test_a_broker_that_is_not_there_makes_the_publish_raise_at_once(broker: str) -> None:
+    publisher: Publisher[Any] = PUBLISHERS[broker](free_port(), timeout=3.0)
     started = time.monotonic()
     with pytest.raises(PublishError, match=RESULT.event_id):
         await publisher(RESULT)
-    assert time.monotonic() - started < 1.5
+    # A refused connection is an answer: the provider hears "retry" now, not at the deadline.
+    assert time.monotonic() - started < 1.0
     await publisher.aclose()
