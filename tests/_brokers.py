@@ -76,6 +76,8 @@ class Received:
     event_id: str  # the broker's own message id: Nats-Msg-Id, AMQP message_id, the entry's event_id
     headers: dict[str, str]
     body: bytes
+    where: str  # the NATS subject, the AMQP routing key, the Redis stream
+    persistent: bool = True  # AMQP delivery mode 2 (JetStream file storage and Redis: the test's setup)
 
 
 class Broker(Protocol):
@@ -138,7 +140,7 @@ class NatsTarget:
             for seq in range(info.state.first_seq, info.state.last_seq + 1):
                 msg = await js.get_msg(self.stream, seq)
                 headers = dict(msg.headers or {})
-                out.append(Received(headers.pop("Nats-Msg-Id"), headers, msg.data or b""))
+                out.append(Received(headers.pop("Nats-Msg-Id"), headers, msg.data or b"", msg.subject))
             return out
         finally:
             await client.close()
@@ -191,7 +193,9 @@ class RabbitMQTarget:
             while (msg := await queue.get(no_ack=True, fail=False)) is not None:
                 headers = {k: str(v) for k, v in (msg.headers or {}).items()}
                 assert msg.message_id is not None
-                self._seen.append(Received(msg.message_id, headers, msg.body))
+                persistent = msg.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+                assert msg.routing_key is not None
+                self._seen.append(Received(msg.message_id, headers, msg.body, msg.routing_key, persistent))
         return list(self._seen)
 
 
@@ -236,7 +240,7 @@ class RedisTarget:
             fields = {k.decode(): v for k, v in raw.items()}
             body = fields.pop("body")
             headers = {k: v.decode() for k, v in fields.items()}
-            out.append(Received(headers["event_id"], headers, body))
+            out.append(Received(headers["event_id"], headers, body, self.stream))
         return out
 
 

@@ -26,6 +26,7 @@ from _brokers import (
     OwnServer,
     RabbitMQTarget,
     Received,
+    RedisTarget,
     Target,
     created,
     require,
@@ -150,6 +151,11 @@ async def test_a_notification_reaches_the_broker_once_in_the_message_format(
             "status": "succeeded",
         }
         assert message.headers["schema_version"] == "1"
+        assert message.persistent
+        if isinstance(shared, RedisTarget):
+            assert message.where == shared.stream
+        else:
+            assert message.where.endswith(".examplepay.shop.payment.succeeded")  # the default template
         assert decode_message(message.body) == result
         jsonschema.validate(json.loads(message.body), message_schema())
     assert json.loads(received[1].body)["result"]["amount"] == "0.10"
@@ -353,3 +359,26 @@ async def test_nats_warns_when_the_stream_forgets_message_ids_too_soon(
     finally:
         await t.delete()
     assert "de-duplicates for 120 s only" in caplog.text
+
+
+async def test_redis_forgets_an_event_after_the_dedup_ttl(broker: str, shared: Target) -> None:
+    from test_publishers import RESULT
+
+    if not isinstance(shared, RedisTarget):
+        pytest.skip("only the Redis publisher keeps a de-duplication key")
+    from redis.asyncio import Redis
+
+    publisher = shared.publisher(dedup_ttl=1)
+    await publisher(RESULT)
+    await publisher(RESULT)
+    client = Redis.from_url(shared.url)
+    try:
+        ttl = await client.pttl(f"{shared.stream}:dedup:{RESULT.event_id}")
+    finally:
+        await client.aclose()
+    assert 0 < ttl <= 1000
+    assert len(await shared.received()) == 1
+    await asyncio.sleep(1.1)
+    await publisher(RESULT)  # past the TTL: a replay an operator asked for is published again
+    await publisher.aclose()
+    assert len(await shared.received()) == 2
