@@ -71,6 +71,12 @@ def decode_message(body: bytes | str) -> PaymentResult:
 def message_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of a message body, for consumers in other languages."""
     schema = _Envelope.model_json_schema(mode="serialization")
+    # The model's docstring is written for Python readers (a doctest); consumers get a plain one.
+    schema["$defs"]["PaymentResult"]["description"] = (
+        "A verified payment or refund notification, the same shape for every provider "
+        "(paynotify.PaymentResult): amounts are decimal strings, times ISO 8601 with their offset."
+    )
+    schema["description"] = "A PaymentResult published by paynotify, in a versioned envelope."
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
 
 
