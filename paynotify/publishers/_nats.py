@@ -59,8 +59,16 @@ class NatsPublisher(Publisher[_Connection]):
 
     async def _connect(self) -> _Connection:
         from nats.aio.client import Client
+        from nats.errors import NoServersError
 
         client = Client()
+        errors: list[Exception] = []
+
+        async def on_error(exc: Exception) -> None:
+            # Kept to name the cause: nats-py's own exception says only "no servers available".
+            errors.append(exc)
+            log.debug("%s: %s", self.name, exc)
+
         try:
             options: dict[str, Any] = {
                 # Reconnection is the publisher's: a failed publish drops the client and the next
@@ -71,16 +79,18 @@ class NatsPublisher(Publisher[_Connection]):
                 "max_reconnect_attempts": 1,
                 "reconnect_time_wait": 0,
                 "connect_timeout": max(1, math.ceil(self.timeout)),
-                "error_cb": self._on_error,
+                "error_cb": on_error,
                 "name": self.name,
             }
             await client.connect(servers=self._servers, **(options | self._options))
             js = client.jetstream(timeout=self.timeout)
             if self.stream is not None:
                 await self._check_stream(js, self.stream)
-        except BaseException:
+        except BaseException as exc:
             # Also after a handshake that timed out, whose socket nats-py would leave open.
             await client.close()
+            if isinstance(exc, NoServersError) and errors:
+                raise ConnectionError(f"no NATS server answered: {errors[-1]}") from exc
             raise
         return _Connection(client, js)
 
@@ -111,7 +121,3 @@ class NatsPublisher(Publisher[_Connection]):
 
     async def _close(self, connection: _Connection) -> None:
         await connection.client.close()
-
-    async def _on_error(self, exc: Exception) -> None:
-        # The failing publish reports it; this only stops nats-py logging it as an error a second time.
-        log.debug("%s: %s", self.name, exc)
