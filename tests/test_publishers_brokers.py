@@ -385,3 +385,25 @@ async def test_redis_forgets_an_event_after_the_dedup_ttl(broker: str, shared: T
     await publisher(RESULT)  # past the TTL: a replay an operator asked for is published again
     await publisher.aclose()
     assert len(await shared.received()) == 2
+
+
+def test_a_publisher_is_used_on_one_event_loop_until_it_is_closed() -> None:
+    from test_publishers import RESULT
+
+    t = RedisTarget(require("redis"))
+    publisher = t.publisher()
+    first, second = asyncio.new_event_loop(), asyncio.new_event_loop()
+    try:
+        first.run_until_complete(publisher(RESULT))
+        with pytest.raises(PublishError, match="connected on another event loop"):
+            second.run_until_complete(publisher(RESULT))
+        with pytest.raises(RuntimeError, match="aclose"):
+            second.run_until_complete(publisher.aclose())
+        first.run_until_complete(publisher.aclose())
+        second.run_until_complete(publisher(RESULT))  # closed: free to connect on another loop
+        second.run_until_complete(publisher.aclose())
+        assert len(second.run_until_complete(t.received())) == 1
+    finally:
+        second.run_until_complete(t.delete())
+        first.close()
+        second.close()

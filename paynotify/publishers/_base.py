@@ -50,6 +50,7 @@ class Publisher(abc.ABC, Generic[C]):
         self.__module__ = "paynotify.publishers"
         self.__qualname__ = f"{type(self).__name__}({target})"
         self._connection: C | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the one the connection belongs to
         self._connecting = asyncio.Lock()
         self._closing: set[asyncio.Task[None]] = set()
 
@@ -87,12 +88,15 @@ class Publisher(abc.ABC, Generic[C]):
             raise PublishError(f"{self.name}: could not connect: {_describe(exc)}") from exc
 
     async def aclose(self) -> None:
-        """Close the connection; a later publish connects again."""
+        """Close the connection; a later publish connects again (on any event loop)."""
+        if self._loop is not None and self._loop is not asyncio.get_running_loop():
+            raise RuntimeError(f"{self.name} is connected on another event loop: aclose() it there")
         connection, self._connection = self._connection, None
         if connection is not None:
             self._close_later(connection)
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
+        self._loop = None
 
     async def __call__(self, result: PaymentResult) -> None:
         message = encode_message(result)
@@ -118,6 +122,13 @@ class Publisher(abc.ABC, Generic[C]):
             raise
 
     async def _connected(self) -> C:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            # A connection's sockets belong to the loop that made it; using them from another
+            # fails in confusing ways (or hangs), so say what is wrong instead.
+            if self._connection is not None or self._closing:
+                raise RuntimeError(f"{self.name} is connected on another event loop: aclose() it there")
+            self._loop, self._connecting = loop, asyncio.Lock()
         connection = self._connection
         if connection is not None:
             return connection
