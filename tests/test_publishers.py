@@ -227,3 +227,12 @@ def test_the_schema_in_the_docs_is_the_one_message_schema_returns() -> None:
     start = page.index("```json\n", marker) + len("```json\n")
     documented = json.loads(page[start : page.index("\n```", start)])
     assert documented == message_schema(), "regenerate the block in docs/publishers.md"
+
+
+def test_a_missing_client_names_the_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "nats" else real(name))
+    with pytest.raises(ConfigurationError, match=r"pip install 'paynotify\[nats\]'"):
+        NatsPublisher()

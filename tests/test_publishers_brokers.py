@@ -35,7 +35,7 @@ from _brokers import (
 from conftest import APP_ID, SECRET, example_notify
 
 from paynotify import EventState, MemoryStore, Notifier, PaymentResult, StoreError
-from paynotify.publishers import Publisher, PublishError, decode_message, message_schema
+from paynotify.publishers import Publisher, PublishError, RabbitMQPublisher, decode_message, message_schema
 
 EVERY_BROKER = pytest.mark.parametrize("broker", BROKERS)
 
@@ -347,6 +347,20 @@ async def test_a_message_no_one_takes_raises(broker: str, shared: Target) -> Non
     with pytest.raises(PublishError, match=RESULT.event_id):
         await publisher(RESULT)
     await publisher.aclose()
+
+
+@pytest.mark.parametrize("broker", ["rabbitmq"])
+async def test_rabbitmq_through_the_default_exchange_to_a_queue(broker: str, shared: Target) -> None:
+    from test_publishers import RESULT
+
+    assert isinstance(shared, RabbitMQTarget)
+    publisher = RabbitMQPublisher(shared.url, exchange="", routing_key=shared.queue)
+    assert publisher.name == f"paynotify.publishers.RabbitMQPublisher(:{shared.queue})"
+    await publisher(RESULT)
+    await publisher.aclose()
+    (message,) = await shared.received()
+    assert message.event_id == RESULT.event_id
+    assert message.where == shared.queue
 
 
 async def test_nats_warns_when_the_stream_forgets_message_ids_too_soon(
