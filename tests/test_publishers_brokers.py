@@ -363,6 +363,21 @@ async def test_rabbitmq_through_the_default_exchange_to_a_queue(broker: str, sha
     assert message.where == shared.queue
 
 
+@pytest.mark.parametrize("broker", ["rabbitmq"])
+async def test_refused_credentials_fail_the_publish_without_showing_them(broker: str, shared: Target) -> None:
+    from test_publishers import RESULT
+
+    assert isinstance(shared, RabbitMQTarget)
+    publisher = RabbitMQPublisher(
+        shared.url.replace("guest:guest@", "guest:not-the-password-42@"), exchange=shared.exchange
+    )
+    with pytest.raises(PublishError) as caught:
+        await publisher(RESULT)
+    await publisher.aclose()
+    assert "not-the-password-42" not in str(caught.value)
+    assert "not-the-password-42" not in repr(publisher)
+
+
 async def test_nats_warns_when_the_stream_forgets_message_ids_too_soon(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
