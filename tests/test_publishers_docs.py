@@ -13,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import pytest
 from _brokers import NatsTarget, RabbitMQTarget, RedisTarget, require
 from test_publishers import RESULT
@@ -136,14 +137,13 @@ async def test_the_rabbitmq_consumer_handles_a_second_copy_once(tmp_path: Path) 
         shipments = db.execute("SELECT order_id, amount FROM shipments ORDER BY order_id").fetchall()
         handled = db.execute("SELECT count(*) FROM handled").fetchone()[0]
         db.close()
-        import aio_pika
-
         async with await aio_pika.connect(t.url) as connection:
             channel = await connection.channel()
             left = (await channel.declare_queue(queue, passive=True)).declaration_result.message_count
-            await channel.queue_delete(queue)
     finally:
         await stop(task)
+        async with await aio_pika.connect(t.url) as connection:
+            await (await connection.channel()).queue_delete(queue)
         await t.delete()
     # Three messages, all acknowledged (an unacknowledged one would be back in the queue), two
     # shipments: the second copy of order-1 was recognised by its message_id.
