@@ -218,7 +218,14 @@ class Subscribers:
         for subscriber in self.subscribers:
             opener = getattr(subscriber.fn, "open", None)
             if opener is not None and is_async_callable(opener):
-                await opener()
+                try:
+                    await opener()
+                except Exception:
+                    # Not fatal: the subscriber connects on its first call, and until then each
+                    # failing call is a failed delivery the provider's resend (or the queue) retries.
+                    log.exception(
+                        "subscriber %s could not open; it will try again when called", subscriber.name
+                    )
 
     async def aclose(self) -> None:
         for subscriber in self.subscribers:

@@ -1,0 +1,39 @@
+"""Publishers: subscribers that hand each PaymentResult to a message broker, once per event.
+
+from paynotify.publishers import NatsPublisher
+
+notifier.subscribe(NatsPublisher("nats://127.0.0.1:4222", stream="PAYMENTS"), kind="payment")
+
+Each is an async callable returning only after the broker confirmed the message (raising
+`PublishError` otherwise, so the provider is asked to retry or the dispatcher backs off). The broker
+clients are optional extras: paynotify[nats], paynotify[rabbitmq], paynotify[redis]. The message
+format is one for all brokers: `message_schema()`, docs/publishers.md.
+"""
+
+from paynotify.publishers._base import DEFAULT_TIMEOUT, Publisher, PublishError
+from paynotify.publishers._message import (
+    SCHEMA_VERSION,
+    TEMPLATE_FIELDS,
+    Message,
+    decode_message,
+    encode_message,
+    message_schema,
+)
+from paynotify.publishers._nats import NatsPublisher
+from paynotify.publishers._rabbitmq import RabbitMQPublisher
+from paynotify.publishers._redis import RedisStreamPublisher
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "SCHEMA_VERSION",
+    "TEMPLATE_FIELDS",
+    "Message",
+    "NatsPublisher",
+    "PublishError",
+    "Publisher",
+    "RabbitMQPublisher",
+    "RedisStreamPublisher",
+    "decode_message",
+    "encode_message",
+    "message_schema",
+]
