@@ -113,30 +113,35 @@ def floor_app(verify: Verify, success: Callable[[], Response], failure: Callable
     return Starlette(routes=[Route("/shop/notify", notify, methods=["POST"])])
 
 
+ALIPAY_REPLIES = (lambda: PlainTextResponse("success"), lambda: PlainTextResponse("fail"))
+
+
 def alipay_app(public_pem: str) -> Starlette:
-    return floor_app(
-        alipay(public_pem), lambda: PlainTextResponse("success"), lambda: PlainTextResponse("fail")
-    )
+    return floor_app(alipay(public_pem), *ALIPAY_REPLIES)
 
 
 _V2_OK = b"<xml><return_code><![CDATA[SUCCESS]]></return_code><return_msg><![CDATA[OK]]></return_msg></xml>"
 _V2_FAIL = b"<xml><return_code><![CDATA[FAIL]]></return_code><return_msg><![CDATA[sign]]></return_msg></xml>"
 
 
+V2_REPLIES = (
+    lambda: Response(_V2_OK, media_type="application/xml"),
+    lambda: Response(_V2_FAIL, media_type="application/xml"),
+)
+
+
 def wechat_v2_app(api_key: str, sign_type: str) -> Starlette:
-    return floor_app(
-        wechat_v2(api_key, sign_type),
-        lambda: Response(_V2_OK, media_type="application/xml"),
-        lambda: Response(_V2_FAIL, media_type="application/xml"),
-    )
+    return floor_app(wechat_v2(api_key, sign_type), *V2_REPLIES)
+
+
+V3_REPLIES = (
+    lambda: Response(status_code=204),
+    lambda: Response(b'{"code":"FAIL","message":"signature"}', 401, media_type="application/json"),
+)
 
 
 def wechat_v3_app(public_pem: str, apiv3_key: str) -> Starlette:
-    return floor_app(
-        wechat_v3(public_pem, apiv3_key),
-        lambda: Response(status_code=204),
-        lambda: Response(b'{"code":"FAIL","message":"signature"}', 401, media_type="application/json"),
-    )
+    return floor_app(wechat_v3(public_pem, apiv3_key), *V3_REPLIES)
 
 
 def success_app() -> Starlette:
