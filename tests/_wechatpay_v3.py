@@ -93,8 +93,19 @@ def request(notify: tuple[dict[str, str], bytes]) -> InboundRequest:
 def parse(
     notify: tuple[dict[str, str], bytes], acct: Account[WeChatPayV3Settings] | None = None
 ) -> PaymentResult | UnhandledEvent:
-    """Run one notification through WeChatPayV3Provider.parse (clock pinned to NOW)."""
-    return PROVIDER.parse(request(notify), acct or account())
+    """Run one notification through WeChatPayV3Provider.parse (clock pinned to NOW); one result (a
+    combined order's several go through `parse_all`)."""
+    parsed = PROVIDER.parse(request(notify), acct or account())
+    assert not isinstance(parsed, list), "a combined order: use parse_all"
+    return parsed
+
+
+def parse_all(
+    notify: tuple[dict[str, str], bytes], acct: Account[WeChatPayV3Settings] | None = None
+) -> list[PaymentResult]:
+    parsed = PROVIDER.parse(request(notify), acct or account())
+    assert isinstance(parsed, list)
+    return parsed
 
 
 def parse_result(

@@ -275,17 +275,18 @@ def test_a_decrypted_resource_that_is_not_json_is_malformed() -> None:
         parse(notify)
 
 
-def test_other_event_types_are_unhandled_events_and_not_decrypted() -> None:
+def test_other_event_types_that_do_not_decrypt_stay_unhandled_and_encrypted() -> None:
     notify = make_v3_notify(
-        certificate(), "x" * 32, {"anything": 1}, event_type="MCHTRANSFER.BILL.FINISHED",
+        certificate(), "x" * 32, {"anything": 1}, event_type="PROFITSHARING.SUCCESS",
         notification_id="EV-1", timestamp=NOW,
     )  # fmt: skip
-    event = parse(notify)  # encrypted with another key: not decrypted, so not refused
+    event = parse(notify)  # encrypted with another key: kept encrypted, and never refused for it
     assert isinstance(event, UnhandledEvent)
-    assert event.event_type == "MCHTRANSFER.BILL.FINISHED"
-    assert event.event_id == make_event_id("shop", "event", "MCHTRANSFER.BILL.FINISHED", "EV-1")
+    assert event.event_type == "PROFITSHARING.SUCCESS"
+    assert event.event_id == make_event_id("shop", "event", "PROFITSHARING.SUCCESS", "EV-1")
     assert event.key_id == certificate().key_id
     assert event.raw["id"] == "EV-1"
+    assert event.raw["resource"]["ciphertext"]
 
 
 # Service-provider mode

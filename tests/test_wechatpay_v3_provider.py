@@ -349,14 +349,14 @@ async def test_unhandled_event_types_are_acknowledged_and_offered_to_hooks(
     events: list[UnhandledEvent] = []
     notifier.on_unhandled(events.append)
     notify = testing.make_v3_notify(
-        public_key(), apiv3_key(), {"out_bill_no": "b-1"}, event_type="MCHTRANSFER.BILL.FINISHED",
-        original_type="mch_payment", timestamp=NOW,
+        public_key(), apiv3_key(), {"out_order_no": "p-1", "state": "DONE"},
+        event_type="PAYSCORE.USER_CONFIRM",
+        original_type="payscore", timestamp=NOW,
     )  # fmt: skip
     assert (await post(client, notify)).status_code == 204
-    assert [e.event_type for e in events] == ["MCHTRANSFER.BILL.FINISHED"]
+    assert [e.event_type for e in events] == ["PAYSCORE.USER_CONFIRM"]
     assert events[0].key_id == public_key().key_id
-    settings_ = notifier.accounts["shop"].settings
-    assert settings_.decrypt_resource(events[0].raw["resource"]) == {"out_bill_no": "b-1"}
+    assert events[0].raw["resource"] == {"out_order_no": "p-1", "state": "DONE"}  # decrypted content
     assert delivered == []
 
 

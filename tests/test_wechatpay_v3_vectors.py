@@ -46,7 +46,9 @@ def vector_account(**overrides: object) -> Account[WeChatPayV3Settings]:
 def parse_vector(
     headers: dict[str, str], body: bytes, provider: WeChatPayV3Provider = PINNED
 ) -> PaymentResult | UnhandledEvent:
-    return provider.parse(InboundRequest("POST", "notify", lower(headers), body=body), vector_account())
+    parsed = provider.parse(InboundRequest("POST", "notify", lower(headers), body=body), vector_account())
+    assert not isinstance(parsed, list)
+    return parsed
 
 
 def test_vector_files_are_the_shared_ones_byte_for_byte() -> None:

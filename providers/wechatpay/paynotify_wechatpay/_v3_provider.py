@@ -5,11 +5,11 @@ exact body bytes (`_v3_signature`), with the key `Wechatpay-Serial` names among 
 platform certificates and public key (`_v3_keys`), inside the replay window; only then is the
 JSON read (`_v3_envelope`). TRANSACTION.* and REFUND.* events have their resource decrypted with
 the APIv3 key (`_v3_crypto`) and become a `PaymentResult` (`_v3_mapping`, which has the status
-table). Any other event type (PAYSCORE.*, PROFITSHARING.*, ...) is verified and becomes an
-`UnhandledEvent` whose `raw` is the envelope with its resource still encrypted: it is
-acknowledged without being decrypted, so an event paynotify does not know can never be refused
-(and resent for a day) for its content; `settings.decrypt_resource(event.raw["resource"])`
-decrypts it in an `on_unhandled` hook.
+table); a combined order (sub_orders) becomes one `PaymentResult` per sub-order (`_v3_combined`),
+and a merchant transfer (MCHTRANSFER.*) a `transfer` (`_v3_transfer`). Any other event type
+(PAYSCORE.*, PROFITSHARING.*, ...) is verified and becomes an `UnhandledEvent` whose
+`raw["resource"]` is the decrypted resource; one that does not decrypt keeps it encrypted, so an
+event paynotify does not know can never be refused (and resent for a day) for its content.
 
 Replies: 204 with no body when handled; otherwise `{"code": "FAIL", "message": ...}` with 401
 (verification), 400 (malformed), 503 (the same event is in flight) or 500 (anything else). WeChat
@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
-from typing import ClassVar
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
 from paynotify import (
     Account,
@@ -29,6 +29,7 @@ from paynotify import (
     DemoRequest,
     InboundRequest,
     InFlight,
+    Kind,
     MalformedNotification,
     NotificationError,
     PaymentResult,
@@ -38,10 +39,12 @@ from paynotify import (
     VerificationError,
     make_event_id,
 )
+from paynotify_wechatpay._v3_combined import combined_results, is_combined
 from paynotify_wechatpay._v3_envelope import Envelope
 from paynotify_wechatpay._v3_mapping import event_kind, to_result
 from paynotify_wechatpay._v3_settings import WeChatPayV3Settings
 from paynotify_wechatpay._v3_signature import SignedHeaders, verify
+from paynotify_wechatpay._v3_transfer import is_transfer, transfer_result
 
 __all__ = ["WeChatPayV3Provider"]
 
@@ -70,7 +73,7 @@ class WeChatPayV3Provider(Provider[WeChatPayV3Settings]):
 
     def parse(
         self, request: InboundRequest, account: Account[WeChatPayV3Settings]
-    ) -> PaymentResult | UnhandledEvent:
+    ) -> PaymentResult | list[PaymentResult] | UnhandledEvent:
         try:
             return self._parse(request, account)
         except NotificationError as exc:
@@ -79,7 +82,7 @@ class WeChatPayV3Provider(Provider[WeChatPayV3Settings]):
 
     def _parse(
         self, request: InboundRequest, account: Account[WeChatPayV3Settings]
-    ) -> PaymentResult | UnhandledEvent:
+    ) -> PaymentResult | list[PaymentResult] | UnhandledEvent:
         settings = account.settings
         headers = SignedHeaders.from_headers(request.headers)
         key = verify(
@@ -90,16 +93,43 @@ class WeChatPayV3Provider(Provider[WeChatPayV3Settings]):
         envelope = Envelope.parse(request.body)
         kind = event_kind(envelope.event_type)
         if kind is None:
-            return UnhandledEvent(
-                provider=self.name,
-                account=account.name,
-                event_type=envelope.event_type,
-                event_id=make_event_id(account.name, UNHANDLED_KIND, envelope.event_type, envelope.id),
-                key_id=key.key_id,
-                raw=envelope.fields,
-            )
+            if is_transfer(envelope.event_type):
+                resource = settings.decrypt_resource(envelope.resource)
+                return transfer_result(account, envelope, resource, provider=self.name, key_id=key.key_id)
+            return self._unhandled(envelope, account, key.key_id)
         resource = settings.decrypt_resource(envelope.resource)
+        if kind is Kind.PAYMENT and is_combined(resource):
+            if settings.service_provider:  # a partner's combined order: verified, offered to hooks
+                return self._unhandled(envelope, account, key.key_id, resource)
+            return combined_results(account, envelope, resource, provider=self.name, key_id=key.key_id)
         return to_result(kind, account, envelope, resource, provider=self.name, key_id=key.key_id)
+
+    def _unhandled(
+        self,
+        envelope: Envelope,
+        account: Account[WeChatPayV3Settings],
+        key_id: str,
+        resource: Mapping[str, Any] | None = None,
+    ) -> UnhandledEvent:
+        """A verified event paynotify does not normalize, with its decrypted resource; one whose
+        resource does not decrypt keeps it encrypted, so no event type can be refused for content
+        paynotify does not know (WeChat Pay would resend it for a day)."""
+        raw = envelope.fields
+        if resource is None:
+            try:
+                resource = account.settings.decrypt_resource(envelope.resource)
+            except NotificationError:
+                resource = None
+        if resource is not None:
+            raw = {**raw, "resource": dict(resource)}
+        return UnhandledEvent(
+            provider=self.name,
+            account=account.name,
+            event_type=envelope.event_type,
+            event_id=make_event_id(account.name, UNHANDLED_KIND, envelope.event_type, envelope.id),
+            key_id=key_id,
+            raw=raw,
+        )
 
     def ack(self) -> Reply:
         return _ACK
