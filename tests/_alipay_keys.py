@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from paynotify_alipay import AlipayProvider, AlipaySettings
 from paynotify_alipay.testing import SELLER_ID, certificate_pem, generate_key, public_key_pem
 
-from paynotify import Account, InboundRequest, PaymentResult
+from paynotify import Account, InboundRequest, PaymentResult, UnhandledEvent
 
 VECTORS = Path(__file__).parent / "vectors" / "alipay"
 VECTOR_APP_ID = "9021000122682882"
@@ -90,7 +90,14 @@ def parse(
     """Run one request through AlipayProvider.parse: a GET carries `data` as its query."""
     get = method == "GET"
     request = InboundRequest(method, channel, query=data if get else b"", body=b"" if get else data)
-    return PROVIDER.parse(request, acct or account())
+    result = PROVIDER.parse(request, acct or account())
+    assert isinstance(result, PaymentResult), "an open-platform message: use parse_any"
+    return result
+
+
+def parse_any(data: bytes, acct: Account[AlipaySettings] | None = None) -> PaymentResult | UnhandledEvent:
+    """A notify through AlipayProvider.parse, whatever it is (a trade or an open-platform message)."""
+    return PROVIDER.parse(InboundRequest("POST", "notify", body=data), acct or account())
 
 
 def pairs(data: bytes) -> list[tuple[bytes, bytes]]:

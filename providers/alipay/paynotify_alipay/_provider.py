@@ -49,13 +49,14 @@ from paynotify import (
     Reply,
     Source,
     Status,
+    UnhandledEvent,
     VerificationError,
     beijing_time,
     make_event_id,
 )
 from paynotify_alipay._form import decode_form
 from paynotify_alipay._settings import AlipaySettings
-from paynotify_alipay._signature import sign_content, verify
+from paynotify_alipay._signature import AlipayPublicKey, sign_content, verify
 
 __all__ = ["RETURN_STATUS", "AlipayProvider", "passback_params"]
 
@@ -87,13 +88,15 @@ def passback_params(result: PaymentResult, encoding: str = "utf-8") -> str | Non
 
 
 class AlipayProvider(Provider[AlipaySettings]):
-    """Alipay (支付宝) notify_url and return_url, verified with the V1 rule."""
+    """Alipay (支付宝) notify_url and return_url (V1 rule), and open-platform messages (V2 rule)."""
 
     name = "alipay"
     settings_model = AlipaySettings
     channels: ClassVar[frozenset[str]] = frozenset({"notify", "return"})
 
-    def parse(self, request: InboundRequest, account: Account[AlipaySettings]) -> PaymentResult:
+    def parse(
+        self, request: InboundRequest, account: Account[AlipaySettings]
+    ) -> PaymentResult | UnhandledEvent:
         settings = account.settings
         is_return = request.channel == Source.RETURN.value
         data = request.query if is_return and request.method.upper() == "GET" else request.body
@@ -106,15 +109,34 @@ class AlipayProvider(Provider[AlipaySettings]):
         signature = form.fields.get("sign", "")
         if not signature:
             raise VerificationError("the notification has no sign", account=account.name)
+        # Alipay signs trade notifications and returns under the V1 rule; open-platform messages
+        # (any other notify_type, e.g. servicemarket_order_notify) under V2, which also signs
+        # sign_type. The rule follows the message's type, the key and hash the configuration; a
+        # trade notification is never tried under V2.
+        notify_type = form.fields.get("notify_type", "")
+        is_trade = is_return or notify_type in ("", _TRADE_NOTIFY)
         try:
-            key = verify(sign_content(form.raw), signature, settings.public_keys, settings.sign_type)
+            key = self._verify(form.raw, signature, settings, trade=is_trade)
         except VerificationError as exc:
             message = f"app_id {settings.app_id}: {exc.message}"
             claimed = form.fields.get("sign_type", "")
             if claimed and claimed != settings.sign_type:
                 message += f" (message says sign_type={claimed[:8]!r}, account verifies {settings.sign_type})"
             raise VerificationError(message, account=account.name) from None
+        if not is_trade:
+            return _open_platform_message(self.name, account.name, notify_type, form.fields, key.key_id)
         return _normalize(self.name, account.name, form.fields, is_return, key.key_id)
+
+    @staticmethod
+    def _verify(
+        raw: dict[bytes, bytes], signature: str, settings: AlipaySettings, *, trade: bool
+    ) -> AlipayPublicKey:
+        if trade:
+            return verify(sign_content(raw), signature, settings.public_keys, settings.sign_type)
+        try:
+            return verify(sign_content(raw, "V2"), signature, settings.public_keys, settings.sign_type)
+        except VerificationError:
+            return verify(sign_content(raw), signature, settings.public_keys, settings.sign_type)
 
     def ack(self) -> Reply:
         return _ACK
@@ -161,6 +183,24 @@ class AlipayProvider(Provider[AlipaySettings]):
                 body=forged,
             ),
         )
+
+
+_TRADE_NOTIFY = "trade_status_sync"
+
+
+def _open_platform_message(
+    provider: str, account: str, notify_type: str, fields: dict[str, str], key_id: str
+) -> UnhandledEvent:
+    """A verified message that is not a trade (acknowledged `success`, never a payment)."""
+    identity = fields.get("notify_id") or fields.get("biz_content") or "&".join(sorted(fields))
+    return UnhandledEvent(
+        provider=provider,
+        account=account,
+        event_type=notify_type,
+        event_id=make_event_id(account, "event", notify_type, identity),
+        key_id=key_id,
+        raw=dict(fields),
+    )
 
 
 def _amount(fields: dict[str, str], name: str) -> Decimal | None:

@@ -27,6 +27,7 @@ __all__ = [
     "WRONG_CERT_HINT",
     "WRONG_KEY_HINT",
     "AlipayPublicKey",
+    "SignRule",
     "SignType",
     "load_public_key",
     "sign",
@@ -53,6 +54,8 @@ _HASHES: dict[str, hashes.HashAlgorithm] = {
 _PKCS1 = padding.PKCS1v15()
 _HASH_NAMES = {"RSA2": "SHA-256", "RSA": "SHA-1"}
 _UNSIGNED = frozenset({b"sign", b"sign_type"})
+_UNSIGNED_V2 = frozenset({b"sign"})
+SignRule = Literal["V1", "V2"]
 _PEM_LABEL = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----")
 _NOT_PRIVATE = "this setting takes Alipay's public key for this app (支付宝公钥), never a private key"
 
@@ -75,10 +78,13 @@ class AlipayPublicKey:
         return (self.key.key_size + 7) // 8
 
 
-def sign_content(fields: Mapping[bytes, bytes]) -> bytes:
-    """The V1 signed content of decoded form fields, as bytes in the notification's charset."""
+def sign_content(fields: Mapping[bytes, bytes], rule: SignRule = "V1") -> bytes:
+    """The signed content of decoded form fields, as bytes in the notification's charset: V1
+    (rsaCheckV1, trade notifications and returns) leaves out `sign` and `sign_type`, V2 (rsaCheckV2,
+    open-platform messages) only `sign`."""
+    unsigned = _UNSIGNED if rule == "V1" else _UNSIGNED_V2
     signed = sorted(fields.items())
-    return b"&".join([key + b"=" + value for key, value in signed if value and key and key not in _UNSIGNED])
+    return b"&".join([key + b"=" + value for key, value in signed if value and key and key not in unsigned])
 
 
 def sign(content: bytes, private_key: RSAPrivateKey, sign_type: SignType = "RSA2") -> str:
