@@ -113,6 +113,56 @@ def floor_app(verify: Verify, success: Callable[[], Response], failure: Callable
     return Starlette(routes=[Route("/shop/notify", notify, methods=["POST"])])
 
 
+def unionpay(middle_pem: str) -> Verify:
+    """UnionPay 5.1.0 as a hand-written handler would do it: form decode, the leaf certificate from
+    signPubKeyCert (parsed and checked against the middle once per distinct certificate, as
+    paynotify caches it too), its validity now, sign string, SHA-256 hex, RSA SHA-256 verify."""
+    from cryptography import x509
+
+    middle = x509.load_pem_x509_certificate(middle_pem.encode())
+    middle_key = middle.public_key()
+    assert isinstance(middle_key, rsa.RSAPublicKey)
+    leaves: dict[str, x509.Certificate] = {}
+
+    def leaf(pem: str) -> x509.Certificate:
+        found = leaves.get(pem)
+        if found is None:
+            found = x509.load_pem_x509_certificate(pem.encode())
+            middle_key.verify(found.signature, found.tbs_certificate_bytes, _PKCS1, hashes.SHA1())
+            leaves[pem] = found
+        return found
+
+    def verify(headers: Mapping[str, str], body: bytes) -> bool:
+        fields = dict(parse_qsl(body.decode(), keep_blank_values=True))
+        signature = base64.b64decode(fields.pop("signature"))
+        certificate = leaf(fields["signPubKeyCert"])
+        now = time.time()
+        if (
+            not certificate.not_valid_before_utc.timestamp()
+            <= now
+            <= certificate.not_valid_after_utc.timestamp()
+        ):
+            return False
+        content = "&".join(f"{k}={v}" for k, v in sorted(fields.items())).encode()
+        digest = hashlib.sha256(content).hexdigest().encode()
+        public = certificate.public_key()
+        assert isinstance(public, rsa.RSAPublicKey)
+        try:
+            public.verify(signature, digest, _PKCS1, _SHA256)
+        except InvalidSignature:
+            return False
+        return True
+
+    return verify
+
+
+UNIONPAY_REPLIES = (lambda: PlainTextResponse("ok"), lambda: PlainTextResponse("fail", 400))
+
+
+def unionpay_app(middle_pem: str) -> Starlette:
+    return floor_app(unionpay(middle_pem), *UNIONPAY_REPLIES)
+
+
 ALIPAY_REPLIES = (lambda: PlainTextResponse("success"), lambda: PlainTextResponse("fail"))
 
 

@@ -392,10 +392,42 @@ def wechat_v3_case(n: int, cert_dir: Path) -> Case:
     )
 
 
+# -- UnionPay --------------------------------------------------------------------------------------
+
+
+def _unionpay_ok(status: int, body: bytes) -> bool:
+    return status == 200 and body == b"ok"
+
+
+def unionpay_case(n: int) -> Case:
+    from paynotify_unionpay.testing import MER_ID, encode_form, generate_chain, make_notify
+
+    chain = generate_chain()
+    bodies = [make_notify(chain, mer_id=MER_ID, order_id=f"bench{i:010d}") for i in range(n)]
+    requests = [as_request({"content-type": "application/x-www-form-urlencoded"}, b) for b in bodies]
+    assert encode_form  # the same encoding UnionPay uses (UTF-8, %20 for space) made the bodies
+    settings = {"mer_id": MER_ID, **chain.account_settings()}
+    name = "UnionPay 5.1.0"
+    return Case(
+        name,
+        n,
+        [
+            *paynotify_contenders("unionpay", settings, requests, _unionpay_ok),
+            bare_contender(_floors.unionpay_app(chain.middle_pem), requests, _unionpay_ok),
+            function_contender(
+                "floor alone: parse_qsl + cert (cached) + SHA-256 hex + RSA verify",
+                _floors.unionpay(chain.middle_pem),
+                requests,
+            ),
+        ],
+        [Target(name, BARE, 1.5, 1.3, "paynotify also checks the CN and the chain at the leaf's validity")],
+    )
+
+
 # -- running ---------------------------------------------------------------------------------------
 
 
-CASES = ("alipay", "v2", "v3")
+CASES = ("alipay", "v2", "v3", "unionpay")
 
 
 def run(n: int, rounds: int, only: Sequence[str] = CASES) -> dict[str, Any]:
@@ -410,6 +442,8 @@ def run(n: int, rounds: int, only: Sequence[str] = CASES) -> dict[str, Any]:
         builders.append(lambda _: alipay_case(n))
     if "v2" in only:
         builders += [lambda _: wechat_v2_case(n, "MD5"), lambda _: wechat_v2_case(n, "HMAC-SHA256")]
+    if "unionpay" in only and "unionpay" in registry.names():
+        builders.append(lambda _: unionpay_case(n))
     if "v3" in only and "wechatpay-v3" in registry.names():
         builders.append(lambda d: wechat_v3_case(n, d))
     elif "v3" in only:

@@ -12,7 +12,7 @@ async def ship(result):
 app = notifier.asgi()        # POST /shop/notify, GET /shop/return
 """
 
-from paynotify._encoding import canonical_b64decode
+from paynotify._encoding import canonical_b64decode, percent_decode
 from paynotify._errors import (
     CheckFailed,
     ConfigurationError,
@@ -120,6 +120,7 @@ __all__ = [
     "canonical_b64decode",
     "make_event_id",
     "open_store",
+    "percent_decode",
     "registry",
     "store_schemes",
 ]

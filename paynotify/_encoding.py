@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import binascii
 
-__all__ = ["canonical_b64decode"]
+__all__ = ["canonical_b64decode", "percent_decode"]
+
+
+def percent_decode(text: bytes) -> bytes:
+    """`%XX` -> the byte, exactly as urllib's unquote_to_bytes, but in C: binascii's
+    quoted-printable decoder reads `=XX` so. Each literal `=` is written `=3D` first. The caller
+    must have refused any `%` not followed by two hex digits (as form decoding does), so neither a
+    soft line break nor a stray `=`, the only other things a2b_qp interprets, can arise.
+    unquote_to_bytes, in Python, cost ~10 us of a notification's form.
+
+    >>> percent_decode(b"a%20b%3D%2B=c")
+    b'a b=+=c'
+    """
+    return binascii.a2b_qp(text.replace(b"=", b"=3D").replace(b"%", b"="))
 
 
 def canonical_b64decode(text: str) -> bytes | None:

@@ -227,6 +227,10 @@ class TrustChain:
     root: Certificate
     middle: Certificate
     cn_orgs: frozenset[str]
+    _links: dict[int, tuple[Certificate, str | None]] = field(default_factory=dict, compare=False, repr=False)
+    """leaf -> why the middle did not issue it (None: it did), per distinct parsed leaf. The answer
+    depends on the two certificates alone, and an RSA verification per notification doubled the
+    cost of verifying one; the leaf's validity and CN are still checked on every message."""
 
     @classmethod
     def build(
@@ -244,13 +248,23 @@ class TrustChain:
             )
         return cls(environment, root, middle, frozenset(cn_orgs))
 
+    def _link(self, leaf: Certificate) -> str | None:
+        # Keyed by identity, the leaf held in the value: parsed leaves are themselves cached once per
+        # distinct PEM, so the same certificate arrives as the same object.
+        found = self._links.get(id(leaf))
+        if found is None or found[0] is not leaf:
+            if len(self._links) >= CERT_CACHE_SIZE:
+                self._links.clear()
+            found = self._links[id(leaf)] = (leaf, _signed_by(leaf, self.middle))
+        return found[1]
+
     def check(self, leaf: Certificate, now: float) -> None:
         """Trust `leaf` at `now` (unix seconds), or raise VerificationError saying which link failed."""
         name = f"signPubKeyCert (certId {leaf.serial}, {leaf.subject!r})"
         if not leaf.not_before <= now <= leaf.not_after:
             state = "not yet valid" if now < leaf.not_before else "expired"
             raise VerificationError(f"{name} is {state}: valid {leaf.validity()}, now is {_utc(now)}")
-        problem = _signed_by(leaf, self.middle)
+        problem = self._link(leaf)
         if problem is not None:
             raise VerificationError(
                 f"chain link leaf -> middle failed ({self.environment} middle certificate): {name}: {problem}"

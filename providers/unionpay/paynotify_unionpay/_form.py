@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from urllib.parse import unquote_to_bytes
 
-from paynotify import MalformedNotification
+from paynotify import MalformedNotification, percent_decode
 
 __all__ = ["ENCODINGS", "Form", "decode_form", "python_encoding"]
 
@@ -65,12 +64,12 @@ def decode_form(data: bytes) -> Form:
         raise MalformedNotification("no form fields (a UnionPay notification is x-www-form-urlencoded)")
     raw: dict[bytes, bytes] = {}
     for key, _, value in parts:
-        name = unquote_to_bytes(key)
+        name = percent_decode(key)
         if not _NAME.fullmatch(name):
             raise MalformedNotification(f"a field name is empty or not printable ASCII: {_show(name)}")
         if name in raw:
             raise MalformedNotification(f"field {_show(name)} appears more than once")
-        raw[name] = unquote_to_bytes(value)
+        raw[name] = percent_decode(value)
     declared = raw.get(b"encoding")
     if declared is None:
         raise MalformedNotification("no `encoding` field (UnionPay always sends utf-8 or gbk)")
