@@ -178,3 +178,18 @@ def test_sign_pub_key_cert_that_is_not_a_certificate_is_refused() -> None:
     ]:
         with pytest.raises(VerificationError, match=message):
             parse(notify(signPubKeyCert=value))
+
+
+def test_a_cached_chain_answer_is_only_for_the_leaf_it_was_made_for() -> None:
+    # The leaf -> middle answer is kept per parsed leaf. An entry left under an id that another leaf
+    # now has (a freed leaf's id reused) must not vouch for it: plant one and check it is ignored.
+    acct = account()
+    trust = acct.settings.trust_chain
+    good = _cached(chain().leaf_pem.encode())
+    other = generate_chain()
+    stranger = _cached(other.leaf_pem.encode())
+    assert not isinstance(good, str)
+    assert not isinstance(stranger, str)
+    trust._links[id(stranger)] = (good, None)  # "signed by the middle", for another certificate
+    with pytest.raises(VerificationError, match="chain link leaf -> middle failed"):
+        parse(make_notify(other, mer_id=MER_ID, order_id=ORDER_ID), acct)
