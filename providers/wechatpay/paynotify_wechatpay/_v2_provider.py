@@ -39,7 +39,7 @@ merchant's refund request number), provider_refund_id = refund_id (WeChat's), am
 total_fee / 100 (the order), refund_amount = refund_fee / 100 (this refund), refunded_at =
 success_time (yyyy-MM-dd HH:mm:ss) when refund_status is SUCCESS, app_id / merchant_id = the
 outer appid / mch_id. raw = the outer fields except req_info, updated with the decrypted fields
-(the decrypted ones win a name clash: they are the authenticated ones). Of the outer fields only
+(the decrypted ones win a name clash: they came out of the encryption). Of the outer fields only
 appid and mch_id are checked; nonce_str and the rest are not protected by the protocol.
 
 event_id = account + kind + (transaction_id or out_trade_no) + (out_refund_no for a refund) +
