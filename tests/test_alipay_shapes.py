@@ -103,7 +103,7 @@ REFUSED: list[tuple[dict[str, str | None], str]] = [
     ({**PARTIAL, "out_biz_no": "R=1"}, "out_biz_no"),
     ({**PARTIAL, "out_biz_no": "R 1"}, "out_biz_no"),
     ({**PARTIAL, "out_biz_no": "R" * 65}, "out_biz_no"),
-    ({"app_id": "2021-0001"}, "app_id"),
+    ({"app_id": "2021-0001", "auth_app_id": APP_ID}, "but app_id '2021-0001' is not 1-32 digits"),
     ({"auth_app_id": "2021x"}, "auth_app_id"),
     ({"seller_id": "2088 0001"}, "seller_id"),
     ({"notify_id": "ac05-0995"}, "notify_id"),
