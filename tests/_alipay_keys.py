@@ -25,6 +25,7 @@ NOTIFY_FIELDS = {
     "notify_type": "trade_status_sync",
     "notify_id": "2024052000222123105012345678901234",
     "out_trade_no": "o-1",
+    "trade_no": "2024052022001400000000000001",
 }
 """The least a notification needs to be accepted, for tests that build fields by hand."""
 

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from paynotify_alipay import passback_params
 from paynotify_alipay._form import _BAD_ESCAPE, _pairs, decode_form
+from paynotify_alipay._shapes import SHAPED_FIELDS
 from paynotify_alipay.testing import encode_form, make_notify, make_return, sign_fields
 
 from paynotify import MalformedNotification, VerificationError
@@ -168,7 +169,7 @@ def test_random_bytes_spliced_into_a_genuine_notification_only_raise_refusals(ju
 
 
 _NAMES = st.from_regex(r"[a-z][a-z_]{0,11}", fullmatch=True).filter(
-    lambda n: n not in {"sign", "sign_type", "charset", *NOTIFY_FIELDS}
+    lambda n: n not in {"sign", "sign_type", "charset", *NOTIFY_FIELDS, *SHAPED_FIELDS}
 )
 _VALUES = st.text(st.characters(codec="utf-8"), max_size=40)
 

@@ -34,7 +34,6 @@ TABLE = [
     ("TRADE_SUCCESS", {"gmt_refund": "2024-05-20 12:31:05"}, Kind.REFUND, Status.SUCCEEDED, "TRADE_SUCCESS"),
     ("TRADE_SUCCESS", {"refund_fee": "1.00"}, Kind.REFUND, Status.SUCCEEDED, "TRADE_SUCCESS"),
     ("TRADE_CLOSED", FULL, Kind.REFUND, Status.SUCCEEDED, "TRADE_CLOSED"),
-    ("TRADE_SOMETHING_NEW", {}, Kind.PAYMENT, Status.PENDING, "TRADE_SOMETHING_NEW"),
     (None, {}, Kind.PAYMENT, Status.PENDING, "trade_status_sync"),
 ]
 

@@ -165,14 +165,19 @@ async def test_pipeline_refuses_wrong_key_and_garbage_with_fail() -> None:
 
 async def test_return_through_the_route_shows_a_page_and_delivers_nothing() -> None:
     notifier, seen = _notifier(return_url="https://shop.example/orders/{order_id}")
-    query = make_return(key(), app_id=APP_ID, out_trade_no="o 1/2").decode("ascii")
+    query = make_return(key(), app_id=APP_ID, out_trade_no="o_1-2").decode("ascii")
+    # Signed, but an order number out of Alipay's shape (letters, digits, _ and -): no redirect.
+    odd = make_return(key(), app_id=APP_ID, out_trade_no="o 1/2").decode("ascii")
     transport = httpx.ASGITransport(app=notifier.asgi())
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         good = await client.get(f"/shop/return?{query}")
         bad = await client.get(f"/shop/return?{query}&extra=1")
+        shapeless = await client.get(f"/shop/return?{odd}")
     await notifier.aclose()
     assert good.status_code == 303
-    assert good.headers["location"] == "https://shop.example/orders/o%201%2F2"
+    assert good.headers["location"] == "https://shop.example/orders/o_1-2"
     assert bad.status_code == 400
-    assert b"success" not in good.content + bad.content
+    assert shapeless.status_code == 400
+    assert "location" not in shapeless.headers
+    assert b"success" not in good.content + bad.content + shapeless.content
     assert seen == []

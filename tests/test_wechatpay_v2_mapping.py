@@ -70,7 +70,7 @@ def test_fee_type_sets_the_currency() -> None:
 
 @pytest.mark.parametrize(
     ("result_code", "status"),
-    [("SUCCESS", Status.SUCCEEDED), ("FAIL", Status.FAILED), ("SOMETHING_NEW", Status.PENDING)],
+    [("SUCCESS", Status.SUCCEEDED), ("FAIL", Status.FAILED)],
 )
 def test_result_code_mapping(result_code: str, status: Status) -> None:
     result = parse(payment(result_code=result_code))

@@ -12,7 +12,7 @@ percent-encoded there, as Alipay signed it; `passback_params(result)` decodes it
 | notify  | TRADE_CLOSED   | absent (timeout close)  | payment / closed    | TRADE_CLOSED      |
 | notify  | TRADE_SUCCESS  | present (partial)       | refund / succeeded  | TRADE_SUCCESS     |
 | notify  | TRADE_CLOSED   | present (full refund)   | refund / succeeded  | TRADE_CLOSED      |
-| notify  | another value  | -                       | payment / pending   | the value         |
+| notify  | another value  | -                       | InvalidContent, never a result          |
 | notify  | absent         | -                       | payment / pending   | notify_type value |
 | return  | (not sent)     | -                       | payment / pending   | RETURN            |
 
@@ -23,13 +23,16 @@ refund request is out_biz_no, or gmt_refund|refund_fee when Alipay leaves it out
 without trade_status adds its notify_id, so no two of them collapse into one event.
 key_id names the configured key that verified the message: the certificate's SN in certificate
 mode (alipay_public_cert), else the key's 8-hex id (alipay_public_key).
+Verified fields are then held to Alipay's documented shapes (`_shapes`: ids, amounts, times,
+trade_status; a paid state with total_amount): the V1 content does not delimit its values, so a
+genuine signature also covers the same bytes split into other fields. A field out of shape raises
+InvalidContent with the verified fields as `raw`, and the event_id when out_trade_no is there.
 A return is never a payment result: it is pending with source `return`, whatever it carries; and
 a verified message without notify_id/notify_type (a return replayed to notify_url) is refused.
 """
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from decimal import Decimal
 from typing import ClassVar
@@ -41,6 +44,7 @@ from paynotify import (
     DemoAccount,
     DemoRequest,
     InboundRequest,
+    InvalidContent,
     Kind,
     MalformedNotification,
     NotificationError,
@@ -56,6 +60,7 @@ from paynotify import (
 )
 from paynotify_alipay._form import decode_form
 from paynotify_alipay._settings import AlipaySettings
+from paynotify_alipay._shapes import problem
 from paynotify_alipay._signature import AlipayPublicKey, sign_content, verify
 
 __all__ = ["RETURN_STATUS", "AlipayProvider", "passback_params"]
@@ -70,7 +75,6 @@ _PAYMENT_STATUSES = {
     "TRADE_CLOSED": Status.CLOSED,
 }
 _REFUND_STATUSES = frozenset({"TRADE_SUCCESS", "TRADE_CLOSED"})
-_AMOUNT = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _ACK = Reply.text("success")
 _NACK = Reply.text("fail")
 _FORM_CONTENT_TYPE = {"content-type": "application/x-www-form-urlencoded; charset=utf-8"}
@@ -204,12 +208,9 @@ def _open_platform_message(
 
 
 def _amount(fields: dict[str, str], name: str) -> Decimal | None:
+    # The shape (digits, at most two decimals) was checked in `problem`.
     text = fields.get(name, "")
-    if not text:
-        return None
-    if not _AMOUNT.fullmatch(text):
-        raise MalformedNotification(f"{name} is not an amount in yuan: {text[:20]!r}")
-    return Decimal(text)
+    return Decimal(text) if text else None
 
 
 def _time(fields: dict[str, str], name: str) -> datetime | None:
@@ -224,57 +225,68 @@ def _time(fields: dict[str, str], name: str) -> datetime | None:
         raise MalformedNotification(f"{name} is not a 'yyyy-MM-dd HH:mm:ss' time: {text[:30]!r}") from None
 
 
+def _event_parts(fields: dict[str, str], is_return: bool) -> tuple[Kind, Status, str, list[str | None]]:
+    """kind, status, provider_status and the event_id parts after the account, from the fields."""
+    trade_no = fields.get("trade_no")
+    trade_key = trade_no or f"out_trade_no:{fields.get('out_trade_no', '')}"
+    trade_status = fields.get("trade_status", "")
+    refund_fee, gmt_refund = fields.get("refund_fee", ""), fields.get("gmt_refund", "")
+    if is_return:
+        return Kind.PAYMENT, Status.PENDING, RETURN_STATUS, [trade_key, None, RETURN_STATUS]
+    if trade_status in _REFUND_STATUSES and (refund_fee or gmt_refund):
+        refund_request = fields.get("out_biz_no") or f"{gmt_refund}|{refund_fee}"
+        return Kind.REFUND, Status.SUCCEEDED, trade_status, [trade_key, refund_request, trade_status]
+    if trade_status:
+        status = _PAYMENT_STATUSES.get(trade_status, Status.PENDING)
+        return Kind.PAYMENT, status, trade_status, [trade_key, None, trade_status]
+    # Verified yet without a trade_status: keep it (pending) rather than lose it, one event per notify_id.
+    notify_type = fields.get("notify_type", "")
+    return (
+        Kind.PAYMENT,
+        Status.PENDING,
+        notify_type,
+        [trade_key, None, notify_type, fields.get("notify_id", "")],
+    )
+
+
 def _normalize(
     provider: str, account: str, fields: dict[str, str], is_return: bool, key_id: str
 ) -> PaymentResult:
-    order_id = fields.get("out_trade_no", "")
-    if not order_id:
-        raise MalformedNotification("verified, but out_trade_no is missing", account=account)
     if not is_return and not (fields.get("notify_id") and fields.get("notify_type")):
         # Same key, same rule: a sync return (which the buyer's browser sees) would verify here too.
-        raise MalformedNotification(
+        raise InvalidContent(
             "verified, but not an async notification (no notify_id/notify_type; a sync return?)",
             account=account,
+            raw=fields,
         )
-    trade_no = fields.get("trade_no") or None
-    trade_key = trade_no or f"out_trade_no:{order_id}"
-    trade_status = fields.get("trade_status", "")
-    refund_fee, gmt_refund = fields.get("refund_fee", ""), fields.get("gmt_refund", "")
-    refund_request: str | None = None
-    extra_part: str | None = None
+    kind, status, provider_status, parts = _event_parts(fields, is_return)
+    fault = problem(fields, is_return=is_return)
+    if fault is None:
+        try:
+            amount = _amount(fields, "total_amount")
+            paid_at = _time(fields, "gmt_payment")
+            is_refund = kind is Kind.REFUND
+            refund_amount = _amount(fields, "refund_fee") if is_refund else None
+            refunded_at = _time(fields, "gmt_refund") if is_refund else None
+        except MalformedNotification as exc:
+            fault = exc.message
+    if fault is not None:
+        # Recorded with the verified fields; the event_id is the one a well-formed copy would have.
+        raise InvalidContent(
+            f"verified, but {fault}",
+            account=account,
+            raw=fields,
+            event_id=make_event_id(account, kind, *parts) if fields.get("out_trade_no") else None,
+        )
 
-    try:
-        amount = _amount(fields, "total_amount")
-        paid_at = _time(fields, "gmt_payment")
-        if is_return:
-            kind, status, provider_status = Kind.PAYMENT, Status.PENDING, RETURN_STATUS
-        elif trade_status in _REFUND_STATUSES and (refund_fee or gmt_refund):
-            kind, status, provider_status = Kind.REFUND, Status.SUCCEEDED, trade_status
-            refund_request = fields.get("out_biz_no") or f"{gmt_refund}|{refund_fee}"
-        elif trade_status:
-            kind, provider_status = Kind.PAYMENT, trade_status
-            status = _PAYMENT_STATUSES.get(trade_status, Status.PENDING)
-        else:
-            # Verified yet without a trade_status: keep it (pending) rather than lose it.
-            kind, status = Kind.PAYMENT, Status.PENDING
-            provider_status = fields["notify_type"]
-            extra_part = fields["notify_id"]
-        is_refund = kind is Kind.REFUND
-        refund_amount = _amount(fields, "refund_fee") if is_refund else None
-        refunded_at = _time(fields, "gmt_refund") if is_refund else None
-    except MalformedNotification as exc:
-        exc.account = account
-        raise
-
-    parts = [trade_key, refund_request, provider_status] + ([extra_part] if extra_part is not None else [])
     return PaymentResult(
         provider=provider,
         account=account,
         kind=kind,
         status=status,
         provider_status=provider_status,
-        order_id=order_id,
-        transaction_id=trade_no,
+        order_id=fields["out_trade_no"],
+        transaction_id=fields.get("trade_no") or None,
         refund_id=(fields.get("out_biz_no") or None) if is_refund else None,
         amount=amount,
         refund_amount=refund_amount,

@@ -3,27 +3,35 @@
 A body with `req_info` is a refund notification, any other a payment notification. Both must say
 return_code SUCCESS: a FAIL carries no business fields and no signature, so it is refused as
 malformed (never a payment). A payment notification is verified (`sign`, with the account's
-sign_type) before any business field is read. A refund notification has no signature: it is
-authentic if its appid / mch_id are the account's and its req_info decrypts under the account's
-key with strict PKCS#7 padding into a `<root>` document (a `sign`, if one is ever present, must
-verify too). Times are Beijing time; amounts arrive in fen and become yuan (Decimal, 2 places).
+sign_type) before any business field is read. A refund notification has no signature and is NOT
+authenticated: req_info is AES-256-ECB without a MAC, so blocks of two genuine refunds of the
+merchant can be spliced into a third that decrypts cleanly. It is refused unless its appid /
+mch_id are the account's, req_info decrypts under the account's key with strict PKCS#7 padding
+into exactly one `<root>` document holding every field WeChat Pay always sends, once, in shape,
+with amounts that agree (refund_fee <= total_fee, settlement_refund_fee <= refund_fee,
+settlement_total_fee <= total_fee); a `sign`, if one is ever present, must verify too. That
+catches clumsy splices, not all: confirm refunds with WeChat Pay's refund query in a check hook
+(docs/providers/wechatpay-v2.md). Verified or decrypted fields out of their documented shapes
+(`_shapes`, fen as digits, known result_code / refund_status) raise InvalidContent with the
+fields as `raw`. Times are Beijing time; amounts arrive in fen and become yuan (Decimal, 2 places).
 
 | notification | field                      | kind / status       | provider_status |
 |--------------|----------------------------|---------------------|-----------------|
 | payment      | result_code SUCCESS        | payment / succeeded | SUCCESS         |
 | payment      | result_code FAIL           | payment / failed    | FAIL            |
-| payment      | result_code, other value   | payment / pending   | the value       |
+| payment      | result_code, other value   | InvalidContent, never a result       |
 | refund       | refund_status SUCCESS      | refund / succeeded  | SUCCESS         |
 | refund       | refund_status CHANGE       | refund / failed     | CHANGE          |
 | refund       | refund_status REFUNDCLOSE  | refund / closed     | REFUNDCLOSE     |
-| refund       | refund_status, other value | refund / pending    | the value       |
+| refund       | refund_status, other value | InvalidContent, never a result       |
 | either       | return_code not SUCCESS    | MalformedNotification, never a result |
 
 Payment fields: order_id = out_trade_no, transaction_id, amount = total_fee / 100, currency =
 fee_type (CNY when absent), paid_at = time_end (yyyyMMddHHmmss), payer_id = openid, or sub_openid
 when a service provider's notification has no openid, app_id = appid, merchant_id = mch_id
 (the service provider's ids in service-provider mode; sub_appid / sub_mch_id stay in raw).
-transaction_id, total_fee and time_end are required when result_code is SUCCESS; err_code and
+transaction_id, total_fee and time_end are required when result_code is SUCCESS; cash_fee,
+settlement_total_fee and coupon_fee must be fen when present; err_code and
 err_code_des of a FAIL stay in raw. raw = every received field, sign included, unknown ones too.
 
 Refund fields: order_id = out_trade_no, transaction_id, refund_id = out_refund_no (the
@@ -31,7 +39,7 @@ merchant's refund request number), provider_refund_id = refund_id (WeChat's), am
 total_fee / 100 (the order), refund_amount = refund_fee / 100 (this refund), refunded_at =
 success_time (yyyy-MM-dd HH:mm:ss) when refund_status is SUCCESS, app_id / merchant_id = the
 outer appid / mch_id. raw = the outer fields except req_info, updated with the decrypted fields
-(the decrypted ones win a name clash: they are the authenticated ones). Of the outer fields only
+(the decrypted ones win a name clash: they came out of the encryption). Of the outer fields only
 appid and mch_id are checked; nonce_str and the rest are not protected by the protocol.
 
 event_id = account + kind + (transaction_id or out_trade_no) + (out_refund_no for a refund) +
@@ -43,13 +51,14 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from decimal import Decimal
-from typing import ClassVar
+from typing import ClassVar, cast
 
 from paynotify import (
     Account,
     DemoAccount,
     DemoRequest,
     InboundRequest,
+    InvalidContent,
     Kind,
     MalformedNotification,
     NotificationError,
@@ -61,6 +70,7 @@ from paynotify import (
     beijing_time,
     make_event_id,
 )
+from paynotify_wechatpay._shapes import id_problem
 from paynotify_wechatpay._v2_refund_crypto import decrypt_req_info
 from paynotify_wechatpay._v2_settings import WeChatPayV2Settings
 from paynotify_wechatpay._v2_signature import verify
@@ -74,6 +84,14 @@ _FEN = re.compile(r"[0-9]{1,18}")  # fen as a 64-bit integer; more digits would 
 _TIME_END = ("%Y%m%d%H%M%S", re.compile(r"[0-9]{14}"), "yyyyMMddHHmmss")
 _SUCCESS_TIME = ("%Y-%m-%d %H:%M:%S", re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}"),
                  "yyyy-MM-dd HH:mm:ss")  # fmt: skip
+# Sent when present, never signed apart: a total_fee that is not fen is refused, so are these.
+_OTHER_PAYMENT_FEES = ("cash_fee", "settlement_total_fee", "coupon_fee")
+# WeChat Pay's own bounds (申请退款金额 <= 订单金额; 退款金额 <= 申请退款金额; 应结订单金额 <= 订单金额).
+_REFUND_BOUNDS = (
+    ("refund_fee", "total_fee"),
+    ("settlement_refund_fee", "refund_fee"),
+    ("settlement_total_fee", "total_fee"),
+)
 _REPLY = "<xml><return_code><![CDATA[{code}]]></return_code><return_msg><![CDATA[{msg}]]></return_msg></xml>"
 _REASON_LENGTH = 120
 _SHOWN_LENGTH = 64
@@ -100,6 +118,31 @@ def _yuan(fields: dict[str, str], name: str, what: str) -> Decimal:
     return Decimal(value).scaleb(-2)
 
 
+def _id(fields: dict[str, str], name: str, what: str, *, required: bool = True) -> str | None:
+    value = _required(fields, name, what) if required else fields.get(name)
+    if not value:
+        return None
+    rule = id_problem(name, value)
+    if rule is not None:
+        raise MalformedNotification(f"{what} {name} is {_shown(value)}, not {rule}")
+    return value
+
+
+def _known(fields: dict[str, str], name: str, what: str, known: dict[str, Status]) -> str:
+    value = _required(fields, name, what)
+    if value not in known:
+        raise MalformedNotification(f"{what} {name} is {_shown(value)}, not one of {', '.join(known)}")
+    return value
+
+
+def _at_most(fields: dict[str, str], smaller: str, larger: str, what: str) -> None:
+    # Both are digit strings already; compared as numbers.
+    if fields.get(smaller) and fields.get(larger) and int(fields[smaller]) > int(fields[larger]):
+        raise MalformedNotification(
+            f"{what} {smaller} {fields[smaller]} is more than {larger} {fields[larger]}"
+        )
+
+
 def _time(fields: dict[str, str], name: str, what: str, form: tuple[str, re.Pattern[str], str]) -> datetime:
     value = _required(fields, name, what)
     fmt, pattern, label = form
@@ -109,6 +152,15 @@ def _time(fields: dict[str, str], name: str, what: str, form: tuple[str, re.Patt
         return beijing_time(value, fmt)
     except ValueError:
         raise MalformedNotification(f"{what} {name} is {_shown(value)}, not a {label} time") from None
+
+
+def _event_id(
+    account: str, kind: Kind, trade: str | None, refund: str | None, status: str | None
+) -> str | None:
+    """The event_id of a notification refused for its content, when its parts are there at all."""
+    if not trade or not status:
+        return None
+    return make_event_id(account, kind, trade, refund, status)
 
 
 def _check_return_code(fields: dict[str, str], what: str) -> None:
@@ -144,16 +196,28 @@ class WeChatPayV2Provider(Provider[WeChatPayV2Settings]):
         _check_return_code(fields, what)
         verify(fields, settings.key_bytes, settings.sign_type)
 
-        # Verified: from here on the fields are WeChat Pay's.
-        provider_status = _required(fields, "result_code", what)
-        status = _PAYMENT_STATUSES.get(provider_status, Status.PENDING)
-        order_id = _required(fields, "out_trade_no", what)
-        succeeded = status is Status.SUCCEEDED
-        transaction_id = (
-            _required(fields, "transaction_id", what) if succeeded else fields.get("transaction_id")
-        )
-        amount = _yuan(fields, "total_fee", what) if succeeded or fields.get("total_fee") else None
-        paid_at = _time(fields, "time_end", what, _TIME_END) if succeeded or fields.get("time_end") else None
+        # Verified: from here on the fields are WeChat Pay's, and must have their documented shapes.
+        try:
+            provider_status = _known(fields, "result_code", what, _PAYMENT_STATUSES)
+            status = _PAYMENT_STATUSES[provider_status]
+            succeeded = status is Status.SUCCEEDED
+            order_id = cast(str, _id(fields, "out_trade_no", what))
+            transaction_id = _id(fields, "transaction_id", what, required=succeeded)
+            amount = _yuan(fields, "total_fee", what) if succeeded or fields.get("total_fee") else None
+            for name in _OTHER_PAYMENT_FEES:
+                if fields.get(name):
+                    _yuan(fields, name, what)
+            paid_at = (
+                _time(fields, "time_end", what, _TIME_END) if succeeded or fields.get("time_end") else None
+            )
+        except MalformedNotification as exc:
+            trade = fields.get("transaction_id") or fields.get("out_trade_no")
+            raise InvalidContent(
+                exc.message,
+                account=account.name,
+                raw=fields,
+                event_id=_event_id(account.name, Kind.PAYMENT, trade, None, fields.get("result_code")),
+            ) from None
         return PaymentResult(
             provider=self.name,
             account=account.name,
@@ -161,7 +225,7 @@ class WeChatPayV2Provider(Provider[WeChatPayV2Settings]):
             status=status,
             provider_status=provider_status,
             order_id=order_id,
-            transaction_id=transaction_id or None,
+            transaction_id=transaction_id,
             amount=amount,
             currency=fields.get("fee_type") or "CNY",
             paid_at=paid_at,
@@ -196,20 +260,43 @@ class WeChatPayV2Provider(Provider[WeChatPayV2Settings]):
                 f"req_info does not decrypt under this account's API key ({exc.message})"
             ) from None
 
-        # Decrypted with the account's key: from here on the fields are WeChat Pay's.
+        # Decrypted with the account's key, but ECB without a MAC: blocks of other genuine refunds
+        # can be spliced in. What a splice most easily breaks is checked: one exact document, every
+        # field WeChat Pay always sends exactly once and in shape, amounts that agree.
         what = "decrypted req_info"
-        provider_status = _required(inner, "refund_status", what)
-        status = _REFUND_STATUSES.get(provider_status, Status.PENDING)
-        order_id = _required(inner, "out_trade_no", what)
-        refund_id = _required(inner, "out_refund_no", what)
-        transaction_id = inner.get("transaction_id") or None
-        amount = _yuan(inner, "total_fee", what)
-        refund_amount = _yuan(inner, "refund_fee", what)
-        success_time = (
-            _time(inner, "success_time", what, _SUCCESS_TIME) if inner.get("success_time") else None
-        )
         raw = {name: value for name, value in outer.items() if name != "req_info"}
         raw.update(inner)
+        try:
+            if not (plaintext.startswith(b"<root>") and plaintext.endswith(b"</root>")):
+                raise MalformedNotification(
+                    f"{what} is not exactly one <root> document (something around it)"
+                )
+            provider_status = _known(inner, "refund_status", what, _REFUND_STATUSES)
+            status = _REFUND_STATUSES[provider_status]
+            order_id = cast(str, _id(inner, "out_trade_no", what))
+            refund_id = cast(str, _id(inner, "out_refund_no", what))
+            transaction_id = _id(inner, "transaction_id", what)
+            provider_refund_id = _id(inner, "refund_id", what)
+            amount = _yuan(inner, "total_fee", what)
+            refund_amount = _yuan(inner, "refund_fee", what)
+            _yuan(inner, "settlement_refund_fee", what)
+            if inner.get("settlement_total_fee"):
+                _yuan(inner, "settlement_total_fee", what)
+            for smaller, larger in _REFUND_BOUNDS:
+                _at_most(inner, smaller, larger, what)
+            success_time = (
+                _time(inner, "success_time", what, _SUCCESS_TIME) if inner.get("success_time") else None
+            )
+        except MalformedNotification as exc:
+            trade = inner.get("transaction_id") or inner.get("out_trade_no")
+            raise InvalidContent(
+                exc.message,
+                account=account.name,
+                raw=raw,
+                event_id=_event_id(
+                    account.name, Kind.REFUND, trade, inner.get("out_refund_no"), inner.get("refund_status")
+                ),
+            ) from None
         return PaymentResult(
             provider=self.name,
             account=account.name,
@@ -219,7 +306,7 @@ class WeChatPayV2Provider(Provider[WeChatPayV2Settings]):
             order_id=order_id,
             transaction_id=transaction_id,
             refund_id=refund_id,
-            provider_refund_id=inner.get("refund_id") or None,
+            provider_refund_id=provider_refund_id,
             amount=amount,
             refund_amount=refund_amount,
             refunded_at=success_time if status is Status.SUCCEEDED else None,

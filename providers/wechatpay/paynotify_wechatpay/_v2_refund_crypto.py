@@ -1,9 +1,11 @@
 """`req_info` of a WeChat Pay v2 refund notification: base64, AES-256-ECB, PKCS#7.
 
 The key is the lower-case hex MD5 of the API key: 32 ASCII bytes, used as an AES-256 key. The
-notification carries no signature, so decryption is the proof of authenticity: the padding is
-checked strictly (every pad byte) and the plaintext must be a `<root>` document, else the message
-is refused as not made with this account's key.
+notification carries no signature, and decryption is no proof of authenticity: ECB encrypts each
+16-byte block alone and nothing authenticates the whole, so blocks of genuine ciphertexts can be
+reordered and mixed into one that decrypts cleanly. Strict padding (every pad byte) and a `<root>`
+document only show the blocks came from this account's key; the provider checks the content, and a
+merchant confirms refunds with WeChat Pay (docs/providers/wechatpay-v2.md).
 
 ECB is what the protocol mandates for this field; it is not a choice made here.
 """

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +18,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from paynotify import MalformedNotification, VerificationError
+from paynotify_wechatpay._json import loads
 
 __all__ = ["ALGORITHM", "NONCE_LENGTH", "decrypt_resource", "encrypt_resource", "resource_json"]
 
@@ -82,9 +82,10 @@ def decrypt_resource(resource: Mapping[str, Any], key: bytes | AESGCM) -> bytes:
 def resource_json(plaintext: bytes) -> dict[str, Any]:
     """The decrypted resource as a JSON object."""
     try:
-        value = json.loads(plaintext)
-    except (UnicodeDecodeError, ValueError):
-        raise MalformedNotification("decrypted resource is not JSON") from None
+        text = plaintext.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedNotification("decrypted resource is not JSON (not UTF-8)") from None
+    value = loads(text, "decrypted resource")
     if not isinstance(value, dict):
         raise MalformedNotification(f"decrypted resource is a JSON {type(value).__name__}, not an object")
     return value

@@ -10,24 +10,16 @@ encrypted `resource` describes.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from paynotify import MalformedNotification
+from paynotify_wechatpay._json import loads
 
 __all__ = ["ENVELOPE_FIELDS", "Envelope"]
 
 ENVELOPE_FIELDS = ("id", "create_time", "event_type", "resource_type", "summary")
 """The outer fields a result's `raw` carries next to the decrypted resource."""
-
-
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
-
-
-# One decoder for every notification: json.loads with an option builds a new one per call.
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +33,10 @@ class Envelope:
     @classmethod
     def parse(cls, body: bytes) -> Envelope:
         try:
-            fields = _DECODER.decode(body.decode("utf-8").removeprefix("\ufeff"))
-        except (UnicodeDecodeError, ValueError):
-            raise MalformedNotification("notification body is not JSON") from None
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise MalformedNotification("notification body is not JSON (not UTF-8)") from None
+        fields = loads(text.removeprefix("\ufeff"), "notification body")
         if not isinstance(fields, dict):
             raise MalformedNotification(f"notification body is a JSON {type(fields).__name__}, not an object")
         for name in ("id", "event_type"):

@@ -9,12 +9,12 @@
 | TRANSACTION.*  | trade_state CLOSED         | payment / closed    | CLOSED          |
 | TRANSACTION.*  | trade_state REVOKED        | payment / closed    | REVOKED         |
 | TRANSACTION.*  | trade_state PAYERROR       | payment / failed    | PAYERROR        |
-| TRANSACTION.*  | trade_state, other value   | payment / pending   | the value       |
+| TRANSACTION.*  | trade_state, other value   | InvalidContent, never a result        |
 | REFUND.*       | refund_status SUCCESS      | refund / succeeded  | SUCCESS         |
 | REFUND.*       | refund_status ABNORMAL     | refund / failed     | ABNORMAL        |
 | REFUND.*       | refund_status CLOSED       | refund / closed     | CLOSED          |
 | REFUND.*       | refund_status PROCESSING   | refund / pending    | PROCESSING      |
-| REFUND.*       | refund_status, other value | refund / pending    | the value       |
+| REFUND.*       | refund_status, other value | InvalidContent, never a result        |
 
 trade_state REFUND (转入退款) means the buyer paid and a refund was then requested: the payment
 did succeed, so it is `succeeded` (with its own event_id, like Alipay's TRADE_FINISHED); the
@@ -33,6 +33,12 @@ refund), refunded_at = success_time when SUCCESS, merchant_id = mchid (service p
 sub_mchid). A refund resource carries no appid: app_id is the account's own (appid, or sp_appid),
 so the pipeline's app_id check passes and its merchant check is the one that decides.
 
+Shapes (`_shapes`, WeChat Pay's documentation): transaction_id and refund_id digits, out_trade_no
+and out_refund_no of the documented alphabets and lengths, amounts (total, payer_total, refund,
+payer_refund) integers of fen >= 0 with refund <= total, times RFC 3339, states of the tables
+above. A decrypted resource that breaks one raises InvalidContent with `raw` as below and the
+event_id when its parts are there.
+
 event_id = account + kind + (transaction_id or out_trade_no) + (out_refund_no for a refund) +
 provider_status (+ sub_mchid for a service provider, whose sub-merchants' out_trade_no may
 coincide), as in the v2 provider. raw = the decrypted resource plus the envelope's id,
@@ -45,10 +51,11 @@ import re
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from paynotify import (
     Account,
+    InvalidContent,
     Kind,
     MalformedNotification,
     PaymentResult,
@@ -56,6 +63,7 @@ from paynotify import (
     VerificationError,
     make_event_id,
 )
+from paynotify_wechatpay._shapes import id_problem
 from paynotify_wechatpay._v3_envelope import Envelope
 from paynotify_wechatpay._v3_settings import WeChatPayV3Settings
 
@@ -123,6 +131,24 @@ def _required(resource: Resource, name: str) -> str:
 
 def _text(resource: Resource, name: str, *, required: bool) -> str | None:
     return _required(resource, name) if required else _optional(resource, name)
+
+
+def _id(resource: Resource, name: str, *, required: bool = True) -> str | None:
+    value = _text(resource, name, required=required)
+    if value is not None:
+        rule = id_problem(name, value)
+        if rule is not None:
+            raise MalformedNotification(f"decrypted resource {name} is {_shown(value)}, not {rule}")
+    return value
+
+
+def _state(resource: Resource, name: str, known: Mapping[str, Status]) -> str:
+    value = _required(resource, name)
+    if value not in known:
+        raise MalformedNotification(
+            f"decrypted resource {name} is {_shown(value)}, not one of {', '.join(known)}"
+        )
+    return value
 
 
 def _object(resource: Resource, name: str) -> Resource:
@@ -217,11 +243,12 @@ def payment_result(
     _check_mode(resource, settings)
     if settings.service_provider:
         _check_partner(resource, settings, Kind.PAYMENT)
-    trade_state = _required(resource, "trade_state")
-    order_id = _required(resource, "out_trade_no")
+    trade_state = _state(resource, "trade_state", TRADE_STATES)
+    order_id = cast(str, _id(resource, "out_trade_no"))
     paid = trade_state in _PAID
-    transaction_id = _text(resource, "transaction_id", required=paid)
+    transaction_id = _id(resource, "transaction_id", required=paid)
     amount = _object(resource, "amount")
+    _yuan(amount, "payer_total", required=False)
     return PaymentResult(
         provider=provider,
         account=account.name,
@@ -249,13 +276,22 @@ def refund_result(
     _check_mode(resource, settings)
     if settings.service_provider:
         _check_partner(resource, settings, Kind.REFUND)
-    refund_status = _required(resource, "refund_status")
-    status = REFUND_STATUSES.get(refund_status, Status.PENDING)
-    order_id = _required(resource, "out_trade_no")
-    refund_id = _required(resource, "out_refund_no")
-    transaction_id = _optional(resource, "transaction_id")
+    refund_status = _state(resource, "refund_status", REFUND_STATUSES)
+    status = REFUND_STATUSES[refund_status]
+    order_id = cast(str, _id(resource, "out_trade_no"))
+    refund_id = cast(str, _id(resource, "out_refund_no"))
+    transaction_id = _id(resource, "transaction_id", required=False)
+    provider_refund_id = _id(resource, "refund_id", required=False)
     trade = transaction_id or order_id
     amount = _object(resource, "amount")
+    total = _yuan(amount, "total", required=True)
+    refund = _yuan(amount, "refund", required=True)
+    for name in ("payer_total", "payer_refund"):
+        _yuan(amount, name, required=False)
+    if refund is not None and total is not None and refund > total:
+        raise MalformedNotification(
+            f"decrypted resource amount.refund {refund} is more than amount.total {total}"
+        )
     refunded_at = _time(resource, "success_time", required=False)
     return PaymentResult(
         provider=provider,
@@ -266,10 +302,10 @@ def refund_result(
         order_id=order_id,
         transaction_id=transaction_id,
         refund_id=refund_id,
-        provider_refund_id=_optional(resource, "refund_id"),
-        amount=_yuan(amount, "total", required=True),
+        provider_refund_id=provider_refund_id,
+        amount=total,
         currency=_optional(amount, "currency") or "CNY",
-        refund_amount=_yuan(amount, "refund", required=True),
+        refund_amount=refund,
         refunded_at=refunded_at if status is Status.SUCCEEDED else None,
         app_id=settings.expected_app_id(),
         merchant_id=_merchant(resource, settings),
@@ -284,4 +320,26 @@ def to_result(
     provider: str, key_id: str,
 ) -> PaymentResult:  # fmt: skip
     build = payment_result if kind is Kind.PAYMENT else refund_result
-    return build(account, envelope, resource, provider=provider, key_id=key_id)
+    try:
+        return build(account, envelope, resource, provider=provider, key_id=key_id)
+    except InvalidContent:
+        raise
+    except MalformedNotification as exc:
+        raise InvalidContent(
+            exc.message,
+            account=account.name,
+            raw=_raw(envelope, resource),
+            event_id=_refused_event_id(kind, account, resource),
+        ) from None
+
+
+def _refused_event_id(kind: Kind, account: Account3, resource: Resource) -> str | None:
+    """The event_id of a resource refused for its content, when its parts are strings at all."""
+    trade = resource.get("transaction_id") or resource.get("out_trade_no")
+    refund = resource.get("out_refund_no") if kind is Kind.REFUND else None
+    status = resource.get("trade_state" if kind is Kind.PAYMENT else "refund_status")
+    scope = resource.get("sub_mchid") if account.settings.service_provider else None
+    parts = (trade, refund, status, scope)
+    if not trade or not status or not all(part is None or isinstance(part, str) for part in parts):
+        return None
+    return make_event_id(account.name, kind, trade, refund, status, *([scope] if scope is not None else []))

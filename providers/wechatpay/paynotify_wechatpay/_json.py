@@ -1,0 +1,89 @@
+"""JSON as WeChat Pay API v3 writes it, read strictly: the envelope and the decrypted resource.
+
+A genuine signature says WeChat Pay sent the bytes, not that they are sane JSON. Python's json
+module takes what WeChat Pay never sends and what breaks later stages: a duplicated key (the last
+one silently wins, so two readers can see two values), a lone surrogate escape (`"\\ud800"`, a str
+that cannot be encoded: it failed when stored), and nesting deep enough for a RecursionError
+(which the pipeline could only answer with 500). Each is refused as MalformedNotification.
+
+Cheap on the usual path: the depth is counted only when there are more than MAX_DEPTH brackets at
+all, surrogates are looked for only when the text has a surrogate's `\\ud8..`-`\\udf..` escape,
+and duplicates are seen by an object hook (a genuine notification has about six objects).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from paynotify import MalformedNotification
+
+__all__ = ["MAX_DEPTH", "loads"]
+
+MAX_DEPTH = 32
+"""Objects and arrays nested deeper than this are refused (WeChat Pay's go four or five deep)."""
+
+
+class _Duplicate(Exception):
+    # Not a ValueError: it must pass through the decoder's own error handling untouched.
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _Duplicate(key)
+            seen.add(key)
+    return value
+
+
+def _constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+# One decoder for every notification: json.loads with an option builds a new one per call.
+_DECODER = json.JSONDecoder(object_pairs_hook=_object, parse_constant=_constant)
+# What a surrogate escape (\ud800-\udfff) starts with; also matches after an escaped backslash,
+# which the exact check below then lets through.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+# A JSON string (escapes included), or a bracket outside one.
+_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+
+
+def _too_deep(text: str) -> bool:
+    depth = 0
+    for piece in _TOKENS.findall(text):
+        if piece in ("[", "{"):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        elif piece in ("]", "}"):
+            depth -= 1
+    return False
+
+
+def loads(text: str, what: str) -> Any:
+    """`text` as JSON, or MalformedNotification naming `what` and the reason (never a value)."""
+    if text.count("{") + text.count("[") > MAX_DEPTH and _too_deep(text):
+        raise MalformedNotification(f"{what} nests deeper than {MAX_DEPTH} levels")
+    try:
+        value = _DECODER.decode(text)
+    except _Duplicate as exc:
+        raise MalformedNotification(f"{what} has the key {exc.key[:40]!r} more than once") from None
+    except (ValueError, RecursionError):
+        raise MalformedNotification(f"{what} is not JSON") from None
+    if "\\u" in text and _SURROGATE_ESCAPE.search(text):
+        # Only an escape can make a lone surrogate (the text came from strict UTF-8), and Chinese
+        # text escaped is no surrogate: this runs for emoji. The C encoder finds a lone one in any
+        # string or key, escaped backslashes and valid pairs understood.
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise MalformedNotification(f"{what} has a lone surrogate escape (\\ud800-\\udfff)") from None
+    return value
