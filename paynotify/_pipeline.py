@@ -209,15 +209,23 @@ class Pipeline:
     async def _record_invalid(
         self, exc: InvalidContent, account: Account[Any], request: InboundRequest
     ) -> None:
-        """Keep what was verified, though it is refused: an operator sees it with the reason."""
+        """Keep what was verified, though it is refused: an operator sees it with the reason.
+
+        Under an id of its own (the body's digest), never the event id it would have had: content
+        out of shape can be cut from genuine signed bytes (a re-partitioned Alipay form), and a
+        record under the genuine event's id would make the genuine notification look recorded.
+        """
         body_digest = hashlib.sha256(request.body).hexdigest()
-        event_id = exc.event_id or make_event_id(account.name, "invalid", body_digest)
+        event_id = make_event_id(account.name, "invalid", body_digest)
+        raw = dict(exc.raw)
+        if exc.event_id is not None:
+            raw["paynotify_event_id"] = exc.event_id  # what a well-formed copy would be, to find it
         entry = UnhandledEvent(
             provider=account.provider.name,
             account=account.name,
             event_type="INVALID",
             event_id=event_id,
-            raw=exc.raw,
+            raw=raw,
         )
         try:
             await self.store.record(entry, EventState.REJECTED, reason=str(exc))

@@ -21,6 +21,7 @@ from test_multiprocess import CuttableProxy, through
 
 from paynotify import (
     Account,
+    Delivery,
     EventState,
     InboundRequest,
     InvalidContent,
@@ -30,6 +31,7 @@ from paynotify import (
     Reply,
     UnhandledEvent,
     VerificationError,
+    make_event_id,
 )
 
 
@@ -211,3 +213,46 @@ class SurrogateProvider(PingProvider):
 
     def nack(self, error: Exception) -> Reply:
         return Reply.text(f"{type(error).__name__}: {getattr(error, 'message', error)}", 400)
+
+
+class RepartitioningProvider(PingProvider):
+    """Like an attacker re-cutting genuine signed bytes: a body ending in "!" is the malformed copy
+    of the genuine event (the same event id), any other body the genuine notification."""
+
+    name = "repartitioned"
+
+    def parse(self, request: InboundRequest, account: Account[PingSettings]) -> PaymentResult:  # type: ignore[override]
+        event_id = make_event_id(account.name, "payment", "o-1", None, "PAID")
+        if request.body.endswith(b"!"):
+            raise InvalidContent(
+                "total_amount missing for a paid status", raw={"out_trade_no": "o-1"}, event_id=event_id
+            )
+        return PaymentResult(
+            provider=self.name, account=account.name, kind="payment", status="succeeded",
+            provider_status="PAID", order_id="o-1", amount="8.88", event_id=event_id,
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize("delivery", ["inline", "queued"])
+async def test_a_malformed_copy_never_blocks_the_genuine_notification(
+    delivery: Delivery, tmp_path: Path
+) -> None:
+    n = Notifier(f"sqlite:///{tmp_path / 'e.db'}", delivery=delivery, registry=Registry(group=None))
+    n.registry.register(RepartitioningProvider)
+    n.add_account("shop", "repartitioned")
+    seen: list[str] = []
+    n.subscribe(lambda r: seen.append(r.order_id), name="ship")
+    async with n:
+        assert (
+            await n.handle("shop", InboundRequest("POST", "notify", {}, b"", b"crafted!"))
+        ).body == b"RETRY"
+        assert (await n.handle("shop", InboundRequest("POST", "notify", {}, b"", b"genuine"))).body == b"OK"
+        deadline = time.monotonic() + 5
+        while not seen:
+            assert time.monotonic() < deadline, "the genuine payment was not delivered"
+            await asyncio.sleep(0.02)
+        (invalid,) = await n.store.find(states=[EventState.REJECTED])
+        assert invalid.unhandled().raw["paynotify_event_id"] == make_event_id(
+            "shop", "payment", "o-1", None, "PAID"
+        )
+    assert seen == ["o-1"]
