@@ -210,3 +210,18 @@ async def test_a_body_of_exactly_the_limit_is_read_one_byte_more_is_not() -> Non
             )
         assert (exact.status_code, too_big.status_code) == (200, 413)
         assert len(seen) == 1
+
+
+def test_the_return_url_escapes_the_order_id() -> None:
+    from paynotify._return_page import default_return_reply
+
+    result = PaymentResult(
+        provider="examplepay", account="shop", kind="payment", status="pending", provider_status="RETURN",
+        order_id="o 1/2?x=<y>&z", event_id="e-1", source="return",
+    )  # fmt: skip
+    reply = default_return_reply(result, "https://shop.example/orders/{order_id}/thanks")
+    assert reply.status == 303
+    assert reply.headers["location"] == "https://shop.example/orders/o%201%2F2%3Fx%3D%3Cy%3E%26z/thanks"
+    page = default_return_reply(result, None)
+    assert b"&lt;y&gt;" in page.body
+    assert b"<y>" not in page.body
