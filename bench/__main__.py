@@ -5,7 +5,10 @@
 1. per notification, as ASGI, against the SDKs and the bare route (bench.pipeline);
 2. throughput and latency under uvicorn, wrk as the load (bench.throughput; needs `wrk`);
 3. store scaling with 10^3, 10^5, 10^6 stored events, and 4. RSS over 10^5 notifications
-   (bench.stores).
+   (bench.stores);
+5. the cost of metrics and tracing, and a scrape's state counts at 10^6 events (bench.ops);
+6. the cost of publishing each event to NATS, RabbitMQ and Redis (bench.publishers; brokers
+   that do not answer are left out).
 `--quick` runs everything smaller (a smoke test of the harness, not figures to quote).
 """
 
@@ -14,7 +17,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench import pipeline, report, stores, throughput
+from bench import ops, pipeline, publishers, report, stores, throughput
 from bench._common import BENCH_DIR
 
 
@@ -36,6 +39,15 @@ def main() -> None:
     print("3-4. store scaling and RSS (bench.stores)", flush=True)
     small = ["--sizes", "1000,10000", "--per-size", "100", "--rounds", "2", "--rss-n", "20000"]
     stores.main(["--dir", str(out)] + (small if args.quick else []))
+    print("5. the cost of metrics and tracing (bench.ops)", flush=True)
+    ops.main(
+        ["--json", f"{out}/ops.json"]
+        + (["--n", "100", "--rounds", "3", "--events", "10000"] if args.quick else [])
+    )
+    print("6. publishing to brokers (bench.publishers)", flush=True)
+    publishers.main(
+        ["--json", f"{out}/publishers.json"] + (["--n", "100", "--rounds", "2"] if args.quick else [])
+    )
     print(
         report.write_results(
             report.Path(out), BENCH_DIR / "RESULTS.md", BENCH_DIR / "stores.png", "python -m bench"

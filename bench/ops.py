@@ -13,6 +13,7 @@ import asyncio
 import statistics
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,13 +92,13 @@ async def state_counts(events: int) -> dict[str, float]:
     return result
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     data = {
         "machine": machine(),
         "overhead": overhead(args.n, args.rounds),

@@ -327,6 +327,43 @@ METHOD = """\
 """
 
 
+def ops_table(data: dict[str, Any]) -> str:
+    lines = [
+        "| case | metrics + tracing off (us) | on (us) | on / off (median of rounds) | target |",
+        "|---|---|---|---|---|",
+    ]
+    for case, row in data.get("overhead", {}).items():
+        met = "met" if row["ratio"] <= 1.05 else "NOT met"
+        figures = f"{row['off_us']:.1f} | {row['on_us']:.1f} | {row['ratio']:.3f}"
+        lines.append(f"| {case} | {figures} | <= 1.05 ({met}) |")
+    counts = data.get("state_counts")
+    if counts:
+        lines += [
+            "",
+            f"State counts at {int(counts['events']):,} stored events (SQLite): read from the store "
+            f"{counts['store_ms']:.0f} ms, served from the cache {counts['cached_ms']:.4f} ms "
+            "(target < 10 ms).",
+        ]
+    return "\n".join(lines)
+
+
+def publishers_table(data: dict[str, Any]) -> str:
+    lines = [
+        "| broker | client alone, same confirmation (us) | publisher (us) | publisher / client "
+        "| pipeline + publisher (us) | pipeline alone (us) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for broker, row in data.get("brokers", {}).items():
+        if not row:
+            continue
+        m = row["median_us"]
+        lines.append(
+            f"| {broker} | {m['bare']:.0f} | {m['publisher']:.0f} | {m['publisher'] / m['bare']:.2f} | "
+            f"{m['pipeline + publisher']:.0f} | {m['pipeline alone']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
 def write_results(directory: Path, out: Path, plot_path: Path, command: str) -> str:
     pipeline = _load(directory, "pipeline")
     throughput = _load(directory, "throughput")
@@ -372,6 +409,12 @@ def write_results(directory: Path, out: Path, plot_path: Path, command: str) -> 
         parts += [f"![throughput against stored events; RSS]({picture.name})", ""]
     if rss:
         parts += ["## 4. Memory over many notifications", "", rss_table(rss), ""]
+    ops = _load(directory, "ops")
+    if ops:
+        parts += ["## 5. The cost of metrics and tracing", "", ops_table(ops), ""]
+    published = _load(directory, "publishers")
+    if published:
+        parts += ["## 6. Publishing each event to a broker", "", publishers_table(published), ""]
     text = "\n".join(parts)
     out.write_text(text)
     return text
