@@ -32,7 +32,9 @@ from paynotify._stores.base import (
     Lease,
     Store,
     StoredEvent,
+    check_position,
     event_fields,
+    keyset_window,
     new_token,
     now,
     sql_in,
@@ -356,9 +358,16 @@ class SQLiteStore(Store):
         order_id: str | None = None,
         states: Iterable[EventState] | None = None,
         limit: int = 100,
+        provider: str | None = None,
+        kind: str | None = None,
+        created_after: float | None = None,
+        created_before: float | None = None,
+        before_event_id: str | None = None,
     ) -> list[StoredEvent]:
+        check_position(created_before, before_event_id)
         where, params = ["1 = 1"], []
-        for column, value in (("account", account), ("order_id", order_id)):
+        columns = (("account", account), ("order_id", order_id), ("provider", provider), ("kind", kind))
+        for column, value in columns:
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
@@ -366,13 +375,14 @@ class SQLiteStore(Store):
             wanted = [s.value for s in states]
             where.append(f"state IN ({', '.join('?' * len(wanted))})")
             params.extend(wanted)
+        where_time, time_params = keyset_window(created_after, created_before, before_event_id)
         sql = (
-            f"SELECT {_COLUMNS} FROM paynotify_events WHERE {' AND '.join(where)}"  # noqa: S608
-            " ORDER BY created_at DESC, rowid DESC LIMIT ?"
+            f"SELECT {_COLUMNS} FROM paynotify_events WHERE {' AND '.join(where + where_time)}"  # noqa: S608
+            " ORDER BY created_at DESC, event_id DESC LIMIT ?"
         )
 
         def find(conn: sqlite3.Connection) -> list[StoredEvent]:
-            return [self._event(row) for row in conn.execute(sql, (*params, limit))]
+            return [self._event(row) for row in conn.execute(sql, (*params, *time_params, limit))]
 
         return await self._writer.run(find, on_thread=True)
 
