@@ -5,7 +5,9 @@ one with an order id that is an HTML injection."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
+from unittest import mock
 
 from paynotify_alipay.testing import SELLER_ID, generate_key, make_notify, public_key_pem
 
@@ -94,3 +96,19 @@ async def shop(*, done: int = 3) -> Shop:
 
 def fix(s: Shop) -> None:
     s.notifier.update_account("shop", "alipay", **alipay_settings(SELLER_ID))
+
+
+async def history(s: Shop, hours: int = 30) -> int:
+    """Delivered payments spread over the last `hours` hours (the memory store's clock set back for
+    each), so the overview's chart has a shape; returns how many."""
+    made, t = 0, time.time()
+    for h in range(hours):
+        for i in range(2 + (h * 7) % 9):
+            at = t - h * 3600 - i * 97 - 60
+            r = payment(f"past-{h:02d}-{i}", account=("shop", "app", "pos")[i % 3])
+            with mock.patch("paynotify._stores.memory.now", lambda at=at: at):
+                claim = await s.notifier.store.claim(r, lease_seconds=60)
+                assert claim.token is not None
+                await s.notifier.store.complete(r.event_id, claim.token, done=["ship"])
+            made += 1
+    return made
