@@ -114,6 +114,9 @@ def test_signed_in_the_overview_counts_every_state_and_draws_the_chart(console: 
     assert response is not None
     assert response.status == 200
     assert page.locator("h1").inner_text() == "Overview"
+    # The inline style applied: the policy's hash matches it in a real browser.
+    header = page.locator("header").evaluate("(e) => getComputedStyle(e).backgroundColor")
+    assert header == "rgb(29, 35, 48)"
     cells = page.locator("#counts tr").nth(1).locator("td").all_inner_texts()
     assert cells == [*(str(counts.get(state, 0)) for state in EventState), str(sum(counts.values()))]
     bars = page.locator("#chart rect.bar")
