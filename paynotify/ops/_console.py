@@ -62,7 +62,7 @@ main{padding:1em 1.2em;max-width:80em}
 h1{font-size:1.3em;margin:.2em 0 .6em}h2{font-size:1.05em;margin:1.4em 0 .4em}
 table{border-collapse:collapse;background:#fff;margin:.3em 0}
 th,td{border:1px solid #dde1e7;padding:.25em .6em;text-align:left;vertical-align:top}
-th{background:#eef1f5;font-weight:600}td.n{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#eef1f5;font-weight:600}td.n{text-align:right;font-variant-numeric:tabular-nums}td.t{white-space:nowrap}
 code,.mono{font-family:ui-monospace,monospace;font-size:.92em;word-break:break-all}th.mono{word-break:normal}
 .state{display:inline-block;padding:0 .45em;border-radius:.6em;font-size:.88em;background:#e4e7ec}
 .s-done{background:#d7f2dd}.s-dead{background:#f8d0d0}.s-rejected{background:#fbe3c4}
