@@ -132,6 +132,14 @@ async def test_a_bearer_token_or_the_applications_own_check_lets_in(data: Shop) 
     async with client(data, staff_only) as c:
         assert (await c.get("/console/events")).status_code == 401
 
+    async def staff_async(request: Request) -> bool:
+        return request.headers.get("x-staff") == "yes"
+
+    async with client(data, staff_async, headers={"x-staff": "yes"}) as c:
+        assert (await c.get("/console/events")).status_code == 200
+    async with client(data, staff_async, headers={"x-staff": "no"}) as c:
+        assert (await c.get("/console/events")).status_code == 401
+
 
 # -- headers, escaping ---------------------------------------------------------------------------
 
@@ -225,6 +233,17 @@ async def test_a_post_without_this_operators_token_is_refused_and_changes_nothin
         assert "Nothing was changed" in response.text
     assert (await http.post(f"/console/events/{data.ids['dead']}/retry")).status_code in (400, 403)
     assert await snapshot(data) == before
+    assert data.delivered == []
+
+
+async def test_a_post_that_is_not_a_small_form_is_refused(data: Shop, http: httpx.AsyncClient) -> None:
+    token = csrf_of(await http.get(f"/console/events/{data.ids['dead']}/retry"))
+    path = f"/console/events/{data.ids['dead']}/retry"
+    as_json = await http.post(path, json={"csrf": token})
+    assert as_json.status_code == 400
+    huge = await http.post("/console/bulk/retry", data={"csrf": token, "id": ["x" * 1000] * 70})
+    assert huge.status_code == 400
+    assert "too large" in huge.text
     assert data.delivered == []
 
 
