@@ -60,9 +60,8 @@ def serve(
         from paynotify.ops import Instrumentation, ops_app
 
         instrumentation = Instrumentation().attach(notifier)
-        ops_config = uvicorn.Config(
-            ops_app(notifier, instrumentation=instrumentation), host=ops[0], port=ops[1], lifespan="off"
-        )
+        app = ops_app(notifier, instrumentation=instrumentation, console=_console(notifier))
+        ops_config = uvicorn.Config(app, host=ops[0], port=ops[1], lifespan="off")
         servers.append(uvicorn.Server(ops_config))
 
     async def main() -> None:
@@ -71,6 +70,26 @@ def serve(
         await asyncio.gather(*(s.serve() for s in servers))
 
     asyncio.run(main())
+
+
+CONSOLE_ENV = ("PAYNOTIFY_CONSOLE_TOKEN", "PAYNOTIFY_CONSOLE_USER", "PAYNOTIFY_CONSOLE_PASSWORD")
+
+
+def _console(notifier: Notifier) -> object | None:
+    """The console for the ops port, when credentials are in the environment (a bearer token, or a
+    user and password); without them the ops port serves health and metrics only."""
+    import os
+
+    from paynotify.ops import BasicAuth, BearerToken, console_app
+
+    if os.environ.get("PAYNOTIFY_CONSOLE_TOKEN"):
+        auth: object = BearerToken.from_env("PAYNOTIFY_CONSOLE_TOKEN")
+    elif os.environ.get("PAYNOTIFY_CONSOLE_USER") and os.environ.get("PAYNOTIFY_CONSOLE_PASSWORD"):
+        auth = BasicAuth.from_env("PAYNOTIFY_CONSOLE_USER", "PAYNOTIFY_CONSOLE_PASSWORD")
+    else:
+        log.info("ops port: no console (set PAYNOTIFY_CONSOLE_TOKEN, or _USER and _PASSWORD, to serve it)")
+        return None
+    return console_app(notifier, auth=auth)
 
 
 def reload(notifier: Notifier, config: Path) -> None:

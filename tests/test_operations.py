@@ -248,6 +248,22 @@ def test_serve_with_an_ops_port_and_json_logs(
         in metrics
     )
     assert httpx.get(f"http://127.0.0.1:{port}/metrics").status_code == 404  # not on the public port
+    assert httpx.get(f"{ops}/console/").status_code == 404  # no console without credentials
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     assert any(line.get("outcome") == "delivered" and line.get("account") == "shop" for line in lines)
     assert SECRET not in log.read_text()
+
+
+def test_serve_mounts_the_console_on_the_ops_port_when_given_credentials(
+    tmp_path: Path, env: dict[str, str], spawn: list[subprocess.Popen[bytes]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PAYNOTIFY_CONSOLE_TOKEN", "a-long-random-console-token")
+    cfg = config(tmp_path)
+    port, ops_port, log = free_port(), free_port(), tmp_path / "serve.log"
+    start(spawn, log, "serve", "--config", str(cfg), "--port", str(port), "--ops-port", str(ops_port))
+    wait_for(lambda: log.read_text().count("Uvicorn running") == 2, "both servers to start")
+    console = f"http://127.0.0.1:{ops_port}/console/"
+    assert httpx.get(console).status_code == 401
+    signed_in = httpx.get(console, headers={"authorization": "Bearer a-long-random-console-token"})
+    assert signed_in.status_code == 200
+    assert "a-long-random-console-token" not in signed_in.text

@@ -6,9 +6,11 @@ Server backends skip with a message when their server is not reachable (see _sto
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _store_backends import BACKENDS, backend_stores
@@ -273,6 +275,60 @@ async def test_find_filters_newest_first(store: Store) -> None:
     assert len(await store.find(states=[EventState.DONE])) == 2
     assert len(await store.find(limit=1)) == 1
     assert await store.find(account="nobody") == []
+
+
+async def test_find_pages_by_keyset_with_ties_time_windows_provider_and_kind(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The store's own clock, set by hand: several events created at the very same time are the
+    # case a cursor of time alone would skip or repeat. Four decimals survive every backend.
+    clock = [1_700_000_000.0]
+    monkeypatch.setattr(sys.modules[type(store).__module__], "now", lambda: clock[0])
+    times = [0.0, 0.0, 0.0, 1.5, 1.5, 2.25, 3.0, 3.0]
+    for i, offset in enumerate(times):
+        clock[0] = 1_700_000_000.0 + offset
+        account = "shop" if i % 2 == 0 else "other"
+        r = result(f"o-{i}", status=f"S{i}", account=account)
+        if i == 5:
+            r = r.model_copy(update={"provider": "otherpay"})
+        await store.enqueue(r)
+    unhandled = UnhandledEvent(provider="examplepay", account="shop", event_type="PAYSCORE", event_id="u-9")
+    await store.record(unhandled, S.UNHANDLED, reason=None)  # at the last time, 3.0
+    clock[0] = time.time()
+
+    everything = await store.find()
+    assert len(everything) == 9
+    order = [(e.created_at, e.event_id) for e in everything]
+    assert order == sorted(order, reverse=True)  # ties broken by event id, descending
+
+    async def walk(page: int, **filters: Any) -> list[str]:
+        seen: list[str] = []
+        cursor: dict[str, Any] = {}
+        while True:
+            found = await store.find(limit=page, **filters, **cursor)
+            seen += [e.event_id for e in found]
+            assert len(seen) <= 9, seen  # a cursor that does not move would loop for ever
+            if len(found) < page:
+                return seen
+            cursor = {"created_before": found[-1].created_at, "before_event_id": found[-1].event_id}
+
+    ids = [e.event_id for e in everything]
+    for page in (1, 2, 3, 4):
+        assert await walk(page) == ids
+    of_shop = [e.event_id for e in everything if e.account == "shop"]
+    assert await walk(2, account="shop") == of_shop
+    pending = [e.event_id for e in everything if e.state is S.PENDING]
+    assert await walk(2, states=[S.PENDING]) == pending
+    assert await walk(1, account="shop", order_id="o-2") == [result("o-2", "S2").event_id]
+
+    base = 1_700_000_000.0
+    window = await store.find(created_after=base + 1.5, created_before=base + 3.0)
+    assert sorted(e.created_at - base for e in window) == [1.5, 1.5, 2.25]
+    assert [e.order_id for e in await store.find(provider="otherpay")] == ["o-5"]
+    assert [e.event_id for e in await store.find(kind="unhandled")] == ["u-9"]
+    assert len(await store.find(kind="payment", provider="examplepay")) == 7
+    with pytest.raises(ValueError, match="created_before"):
+        await store.find(before_event_id="x")
 
 
 async def test_purge_removes_only_old_events_in_the_given_states(store: Store) -> None:

@@ -52,9 +52,13 @@ __all__ = [
     "QueueStore",
     "Store",
     "StoredEvent",
+    "check_position",
     "event_fields",
+    "in_window",
+    "keyset_window",
     "lua_set",
     "new_token",
+    "newest_first",
     "open_store",
     "sql_in",
     "store_schemes",
@@ -111,6 +115,58 @@ RETAINED = (EventState.DONE, EventState.REJECTED, EventState.UNHANDLED)
 """What the retention purge deletes once older than `retention_days`."""
 EXPIRED_LEASE_COUNTS = ("claim", "acquire", "requeue")
 """The operations for which an IN_FLIGHT event whose lease ran out is taken like a source state."""
+
+
+def check_position(created_before: float | None, before_event_id: str | None) -> None:
+    """A `find` cursor's event id means nothing without its time."""
+    if before_event_id is not None and created_before is None:
+        raise ValueError("find(before_event_id=...) needs created_before, the time of that event")
+
+
+def in_window(
+    created_at: float,
+    event_id: str,
+    created_after: float | None,
+    created_before: float | None,
+    before_event_id: str | None,
+) -> bool:
+    """Whether an event lies in `find`'s time window (for the backends that filter in Python)."""
+    if created_after is not None and created_at < created_after:
+        return False
+    if created_before is None or created_at < created_before:
+        return True
+    return before_event_id is not None and created_at == created_before and event_id < before_event_id
+
+
+def newest_first(event: StoredEvent) -> tuple[float, str]:
+    """`find`'s order, descending: creation time, ties broken by event id."""
+    return (event.created_at, event.event_id)
+
+
+def keyset_window(
+    created_after: float | None,
+    created_before: float | None,
+    before_event_id: str | None,
+    *,
+    event_id: str = "event_id",
+) -> tuple[list[str], list[object]]:
+    """`find`'s time window as SQL conditions with `?` placeholders, and their parameters.
+
+    The position is written `created_at <= t AND (created_at < t OR event_id < id)` rather than as
+    one OR, so the planner still sees a range on the created_at indexes and reads them in order.
+    """
+    where: list[str] = []
+    params: list[object] = []
+    if created_after is not None:
+        where.append("created_at >= ?")
+        params.append(created_after)
+    if created_before is not None and before_event_id is not None:
+        where.append(f"created_at <= ? AND (created_at < ? OR {event_id} < ?)")
+        params += [created_before, created_before, before_event_id]
+    elif created_before is not None:
+        where.append("created_at < ?")
+        params.append(created_before)
+    return where, params
 
 
 def sql_in(states: Iterable[EventState]) -> str:
@@ -339,8 +395,20 @@ class EventLog(ABC):
         order_id: str | None = None,
         states: Iterable[EventState] | None = None,
         limit: int = 100,
+        provider: str | None = None,
+        kind: str | None = None,
+        created_after: float | None = None,
+        created_before: float | None = None,
+        before_event_id: str | None = None,
     ) -> list[StoredEvent]:
-        """Events matching every given filter, most recently created first; at most `limit` (>= 1)."""
+        """Events matching every given filter, newest first by (created_at, event_id); at most
+        `limit` (>= 1).
+
+        `created_after` is inclusive, `created_before` exclusive. With `before_event_id` as well,
+        the bound is a position instead: events created before `created_before`, or at that very
+        time with a smaller event_id. Passing the last event's (created_at, event_id) of one page
+        gives the next page (keyset pagination: each page costs the same however deep it is).
+        """
 
     @abstractmethod
     async def requeue(self, event_id: str, *, replay: bool = False) -> bool:

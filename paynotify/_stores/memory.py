@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +21,9 @@ from paynotify._stores.base import (
     Lease,
     Store,
     StoredEvent,
+    check_position,
     event_fields,
+    in_window,
     new_token,
     now,
 )
@@ -277,20 +280,29 @@ class MemoryStore(Store):
         order_id: str | None = None,
         states: Iterable[EventState] | None = None,
         limit: int = 100,
+        provider: str | None = None,
+        kind: str | None = None,
+        created_after: float | None = None,
+        created_before: float | None = None,
+        before_event_id: str | None = None,
     ) -> list[StoredEvent]:
+        check_position(created_before, before_event_id)
         wanted = frozenset(states) if states is not None else None
-        found = []
-        for entry in reversed(self._records.values()):
+        by_column = ((1, account), (2, provider), (3, kind), (5, order_id))  # indexes into `columns`
+        wanted_columns = [(i, value) for i, value in by_column if value is not None]
+        matching: list[tuple[float, str, _Record | _Frozen]] = []
+        for entry in self._records.values():
             columns, state, _ = _columns_state_updated(entry)
+            created_at = entry[3] if isinstance(entry, tuple) else entry.created_at
             if (
-                (account is None or columns[1] == account)
-                and (order_id is None or columns[5] == order_id)
-                and (wanted is None or state in wanted)
+                (wanted is None or state in wanted)
+                and all(columns[i] == value for i, value in wanted_columns)
+                and in_window(created_at, columns[0], created_after, created_before, before_event_id)
             ):
-                found.append(_view(entry).snapshot())
-                if len(found) == limit:
-                    break
-        return found
+                matching.append((created_at, columns[0], entry))
+        # Insertion order is not creation order to the tie (a coarse clock): sorted, as elsewhere.
+        newest = heapq.nlargest(limit, matching, key=lambda m: (m[0], m[1]))
+        return [_view(entry).snapshot() for _, _, entry in newest]
 
     async def requeue(self, event_id: str, *, replay: bool = False) -> bool:
         record = self._record(event_id)

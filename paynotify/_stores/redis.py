@@ -53,7 +53,9 @@ from paynotify._stores.base import (
     Lease,
     Store,
     StoredEvent,
+    check_position,
     event_fields,
+    in_window,
     lua_set,
     new_token,
     now,
@@ -465,31 +467,43 @@ class RedisStore(Store):
         order_id: str | None = None,
         states: Iterable[EventState] | None = None,
         limit: int = 100,
+        provider: str | None = None,
+        kind: str | None = None,
+        created_after: float | None = None,
+        created_before: float | None = None,
+        before_event_id: str | None = None,
     ) -> list[StoredEvent]:
+        check_position(created_before, before_event_id)
         wanted = frozenset(states) if states is not None else None
+        window = (created_after, created_before, before_event_id)
 
         def matches(e: StoredEvent) -> bool:
             return (
                 (account is None or e.account == account)
                 and (order_id is None or e.order_id == order_id)
+                and (provider is None or e.provider == provider)
+                and (kind is None or e.kind == kind)
                 and (wanted is None or e.state in wanted)
+                and in_window(e.created_at, e.event_id, *window)
             )
+
+        def newest(events: list[StoredEvent]) -> list[StoredEvent]:
+            return sorted(events, key=lambda e: (e.created_at, e.event_id), reverse=True)[:limit]
 
         if account is not None and order_id is not None:
             key = self.prefix + "o:" + _order_key(account, order_id)
             members = await self._call(lambda c: c.smembers(key))
-            of_order = [e for e in await self._fetch(sorted(map(str, members))) if matches(e)]
-            return sorted(of_order, key=lambda e: e.created_at, reverse=True)[:limit]
+            return newest([e for e in await self._fetch(sorted(map(str, members))) if matches(e)])
         if wanted is not None:
             in_states = await self._in_states(wanted, max(limit * 10, STATE_SCAN_LIMIT))
             if in_states is not None:
-                chosen = [e for e in await self._fetch(in_states) if matches(e)]
-                return sorted(chosen, key=lambda e: e.created_at, reverse=True)[:limit]
-        # Newest first through the created index, in batches, until `limit` events match.
+                return newest([e for e in await self._fetch(in_states) if matches(e)])
+        # Newest first through the created index, within the window, in batches, until `limit`
+        # events match. Equal scores come in descending member order: find's tie-break.
         found: list[StoredEvent] = []
         start, batch = 0, max(limit, 200)
         while len(found) < limit:
-            ids = await self._newest(start, batch)
+            ids = await self._newest(start, batch, created_after, created_before, before_event_id)
             if not ids:
                 break
             found += [e for e in await self._fetch(ids) if matches(e)]
@@ -509,9 +523,24 @@ class RedisStore(Store):
 
         return await self._call(read)
 
-    async def _newest(self, start: int, count: int) -> list[str]:
+    async def _newest(
+        self,
+        start: int,
+        count: int,
+        created_after: float | None,
+        created_before: float | None,
+        before_event_id: str | None,
+    ) -> list[str]:
+        # With a cursor its own time is included; the events of it not before the cursor are
+        # dropped by find's window check.
+        high = "+inf" if created_before is None else repr(created_before)
+        if created_before is not None and before_event_id is None:
+            high = "(" + high
+        low = "-inf" if created_after is None else repr(created_after)
+
         async def page(client: aioredis.Redis) -> list[str]:
-            return [str(i) for i in await client.zrevrange(self.prefix + "created", start, start + count - 1)]
+            ids = await client.zrevrangebyscore(self.prefix + "created", high, low, start=start, num=count)
+            return [str(i) for i in ids]
 
         return await self._call(page)
 

@@ -1,0 +1,199 @@
+"""Who may use the operator console: a bearer token, HTTP basic credentials, or the application's
+own check. There is no anonymous mode: `resolve` refuses to build a console without one.
+
+Secrets are read from the environment or a file (never from code or a config file checked in),
+held as `SecretStr` and compared with `hmac.compare_digest`, so neither a log line nor the time a
+refusal takes tells anything about them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import inspect
+import os
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import SecretStr
+from starlette.requests import Request
+
+from paynotify._errors import ConfigurationError
+
+__all__ = ["AuthCheck", "Authenticator", "BasicAuth", "BearerToken", "CallableAuth", "CsrfTokens", "resolve"]
+
+REALM = "paynotify console"
+
+AuthCheck = Callable[[Request], "bool | Awaitable[bool]"]
+"""An application's own check: true when the request comes from an operator."""
+
+
+def _same(given: str, expected: str) -> bool:
+    # Bytes: compare_digest refuses non-ASCII text, and a password may well have some.
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def _env(name: str) -> str:
+    value = os.environ.get(name, "")
+    if not value:
+        raise ConfigurationError(f"console authentication: environment variable {name} is not set or empty")
+    return value
+
+
+def _file(path: str | Path) -> str:
+    try:
+        value = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigurationError(f"console authentication: cannot read {path}: {exc.strerror}") from None
+    if not value:
+        raise ConfigurationError(f"console authentication: {path} is empty")
+    return value
+
+
+def _authorization(request: Request, scheme: str) -> str | None:
+    kind, _, value = request.headers.get("authorization", "").partition(" ")
+    return value.strip() if kind.lower() == scheme else None
+
+
+class Authenticator:
+    """Base of the built-in schemes: `identify` names who is signed in, or None."""
+
+    challenge: str
+
+    async def identify(self, request: Request) -> str | None:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class BearerToken(Authenticator):
+    """`Authorization: Bearer <token>`; for scripts and reverse proxies that add the header."""
+
+    token: SecretStr
+    challenge: str = field(default=f'Bearer realm="{REALM}"', init=False)
+
+    def __post_init__(self) -> None:
+        if len(self.token.get_secret_value()) < 16:
+            raise ConfigurationError("console authentication: a bearer token needs 16 characters or more")
+
+    @classmethod
+    def from_env(cls, name: str = "PAYNOTIFY_CONSOLE_TOKEN") -> BearerToken:
+        return cls(SecretStr(_env(name)))
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> BearerToken:
+        return cls(SecretStr(_file(path)))
+
+    async def identify(self, request: Request) -> str | None:
+        given = _authorization(request, "bearer")
+        return "bearer" if given is not None and _same(given, self.token.get_secret_value()) else None
+
+
+@dataclass(frozen=True)
+class BasicAuth(Authenticator):
+    """HTTP basic credentials: a browser asks for them; serve the console over TLS only."""
+
+    user: str
+    password: SecretStr
+    challenge: str = field(default=f'Basic realm="{REALM}", charset="UTF-8"', init=False)
+
+    def __post_init__(self) -> None:
+        if not self.user or ":" in self.user:
+            raise ConfigurationError("console authentication: the user name must be non-empty, without ':'")
+        if len(self.password.get_secret_value()) < 8:
+            raise ConfigurationError("console authentication: the password needs 8 characters or more")
+
+    @classmethod
+    def from_env(
+        cls,
+        user: str = "PAYNOTIFY_CONSOLE_USER",
+        password: str = "PAYNOTIFY_CONSOLE_PASSWORD",  # noqa: S107
+    ) -> BasicAuth:
+        return cls(_env(user), SecretStr(_env(password)))
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> BasicAuth:
+        """A file holding `user:password` on one line."""
+        user, sep, password = _file(path).partition(":")
+        if not sep:
+            raise ConfigurationError(f"console authentication: {path} must hold user:password")
+        return cls(user, SecretStr(password))
+
+    async def identify(self, request: Request) -> str | None:
+        encoded = _authorization(request, "basic")
+        if encoded is None:
+            return None
+        try:
+            user, sep, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        # Both compared every time (`&`, not `and`): the answer takes as long for a wrong user.
+        ok = _same(user, self.user) & _same(password, self.password.get_secret_value())
+        return f"basic:{self.user}" if sep and ok else None
+
+
+@dataclass(frozen=True)
+class CallableAuth(Authenticator):
+    """The application's own check (a session cookie, a header set by an SSO proxy...).
+
+    The CSRF token is bound to the request's Authorization and Cookie headers, so a form served to
+    one signed-in operator does not work for another.
+    """
+
+    check: AuthCheck
+    challenge: str = field(default=f'Bearer realm="{REALM}"')
+
+    async def identify(self, request: Request) -> str | None:
+        answer = self.check(request)
+        if inspect.isawaitable(answer):
+            answer = await answer
+        if answer is not True:
+            return None
+        headers = request.headers
+        return f"app:{headers.get('authorization', '')}\x1f{headers.get('cookie', '')}"
+
+
+def resolve(auth: object) -> Authenticator:
+    """The console's authenticator, or `ConfigurationError`: the console never runs open."""
+    if isinstance(auth, Authenticator):
+        return auth
+    if isinstance(auth, str):
+        return BearerToken(SecretStr(auth)) if auth else _refuse()
+    if isinstance(auth, SecretStr):
+        return BearerToken(auth)
+    if callable(auth):
+        return CallableAuth(auth)
+    return _refuse()
+
+
+def _refuse() -> Authenticator:
+    raise ConfigurationError(
+        "the console needs authentication: auth=BearerToken.from_env(...), BasicAuth.from_env(...), "
+        "BasicAuth.from_file(...) or a callable (request) -> bool"
+    )
+
+
+class CsrfTokens:
+    """A form's token: the HMAC of a secret and the signed-in identity.
+
+    A cross-site page can make the browser send the operator's basic credentials (or cookie) along
+    with a forged POST, but it cannot read the token out of our pages. The secret is drawn per
+    process unless given: several processes behind one address need the same `secret`, and a
+    restart makes the forms already open stale (reload the page).
+    """
+
+    def __init__(self, secret: bytes | None = None) -> None:
+        self._key = secret if secret is not None else secrets.token_bytes(32)
+        if len(self._key) < 16:
+            raise ConfigurationError("console CSRF secret: 16 bytes or more")
+
+    def token(self, identity: str) -> str:
+        return hmac.new(
+            self._key, b"paynotify-console-csrf\x00" + identity.encode(), hashlib.sha256
+        ).hexdigest()
+
+    def valid(self, identity: str, given: str) -> bool:
+        return hmac.compare_digest(given.encode(), self.token(identity).encode())
