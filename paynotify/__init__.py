@@ -26,6 +26,7 @@ from paynotify._errors import (
     ProviderNotFound,
     StoreError,
     UnknownAccount,
+    UnknownChannel,
     UnstorableContent,
     VerificationError,
 )
@@ -111,6 +112,7 @@ __all__ = [
     "UnhandledEvent",
     "UnhandledHook",
     "UnknownAccount",
+    "UnknownChannel",
     "UnstorableContent",
     "VerificationError",
     "beijing_time",

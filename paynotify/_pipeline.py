@@ -26,6 +26,7 @@ from paynotify._errors import (
     MalformedNotification,
     StoreError,
     UnknownAccount,
+    UnknownChannel,
     UnstorableContent,
     VerificationError,
 )
@@ -74,8 +75,16 @@ class Pipeline:
         Raises `UnknownAccount` when no account (or channel) answers; everything else becomes a reply.
         """
         account = self.accounts.get(account_name)
-        if account is None or request.channel not in account.provider.channels:
-            raise UnknownAccount(f"no account {account_name!r} with a {request.channel!r} channel")
+        if account is None:
+            raise UnknownAccount(f"no account {account_name!r}")
+        if request.channel not in account.provider.channels:
+            channels = frozenset(account.provider.channels)
+            served = ", ".join(sorted(channels))
+            raise UnknownChannel(
+                f"account {account_name!r} has no {request.channel!r} channel; it has {served}",
+                account=account_name,
+                channels=channels,
+            )
         provider = account.provider
         is_return = request.channel == Source.RETURN
 
