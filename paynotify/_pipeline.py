@@ -87,6 +87,8 @@ class Pipeline:
             )
         provider = account.provider
         is_return = request.channel == Source.RETURN
+        # The return page is for a person: in the language the browser asks for.
+        lang = request.headers.get("accept-language") if is_return else None
 
         try:
             parsed = provider.parse(request, account)
@@ -94,19 +96,19 @@ class Pipeline:
             exc.account = exc.account or account.name
             log.warning("refused verified %s notification: %s", provider.name, exc)
             if is_return:
-                return return_failure_reply()
+                return return_failure_reply(400, lang)
             await self._record_invalid(exc, account, request)
             return provider.nack(exc)
         except (MalformedNotification, VerificationError) as exc:
             exc.account = exc.account or account.name
             log.warning("refused %s notification: %s", provider.name, exc)
-            return return_failure_reply() if is_return else provider.nack(exc)
+            return return_failure_reply(400, lang) if is_return else provider.nack(exc)
         except Exception:
             log.exception("account %r: provider %s failed on a notification", account.name, provider.name)
             error = DeliveryFailed("internal error while parsing", account=account.name)
-            return return_failure_reply(500) if is_return else provider.nack(error)
+            return return_failure_reply(500, lang) if is_return else provider.nack(error)
         if isinstance(parsed, UnhandledEvent):
-            return return_failure_reply() if is_return else await self._unhandled(parsed, provider)
+            return return_failure_reply(400, lang) if is_return else await self._unhandled(parsed, provider)
 
         try:
             # As refusal(), without a coroutine of its own on the common path (no check hooks).
@@ -116,10 +118,14 @@ class Pipeline:
         except Exception:
             log.exception("account %r: a check hook failed on %s", account.name, parsed.event_id)
             if is_return:
-                return return_failure_reply(500)
+                return return_failure_reply(500, lang)
             return provider.nack(DeliveryFailed("check hook failed", account=account.name))
         if is_return:
-            return return_failure_reply() if refusal else await self._return_reply(parsed, account)
+            return (
+                return_failure_reply(400, lang)
+                if refusal
+                else await self._return_reply(parsed, account, lang)
+            )
         if refusal is not None:
             return await self._rejected(parsed, refusal, provider)
         if self.options.delivery == "queued":
@@ -233,8 +239,10 @@ class Pipeline:
             return provider.nack(DeliveryFailed("delivery failed, retry later", account=result.account))
         return provider.ack()
 
-    async def _return_reply(self, result: PaymentResult, account: Account[Any]) -> Reply:
-        default = default_return_reply(result, account.settings.return_url)
+    async def _return_reply(
+        self, result: PaymentResult, account: Account[Any], accept_language: str | None = None
+    ) -> Reply:
+        default = default_return_reply(result, account.settings.return_url, accept_language)
         handler = self.subscribers.return_handler
         if handler is None:
             return default
