@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 import threading
@@ -22,7 +23,7 @@ from paynotify._errors import ConfigurationError, PaynotifyError
 if TYPE_CHECKING:
     from paynotify._notifier import Notifier
 
-__all__ = ["background_server", "run_worker", "serve"]
+__all__ = ["app_from_environment", "background_server", "run_worker", "serve", "uvicorn_config"]
 
 log = logging.getLogger("paynotify")
 
@@ -35,23 +36,40 @@ def serve(
     config: Path | None = None,
     limit_concurrency: int = 1000,
     timeout_keep_alive: float = 5.0,
+    log_level: str = "info",
+    root_path: str = "",
+    proxy_headers: bool = False,
+    forwarded_allow_ips: str = "127.0.0.1",
+    workers: int = 1,
 ) -> None:
     """Serve every account under uvicorn; SIGHUP re-reads the accounts from `config`.
 
     uvicorn's own bounds: past `limit_concurrency` connections new ones get 503 (the provider
     resends), and an idle keep-alive connection is closed after `timeout_keep_alive` seconds. A body
     that stalls is cut off by the route's own `body_timeout`.
+
+    With `workers` > 1, uvicorn's supervisor runs that many processes, each reading `config` anew
+    (`notifier` only proved it valid); SIGHUP then restarts them, which reloads everything.
     """
-    server = uvicorn.Server(
-        uvicorn.Config(
-            notifier.asgi(),
-            host=host,
-            port=port,
-            lifespan="on",
-            limit_concurrency=limit_concurrency,
-            timeout_keep_alive=int(timeout_keep_alive) or 1,
-        )
-    )
+    settings: dict[str, object] = {
+        "host": host,
+        "port": port,
+        "limit_concurrency": limit_concurrency,
+        "timeout_keep_alive": int(timeout_keep_alive) or 1,
+        "log_level": log_level,
+        "root_path": root_path,
+        "proxy_headers": proxy_headers,
+        "forwarded_allow_ips": forwarded_allow_ips,
+    }
+    if workers > 1:
+        if config is None:
+            raise ConfigurationError("several workers each read the config file: give config")
+        # Spawned workers inherit the environment, not this process's objects.
+        os.environ[_CONFIG_ENV] = str(config.resolve())
+        os.environ[_LOG_LEVEL_ENV] = log_level
+        uvicorn.run(_APP_FACTORY, factory=True, workers=workers, lifespan="on", **settings)  # type: ignore[arg-type]
+        return
+    server = uvicorn.Server(uvicorn_config(notifier.asgi(), **settings))
 
     async def main() -> None:
         if config is not None:
@@ -59,6 +77,25 @@ def serve(
         await server.serve()
 
     asyncio.run(main())
+
+
+_CONFIG_ENV = "PAYNOTIFY_SERVE_CONFIG"
+_LOG_LEVEL_ENV = "PAYNOTIFY_SERVE_LOG_LEVEL"
+_APP_FACTORY = "paynotify._serve:app_from_environment"
+
+
+def uvicorn_config(app: ASGIApp, **settings: object) -> uvicorn.Config:
+    """The uvicorn configuration of one `paynotify serve` process."""
+    return uvicorn.Config(app, lifespan="on", **settings)  # type: ignore[arg-type]
+
+
+def app_from_environment() -> ASGIApp:
+    """The app of one worker process of `paynotify serve --workers N` (uvicorn's factory)."""
+    from paynotify._notifier import Notifier
+
+    level = os.environ.get(_LOG_LEVEL_ENV, "info").upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return Notifier.from_config(os.environ[_CONFIG_ENV]).asgi()
 
 
 def reload(notifier: Notifier, config: Path) -> None:
