@@ -167,7 +167,8 @@ def _read_file(account: str, key: str, base: Path) -> Callable[[object], str]:
             return path.read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise ConfigurationError(
-                f"account {account!r}: {key}: cannot read {str(path)!r}: {exc.strerror}"
+                f"account {account!r}: {key}: cannot read {str(path)!r}: {exc.strerror} "
+                f"(to try paynotify with throwaway test keys: paynotify init DIR)"
             ) from None
 
     return read

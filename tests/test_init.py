@@ -129,3 +129,10 @@ def test_init_does_not_overwrite_without_force(tmp_path: Path) -> None:
         init_project(tmp_path)
     init_project(tmp_path, force=True)
     assert (tmp_path / "paynotify.toml").read_text() != before  # fresh keys
+
+
+def test_the_example_config_says_how_to_make_its_keys(capsys: pytest.CaptureFixture[str]) -> None:
+    example = Path(__file__).parent.parent / "examples" / "paynotify.toml"
+    assert main(["serve", "--config", str(example), "--port", "0"]) == 2
+    assert "paynotify init DIR" in capsys.readouterr().err
+    assert "paynotify init DIR" in example.read_text()
