@@ -157,6 +157,9 @@ def add_events_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
         help="only events last updated before this ISO date/time (UTC unless an offset); "
         "with --older-than, the earlier of the two",
     )
+    for name in ("--account", "--provider", "--order", "--since"):
+        # Accepted to be refused clearly: the stores delete by state and age only.
+        purge.add_argument(name, help=argparse.SUPPRESS)
     purge.add_argument("--dry-run", action="store_true", help="count what would be deleted, delete nothing")
     purge.add_argument("--yes", action="store_true", help="purge undelivered events without asking")
     purge.add_argument("--json", action="store_true", help="print a JSON summary object")
@@ -238,6 +241,14 @@ async def _redeliver(notifier: Notifier, args: argparse.Namespace, out: IO[str])
 
 
 async def _purge(notifier: Notifier, args: argparse.Namespace, out: IO[str]) -> int:
+    unsupported = [
+        f"--{n}" for n in ("account", "provider", "order", "since") if getattr(args, n) is not None
+    ]
+    if unsupported:
+        raise ConfigurationError(
+            "purge deletes by state and age only (--state, --older-than, --until), "
+            f"not by {', '.join(unsupported)}; `events list` takes those filters"
+        )
     states = [EventState(s) for s in args.state] if args.state else list(RETAINED)
     days = notifier.options.retention_days if args.older_than is None else args.older_than
     before = time.time() - days * 86400

@@ -150,3 +150,8 @@ def test_purge_json_and_until(config: Path, capsys: pytest.CaptureFixture[str]) 
         "states": ["done", "rejected", "unhandled"],
         "before": tomorrow + "Z",
     }
+
+
+def test_purge_refuses_filters_it_cannot_apply(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["events", "--config", str(config), "purge", "--account", "shop"]) == 2
+    assert "purge deletes by state and age only" in capsys.readouterr().err
