@@ -26,6 +26,7 @@ from paynotify._errors import (
     ProviderNotFound,
     StoreError,
     UnknownAccount,
+    UnknownChannel,
     UnstorableContent,
     VerificationError,
 )
@@ -33,7 +34,7 @@ from paynotify._http import InboundRequest, Reply
 from paynotify._notifier import DEFAULT_STORE_URL, Notifier
 from paynotify._observe import Observer, Outcome
 from paynotify._options import DEFAULT_BODY_LIMIT, Delivery, Options
-from paynotify._provider import Account, AccountSettings, DemoAccount, DemoRequest, Provider
+from paynotify._provider import Account, AccountSettings, DemoAccount, DemoRequest, Provider, StarterAccount
 from paynotify._registry import ENTRY_POINT_GROUP, Registry, registry
 from paynotify._result import (
     BEIJING,
@@ -107,6 +108,7 @@ __all__ = [
     "ReturnHandler",
     "SQLiteStore",
     "Source",
+    "StarterAccount",
     "Status",
     "Store",
     "StoreError",
@@ -114,6 +116,7 @@ __all__ = [
     "UnhandledEvent",
     "UnhandledHook",
     "UnknownAccount",
+    "UnknownChannel",
     "UnstorableContent",
     "VerificationError",
     "beijing_time",

@@ -18,6 +18,7 @@ import os
 import threading
 from typing import Protocol
 
+from paynotify._asgi import unknown_reply
 from paynotify._errors import UnknownAccount
 from paynotify._http import InboundRequest, Reply
 
@@ -37,7 +38,6 @@ class Notifier(Protocol):
 log = logging.getLogger("paynotify")
 
 NOT_FOUND = Reply.text("not found", 404)
-UNKNOWN_ACCOUNT = Reply.text("unknown account", 404)
 TOO_LARGE = Reply.text("body too large", 413)
 DISCONNECTED = Reply.text("client disconnected", 400)
 BAD_LENGTH = Reply.text("bad content-length", 400)
@@ -123,8 +123,8 @@ class NotifierLoop:
                     self._opened = True
         try:
             return await self.notifier.handle(account, request)
-        except UnknownAccount:
-            return UNKNOWN_ACCOUNT
+        except UnknownAccount as exc:
+            return unknown_reply(exc)
 
     async def _aclose(self) -> None:
         self._opened = False

@@ -18,11 +18,11 @@ from contextlib import AbstractAsyncContextManager
 
 from starlette.types import Receive, Scope, Send
 
-from paynotify._errors import PayloadTooLarge, UnknownAccount
+from paynotify._errors import PayloadTooLarge, UnknownAccount, UnknownChannel
 from paynotify._http import InboundRequest, Reply
 from paynotify._observe import Outcome
 
-__all__ = ["Handle", "NotificationApp", "read_body"]
+__all__ = ["Handle", "NotificationApp", "read_body", "unknown_reply"]
 
 Handle = Callable[[str, InboundRequest], Awaitable[Reply]]
 """The pipeline's entry: (account name, request) -> reply; raises `UnknownAccount`."""
@@ -81,6 +81,15 @@ _NOTIFY_IS_POST = Reply.text("notifications are POSTed", 405, {"allow": "POST"})
 _GET_OR_POST = Reply.text("method not allowed", 405, {"allow": "GET, POST"})
 
 
+def unknown_reply(exc: UnknownAccount) -> Reply:
+    """404 for a request no account answers; for a known account's unknown channel, the text names
+    the channels it has (a notify_url with a typo is found from the reply alone)."""
+    if isinstance(exc, UnknownChannel):
+        channels = ", ".join(f"/{exc.account}/{c}" for c in sorted(exc.channels))
+        return Reply.text(f"unknown channel; account {exc.account!r} serves {channels}", 404)
+    return _UNKNOWN_ACCOUNT
+
+
 class NotificationApp:
     """`POST /{account}/notify` and `GET|POST /{account}/return` for every account `handle` knows;
     its ASGI lifespan, when given one, opens and closes the Notifier (store, dispatcher)."""
@@ -136,8 +145,8 @@ class NotificationApp:
         inbound = InboundRequest(method, channel, headers, scope.get("query_string", b""), body)
         try:
             reply = await self.handle(account, inbound)
-        except UnknownAccount:
-            reply = _UNKNOWN_ACCOUNT
+        except UnknownAccount as exc:
+            reply = unknown_reply(exc)
         await send_reply(send, reply)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:

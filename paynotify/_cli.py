@@ -1,4 +1,4 @@
-"""The `paynotify` command: demo, serve, worker, events, providers."""
+"""The `paynotify` command: demo, init, serve, worker, events, providers."""
 
 from __future__ import annotations
 
@@ -10,16 +10,25 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from paynotify._cli_events import add_events_parser, positive_float, positive_int, run_events
+from paynotify._cli_serve import add_serve_arguments, check_workers, serve_options, versions
 from paynotify._errors import PaynotifyError
 
 __all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="paynotify", description="Verified payment notifications.")
+    parser = argparse.ArgumentParser(
+        prog="paynotify",
+        description="Verified payment notifications.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # --version: one line per distribution
+    )
+    parser.add_argument("--version", action="version", version=versions())
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="send real signed notifications through a local server")
     demo.add_argument("--db", type=Path, help="SQLite file to use (default: a temporary one)")
+    init = commands.add_parser("init", help="write a runnable service with throwaway test keys into DIR")
+    init.add_argument("directory", type=Path, metavar="DIR")
+    init.add_argument("--force", action="store_true", help="overwrite an existing DIR/paynotify.toml")
     serve = commands.add_parser("serve", help="serve the accounts of a TOML config file")
     serve.add_argument("--config", type=Path, required=True)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
@@ -50,6 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=5.0,
         help="seconds an idle keep-alive connection is kept (default: %(default)s)",
     )
+    add_serve_arguments(serve)
     worker = commands.add_parser("worker", help="dispatch queued events of a TOML config, without HTTP")
     worker.add_argument("--config", type=Path, required=True)
     add_events_parser(commands)
@@ -61,13 +71,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             from paynotify._demo import run_demo
 
             return run_demo(sys.stdout, args.db)
+        if args.command == "init":
+            from paynotify._init import init_project
+
+            made = init_project(args.directory, force=args.force)
+            config = args.directory / "paynotify.toml"
+            print(
+                f"wrote {config} with accounts {', '.join(s.account for _, s in made)} (throwaway test keys)"
+            )
+            print(f"run it: paynotify serve --config {config}")
+            return 0
         if args.command in ("serve", "worker"):
             from paynotify._notifier import Notifier
             from paynotify._serve import run_worker
             from paynotify._serve import serve as serve_forever
 
-            _configure_logging(getattr(args, "log_format", "text"))
+            _configure_logging(getattr(args, "log_format", "text"), getattr(args, "log_level", "info"))
             notifier = Notifier.from_config(args.config)
+            if args.command == "serve":
+                check_workers(notifier, args.workers)
             if args.command == "worker":
                 run_worker(notifier)
             else:
@@ -79,6 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     limit_concurrency=args.limit_concurrency,
                     timeout_keep_alive=args.timeout_keep_alive,
                     ops=(args.ops_host, args.ops_port) if args.ops_port else None,
+                    **serve_options(args),
                 )
             return 0
         if args.command == "events":
@@ -96,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-def _configure_logging(log_format: str) -> None:
+def _configure_logging(log_format: str, level: str = "info") -> None:
     handler = logging.StreamHandler()
     if log_format == "json":
         from paynotify.ops import JsonFormatter
@@ -104,7 +127,7 @@ def _configure_logging(log_format: str) -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
 
 
 def _quiet_on_closed_pipe(run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:

@@ -2,6 +2,9 @@
 
 With `--config`, retry and replay deliver in this process, to the subscribers the file names; with
 only `--store`, they put the events back in the queue for the dispatchers (queued delivery).
+
+Filters: account, order and state go to the store's `find`; provider and the --since/--until
+window are applied here, on what `find` returns. `-` among the event ids reads more from stdin.
 """
 
 from __future__ import annotations
@@ -47,6 +50,59 @@ def positive_float(text: str) -> float:
     return value
 
 
+def moment(text: str) -> float:
+    """An ISO date or date and time as Unix seconds; UTC unless it carries an offset."""
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO date or time, e.g. 2026-01-31 or 2026-01-31T08:00+08:00"
+        ) from None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+
+
+def _add_filters(parser: argparse.ArgumentParser, *, states: bool = True) -> None:
+    parser.add_argument("--account")
+    parser.add_argument("--provider", help="provider name, e.g. alipay")
+    parser.add_argument("--order", help="order id (out_trade_no)")
+    if states:
+        parser.add_argument("--state", action="append", choices=[s.value for s in EventState])
+    parser.add_argument(
+        "--since", type=moment, help="created at or after this ISO date/time (UTC unless an offset is given)"
+    )
+    parser.add_argument(
+        "--until", type=moment, help="created before this ISO date/time (UTC unless an offset)"
+    )
+
+
+def _filtered(args: argparse.Namespace) -> bool:
+    names = ("account", "provider", "order", "state", "since", "until")
+    return any(getattr(args, name, None) is not None for name in names)
+
+
+async def _select(notifier: Notifier, args: argparse.Namespace, limit: int) -> list[StoredEvent]:
+    """The events the filters of `args` select, newest first, at most `limit`."""
+    states = [EventState(s) for s in args.state] if getattr(args, "state", None) else None
+    if getattr(args, "dead", False):
+        states = [EventState.DEAD]
+    here = args.provider is not None or args.since is not None or args.until is not None
+    found = await notifier.store.find(
+        account=args.account, order_id=args.order, states=states, limit=_ALL if here else limit
+    )
+    if here:
+        found = [
+            event
+            for event in found
+            if (args.provider is None or event.provider == args.provider)
+            and (args.since is None or event.created_at >= args.since)
+            and (args.until is None or event.created_at < args.until)
+        ]
+    return found[:limit]
+
+
+_ALL = 10_000_000
+
+
 def add_events_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     events = commands.add_parser("events", help="list, show, retry, replay or purge recorded events")
     where = events.add_mutually_exclusive_group(required=True)
@@ -55,22 +111,27 @@ def add_events_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     actions = events.add_subparsers(dest="action", required=True)
 
     listing = actions.add_parser("list", help="events, newest first")
-    listing.add_argument("--account")
-    listing.add_argument("--order", help="order id (out_trade_no)")
-    listing.add_argument("--state", action="append", choices=[s.value for s in EventState])
+    _add_filters(listing)
     listing.add_argument("--dead", action="store_true", help="only dead-lettered events")
-    listing.add_argument("--limit", type=positive_int, default=50, help="at most this many (default: 50)")
-    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    listing.add_argument(
+        "--limit", type=positive_int, default=50, help="at most this many (default: %(default)s)"
+    )
+    listing.add_argument("--json", action="store_true", help="one JSON object per line, no header")
 
-    show = actions.add_parser("show", help="one event with its PaymentResult")
+    show = actions.add_parser("show", help="one event with its PaymentResult (JSON)")
     show.add_argument("event_id")
+    show.add_argument("--json", action="store_true", help="accepted for symmetry: show always prints JSON")
 
     for name, text in (
         ("retry", "deliver again to the subscribers that have not succeeded"),
         ("replay", "deliver again to every subscriber, even for completed events"),
     ):
         action = actions.add_parser(name, help=text)
-        action.add_argument("event_ids", nargs="*", metavar="EVENT_ID")
+        action.add_argument(
+            "event_ids", nargs="*", metavar="EVENT_ID", help="event ids; - reads them from stdin"
+        )
+        _add_filters(action)
+        action.add_argument("--json", action="store_true", help="print a JSON summary object")
         action.add_argument("--dead", action="store_true", help="every dead-lettered event")
         action.add_argument("--released", action="store_true", help="every event left by a failed delivery")
         if name == "replay":
@@ -90,8 +151,18 @@ def add_events_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
         choices=[s.value for s in EventState],
         help=f"default: {', '.join(s.value for s in RETAINED)}; others are not delivered yet and ask first",
     )
+    purge.add_argument(
+        "--until",
+        type=moment,
+        help="only events last updated before this ISO date/time (UTC unless an offset); "
+        "with --older-than, the earlier of the two",
+    )
+    for name in ("--account", "--provider", "--order", "--since"):
+        # Accepted to be refused clearly: the stores delete by state and age only.
+        purge.add_argument(name, help=argparse.SUPPRESS)
     purge.add_argument("--dry-run", action="store_true", help="count what would be deleted, delete nothing")
     purge.add_argument("--yes", action="store_true", help="purge undelivered events without asking")
+    purge.add_argument("--json", action="store_true", help="print a JSON summary object")
 
 
 def run_events(args: argparse.Namespace, out: IO[str] | None = None) -> int:
@@ -110,8 +181,9 @@ def run_events(args: argparse.Namespace, out: IO[str] | None = None) -> int:
 async def _dispatch(notifier: Notifier, args: argparse.Namespace, out: IO[str]) -> int:
     store = notifier.store
     if args.action == "list":
-        states = [EventState.DEAD] if args.dead else [EventState(s) for s in args.state or []] or None
-        events = await store.find(account=args.account, order_id=args.order, states=states, limit=args.limit)
+        events = await _select(notifier, args, args.limit)
+        if not args.json:
+            out.write(_HEADER + "\n")
         for event in events:
             out.write((json.dumps(_as_dict(event)) if args.json else _line(event)) + "\n")
         return 0
@@ -129,16 +201,22 @@ async def _dispatch(notifier: Notifier, args: argparse.Namespace, out: IO[str]) 
 
 async def _redeliver(notifier: Notifier, args: argparse.Namespace, out: IO[str]) -> int:
     replay = args.action == "replay"
-    ids = list(args.event_ids)
+    ids = _read_ids(args.event_ids)
     selections = [(args.dead, EventState.DEAD), (args.released, EventState.RELEASED)]
     selections.append((getattr(args, "rejected", False), EventState.REJECTED))
     for flag, state in selections:
         if flag:
             ids += [e.event_id for e in await notifier.store.find(states=[state], limit=1_000_000)]
+    if _filtered(args):
+        ids += [e.event_id for e in await _select(notifier, _without_dead(args), _ALL)]
+    ids = list(dict.fromkeys(ids))  # each once, in the order given
     if not ids:
-        raise ConfigurationError(f"{args.action}: give EVENT_IDs, --dead or --released")
+        raise ConfigurationError(
+            f"{args.action}: no events selected; give EVENT_IDs (- for stdin), --dead, --released or filters"
+        )
     in_process = args.config is not None
     done, failed = 0, 0
+    delivered: list[str] = []
     for event_id in progress(ids, label=args.action):
         try:
             if in_process:
@@ -149,21 +227,43 @@ async def _redeliver(notifier: Notifier, args: argparse.Namespace, out: IO[str])
             print(f"\n{event_id}: {exc}", file=sys.stderr)
             ok = False
         done, failed = (done + 1, failed) if ok else (done, failed + 1)
-    verb = "delivered" if in_process else "requeued for the dispatchers"
-    out.write(f"{done} {verb}, {failed} not (unknown, in flight, not eligible or failed again)\n")
+        if ok:
+            delivered.append(event_id)
+    verb = "delivered" if in_process else "requeued"
+    if args.json:
+        not_ids = [i for i in ids if i not in set(delivered)]
+        summary = {verb: done, "not": failed, "ids": delivered, "not_ids": not_ids}
+        out.write(json.dumps(summary) + "\n")
+    else:
+        verb = verb if in_process else "requeued for the dispatchers"
+        out.write(f"{done} {verb}, {failed} not (unknown, in flight, not eligible or failed again)\n")
     return 0 if failed == 0 else 1
 
 
 async def _purge(notifier: Notifier, args: argparse.Namespace, out: IO[str]) -> int:
+    unsupported = [
+        f"--{n}" for n in ("account", "provider", "order", "since") if getattr(args, n) is not None
+    ]
+    if unsupported:
+        raise ConfigurationError(
+            "purge deletes by state and age only (--state, --older-than, --until), "
+            f"not by {', '.join(unsupported)}; `events list` takes those filters"
+        )
     states = [EventState(s) for s in args.state] if args.state else list(RETAINED)
     days = notifier.options.retention_days if args.older_than is None else args.older_than
     before = time.time() - days * 86400
-    undelivered = ", ".join(sorted(s.value for s in _UNDELIVERED.intersection(states)))
     what = f"{', '.join(s.value for s in states)} events older than {days:g} days"
+    if args.until is not None and (args.older_than is None or args.until < before):
+        # --until alone replaces the retention default; with --older-than the earlier bound wins.
+        before = args.until
+        when = datetime.fromtimestamp(before, UTC)
+        what = f"{', '.join(s.value for s in states)} events last updated before {when:%Y-%m-%dT%H:%M:%SZ}"
+    undelivered = ", ".join(sorted(s.value for s in _UNDELIVERED.intersection(states)))
     if args.dry_run:
-        found = await notifier.store.find(states=states, limit=10_000_000)
+        found = await notifier.store.find(states=states, limit=_ALL)
         doomed = sum(1 for event in found if event.updated_at < before)
-        out.write(f"would purge {doomed} {what}\n")
+        summary = {"would_purge": doomed, "states": [s.value for s in states], "before": _time(before)}
+        out.write((json.dumps(summary) if args.json else f"would purge {doomed} {what}") + "\n")
         return 0
     if undelivered and not args.yes:
         if not sys.stdin.isatty():
@@ -174,11 +274,26 @@ async def _purge(notifier: Notifier, args: argparse.Namespace, out: IO[str]) -> 
             f"purge {what}? {undelivered} were never delivered. [y/N] ", end="", file=sys.stderr, flush=True
         )
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-            out.write("nothing purged\n")
+            out.write(json.dumps({"purged": 0}) + "\n" if args.json else "nothing purged\n")
             return 1
     purged = await notifier.store.purge(before=before, states=states)
-    out.write(f"purged {purged} events\n")
+    summary = {"purged": purged, "states": [s.value for s in states], "before": _time(before)}
+    out.write((json.dumps(summary) if args.json else f"purged {purged} events") + "\n")
     return 0
+
+
+def _read_ids(given: Sequence[str]) -> list[str]:
+    """The ids given, with `-` replaced by the ids on stdin (whitespace-separated: one a line, or
+    `paynotify events list` output's first column through `cut`)."""
+    ids: list[str] = []
+    for item in given:
+        ids += sys.stdin.read().split() if item == "-" else [item]
+    return ids
+
+
+def _without_dead(args: argparse.Namespace) -> argparse.Namespace:
+    """The filters alone: --dead, --released and --rejected already added their own events."""
+    return argparse.Namespace(**{**vars(args), "dead": False})
 
 
 async def _requeue(notifier: Notifier, event_id: str, *, replay: bool) -> bool:
@@ -221,6 +336,20 @@ def _as_dict(event: StoredEvent) -> dict[str, object]:
         "last_error": event.last_error,
         "done_subscribers": sorted(event.done_subscribers),
     }
+
+
+_HEADER = "  ".join(
+    [
+        "EVENT_ID".ljust(32),
+        "CREATED".ljust(20),
+        "STATE".ljust(9),
+        "AT",
+        "ACCOUNT",
+        "KIND/STATUS",
+        "ORDER",
+        "ERROR",
+    ]
+)
 
 
 def _line(event: StoredEvent) -> str:

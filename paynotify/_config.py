@@ -1,5 +1,7 @@
 """Accounts from a TOML file. Secrets never sit in it: `<field>_file` reads a file, `<field>_env` an
-environment variable, for any settings field.
+environment variable, for any settings field; a secret field (a `SecretStr` of the provider's
+settings model) given inline is refused. Subscribers are imported with the file's directory on
+`sys.path`, so `subs:on_event` is `subs.py` next to the config.
 
     store = "sqlite:///events.db"            # relative paths are relative to this file
     delivery = "inline"                      # or "queued" (then: max_attempts, backoff_seconds, ...)
@@ -21,11 +23,15 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 import tomllib
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from pydantic import SecretStr
 
 from paynotify._errors import ConfigurationError
 from paynotify._options import Options
@@ -100,8 +106,28 @@ def _account_specs(
         settings = dict(table)
         provider = settings.pop("provider")
         model_fields = registry.get(provider).settings_model.model_fields
+        _refuse_inline_secrets(name, settings, model_fields, path)
         specs[name] = (provider, resolve_settings(name, settings, model_fields, path.parent))
     return specs
+
+
+def _refuse_inline_secrets(
+    account: str, settings: Mapping[str, Any], model_fields: Mapping[str, Any], path: Path
+) -> None:
+    # A config file is copied, committed and pasted into tickets: a key written in it leaks.
+    for key in settings:
+        if key in model_fields and _is_secret(model_fields[key].annotation):
+            raise ConfigurationError(
+                f"config {str(path)!r}: [accounts.{account}] gives the secret {key} inline; "
+                f"use {key}_file (a path to a file holding it) or {key}_env (an environment variable)"
+            )
+
+
+def _is_secret(annotation: object) -> bool:
+    """True for SecretStr, and for SecretStr inside a union or a list (`SecretStr | None`)."""
+    if annotation is SecretStr:
+        return True
+    return any(_is_secret(arg) for arg in typing.get_args(annotation))
 
 
 def _store_url(url: object, base: Path) -> str | None:
@@ -141,7 +167,8 @@ def _read_file(account: str, key: str, base: Path) -> Callable[[object], str]:
             return path.read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise ConfigurationError(
-                f"account {account!r}: {key}: cannot read {str(path)!r}: {exc.strerror}"
+                f"account {account!r}: {key}: cannot read {str(path)!r}: {exc.strerror} "
+                f"(to try paynotify with throwaway test keys: paynotify init DIR)"
             ) from None
 
     return read
@@ -167,8 +194,17 @@ def _subscriber(entry: object, path: Path) -> SubscriberSpec:
     if not isinstance(entry, str) or ":" not in entry:
         raise ConfigurationError(f'config {str(path)!r}: subscribers take "module:function", got {entry!r}')
     module_name, _, attr = entry.partition(":")
+    _importable_from(path.parent)
     try:
         target = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
         raise ConfigurationError(f"config {str(path)!r}: cannot import subscriber {entry!r}: {exc}") from None
     return SubscriberSpec(target, options)
+
+
+def _importable_from(directory: Path) -> None:
+    """Put the config's directory first on `sys.path`: the file names its subscribers relative to
+    itself, wherever `paynotify serve` is started from."""
+    where = str(directory.resolve())
+    if where not in sys.path:
+        sys.path.insert(0, where)

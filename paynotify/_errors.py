@@ -4,6 +4,7 @@
     ├── ConfigurationError          bad account settings, bad config file
     │   └── ProviderNotFound        a provider name no plugin registers
     ├── UnknownAccount              a request for an account nobody added        -> 404
+    │   └── UnknownChannel          a known account, a channel its provider lacks -> 404 naming its channels
     ├── NotificationError           a delivery the provider must be told about
     │   ├── PayloadTooLarge         body over the limit                     -> 413
     │   ├── MalformedNotification   not the provider's format               -> failure reply
@@ -38,6 +39,7 @@ __all__ = [
     "ProviderNotFound",
     "StoreError",
     "UnknownAccount",
+    "UnknownChannel",
     "UnstorableContent",
     "VerificationError",
 ]
@@ -57,6 +59,16 @@ class ProviderNotFound(ConfigurationError, LookupError):
 
 class UnknownAccount(PaynotifyError, LookupError):
     """A request names an account that was never added."""
+
+
+class UnknownChannel(UnknownAccount):
+    """A request names an account that exists, on a channel its provider does not serve
+    (`POST /shop/foo`); `channels` are the ones it does."""
+
+    def __init__(self, message: str, *, account: str, channels: frozenset[str]) -> None:
+        super().__init__(message)
+        self.account = account
+        self.channels = channels
 
 
 class NotificationError(PaynotifyError):

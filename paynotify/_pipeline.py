@@ -28,6 +28,7 @@ from paynotify._errors import (
     MalformedNotification,
     StoreError,
     UnknownAccount,
+    UnknownChannel,
     UnstorableContent,
     VerificationError,
 )
@@ -91,7 +92,15 @@ class Pipeline:
         if account is None or request.channel not in account.provider.channels:
             if self.observer is not None:
                 self.observer.notification("-", "-", Outcome.UNKNOWN_ACCOUNT, 0.0)
-            raise UnknownAccount(f"no account {account_name!r} with a {request.channel!r} channel")
+            if account is None:
+                raise UnknownAccount(f"no account {account_name!r}")
+            channels = frozenset(account.provider.channels)
+            served = ", ".join(sorted(channels))
+            raise UnknownChannel(
+                f"account {account_name!r} has no {request.channel!r} channel; it has {served}",
+                account=account_name,
+                channels=channels,
+            )
         observer = self.observer
         if observer is None:
             return (await self._handle(account, request))[0]
@@ -106,6 +115,8 @@ class Pipeline:
     async def _handle(self, account: Account[Any], request: InboundRequest) -> tuple[Reply, Outcome]:
         provider = account.provider
         is_return = request.channel == Source.RETURN
+        # The return page is for a person: in the language the browser asks for.
+        lang = request.headers.get("accept-language") if is_return else None
         try:
             parsed = self._parse(account, request)
         except InvalidContent as exc:
@@ -113,7 +124,7 @@ class Pipeline:
             fields = _fields(account, Outcome.MALFORMED, exc.event_id, cause=exc.message)
             log.warning("refused verified %s notification: %s", provider.name, exc, extra=fields)
             if is_return:
-                return return_failure_reply(), Outcome.RETURN
+                return return_failure_reply(400, lang), Outcome.RETURN
             await self._record_invalid(exc, account, request)
             return provider.nack(exc), Outcome.MALFORMED
         except (MalformedNotification, VerificationError) as exc:
@@ -122,34 +133,36 @@ class Pipeline:
             outcome = Outcome.MALFORMED if malformed else Outcome.REFUSED_SIGNATURE
             log.warning("refused %s notification: %s", provider.name, exc,
                         extra=_fields(account, outcome, None, cause=exc.message))  # fmt: skip
-            return (return_failure_reply(), Outcome.RETURN) if is_return else (provider.nack(exc), outcome)
+            if is_return:
+                return return_failure_reply(400, lang), Outcome.RETURN
+            return provider.nack(exc), outcome
         except Exception:
             log.exception("account %r: provider %s failed on a notification", account.name, provider.name)
             error = DeliveryFailed("internal error while parsing", account=account.name)
             if is_return:
-                return return_failure_reply(500), Outcome.RETURN
+                return return_failure_reply(500, lang), Outcome.RETURN
             return provider.nack(error), Outcome.DELIVERY_FAILED
         if isinstance(parsed, UnhandledEvent):
             if is_return:
-                return return_failure_reply(), Outcome.RETURN
+                return return_failure_reply(400, lang), Outcome.RETURN
             return await self._unhandled(parsed, provider)
         if isinstance(parsed, PaymentResult):
-            return await self._one(parsed, account, is_return)
-        return await self._several(parsed, account, is_return)
+            return await self._one(parsed, account, is_return, lang)
+        return await self._several(parsed, account, is_return, lang)
 
     async def _several(
-        self, results: Sequence[PaymentResult], account: Account[Any], is_return: bool
+        self, results: Sequence[PaymentResult], account: Account[Any], is_return: bool, lang: str | None
     ) -> tuple[Reply, Outcome]:
         """One notification carrying several results (a combined order): each is checked, recorded
         and delivered on its own event id, in order; the provider is acknowledged only when every
         one was. A resend delivers the ones not done yet (the rest are duplicates)."""
         if not results or is_return:
-            return return_failure_reply() if is_return else account.provider.nack(
+            return return_failure_reply(400, lang) if is_return else account.provider.nack(
                 MalformedNotification("no result in the notification", account=account.name)
             ), (Outcome.RETURN if is_return else Outcome.MALFORMED)  # fmt: skip
         outcomes = []
         for result in results:
-            reply, outcome = await self._one(result, account, is_return)
+            reply, outcome = await self._one(result, account, is_return, lang)
             if outcome not in _SETTLED:
                 return reply, outcome  # the provider resends; what was done stays done
             outcomes.append(outcome)
@@ -157,7 +170,7 @@ class Pipeline:
         return account.provider.ack(), best
 
     async def _one(
-        self, parsed: PaymentResult, account: Account[Any], is_return: bool
+        self, parsed: PaymentResult, account: Account[Any], is_return: bool, lang: str | None
     ) -> tuple[Reply, Outcome]:
         provider = account.provider
         if self.observer is not None:
@@ -170,13 +183,14 @@ class Pipeline:
         except Exception:
             log.exception("account %r: a check hook failed on %s", account.name, parsed.event_id)
             if is_return:
-                return return_failure_reply(500), Outcome.RETURN
-            return provider.nack(
-                DeliveryFailed("check hook failed", account=account.name)
-            ), Outcome.DELIVERY_FAILED
+                return return_failure_reply(500, lang), Outcome.RETURN
+            crashed = DeliveryFailed("check hook failed", account=account.name)
+            return provider.nack(crashed), Outcome.DELIVERY_FAILED
         if is_return:
             return (
-                return_failure_reply() if refusal else await self._return_reply(parsed, account)
+                return_failure_reply(400, lang)
+                if refusal
+                else await self._return_reply(parsed, account, lang)
             ), Outcome.RETURN
         if refusal is not None:
             return await self._rejected(parsed, refusal, provider)
@@ -330,8 +344,10 @@ class Pipeline:
             return provider.nack(failed), Outcome.DELIVERY_FAILED
         return provider.ack(), Outcome.DELIVERED
 
-    async def _return_reply(self, result: PaymentResult, account: Account[Any]) -> Reply:
-        default = default_return_reply(result, account.settings.return_url)
+    async def _return_reply(
+        self, result: PaymentResult, account: Account[Any], accept_language: str | None = None
+    ) -> Reply:
+        default = default_return_reply(result, account.settings.return_url, accept_language)
         handler = self.subscribers.return_handler
         if handler is None:
             return default

@@ -27,7 +27,7 @@ from paynotify._errors import NotificationError
 from paynotify._http import InboundRequest, Reply
 from paynotify._result import PaymentResult, UnhandledEvent
 
-__all__ = ["Account", "AccountSettings", "DemoAccount", "DemoRequest", "Provider"]
+__all__ = ["Account", "AccountSettings", "DemoAccount", "DemoRequest", "Provider", "StarterAccount"]
 
 
 class AccountSettings(BaseModel):
@@ -108,6 +108,21 @@ class DemoAccount:
     forged: DemoRequest | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class StarterAccount:
+    """A throwaway account for `paynotify init`: its settings as written to the TOML file and the
+    files they name (path relative to the service's directory -> content).
+
+    Secrets go in `files`, named by `<field>_file` settings, never inline. Files under
+    `keys/provider-side/` are the provider's half of a key pair (what it would sign with): written
+    so tests can send the service signed notifications, never read by paynotify.
+    """
+
+    account: str
+    settings: Mapping[str, str | Sequence[str]]
+    files: Mapping[str, str] = field(default_factory=dict)
+
+
 class Provider(ABC, Generic[SettingsT]):
     """A payment provider plugin. One instance serves every account of that provider."""
 
@@ -140,4 +155,9 @@ class Provider(ABC, Generic[SettingsT]):
     @classmethod
     def demo(cls) -> DemoAccount | None:
         """Requests for `paynotify demo`; providers without testing helpers return None."""
+        return None
+
+    @classmethod
+    def starter(cls) -> StarterAccount | None:
+        """A throwaway account for `paynotify init`; providers without testing helpers return None."""
         return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 import threading
@@ -22,7 +23,7 @@ from paynotify._errors import ConfigurationError, PaynotifyError
 if TYPE_CHECKING:
     from paynotify._notifier import Notifier
 
-__all__ = ["background_server", "run_worker", "serve"]
+__all__ = ["app_from_environment", "background_server", "run_worker", "serve", "uvicorn_config"]
 
 log = logging.getLogger("paynotify")
 
@@ -35,51 +36,84 @@ def serve(
     config: Path | None = None,
     limit_concurrency: int = 1000,
     timeout_keep_alive: float = 5.0,
+    log_level: str = "info",
+    root_path: str = "",
+    proxy_headers: bool = False,
+    forwarded_allow_ips: str = "127.0.0.1",
+    workers: int = 1,
     ops: tuple[str, int] | None = None,
 ) -> None:
     """Serve every account under uvicorn; SIGHUP re-reads the accounts from `config`.
 
     uvicorn's own bounds: past `limit_concurrency` connections new ones get 503 (the provider
     resends), and an idle keep-alive connection is closed after `timeout_keep_alive` seconds. A body
-    that stalls is cut off by the route's own `body_timeout`. `ops` (host, port) serves
-    `paynotify.ops.ops_app` there too, with metrics and traces attached.
-    """
-    server = uvicorn.Server(
-        uvicorn.Config(
-            notifier.asgi(),
-            host=host,
-            port=port,
-            lifespan="on",
-            limit_concurrency=limit_concurrency,
-            timeout_keep_alive=int(timeout_keep_alive) or 1,
-        )
-    )
+    that stalls is cut off by the route's own `body_timeout`.
 
-    servers = [server]
+    With `workers` > 1, uvicorn's supervisor runs that many processes, each reading `config` anew
+    (`notifier` only proved it valid); SIGHUP then restarts them, which reloads everything.
+    `ops` (host, port) serves `paynotify.ops.ops_app` there too, with metrics and traces attached
+    (one process only: several would all bind that port, and each count only its own requests).
+    """
+    settings: dict[str, object] = {
+        "host": host,
+        "port": port,
+        "limit_concurrency": limit_concurrency,
+        "timeout_keep_alive": int(timeout_keep_alive) or 1,
+        "log_level": log_level,
+        "root_path": root_path,
+        "proxy_headers": proxy_headers,
+        "forwarded_allow_ips": forwarded_allow_ips,
+    }
+    if workers > 1 and ops is not None:
+        raise ConfigurationError(
+            "--ops-port serves one process's metrics: run --workers 1 per port, or scrape each instance"
+        )
+    if workers > 1:
+        if config is None:
+            raise ConfigurationError("several workers each read the config file: give config")
+        # Spawned workers inherit the environment, not this process's objects.
+        os.environ[_CONFIG_ENV] = str(config.resolve())
+        os.environ[_LOG_LEVEL_ENV] = log_level
+        uvicorn.run(_APP_FACTORY, factory=True, workers=workers, lifespan="on", **settings)  # type: ignore[arg-type]
+        return
+    servers = [uvicorn.Server(uvicorn_config(notifier.asgi(), **settings))]
     if ops is not None:
         from paynotify.ops import Instrumentation, ops_app
 
         instrumentation = Instrumentation().attach(notifier)
         app = ops_app(notifier, instrumentation=instrumentation, console=_console(notifier))
-        ops_config = uvicorn.Config(app, host=ops[0], port=ops[1], lifespan="off")
-        servers.append(uvicorn.Server(ops_config))
+        servers.append(uvicorn.Server(uvicorn.Config(app, host=ops[0], port=ops[1], lifespan="off")))
 
     async def main() -> None:
         if config is not None:
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload, notifier, config)
-        await asyncio.gather(*(s.serve() for s in servers))
+        await asyncio.gather(*(server.serve() for server in servers))
 
     asyncio.run(main())
 
 
-CONSOLE_ENV = ("PAYNOTIFY_CONSOLE_TOKEN", "PAYNOTIFY_CONSOLE_USER", "PAYNOTIFY_CONSOLE_PASSWORD")
+_CONFIG_ENV = "PAYNOTIFY_SERVE_CONFIG"
+_LOG_LEVEL_ENV = "PAYNOTIFY_SERVE_LOG_LEVEL"
+_APP_FACTORY = "paynotify._serve:app_from_environment"
+
+
+def uvicorn_config(app: ASGIApp, **settings: object) -> uvicorn.Config:
+    """The uvicorn configuration of one `paynotify serve` process."""
+    return uvicorn.Config(app, lifespan="on", **settings)  # type: ignore[arg-type]
+
+
+def app_from_environment() -> ASGIApp:
+    """The app of one worker process of `paynotify serve --workers N` (uvicorn's factory)."""
+    from paynotify._notifier import Notifier
+
+    level = os.environ.get(_LOG_LEVEL_ENV, "info").upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return Notifier.from_config(os.environ[_CONFIG_ENV]).asgi()
 
 
 def _console(notifier: Notifier) -> object | None:
     """The console for the ops port, when credentials are in the environment (a bearer token, or a
     user and password); without them the ops port serves health and metrics only."""
-    import os
-
     from paynotify.ops import BasicAuth, BearerToken, console_app
 
     if os.environ.get("PAYNOTIFY_CONSOLE_TOKEN"):

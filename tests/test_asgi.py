@@ -13,7 +13,7 @@ from conftest import example_notify, post_example
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from paynotify import Notifier, PaymentResult, StoreError
+from paynotify import InboundRequest, Notifier, PaymentResult, StoreError, UnknownAccount, UnknownChannel
 
 
 async def test_notify_round_trip(client: httpx.AsyncClient, delivered: list[PaymentResult]) -> None:
@@ -24,9 +24,27 @@ async def test_notify_round_trip(client: httpx.AsyncClient, delivered: list[Paym
 
 async def test_unknown_account_is_404(client: httpx.AsyncClient, delivered: list[PaymentResult]) -> None:
     response = await post_example(client, example_notify(), account="nobody")
-    assert response.status_code == 404
-    assert (await client.post("/shop/unknown-channel", content=b"x")).status_code == 404
+    assert (response.status_code, response.text) == (404, "unknown account")
     assert delivered == []
+
+
+async def test_unknown_channel_of_a_known_account_is_404_naming_its_channels(
+    client: httpx.AsyncClient, delivered: list[PaymentResult]
+) -> None:
+    response = await client.post("/shop/foo", content=b"x")
+    assert response.status_code == 404
+    assert response.text == "unknown channel; account 'shop' serves /shop/notify"
+    assert delivered == []
+
+
+async def test_the_pipeline_tells_an_unknown_channel_from_an_unknown_account(notifier: Notifier) -> None:
+    inbound = InboundRequest("POST", "foo", {}, b"", b"")
+    with pytest.raises(UnknownChannel) as caught:
+        await notifier.handle("shop", inbound)
+    assert caught.value.channels == frozenset({"notify"})
+    with pytest.raises(UnknownAccount) as missing:
+        await notifier.handle("nobody", inbound)
+    assert not isinstance(missing.value, UnknownChannel)
 
 
 async def test_notify_must_be_post(client: httpx.AsyncClient) -> None:

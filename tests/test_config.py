@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -91,10 +92,54 @@ def test_missing_file() -> None:
 
 def test_a_setting_given_both_inline_and_from_a_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "secret.txt").write_text(SECRET)
+    (tmp_path / "app_id.txt").write_text(APP_ID)
     cfg = tmp_path / "paynotify.toml"
     cfg.write_text(
-        f'[accounts.shop]\nprovider = "examplepay"\napp_id = "{APP_ID}"\n'
-        f'secret = "{SECRET}"\nsecret_file = "secret.txt"\n'
+        f'[accounts.shop]\nprovider = "examplepay"\napp_id = "{APP_ID}"\napp_id_file = "app_id.txt"\n'
+        'secret_file = "secret.txt"\n'
     )
-    with pytest.raises(ConfigurationError, match="give secret or secret_file, not both"):
+    with pytest.raises(ConfigurationError, match="give app_id or app_id_file, not both"):
         Notifier.from_config(cfg)
+
+
+@pytest.mark.parametrize(
+    ("provider", "field", "settings"),
+    [
+        ("examplepay", "secret", f'app_id = "{APP_ID}"'),
+        ("wechatpay-v2", "api_key", 'appid = "wx1"\nmch_id = "1900000109"'),
+        ("wechatpay-v3", "apiv3_key", 'mchid = "1900000109"'),
+    ],
+)
+def test_an_inline_secret_is_refused_naming_file_and_env(
+    tmp_path: Path, provider: str, field: str, settings: str
+) -> None:
+    cfg = tmp_path / "paynotify.toml"
+    cfg.write_text(f'[accounts.shop]\nprovider = "{provider}"\n{settings}\n{field} = "{"k" * 32}"\n')
+    with pytest.raises(ConfigurationError) as caught:
+        Notifier.from_config(cfg)
+    message = str(caught.value)
+    assert f"{field}_file" in message
+    assert f"{field}_env" in message
+    assert "k" * 32 not in message  # the error does not repeat the secret
+
+
+async def test_subscribers_are_imported_from_the_config_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Started from elsewhere: the module sits next to the config only.
+    monkeypatch.chdir("/")
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.delitem(sys.modules, "subs_next_to_config", raising=False)
+    (tmp_path / "secret").write_text(SECRET)
+    subscriber = "seen = []\ndef on_event(result):\n    seen.append(result)\n"
+    (tmp_path / "subs_next_to_config.py").write_text(subscriber)
+    cfg = tmp_path / "paynotify.toml"
+    cfg.write_text(
+        f'subscribers = ["subs_next_to_config:on_event"]\nstore = "memory://"\n'
+        f'[accounts.shop]\nprovider = "examplepay"\napp_id = "{APP_ID}"\nsecret_file = "secret"\n'
+    )
+    notifier = Notifier.from_config(cfg)
+    reply = await notifier.handle("shop", request(example_notify(order_id="o-1", app_id=APP_ID)))
+    assert reply.body == b"OK"
+    assert [r.order_id for r in sys.modules["subs_next_to_config"].seen] == ["o-1"]
+    await notifier.aclose()

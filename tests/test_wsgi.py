@@ -153,6 +153,7 @@ def test_unknown_account_channel_or_path_is_404(shop: Shop) -> None:
             "/payments/",
         ):
             assert http.post(path, content=body, headers=headers).status_code == 404, path
+        assert "serves /shop/notify" in http.post("/payments/shop/refund", content=body).text
         assert http.get("/payments/shop/notify").status_code == 405
         assert http.put("/payments/sandbox/return").headers["allow"] == "GET, POST"
     assert shop.delivered == []

@@ -52,6 +52,7 @@ from paynotify import (
     Provider,
     Reply,
     Source,
+    StarterAccount,
     Status,
     UnhandledEvent,
     VerificationError,
@@ -148,6 +149,22 @@ class AlipayProvider(Provider[AlipaySettings]):
     def nack(self, error: NotificationError) -> Reply:
         # Alipay resends on anything but `success`; its own samples answer `fail` with a 200.
         return _NACK
+
+    @classmethod
+    def starter(cls) -> StarterAccount:
+        """A throwaway account for `paynotify init`: a fresh key pair, the public half as the
+        account's Alipay public key."""
+        from paynotify_alipay import testing
+
+        key = testing.generate_key()
+        return StarterAccount(
+            "shop-alipay",
+            {"app_id": "2021000000000000", "alipay_public_key_file": "keys/alipay_public_key.pem"},
+            {
+                "keys/alipay_public_key.pem": testing.public_key_pem(key),
+                "keys/provider-side/alipay_private_key.pem": testing.private_key_pem(key),
+            },
+        )
 
     @classmethod
     def demo(cls) -> DemoAccount:

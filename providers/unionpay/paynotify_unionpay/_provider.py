@@ -31,6 +31,7 @@ from paynotify import (
     Provider,
     Reply,
     Source,
+    StarterAccount,
     UnhandledEvent,
     VerificationError,
 )
@@ -115,6 +116,34 @@ class UnionPayProvider(Provider[UnionPaySettings]):
     def nack(self, error: NotificationError) -> Reply:
         status = next((code for cls, code in _STATUS if isinstance(error, cls)), 500)
         return Reply.text("fail", status)
+
+    @classmethod
+    def starter(cls) -> StarterAccount:
+        """A throwaway account for `paynotify init`: a fresh CFCA-like chain trusted as the account's
+        root and middle, its leaf as the 5.0.0 verify certificate."""
+        from cryptography.hazmat.primitives import serialization
+
+        from paynotify_unionpay import testing
+
+        chain = testing.generate_chain()
+        leaf_key = chain.leaf_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode("ascii")
+        return StarterAccount(
+            "shop-unionpay",
+            {
+                "mer_id": testing.MER_ID,
+                "root_cert_file": "keys/unionpay_root.pem",
+                "middle_cert_file": "keys/unionpay_middle.pem",
+                "verify_certs_file": ["keys/unionpay_verify.pem"],
+            },
+            {
+                "keys/unionpay_root.pem": chain.root_pem,
+                "keys/unionpay_middle.pem": chain.middle_pem,
+                "keys/unionpay_verify.pem": chain.leaf_pem,
+                "keys/provider-side/unionpay_signing_key.pem": leaf_key,
+            },
+        )
 
     @classmethod
     def demo(cls) -> DemoAccount:

@@ -65,6 +65,7 @@ from paynotify import (
     PaymentResult,
     Provider,
     Reply,
+    StarterAccount,
     Status,
     VerificationError,
     beijing_time,
@@ -328,6 +329,22 @@ class WeChatPayV2Provider(Provider[WeChatPayV2Settings]):
         CDATA: control characters become spaces, `]]>` is removed, and it is cut to 120 characters.
         """
         return Reply(200, _REPLY.format(code="FAIL", msg=_reason(error)).encode(), "application/xml")
+
+    @classmethod
+    def starter(cls) -> StarterAccount:
+        """A throwaway account for `paynotify init`: a fresh API key (HMAC-SHA256)."""
+        from paynotify_wechatpay import testing
+
+        return StarterAccount(
+            "shop-wechat-v2",
+            {
+                "appid": testing.APPID,
+                "mch_id": testing.MCH_ID,
+                "sign_type": "HMAC-SHA256",
+                "api_key_file": "keys/wechatpay_v2_api_key",
+            },
+            {"keys/wechatpay_v2_api_key": testing.generate_api_key()},
+        )
 
     @classmethod
     def demo(cls) -> DemoAccount:

@@ -35,6 +35,7 @@ from paynotify import (
     PaymentResult,
     Provider,
     Reply,
+    StarterAccount,
     UnhandledEvent,
     VerificationError,
     make_event_id,
@@ -144,6 +145,33 @@ class WeChatPayV3Provider(Provider[WeChatPayV3Settings]):
         message = (error.message or type(error).__name__)[:_MESSAGE_LENGTH]
         body = json.dumps({"code": "FAIL", "message": message}).encode("ascii")
         return Reply(status, body, "application/json")
+
+    @classmethod
+    def starter(cls) -> StarterAccount:
+        """A throwaway account for `paynotify init`: a fresh WeChat Pay public key and APIv3 key."""
+        from cryptography.hazmat.primitives import serialization
+
+        from paynotify_wechatpay import testing
+
+        key = testing.generate_v3_public_key()
+        private = key.private_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode("ascii")
+        return StarterAccount(
+            "shop-wechat-v3",
+            {
+                "appid": testing.APPID,
+                "mchid": testing.MCH_ID,
+                "apiv3_key_file": "keys/wechatpay_v3_apiv3_key",
+                "public_key_id": key.key_id,
+                "public_key_file": "keys/wechatpay_v3_public_key.pem",
+            },
+            {
+                "keys/wechatpay_v3_apiv3_key": testing.generate_apiv3_key(),
+                "keys/wechatpay_v3_public_key.pem": key.public_key_pem,
+                "keys/provider-side/wechatpay_v3_private_key.pem": private,
+            },
+        )
 
     @classmethod
     def demo(cls) -> DemoAccount:

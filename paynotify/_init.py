@@ -1,0 +1,111 @@
+"""`paynotify init DIR`: a service that runs as written, with throwaway test keys.
+
+It writes `paynotify.toml` (one account per installed first-party provider), the keys as files next
+to it (secrets through `<field>_file`, never inline), `subs.py` with the subscriber the config names
+(`subs:on_event`, imported from DIR), and a README. The provider's own side of each key pair (what
+Alipay, WeChat Pay or UnionPay would sign with) goes to `keys/provider-side/`, so a test can send
+the service genuinely signed notifications; paynotify never reads it.
+
+Each account comes from a provider's `starter()` (the providers make their keys with their own
+`testing` helpers): every installed provider that has one, first-party or third-party alike.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from paynotify._errors import ConfigurationError
+from paynotify._provider import StarterAccount
+from paynotify._registry import Registry
+from paynotify._registry import registry as default_registry
+
+__all__ = ["init_project"]
+
+
+_SUBS = '''"""Subscribers of this service; paynotify.toml names them as "subs:on_event".
+
+paynotify imports them with this directory on sys.path, wherever `paynotify serve` is started.
+Make side effects idempotent on result.event_id: a subscriber runs until it succeeds once per event.
+"""
+
+import logging
+
+from paynotify import PaymentResult
+
+log = logging.getLogger("subs")
+
+
+def on_event(result: PaymentResult) -> None:
+    log.info(
+        "%s %s/%s order %s amount %s (event %s)",
+        result.account,
+        result.kind.value,
+        result.status.value,
+        result.order_id,
+        result.amount,
+        result.event_id,
+    )
+'''
+
+_README = """# A paynotify service
+
+Run it: `paynotify serve --config paynotify.toml` (then `paynotify events list --config paynotify.toml`).
+
+Every key here is a throwaway test key made by `paynotify init`: replace them with your accounts'
+real ones (Alipay's public key, your WeChat Pay keys, UnionPay's certificates) before going live, and
+delete `keys/provider-side/`, which holds the providers' side of the test keys for signing test
+notifications (see docs/testing.md). Notification URLs: `http://HOST:PORT/{account}/notify`.
+"""
+
+
+def init_project(
+    directory: Path, *, force: bool = False, registry: Registry | None = None
+) -> list[tuple[str, StarterAccount]]:
+    """Write the service into `directory`; refuses to overwrite a paynotify.toml unless `force`.
+    Returns (provider name, account) of each account written."""
+    config = directory / "paynotify.toml"
+    if config.exists() and not force:
+        raise ConfigurationError(f"{str(config)!r} exists; give --force to overwrite it")
+    found = registry or default_registry
+    starters: list[tuple[str, StarterAccount]] = []
+    for name in found.names():
+        starter = found.get(name).starter()
+        if starter is not None:
+            starters.append((name, starter))
+    if not starters:
+        raise ConfigurationError(
+            "no first-party provider is installed (pip install paynotify-alipay paynotify-wechatpay)"
+        )
+    lines = [
+        "# Made by `paynotify init`: throwaway test keys, see README.md. Secrets are files (`<field>_file`),",
+        "# never inline. Subscribers are imported from this file's directory.",
+        'store = "sqlite:///paynotify-events.db"   # relative to this file',
+        'subscribers = ["subs:on_event"]',
+    ]
+    for provider, starter in starters:
+        lines += ["", f"[accounts.{starter.account}]", f"provider = {_toml(provider)}"]
+        lines += [f"{key} = {_toml(value)}" for key, value in starter.settings.items()]
+    directory.mkdir(parents=True, exist_ok=True)
+    for _, starter in starters:
+        for name, content in starter.files.items():
+            _write_secret(directory / name, content)
+    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (directory / "subs.py").write_text(_SUBS, encoding="utf-8")
+    (directory / "README.md").write_text(_README, encoding="utf-8")
+    return starters
+
+
+def _toml(value: str | Sequence[str]) -> str:
+    # A JSON string is a TOML basic string (the same escapes), and a JSON list of them a TOML array.
+    return json.dumps(value if isinstance(value, str) else list(value), ensure_ascii=False)
+
+
+def _write_secret(path: Path, content: str) -> None:
+    # Owner-only from the start: keys are never readable by others, not even for a moment.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(content if content.endswith("\n") else content + "\n")

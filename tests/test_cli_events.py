@@ -1,0 +1,157 @@
+"""`paynotify events`: the header row, --json everywhere, the filters, ids from stdin."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import time
+from pathlib import Path
+
+import pytest
+from conftest import APP_ID, SECRET, example_notify
+from test_delivery import request
+
+from paynotify import Notifier
+from paynotify._cli import main
+
+
+def fill(config: Path, orders: dict[str, str], *, failing: bool = False) -> None:
+    """One event per (order -> account) through the file's notifier; `failing` leaves them released."""
+
+    async def run() -> None:
+        n = Notifier.from_config(config)
+
+        def subscriber(result: object) -> None:
+            if failing:
+                raise RuntimeError("down")
+
+        n.subscribe(subscriber, name="sub")
+        for order, account in orders.items():
+            await n.handle(account, request(example_notify(order)))
+        await n.store.close()
+
+    asyncio.run(run())
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    (tmp_path / "secret").write_text(SECRET)
+    path = tmp_path / "paynotify.toml"
+    accounts = "".join(
+        f'[accounts.{name}]\nprovider = "examplepay"\napp_id = "{APP_ID}"\nsecret_file = "secret"\n'
+        for name in ("shop", "other")
+    )
+    path.write_text(f'store = "sqlite:///events.db"\n{accounts}')
+    return path
+
+
+def events(config: Path, *args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code = main(["events", "--config", str(config), *args])
+    return code, capsys.readouterr().out
+
+
+def test_list_has_a_header_row_and_json_has_none(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fill(config, {"o-1": "shop"})
+    _, text = events(config, "list", capsys=capsys)
+    header, row = text.splitlines()
+    assert header.split() == [
+        "EVENT_ID",
+        "CREATED",
+        "STATE",
+        "AT",
+        "ACCOUNT",
+        "KIND/STATUS",
+        "ORDER",
+        "ERROR",
+    ]
+    assert "o-1" in row
+    # The columns line up under their names.
+    assert row.index("done") == header.index("STATE")
+    _, text = events(config, "list", "--json", capsys=capsys)
+    assert [json.loads(line)["order_id"] for line in text.splitlines()] == ["o-1"]
+
+
+def test_list_help_says_the_default_limit(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["events", "--store", "memory://", "list", "--help"])
+    assert "(default: 50)" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize(
+    ("filters", "orders"),
+    [
+        (["--account", "other"], ["o-3"]),
+        (["--provider", "examplepay"], ["o-1", "o-2", "o-3"]),
+        (["--provider", "alipay"], []),
+        (["--order", "o-2"], ["o-2"]),
+        (["--state", "done"], ["o-1", "o-2", "o-3"]),
+        (["--state", "dead"], []),
+        (["--since", "2000-01-01"], ["o-1", "o-2", "o-3"]),
+        (["--until", "2000-01-01T08:00+08:00"], []),
+        (["--since", "2999-01-01"], []),
+    ],
+)
+def test_list_filters(
+    config: Path, capsys: pytest.CaptureFixture[str], filters: list[str], orders: list[str]
+) -> None:
+    fill(config, {"o-1": "shop", "o-2": "shop", "o-3": "other"})
+    _, text = events(config, "list", "--json", *filters, capsys=capsys)
+    assert sorted(json.loads(line)["order_id"] for line in text.splitlines()) == orders
+
+
+def test_since_and_until_are_utc_unless_an_offset_is_given(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fill(config, {"o-1": "shop"})
+    _, text = events(config, "list", "--json", capsys=capsys)
+    created = json.loads(text)["created_at"]  # e.g. 2026-12-01T13:49:29Z
+    naive = created.removesuffix("Z")
+    assert events(config, "list", "--json", "--since", naive, capsys=capsys)[1]  # the same second, UTC
+    # The same wall-clock time in Beijing is 8 hours earlier in UTC: the event is after it.
+    assert events(config, "list", "--json", "--until", naive + "+08:00", capsys=capsys)[1] == ""
+    with pytest.raises(SystemExit):
+        main(["events", "--config", str(config), "list", "--since", "yesterday"])
+    assert "not an ISO date" in capsys.readouterr().err
+
+
+def test_retry_by_filter_and_json_summary(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fill(config, {"o-1": "shop", "o-2": "shop", "o-3": "other"}, failing=True)
+    code, text = events(config, "retry", "--account", "shop", "--json", capsys=capsys)
+    summary = json.loads(text)
+    assert (code, summary["delivered"], summary["not"]) == (0, 2, 0)
+    _, listed = events(config, "list", "--json", "--state", "done", capsys=capsys)
+    assert sorted(json.loads(line)["order_id"] for line in listed.splitlines()) == ["o-1", "o-2"]
+    assert sorted(summary["ids"]) == sorted(json.loads(line)["event_id"] for line in listed.splitlines())
+
+
+def test_replay_reads_event_ids_from_stdin(
+    config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fill(config, {"o-1": "shop", "o-2": "other"})
+    _, listed = events(config, "list", "--json", capsys=capsys)
+    ids = [json.loads(line)["event_id"] for line in listed.splitlines()]
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join([*ids, "no-such-event"]) + "\n"))
+    code, text = events(config, "replay", "-", "--json", capsys=capsys)
+    assert code == 1  # one of them is unknown
+    assert json.loads(text) == {"delivered": 2, "not": 1, "ids": ids, "not_ids": ["no-such-event"]}
+
+
+def test_purge_json_and_until(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fill(config, {"o-1": "shop"})
+    tomorrow = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() + 86400))
+    _, text = events(config, "purge", "--until", "2000-01-01", "--json", capsys=capsys)
+    assert json.loads(text)["purged"] == 0
+    _, text = events(config, "purge", "--until", tomorrow, "--dry-run", "--json", capsys=capsys)
+    assert json.loads(text)["would_purge"] == 1
+    _, text = events(config, "purge", "--until", tomorrow, "--json", capsys=capsys)
+    assert json.loads(text) == {
+        "purged": 1,
+        "states": ["done", "rejected", "unhandled"],
+        "before": tomorrow + "Z",
+    }
+
+
+def test_purge_refuses_filters_it_cannot_apply(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["events", "--config", str(config), "purge", "--account", "shop"]) == 2
+    assert "purge deletes by state and age only" in capsys.readouterr().err
