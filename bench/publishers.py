@@ -175,7 +175,9 @@ async def _broker(name: str, args: argparse.Namespace, keys: WeChatV2Keys) -> di
             rows["bare"].append(await _per_event(args.n, through_client))
             rows["publisher"].append(await _per_event(args.n, through_publisher))
             for label, notifier in (("pipeline + publisher", with_publisher), ("pipeline alone", alone)):
-                bodies = wechat_v2_bodies(keys, args.n, f"{tag}-{r}-{label}")
+                # Order ids in WeChat's shape (1-32 of letters, digits, _-|*): others are refused.
+                short = "pp" if "+" in label else "pa"
+                bodies = wechat_v2_bodies(keys, args.n, f"{tag}-{r}-{short}")
                 batch = asgi_batch(notifier.asgi(), "/shop/notify", [(XML, b) for b in bodies],
                                    lambda s, b: b"SUCCESS" in b)  # fmt: skip
                 rows[label].append(await _per_event(args.n, batch))

@@ -390,7 +390,7 @@ def write_results(directory: Path, out: Path, plot_path: Path, command: str) -> 
         "",
         *(f"- {key}: {value}" for key, value in machine.items()),
         "",
-        "## Targets (issue 5)",
+        "## Targets (issues 5, 13 and 16)",
         "",
         summary(rows) if rows else "No part was run.",
         "",
