@@ -34,7 +34,7 @@ from _brokers import (
 )
 from conftest import APP_ID, SECRET, example_notify
 
-from paynotify import EventState, MemoryStore, Notifier, PaymentResult, StoreError
+from paynotify import EventState, InboundRequest, MemoryStore, Notifier, PaymentResult, StoreError
 from paynotify.publishers import Publisher, PublishError, RabbitMQPublisher, decode_message, message_schema
 
 EVERY_BROKER = pytest.mark.parametrize("broker", BROKERS)
@@ -436,3 +436,18 @@ def test_a_publisher_is_used_on_one_event_loop_until_it_is_closed() -> None:
         second.run_until_complete(t.delete())
         first.close()
         second.close()
+
+
+@EVERY_BROKER
+async def test_the_notifier_opens_and_closes_its_publishers(shared: Target) -> None:
+    # Connected when the Notifier opens (its lifespan), before any notification; closed with it.
+    n = make_notifier()
+    publisher = shared.publisher()
+    n.subscribe(publisher)
+    assert publisher._connection is None
+    async with n:
+        assert publisher._connection is not None
+        headers, body = example_notify("lifecycle-1")
+        assert (await n.handle("shop", InboundRequest("POST", "notify", headers, b"", body))).body == b"OK"
+    assert publisher._connection is None
+    assert len(await shared.received()) == 1
