@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import re
-from binascii import a2b_qp
 from dataclasses import dataclass
 
-from paynotify import MalformedNotification
+from paynotify import MalformedNotification, percent_decode
 
 __all__ = ["CHARSETS", "Form", "decode_form", "python_charset"]
 
@@ -38,15 +37,6 @@ def _show(name: bytes) -> str:
     return repr(name[:40].decode("ascii", "backslashreplace"))
 
 
-def _unquote(text: bytes) -> bytes:
-    """`%XX` -> the byte, as urllib's unquote_to_bytes, in C: binascii's quoted-printable decoder
-    reads `=XX` exactly so. Each literal `=` is written `=3D` first, and `decode_form` has refused any
-    `%` not followed by two hex digits, so neither a soft line break nor a stray `=` (the only other
-    things a2b_qp interprets) can arise. unquote_to_bytes, in Python, was ~10 us of a notification.
-    """
-    return a2b_qp(text.replace(b"=", b"=3D").replace(b"%", b"="))
-
-
 def _pairs(data: bytes) -> list[tuple[bytes, bytes, bytes]]:
     """(name, "=" or "", value) per field, each decoded once: `+` is a space, `%XX` a byte.
 
@@ -58,7 +48,10 @@ def _pairs(data: bytes) -> list[tuple[bytes, bytes, bytes]]:
     pairs = [part.partition(b"=") for part in data.replace(b"+", b" ").split(b"&") if part]
     if b"%" not in data:
         return pairs
-    return [(_unquote(k) if b"%" in k else k, sep, _unquote(v) if b"%" in v else v) for k, sep, v in pairs]
+    return [
+        (percent_decode(k) if b"%" in k else k, sep, percent_decode(v) if b"%" in v else v)
+        for k, sep, v in pairs
+    ]
 
 
 def decode_form(data: bytes) -> Form:
