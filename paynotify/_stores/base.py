@@ -37,7 +37,6 @@ from paynotify._result import PaymentResult, UnhandledEvent
 
 __all__ = [
     "CLAIMABLE",
-    "EXPIRED_LEASE_COUNTS",
     "LEASED",
     "RECORDABLE",
     "REPLAYABLE",
@@ -95,7 +94,7 @@ class EventState(StrEnum):
 
 
 # The transition table. A lease is live while `lease_until` is in the future; an IN_FLIGHT event
-# whose lease ran out counts as one of the sources wherever EXPIRED_LEASE_COUNTS says so.
+# whose lease ran out is taken like a source state by `claim`, `acquire` and `requeue`.
 CLAIMABLE = frozenset({EventState.PENDING, EventState.RELEASED, EventState.DEAD, EventState.REJECTED})
 """`claim` takes these (and an expired lease) to IN_FLIGHT; DONE answers DONE, a live lease IN_FLIGHT.
 REJECTED is claimable because the pipeline claims only after the checks passed: a resend after the
@@ -113,8 +112,6 @@ RECORDABLE = {EventState.REJECTED: frozenset({EventState.REJECTED}), EventState.
 states (a rejected event refused again gets the new reason); anything else is left as it is."""
 RETAINED = (EventState.DONE, EventState.REJECTED, EventState.UNHANDLED)
 """What the retention purge deletes once older than `retention_days`."""
-EXPIRED_LEASE_COUNTS = ("claim", "acquire", "requeue")
-"""The operations for which an IN_FLIGHT event whose lease ran out is taken like a source state."""
 
 
 def check_position(created_before: float | None, before_event_id: str | None) -> None:

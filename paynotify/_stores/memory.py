@@ -104,7 +104,7 @@ class _Record:
         )
 
     def takeable(self, sources: frozenset[EventState], t: float) -> bool:
-        """In one of `sources`, or IN_FLIGHT under a lease that ran out (EXPIRED_LEASE_COUNTS)."""
+        """In one of `sources`, or IN_FLIGHT under a lease that ran out (taken like a source)."""
         return self.state in sources or (self.state is EventState.IN_FLIGHT and self.lease_until <= t)
 
     def owned(self, token: str) -> bool:
