@@ -2,7 +2,8 @@
 and each subscriber took, and stages to trace. The core knows no metrics or tracing library:
 `paynotify.ops.Instrumentation` implements this with prometheus_client and OpenTelemetry.
 
-Without an observer the pipeline measures nothing (one `is None` test per notification).
+Without an observer the pipeline measures nothing (one `is None` test per notification); with one
+whose `tracing` is false it opens no stages (one attribute read per stage).
 """
 
 from __future__ import annotations
@@ -50,6 +51,11 @@ class Outcome(StrEnum):
 class Observer:
     """The default observer notices nothing; subclasses override what they measure. No method may
     raise or block: they run on the request path."""
+
+    tracing: bool = False
+    """Whether `stage` and `annotate` record anything now. The pipeline calls them only while this
+    is true, so an observer that traces nothing (or not yet: no SDK installed) costs no stages; it
+    may change at any time, and a notification in progress may then miss some of its stages."""
 
     def notification(self, provider: str, account: str, outcome: Outcome, seconds: float) -> None:
         """One HTTP delivery ended with `outcome` after `seconds` (provider and account are `-` when

@@ -10,13 +10,11 @@ settles the event, for inline delivery, dispatchers' leases and redelivery alike
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 from paynotify._accounts import Accounts
 from paynotify._errors import (
@@ -44,6 +42,7 @@ from paynotify._subscribers import Subscribers, call_maybe_async
 __all__ = ["Pipeline", "check_ids"]
 
 log = logging.getLogger("paynotify")
+T = TypeVar("T")
 
 
 def check_ids(result: PaymentResult, account: Account[Any]) -> CheckFailed | None:
@@ -63,9 +62,6 @@ _SETTLED = frozenset({Outcome.DELIVERED, Outcome.QUEUED, Outcome.DUPLICATE, Outc
 """Outcomes after which the provider is acknowledged (each of a combined notification's results)."""
 
 
-_NO_STAGE = contextlib.nullcontext()
-
-
 class Pipeline:
     def __init__(self, accounts: Accounts, subscribers: Subscribers, store: Store, options: Options) -> None:
         self.accounts = accounts
@@ -78,8 +74,13 @@ class Pipeline:
         """event_id -> lease token of the inline deliveries in progress, handed back on close."""
         self.observer: Observer | None = None
 
-    def _stage(self, name: str) -> AbstractContextManager[None]:
-        return _NO_STAGE if self.observer is None else self.observer.stage(name)
+    def _staged(self, name: str, step: Awaitable[T]) -> Awaitable[T]:
+        """`step` inside the stage `name` while the observer traces; else `step` itself (no
+        context manager entered: this runs on every notification)."""
+        observer = self.observer
+        if observer is None or not observer.tracing:
+            return step
+        return _in_stage(observer, name, step)
 
     # -- a request -----------------------------------------------------------------------------
 
@@ -105,10 +106,13 @@ class Pipeline:
         if observer is None:
             return (await self._handle(account, request))[0]
         started = time.perf_counter()
-        attributes = {"paynotify.provider": account.provider.name, "paynotify.account": account.name}
-        with observer.stage("paynotify.notification", attributes):
+        if not observer.tracing:
             reply, outcome = await self._handle(account, request)
-            observer.annotate({"paynotify.outcome": outcome.value})
+        else:
+            attributes = {"paynotify.provider": account.provider.name, "paynotify.account": account.name}
+            with observer.stage("paynotify.notification", attributes):
+                reply, outcome = await self._handle(account, request)
+                observer.annotate({"paynotify.outcome": outcome.value})
         observer.notification(account.provider.name, account.name, outcome, time.perf_counter() - started)
         return reply
 
@@ -173,7 +177,7 @@ class Pipeline:
         self, parsed: PaymentResult, account: Account[Any], is_return: bool, lang: str | None
     ) -> tuple[Reply, Outcome]:
         provider = account.provider
-        if self.observer is not None:
+        if self.observer is not None and self.observer.tracing:
             self.observer.annotate({"paynotify.event_id": parsed.event_id})
         try:
             # As refusal(), without a coroutine of its own on the common path (no check hooks).
@@ -206,6 +210,8 @@ class Pipeline:
             return account.provider.parse(request, account)
         started = time.perf_counter()
         try:
+            if not observer.tracing:
+                return account.provider.parse(request, account)
             with observer.stage("paynotify.verify"):
                 return account.provider.parse(request, account)
         finally:
@@ -296,8 +302,7 @@ class Pipeline:
 
     async def _enqueue(self, result: PaymentResult, provider: Provider[Any]) -> tuple[Reply, Outcome]:
         try:
-            with self._stage("paynotify.store.enqueue"):
-                new = await self.store.enqueue(result)
+            new = await self._staged("paynotify.store.enqueue", self.store.enqueue(result))
         except Exception as exc:
             return self._store_down(provider, result, exc)
         if not new:
@@ -312,8 +317,9 @@ class Pipeline:
     async def _deliver(self, result: PaymentResult, provider: Provider[Any]) -> tuple[Reply, Outcome]:
         event_id = result.event_id
         try:
-            with self._stage("paynotify.store.claim"):
-                claim = await self.store.claim(result, lease_seconds=self.options.lease_seconds)
+            claim = await self._staged(
+                "paynotify.store.claim", self.store.claim(result, lease_seconds=self.options.lease_seconds)
+            )
         except Exception as exc:
             return self._store_down(provider, result, exc)
         if claim.state is ClaimState.DONE:
@@ -375,8 +381,9 @@ class Pipeline:
         """
         error, unrecorded = await self.subscribers.run(result, token, done, self.store, self.observer)
         if error is None:
-            with self._stage("paynotify.store.complete"):
-                await self.store.complete(result.event_id, token, done=unrecorded)
+            await self._staged(
+                "paynotify.store.complete", self.store.complete(result.event_id, token, done=unrecorded)
+            )
             _log_delivered(result)
             return None
         await self._failed(result.event_id, token, error, attempts)
@@ -461,6 +468,11 @@ class Pipeline:
         if refusal is not None:
             await self.store.record(result, EventState.REJECTED, reason=str(refusal))
             raise refusal
+
+
+async def _in_stage(observer: Observer, name: str, step: Awaitable[T]) -> T:
+    with observer.stage(name):
+        return await step
 
 
 def _log_delivered(result: PaymentResult) -> None:

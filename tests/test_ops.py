@@ -4,10 +4,15 @@ the fields and never a secret."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
-from collections.abc import AsyncIterator
+import subprocess
+import sys
+import textwrap
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +28,7 @@ from paynotify_examplepay import sign
 from prometheus_client import CollectorRegistry
 from test_multiprocess import CuttableProxy, through
 
-from paynotify import Notifier, PaymentResult
+from paynotify import Notifier, Observer, Outcome, PaymentResult
 from paynotify.ops import Instrumentation, JsonFormatter, ops_app
 
 
@@ -245,3 +250,104 @@ def test_json_logs_carry_the_fields_and_never_a_secret() -> None:
     assert refused["level"] == "WARNING"
     assert refused["cause"]
     assert SECRET not in stream.getvalue()
+
+
+class _Recording(Observer):
+    """An observer that records which seams the pipeline called."""
+
+    def __init__(self, tracing: bool) -> None:
+        self.tracing = tracing
+        self.calls: list[str] = []
+
+    def notification(self, provider: str, account: str, outcome: Outcome, seconds: float) -> None:
+        self.calls.append(f"notification:{outcome.value}")
+
+    def verification(self, provider: str, seconds: float) -> None:
+        self.calls.append("verification")
+
+    def subscriber(self, name: str, seconds: float, *, failed: bool) -> None:
+        self.calls.append(f"subscriber:{name}:{'failed' if failed else 'ok'}")
+
+    def stage(self, name: str, attributes: Mapping[str, str] | None = None) -> AbstractContextManager[Any]:
+        self.calls.append(f"stage:{name}")
+        return contextlib.nullcontext()
+
+    def annotate(self, attributes: Mapping[str, str]) -> None:
+        self.calls.append("annotate:" + ",".join(attributes))
+
+
+@pytest.mark.parametrize("tracing", [False, True])
+async def test_stages_are_opened_only_while_the_observer_traces(tracing: bool) -> None:
+    from test_delivery import request
+
+    n = Notifier("memory://")
+    n.add_account("shop", "examplepay", app_id=APP_ID, secret=SECRET)
+    observer = _Recording(tracing)
+    n.observe(observer)
+    n.subscribe(lambda result: None, name="ship")
+    assert (await n.handle("shop", request(example_notify("o-1")))).body == b"OK"
+    timings = ["verification", "subscriber:ship:ok", "notification:delivered"]
+    if not tracing:
+        assert observer.calls == timings
+    else:
+        assert observer.calls == [
+            "stage:paynotify.notification",
+            "stage:paynotify.verify",
+            "verification",
+            "annotate:paynotify.event_id",
+            "stage:paynotify.store.claim",
+            "stage:paynotify.subscriber",
+            "subscriber:ship:ok",
+            "stage:paynotify.store.complete",
+            "annotate:paynotify.outcome",
+            "notification:delivered",
+        ]
+
+
+def test_spans_begin_once_an_sdk_is_installed_after_attach(tmp_path: Path) -> None:
+    # Its own process: the global tracer provider can be set only once, and here it must start unset.
+    script = tmp_path / "late_sdk.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import asyncio, sys
+            sys.path[:0] = [sys.argv[1]]
+            from conftest import APP_ID, SECRET, example_notify
+            from test_delivery import request
+            from opentelemetry import trace
+            from opentelemetry.sdk.trace import TracerProvider
+            from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+            from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+            from prometheus_client import CollectorRegistry
+            from paynotify import Notifier
+            from paynotify.ops import Instrumentation
+
+            async def main():
+                n = Notifier("memory://")
+                n.add_account("shop", "examplepay", app_id=APP_ID, secret=SECRET)
+                watch = Instrumentation(registry=CollectorRegistry()).attach(n)
+                await n.handle("shop", request(example_notify("o-1")))
+                print("before", watch.tracing)
+                exporter = InMemorySpanExporter()
+                provider = TracerProvider()
+                provider.add_span_processor(SimpleSpanProcessor(exporter))
+                trace.set_tracer_provider(provider)
+                watch._live_checked -= 2.0  # as if a second went by
+                await n.handle("shop", request(example_notify("o-2")))  # notices the SDK at its end
+                await n.handle("shop", request(example_notify("o-3")))
+                print("after", watch.tracing, sorted({s.name for s in exporter.get_finished_spans()}))
+
+            asyncio.run(main())
+            """
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, str(script), str(Path(__file__).parent)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    before, after = done.stdout.splitlines()
+    assert before == "before False"
+    assert after == (
+        "after True ['paynotify.notification', 'paynotify.store.claim', 'paynotify.store.complete', "
+        "'paynotify.verify']"
+    )
