@@ -294,7 +294,7 @@ class Notifier:
     def asgi(self) -> NotificationApp:
         """The ASGI app serving every account: `POST /{account}/notify`, `GET|POST /{account}/return`."""
         return NotificationApp(
-            self.handle,
+            self.pipeline.handle,  # not self.handle: one coroutine less per request
             body_limit=self.options.body_limit,
             body_timeout=self.options.body_timeout,
             lifespan=self.lifespan,

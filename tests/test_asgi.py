@@ -243,3 +243,19 @@ def test_the_return_url_escapes_the_order_id() -> None:
     page = default_return_reply(result, None)
     assert b"&lt;y&gt;" in page.body
     assert b"<y>" not in page.body
+
+
+async def test_every_read_leaves_the_body_deadline_whatever_its_end(notifier: Notifier) -> None:
+    # A read still on the watchdog's books after its request would be a leak, and a stale entry
+    # would keep the watchdog waking for ever.
+    app = notifier.asgi()
+    headers, body = example_notify()
+    raw_headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+    whole = [{"type": "http.request", "body": body, "more_body": False}]
+    cut = [{"type": "http.request", "body": b"abc", "more_body": True}]  # then http.disconnect
+    over = [{"type": "http.request", "body": b"x" * (notifier.options.body_limit + 1), "more_body": False}]
+    for messages in (whole, cut, over):
+        sent = await call(app, http_scope("/shop/notify", headers=raw_headers), messages)
+        assert sent[0]["status"] in (200, 400, 413)
+    assert app._deadline._reading == {}
+    assert app._deadline._expired == set()

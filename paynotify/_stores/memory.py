@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,9 +37,13 @@ _Frozen = tuple[Any, ...]
 
 
 _FIELDS = tuple(PaymentResult.model_fields)
-_ENUM_FIELDS = frozenset(
-    name for name, field in PaymentResult.model_fields.items() if field.annotation in (Kind, Status, Source)
+_FIELD_VALUES = operator.itemgetter(*_FIELDS)
+_ENUM_INDEXES = tuple(
+    i
+    for i, field in enumerate(PaymentResult.model_fields.values())
+    if field.annotation in (Kind, Status, Source)
 )
+_RAW_INDEX = _FIELDS.index("raw")
 
 
 @dataclass(slots=True)
@@ -77,17 +82,13 @@ class _Record:
 
     def pack(self) -> None:
         if isinstance(self.result, PaymentResult):
-            values = self.result.__dict__
-            raw = values["raw"]
+            values = list(_FIELD_VALUES(self.result.__dict__))
             # Enum members are objects the collector tracks; their values are plain strings.
-            self.packed = tuple(
-                [
-                    (*raw, *raw.values()) if name == "raw"
-                    else values[name]._value_ if name in _ENUM_FIELDS
-                    else values[name]
-                    for name in _FIELDS
-                ]
-            )  # fmt: skip
+            for i in _ENUM_INDEXES:
+                values[i] = values[i]._value_
+            raw = values[_RAW_INDEX]
+            values[_RAW_INDEX] = (*raw, *raw.values())
+            self.packed = tuple(values)
             self.result = None
 
     def snapshot(self) -> StoredEvent:
