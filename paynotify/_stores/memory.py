@@ -32,6 +32,7 @@ from paynotify._stores.base import (
 __all__ = ["MemoryStore"]
 
 _NONE_DONE: frozenset[str] = frozenset()
+_DONE = EventState.DONE._value_
 _Frozen = tuple[Any, ...]
 """A completed `_Record`'s values, in its field order, `result` and lease omitted, state as text."""
 
@@ -125,12 +126,14 @@ class _Record:
         self.updated_at, self.token = now(), None
         self.pack()
 
-    def frozen(self) -> _Frozen:
-        """A settled record as one tuple of plain values: unlike this object, the collector stops
-        tracking it (unless `raw` nests dicts, as WeChat v3's does: then the tuples holding them stay
-        tracked). Completed events, nearly all of a store, are kept this way."""
-        return (self.columns, self.state._value_, self.attempts, self.created_at, self.updated_at,
-                self.next_attempt_at, self.last_error, self.done, self.packed)  # fmt: skip
+    def completed(self, at: float) -> _Frozen:
+        """This record, completed at `at`, as one tuple of plain values: unlike this object, the
+        collector stops tracking it (unless `raw` nests dicts, as WeChat v3's does: then the tuples
+        holding them stay tracked). Completed events, nearly all of a store, are kept this way;
+        the record itself is dropped, so its own fields are not written first."""
+        self.pack()
+        return (self.columns, _DONE, self.attempts, self.created_at, at, None, None, self.done,
+                self.packed)  # fmt: skip
 
     @classmethod
     def thawed(cls, frozen: _Frozen) -> _Record:
@@ -204,9 +207,10 @@ class MemoryStore(Store):
                 record.done = tuple(done)
             elif done:
                 record.done += tuple(name for name in done if name not in record.done)
-            record.settle(EventState.DONE, error=None)
-            if record.result is None:  # packed: an unhandled event keeps its object
-                self._records[event_id] = record.frozen()
+            if isinstance(record.result, UnhandledEvent):  # it keeps its object
+                record.settle(EventState.DONE, error=None)
+            else:  # a result, or a thawed record's packed values
+                self._records[event_id] = record.completed(now())
 
     async def release(self, event_id: str, token: str, *, error: str | None = None) -> None:
         record = self._record(event_id)
