@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -24,7 +24,7 @@ from paynotify._errors import PayloadTooLarge, UnknownAccount, UnknownChannel
 from paynotify._http import InboundRequest, Reply
 from paynotify._observe import Outcome
 
-__all__ = ["Handle", "NotificationApp", "read_body", "unknown_reply"]
+__all__ = ["Handle", "NotificationApp", "check_declared", "read_body", "unknown_reply"]
 
 Handle = Callable[[str, InboundRequest], Awaitable[Reply]]
 """The pipeline's entry: (account name, request) -> reply; raises `UnknownAccount`."""
@@ -44,11 +44,15 @@ def route_path(scope: Scope) -> str:
     return path
 
 
-async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+def check_declared(headers: Mapping[str, str], limit: int) -> None:
+    """`PayloadTooLarge` for a Content-Length over `limit`, before anything is read."""
+    declared = headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"declared body of {int(declared)} bytes is over the {limit}-byte limit")
+
+
+async def read_body(receive: Receive, limit: int) -> bytes:
     """The body as bytes, read once; `PayloadTooLarge` rather than buffer more than `limit` bytes."""
-    for name, value in scope["headers"]:
-        if name == b"content-length" and value.isdigit() and int(value) > limit:
-            raise PayloadTooLarge(f"declared body of {int(value)} bytes is over the {limit}-byte limit")
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -59,9 +63,9 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
         size += len(chunk)
         if size > limit:
             raise PayloadTooLarge(f"body is over the {limit}-byte limit")
-        chunks.append(chunk)
         if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            return b"".join((*chunks, chunk)) if chunks else chunk
+        chunks.append(chunk)
 
 
 async def send_reply(send: Send, reply: Reply) -> None:
@@ -181,11 +185,15 @@ class NotificationApp:
             return await send_reply(send, _NOTIFY_IS_POST)
         # The deadline's bookkeeping is written out here rather than as a wrapper coroutine: one
         # coroutine less per request.
+        # Repeated headers: the first one counts (it is written last), as in Starlette's Headers.
+        raw_headers = reversed(scope["headers"])
+        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in raw_headers}
         deadline = self._deadline
         reading = deadline.begin()
         refusal: Reply | None = None
         try:
-            body = await read_body(scope, receive, self.body_limit)
+            check_declared(headers, self.body_limit)
+            body = await read_body(receive, self.body_limit)
         except asyncio.CancelledError:
             if not deadline.overran(reading):
                 raise
@@ -200,9 +208,6 @@ class NotificationApp:
             deadline.end(reading)  # before any reply: the deadline is the read's, not the send's
         if refusal is not None:
             return await send_reply(send, refusal)
-        # Repeated headers: the first one counts (it is written last), as in Starlette's Headers.
-        raw_headers = reversed(scope["headers"])
-        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in raw_headers}
         inbound = InboundRequest(method, channel, headers, scope.get("query_string", b""), body)
         try:
             reply = await self.handle(account, inbound)
