@@ -4,7 +4,8 @@ With `--config`, retry and replay deliver in this process, to the subscribers th
 only `--store`, they put the events back in the queue for the dispatchers (queued delivery).
 
 Filters: account, order and state go to the store's `find`; provider and the --since/--until
-window are applied here, on what `find` returns. `-` among the event ids reads more from stdin.
+window are applied here, on what `find` returns. purge gives its filters to the store's `purge`.
+`-` among the event ids reads more from stdin.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import IO, Any, TypeVar
 
 from paynotify._errors import ConfigurationError, PaynotifyError
 from paynotify._notifier import Notifier
@@ -61,18 +62,20 @@ def moment(text: str) -> float:
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
 
 
-def _add_filters(parser: argparse.ArgumentParser, *, states: bool = True) -> None:
+def _add_filters(parser: argparse.ArgumentParser, *, purge: bool = False) -> None:
+    """The filters; purge has a --state and an --until (of the last update) of its own."""
     parser.add_argument("--account")
     parser.add_argument("--provider", help="provider name, e.g. alipay")
     parser.add_argument("--order", help="order id (out_trade_no)")
-    if states:
+    if not purge:
         parser.add_argument("--state", action="append", choices=[s.value for s in EventState])
     parser.add_argument(
         "--since", type=moment, help="created at or after this ISO date/time (UTC unless an offset is given)"
     )
-    parser.add_argument(
-        "--until", type=moment, help="created before this ISO date/time (UTC unless an offset)"
-    )
+    if not purge:
+        parser.add_argument(
+            "--until", type=moment, help="created before this ISO date/time (UTC unless an offset)"
+        )
 
 
 def _filtered(args: argparse.Namespace) -> bool:
@@ -101,6 +104,9 @@ async def _select(notifier: Notifier, args: argparse.Namespace, limit: int) -> l
 
 
 _ALL = 10_000_000
+
+_PURGE_FILTERS = {"account": "account", "provider": "provider", "order": "order_id", "since": "created_after"}
+"""purge's filter options, and what `EventLog.purge` and `find` call them."""
 
 
 def add_events_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -157,9 +163,7 @@ def add_events_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
         help="only events last updated before this ISO date/time (UTC unless an offset); "
         "with --older-than, the earlier of the two",
     )
-    for name in ("--account", "--provider", "--order", "--since"):
-        # Accepted to be refused clearly: the stores delete by state and age only.
-        purge.add_argument(name, help=argparse.SUPPRESS)
+    _add_filters(purge, purge=True)
     purge.add_argument("--dry-run", action="store_true", help="count what would be deleted, delete nothing")
     purge.add_argument("--yes", action="store_true", help="purge undelivered events without asking")
     purge.add_argument("--json", action="store_true", help="print a JSON summary object")
@@ -241,14 +245,6 @@ async def _redeliver(notifier: Notifier, args: argparse.Namespace, out: IO[str])
 
 
 async def _purge(notifier: Notifier, args: argparse.Namespace, out: IO[str]) -> int:
-    unsupported = [
-        f"--{n}" for n in ("account", "provider", "order", "since") if getattr(args, n) is not None
-    ]
-    if unsupported:
-        raise ConfigurationError(
-            "purge deletes by state and age only (--state, --older-than, --until), "
-            f"not by {', '.join(unsupported)}; `events list` takes those filters"
-        )
     states = [EventState(s) for s in args.state] if args.state else list(RETAINED)
     days = notifier.options.retention_days if args.older_than is None else args.older_than
     before = time.time() - days * 86400
@@ -258,12 +254,20 @@ async def _purge(notifier: Notifier, args: argparse.Namespace, out: IO[str]) -> 
         before = args.until
         when = datetime.fromtimestamp(before, UTC)
         what = f"{', '.join(s.value for s in states)} events last updated before {when:%Y-%m-%dT%H:%M:%SZ}"
+    given = {option: getattr(args, option) for option in _PURGE_FILTERS if getattr(args, option) is not None}
+    matching: dict[str, Any] = {_PURGE_FILTERS[option]: value for option, value in given.items()}
+    shown = {option: _time(value) if option == "since" else value for option, value in given.items()}
+    described = ", ".join(f"created since {v}" if o == "since" else f"{o} {v}" for o, v in shown.items())
+    with_filters = f" with {described}" if shown else ""
+    what += with_filters
+    summary = {"states": [s.value for s in states], "before": _time(before), **shown}
     undelivered = ", ".join(sorted(s.value for s in _UNDELIVERED.intersection(states)))
     if args.dry_run:
-        found = await notifier.store.find(states=states, limit=_ALL)
+        # The same filters as the purge, the last update's bound applied here (find has none).
+        found = await notifier.store.find(states=states, limit=_ALL, **matching)
         doomed = sum(1 for event in found if event.updated_at < before)
-        summary = {"would_purge": doomed, "states": [s.value for s in states], "before": _time(before)}
-        out.write((json.dumps(summary) if args.json else f"would purge {doomed} {what}") + "\n")
+        text = f"would purge {doomed} {what}"
+        out.write((json.dumps({"would_purge": doomed, **summary}) if args.json else text) + "\n")
         return 0
     if undelivered and not args.yes:
         if not sys.stdin.isatty():
@@ -274,11 +278,11 @@ async def _purge(notifier: Notifier, args: argparse.Namespace, out: IO[str]) -> 
             f"purge {what}? {undelivered} were never delivered. [y/N] ", end="", file=sys.stderr, flush=True
         )
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-            out.write(json.dumps({"purged": 0}) + "\n" if args.json else "nothing purged\n")
+            out.write(json.dumps({"purged": 0, **summary}) + "\n" if args.json else "nothing purged\n")
             return 1
-    purged = await notifier.store.purge(before=before, states=states)
-    summary = {"purged": purged, "states": [s.value for s in states], "before": _time(before)}
-    out.write((json.dumps(summary) if args.json else f"purged {purged} events") + "\n")
+    purged = await notifier.store.purge(before=before, states=states, **matching)
+    text = f"purged {purged} events{with_filters}"
+    out.write((json.dumps({"purged": purged, **summary}) if args.json else text) + "\n")
     return 0
 
 

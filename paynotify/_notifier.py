@@ -330,8 +330,29 @@ class Notifier:
         return await self.pipeline.redeliver(event_id, replay=replay)
 
     async def purge(
-        self, *, older_than_days: float | None = None, states: Iterable[EventState] = RETAINED
+        self,
+        *,
+        older_than_days: float | None = None,
+        states: Iterable[EventState] = RETAINED,
+        account: str | None = None,
+        provider: str | None = None,
+        order_id: str | None = None,
+        created_after: float | None = None,
     ) -> int:
-        """Delete events in `states` (settled ones by default) older than the retention period."""
+        """Delete events in `states` (settled ones by default) last updated longer ago than the
+        retention period (or `older_than_days`), and matching every filter given; returns how many.
+
+        The filters are `find`'s (`created_after` in Unix seconds, inclusive). A test account's
+        settled events, whatever their age:
+
+            await notifier.purge(account="sandbox", older_than_days=0)
+        """
         days = self.options.retention_days if older_than_days is None else older_than_days
-        return await self.store.purge(before=time.time() - days * 86400, states=states)
+        return await self.store.purge(
+            before=time.time() - days * 86400,
+            states=states,
+            account=account,
+            provider=provider,
+            order_id=order_id,
+            created_after=created_after,
+        )

@@ -152,6 +152,68 @@ def test_purge_json_and_until(config: Path, capsys: pytest.CaptureFixture[str]) 
     }
 
 
-def test_purge_refuses_filters_it_cannot_apply(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["events", "--config", str(config), "purge", "--account", "shop"]) == 2
-    assert "purge deletes by state and age only" in capsys.readouterr().err
+def test_purge_takes_the_filters_and_its_dry_run_counts_with_them(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fill(config, {"o-1": "shop", "o-2": "other", "o-3": "shop"})
+    tomorrow = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() + 86400))
+    purge = ["purge", "--until", tomorrow, "--account", "shop"]
+    _, text = events(config, *purge, "--dry-run", "--json", capsys=capsys)
+    summary = {"states": ["done", "rejected", "unhandled"], "before": tomorrow + "Z", "account": "shop"}
+    assert json.loads(text) == {"would_purge": 2, **summary}
+    _, text = events(
+        config, "purge", "--until", "2000-01-01", "--account", "shop", "--dry-run", "--json", capsys=capsys
+    )
+    assert json.loads(text)["would_purge"] == 0
+    _, text = events(config, *purge, "--dry-run", capsys=capsys)
+    settled = "done, rejected, unhandled events"
+    assert text == f"would purge 2 {settled} last updated before {tomorrow}Z with account shop\n"
+    _, text = events(config, *purge, "--json", capsys=capsys)
+    assert json.loads(text) == {"purged": 2, **summary}
+    _, listed = events(config, "list", "--json", capsys=capsys)
+    assert [json.loads(line)["order_id"] for line in listed.splitlines()] == ["o-2"]
+
+    fill(config, {"o-4": "shop", "o-5": "shop"})
+    narrow = ["--order", "o-4", "--provider", "examplepay", "--since", "2000-01-01"]
+    _, text = events(config, *purge, *narrow, "--dry-run", capsys=capsys)
+    assert text.startswith("would purge 1 ")
+    assert text.endswith(
+        " with account shop, provider examplepay, order o-4, created since 2000-01-01T00:00:00Z\n"
+    )
+    _, text = events(config, *purge, *narrow, "--json", capsys=capsys)
+    assert json.loads(text) == {
+        "purged": 1,
+        **summary,
+        "provider": "examplepay",
+        "order": "o-4",
+        "since": "2000-01-01T00:00:00Z",
+    }
+    _, text = events(config, *purge, "--provider", "otherpay", capsys=capsys)
+    assert text == "purged 0 events with account shop, provider otherpay\n"
+    _, listed = events(config, "list", "--json", capsys=capsys)
+    assert sorted(json.loads(line)["order_id"] for line in listed.splitlines()) == ["o-2", "o-5"]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_purging_undelivered_events_with_filters_still_asks(
+    config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fill(config, {"o-1": "shop", "o-2": "other"}, failing=True)
+    tomorrow = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() + 86400))
+    purge = ["events", "--config", str(config), "purge", "--state", "released", "--until", tomorrow]
+    assert main([*purge, "--account", "shop"]) == 2  # no terminal to ask on, no --yes
+    assert "add --yes" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", _Terminal("n\n"))
+    assert main([*purge, "--account", "shop", "--json"]) == 1
+    out, err = capsys.readouterr()
+    assert f"purge released events last updated before {tomorrow}Z with account shop?" in err
+    assert json.loads(out)["purged"] == 0
+    monkeypatch.setattr("sys.stdin", _Terminal("y\n"))
+    assert main([*purge, "--account", "shop"]) == 0
+    assert capsys.readouterr().out == "purged 1 events with account shop\n"
+    _, listed = events(config, "list", "--json", capsys=capsys)
+    assert [json.loads(line)["order_id"] for line in listed.splitlines()] == ["o-2"]

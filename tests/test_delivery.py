@@ -252,6 +252,18 @@ async def test_purge_keeps_recent_events(store_url: str) -> None:
     await n.aclose()
 
 
+async def test_purge_takes_the_stores_filters(store_url: str) -> None:
+    n = make(store_url)
+    n.add_account("other", "examplepay", app_id=APP_ID, secret=SECRET)
+    for account, order in (("shop", "order-1"), ("shop", "order-2"), ("other", "order-1")):
+        await n.handle(account, request(example_notify(order)))
+    assert await n.purge(older_than_days=-1, account="shop", order_id="order-2") == 1
+    assert await n.purge(older_than_days=-1, created_after=time.time() + 60) == 0
+    assert await n.purge(older_than_days=-1, account="shop", provider="examplepay") == 1
+    assert [e.account for e in await n.store.find()] == ["other"]
+    await n.aclose()
+
+
 def test_delivery_options_are_checked() -> None:
     with pytest.raises(ConfigurationError, match="delivery must be"):
         Notifier("memory://", delivery="later")  # type: ignore[arg-type]

@@ -6,6 +6,7 @@ Server backends skip with a message when their server is not reachable (see _sto
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -351,6 +352,100 @@ async def test_purge_removes_only_old_events_in_the_given_states(store: Store) -
     assert await store.get(old_dead.event_id) is not None
     assert await store.purge(before=cutoff, states=[EventState.DEAD]) == 1
     assert await store.get(old_dead.event_id) is None
+
+
+# The filtered purge. Beside an event every filter matches stand events that differ from it in one
+# field each, the field named; all of them are settled before the cutoff. Two more never go: one
+# updated after the cutoff, one pending (not a state purged by default).
+T0 = 1_700_000_000.0
+PURGE_FILTERS: dict[str, Any] = {
+    "account": "shop",
+    "provider": "examplepay",
+    "order_id": "o-1",
+    "created_after": T0 + 1.0,  # the matching event's very time: inclusive
+}
+DIFFERING: dict[str, Any] = {
+    "account": "other",
+    "provider": "otherpay",
+    "order_id": "o-2",
+    "created_after": T0 + 0.5,
+}
+
+
+def patch_clock(store: Store, monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The store's own clock, set by hand (four decimals survive every backend)."""
+    clock = [T0]
+    monkeypatch.setattr(sys.modules[type(store).__module__], "now", lambda: clock[0])
+    return clock
+
+
+async def settle_at(store: Store, clock: list[float], r: PaymentResult, created: float, done: float) -> None:
+    clock[0] = created
+    claim = await store.claim(r, lease_seconds=60)
+    assert claim.token
+    clock[0] = done
+    await store.complete(r.event_id, claim.token)
+
+
+@pytest.mark.parametrize(
+    "given",
+    [list(c) for n in range(len(PURGE_FILTERS) + 1) for c in itertools.combinations(PURGE_FILTERS, n)],
+    ids=lambda given: "+".join(given) or "none",
+)
+async def test_purge_deletes_what_every_filter_given_matches(
+    store: Store, monkeypatch: pytest.MonkeyPatch, given: list[str]
+) -> None:
+    clock = patch_clock(store, monkeypatch)
+    events: dict[str, PaymentResult] = {}
+    for name in ["match", *DIFFERING, "updated"]:
+        order = "o-2" if name == "order_id" else "o-1"
+        r = result(order, status=name, account="other" if name == "account" else "shop")
+        if name == "provider":
+            r = r.model_copy(update={"provider": "otherpay"})
+        created = DIFFERING["created_after"] if name == "created_after" else T0 + 1.0
+        await settle_at(store, clock, r, created, T0 + (20.0 if name == "updated" else 2.0))
+        events[name] = r
+    clock[0] = T0 + 1.0
+    events["pending"] = result("o-1", status="pending")
+    assert await store.enqueue(events["pending"])
+    clock[0] = time.time()
+
+    filters = {name: PURGE_FILTERS[name] for name in given}
+    purged = await store.purge(before=T0 + 10.0, **filters)
+
+    # A differing event goes only when its field is not among the filters given.
+    expected = {"match", *(name for name in DIFFERING if name not in given)}
+    assert purged == len(expected)
+    left = {name for name, r in events.items() if await store.get(r.event_id) is not None}
+    assert left == set(events) - expected
+    if len(given) == len(PURGE_FILTERS):
+        assert left == {*DIFFERING, "updated", "pending"}
+
+
+async def test_a_filtered_purge_walks_past_the_events_it_keeps_in_batches(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Batches of two, and events that share their update times: a walk that resumed at the wrong
+    # place would skip events or never end.
+    module = sys.modules[type(store).__module__]
+    for name in ("PURGE_BATCH", "_PURGE_BATCH"):
+        if hasattr(module, name):
+            monkeypatch.setattr(module, name, 2)
+    clock = patch_clock(store, monkeypatch)
+    times = [2.0] * 7 + [3.0] * 6 + [4.0]
+    shop: list[str] = []
+    other: list[str] = []
+    for i, done in enumerate(times):
+        r = result(f"o-{i}", account="shop" if i % 3 == 0 else "other")
+        await settle_at(store, clock, r, T0 + 1.0, T0 + done)
+        (shop if r.account == "shop" else other).append(r.event_id)
+    clock[0] = time.time()
+    assert await store.purge(before=T0 + 10.0, account="shop") == len(shop)
+    assert [i for i in shop if await store.get(i) is not None] == []
+    assert [i for i in other if await store.get(i) is None] == []
+    # Everything matches now; the bound is exclusive, and falls on a run of ties.
+    assert await store.purge(before=T0 + 3.0, provider="examplepay") == 4  # the others at T0 + 2
+    assert len(await store.find()) == 5
 
 
 def test_lease_tokens_differ_within_a_process_and_after_a_fork() -> None:

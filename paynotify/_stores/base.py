@@ -59,6 +59,7 @@ __all__ = [
     "new_token",
     "newest_first",
     "open_store",
+    "sql_filters",
     "sql_in",
     "store_schemes",
     "stored_event",
@@ -164,6 +165,23 @@ def keyset_window(
         where.append("created_at < ?")
         params.append(created_before)
     return where, params
+
+
+def sql_filters(
+    columns: Mapping[str, str | None],
+    created_after: float | None,
+    created_before: float | None = None,
+    before_event_id: str | None = None,
+    *,
+    event_id: str = "event_id",
+) -> tuple[list[str], list[object]]:
+    """`find`'s and `purge`'s filters as SQL conditions with `?` placeholders, and their parameters:
+    `column = ?` for each column given a value (None: any), then the time window (`keyset_window`).
+    """
+    where = [f"{column} = ?" for column, value in columns.items() if value is not None]
+    params: list[object] = [value for value in columns.values() if value is not None]
+    where_time, time_params = keyset_window(created_after, created_before, before_event_id, event_id=event_id)
+    return where + where_time, params + time_params
 
 
 def sql_in(states: Iterable[EventState]) -> str:
@@ -418,8 +436,21 @@ class EventLog(ABC):
         """
 
     @abstractmethod
-    async def purge(self, *, before: float, states: Iterable[EventState] = RETAINED) -> int:
-        """Delete events in `states` last updated before `before`; returns how many."""
+    async def purge(
+        self,
+        *,
+        before: float,
+        states: Iterable[EventState] = RETAINED,
+        account: str | None = None,
+        provider: str | None = None,
+        order_id: str | None = None,
+        created_after: float | None = None,
+    ) -> int:
+        """Delete events in `states` last updated before `before` (exclusive) that match every other
+        filter given, as `find` matches them (`created_after` inclusive); returns how many.
+
+        Without the other filters this is the retention purge, run periodically: it must stay cheap.
+        """
 
     @abstractmethod
     async def count(self) -> dict[EventState, int]:

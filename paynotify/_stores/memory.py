@@ -154,6 +154,18 @@ def _columns_state_updated(entry: _Record | _Frozen) -> tuple[tuple[str, ...], s
     return entry.columns, entry.state, entry.updated_at
 
 
+def _created_at(entry: _Record | _Frozen) -> float:
+    return entry[3] if isinstance(entry, tuple) else entry.created_at
+
+
+def _by_column(
+    account: str | None, provider: str | None, kind: str | None, order_id: str | None
+) -> list[tuple[int, str]]:
+    """The column filters given, as (index into `columns`, value)."""
+    by_column = ((1, account), (2, provider), (3, kind), (5, order_id))
+    return [(i, value) for i, value in by_column if value is not None]
+
+
 class MemoryStore(Store):
     """No lock needed: every method runs to completion without awaiting, on one event loop."""
 
@@ -293,12 +305,11 @@ class MemoryStore(Store):
     ) -> list[StoredEvent]:
         check_position(created_before, before_event_id)
         wanted = frozenset(states) if states is not None else None
-        by_column = ((1, account), (2, provider), (3, kind), (5, order_id))  # indexes into `columns`
-        wanted_columns = [(i, value) for i, value in by_column if value is not None]
+        wanted_columns = _by_column(account, provider, kind, order_id)
         matching: list[tuple[float, str, _Record | _Frozen]] = []
         for entry in self._records.values():
             columns, state, _ = _columns_state_updated(entry)
-            created_at = entry[3] if isinstance(entry, tuple) else entry.created_at
+            created_at = _created_at(entry)
             if (
                 (wanted is None or state in wanted)
                 and all(columns[i] == value for i, value in wanted_columns)
@@ -320,12 +331,28 @@ class MemoryStore(Store):
         record.settle(EventState.PENDING, next_attempt_at=now(), error=record.last_error)
         return True
 
-    async def purge(self, *, before: float, states: Iterable[EventState] = RETAINED) -> int:
+    async def purge(
+        self,
+        *,
+        before: float,
+        states: Iterable[EventState] = RETAINED,
+        account: str | None = None,
+        provider: str | None = None,
+        order_id: str | None = None,
+        created_after: float | None = None,
+    ) -> int:
         wanted = frozenset(states)
+        wanted_columns = _by_column(account, provider, None, order_id)
         doomed = []
         for event_id, entry in self._records.items():
-            _, state, updated_at = _columns_state_updated(entry)
-            if state in wanted and updated_at < before:
+            columns, state, updated_at = _columns_state_updated(entry)
+            if (
+                state in wanted
+                and updated_at < before
+                # The retention purge reads every event: no generator per event when unfiltered.
+                and (not wanted_columns or all(columns[i] == value for i, value in wanted_columns))
+                and (created_after is None or _created_at(entry) >= created_after)
+            ):
                 doomed.append(event_id)
         for event_id in doomed:
             del self._records[event_id]

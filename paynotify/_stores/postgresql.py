@@ -55,9 +55,9 @@ from paynotify._stores.base import (
     StoredEvent,
     check_position,
     event_fields,
-    keyset_window,
     new_token,
     now,
+    sql_filters,
     sql_in,
     stored_event,
 )
@@ -509,25 +509,16 @@ class PostgresStore(Store):
     ) -> list[StoredEvent]:
         check_position(created_before, before_event_id)
         # Only the given filters appear in the SQL, so each combination gets a plan that uses the
-        # right index (a few dozen statements at most in asyncpg's cache).
-        clauses: list[str] = []
+        # right index (a few dozen statements at most in asyncpg's cache). Ties are broken in byte
+        # order ("C"), as SQLite and Redis compare, whatever the collation.
         args: list[object] = []
-        columns = (("account", account), ("order_id", order_id), ("provider", provider), ("kind", kind))
-        for column, value in columns:
-            if value is not None:
-                args.append(value)
-                clauses.append(f"{column} = ${len(args)}")
+        columns = {"account": account, "order_id": order_id, "provider": provider, "kind": kind}
+        clauses = _numbered(
+            *sql_filters(columns, created_after, created_before, before_event_id, event_id=_BYTEWISE), args
+        )
         if states is not None:
             args.append([EventState(s).value for s in states])
             clauses.append(f"state = ANY(${len(args)}::text[])")
-        # Ties are broken in byte order ("C"), as SQLite and Redis compare, whatever the collation.
-        window, values = keyset_window(created_after, created_before, before_event_id, event_id=_BYTEWISE)
-        for condition in window:
-            head, *rest = condition.split("?")
-            for part in rest:
-                args.append(values.pop(0))
-                head += f"${len(args)}{part}"
-            clauses.append(head)
         args.append(max(limit, 0))
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = await self._fetch(
@@ -540,14 +531,27 @@ class PostgresStore(Store):
     async def requeue(self, event_id: str, *, replay: bool = False) -> bool:
         return await self._fetchrow(self._sql.requeue, event_id, now(), replay) is not None
 
-    async def purge(self, *, before: float, states: Iterable[EventState] = RETAINED) -> int:
+    async def purge(
+        self,
+        *,
+        before: float,
+        states: Iterable[EventState] = RETAINED,
+        account: str | None = None,
+        provider: str | None = None,
+        order_id: str | None = None,
+        created_after: float | None = None,
+    ) -> int:
         wanted = [EventState(s).value for s in states]
         if not wanted:
             return 0
+        args: list[object] = [wanted, before, _PURGE_BATCH]
+        columns = {"account": account, "order_id": order_id, "provider": provider}
+        where = _numbered(*sql_filters(columns, created_after), args)
+        sql = self._sql.purge_where(where) if where else self._sql.purge
         # In batches, each its own short transaction: no long lock on a large table.
         total = 0
         while True:
-            deleted = await self._execute(self._sql.purge, wanted, before, _PURGE_BATCH)
+            deleted = await self._execute(sql, *args)
             total += deleted
             if deleted < _PURGE_BATCH:
                 return total
@@ -564,10 +568,24 @@ class PostgresStore(Store):
         return {EventState(row["state"]): row["n"] for row in rows if row["state"] in _STATES}
 
 
+def _numbered(conditions: Sequence[str], values: Sequence[object], args: list[object]) -> list[str]:
+    """`?`-style conditions (from `sql_filters`) with asyncpg's `$n`, their values appended to `args`."""
+    pending = list(values)
+    numbered = []
+    for condition in conditions:
+        head, *rest = condition.split("?")
+        for part in rest:
+            args.append(pending.pop(0))
+            head += f"${len(args)}{part}"
+        numbered.append(head)
+    return numbered
+
+
 class _Statements:
     """The SQL of one store, built once; asyncpg prepares each text once per connection."""
 
     def __init__(self, events: str) -> None:
+        self._events = events
         claimable = (
             f"e.state IN ({sql_in(CLAIMABLE)})"
             " OR (e.state = 'in_flight' AND COALESCE(e.lease_until, 0) <= $9)"
@@ -670,12 +688,17 @@ class _Statements:
                     OR (state = 'in_flight' AND COALESCE(lease_until, 0) <= $2)
                     OR ($3 AND state IN ({sql_in(REPLAYABLE)})))
             RETURNING true"""
+        self.purge = self.purge_where([])
+
+    def purge_where(self, conditions: Sequence[str]) -> str:
+        """The batched purge ($1 the states, $2 before, $3 the batch), with more conditions from $4 on."""
+        more = "".join(f" AND {condition}" for condition in conditions)
         # FOR UPDATE SKIP LOCKED: a row being changed (a replay of a DONE event) is left alone, and
         # a row changed since the snapshot is re-checked against the conditions.
-        self.purge = f"""
-            DELETE FROM {events}
+        return f"""
+            DELETE FROM {self._events}
              WHERE event_id = ANY (ARRAY(
-                    SELECT event_id FROM {events}
-                     WHERE state = ANY($1::text[]) AND updated_at < $2
+                    SELECT event_id FROM {self._events}
+                     WHERE state = ANY($1::text[]) AND updated_at < $2{more}
                      LIMIT $3
                        FOR UPDATE SKIP LOCKED))"""

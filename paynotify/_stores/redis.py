@@ -263,12 +263,9 @@ return 1
 """
 )
 
-_PURGE = (
-    _PRELUDE
-    + """
-local state, before, limit = ARGV[2], ARGV[3], tonumber(ARGV[4])
-local ids = redis.call('ZRANGEBYSCORE', p .. 's:' .. state, '-inf', '(' .. before, 'LIMIT', 0, limit)
-for _, id in ipairs(ids) do
+# Shared by the purges: delete an event and its entries in every index.
+_FORGET = """
+local function forget(id, state)
   local okey = redis.call('HGET', key(id), 'okey')
   if okey then redis.call('SREM', p .. 'o:' .. okey, id) end
   redis.call('ZREM', p .. 's:' .. state, id)
@@ -276,7 +273,53 @@ for _, id in ipairs(ids) do
   redis.call('ZREM', p .. 'due', id)
   redis.call('DEL', key(id))
 end
+"""
+
+_PURGE = (
+    _PRELUDE
+    + _FORGET
+    + """
+local state, before, limit = ARGV[2], ARGV[3], tonumber(ARGV[4])
+local ids = redis.call('ZRANGEBYSCORE', p .. 's:' .. state, '-inf', '(' .. before, 'LIMIT', 0, limit)
+for _, id in ipairs(ids) do forget(id, state) end
 return #ids
+"""
+)
+
+# With filters, the events of the state set that do not match stay, so the walk cannot restart at
+# the low end each time: it resumes at a position, the score reached and how many events kept at
+# that score come first there (equal scores are in member order). Each call reads at most `limit`.
+# ARGV: prefix, state, before, limit, from (a score), skip, created_after ('' = any), then
+# field, value pairs that must be equal. Returns deleted, read, and the position to resume at.
+_PURGE_MATCHING = (
+    _PRELUDE
+    + _FORGET
+    + """
+local state, before, limit, from, skip = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
+local after = tonumber(ARGV[7])
+local fields, wanted = {'created_at'}, {}
+for i = 8, #ARGV, 2 do
+  table.insert(fields, ARGV[i])
+  wanted[#fields] = ARGV[i + 1]
+end
+local rows = redis.call('ZRANGEBYSCORE', p .. 's:' .. state, from, '(' .. before,
+  'WITHSCORES', 'LIMIT', skip, limit)
+local deleted, last, kept = 0, from, skip
+for i = 1, #rows, 2 do
+  local id, score = rows[i], rows[i + 1]
+  if score ~= last then last, kept = score, 0 end
+  local values = redis.call('HMGET', key(id), unpack(fields))
+  local created = tonumber(values[1])
+  local match = not after or (created ~= nil and created >= after)
+  for j = 2, #fields do match = match and values[j] == wanted[j] end
+  if match then
+    forget(id, state)
+    deleted = deleted + 1
+  else
+    kept = kept + 1
+  end
+end
+return {deleted, #rows / 2, last, kept}
 """
 )
 
@@ -547,13 +590,42 @@ class RedisStore(Store):
     async def requeue(self, event_id: str, *, replay: bool = False) -> bool:
         return bool(await self._script("requeue", event_id, repr(now()), "1" if replay else "0"))
 
-    async def purge(self, *, before: float, states: Iterable[EventState] = RETAINED) -> int:
+    async def purge(
+        self,
+        *,
+        before: float,
+        states: Iterable[EventState] = RETAINED,
+        account: str | None = None,
+        provider: str | None = None,
+        order_id: str | None = None,
+        created_after: float | None = None,
+    ) -> int:
+        columns = {"account": account, "provider": provider, "order_id": order_id}
+        equal = [item for column, value in columns.items() if value is not None for item in (column, value)]
+        if created_after is not None or equal:
+            after = "" if created_after is None else repr(created_after)
+            return await self._purge_matching(before, states, after, equal)
         total = 0
         for state in states:
             while True:
                 removed = int(await self._script("purge", state.value, repr(before), PURGE_BATCH))
                 total += removed
                 if removed < PURGE_BATCH:
+                    break
+        return total
+
+    async def _purge_matching(
+        self, before: float, states: Iterable[EventState], after: str, equal: list[str]
+    ) -> int:
+        total = 0
+        for state in states:
+            start, skip = "-inf", 0
+            while True:
+                deleted, read, start, skip = await self._script(
+                    "purge_matching", state.value, repr(before), PURGE_BATCH, start, skip, after, *equal
+                )
+                total += int(deleted)
+                if int(read) < PURGE_BATCH:
                     break
         return total
 
@@ -592,4 +664,5 @@ _SCRIPTS = {
     "acquire": _ACQUIRE,
     "requeue": _REQUEUE,
     "purge": _PURGE,
+    "purge_matching": _PURGE_MATCHING,
 }

@@ -10,7 +10,9 @@ transaction already held; waiting for the lock, the commit and the searches run 
 
 from __future__ import annotations
 
+import functools
 import json
+import math
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -34,9 +36,9 @@ from paynotify._stores.base import (
     StoredEvent,
     check_position,
     event_fields,
-    keyset_window,
     new_token,
     now,
+    sql_filters,
     sql_in,
     stored_event,
 )
@@ -128,6 +130,25 @@ _ACQUIRE_ONE = (
     " attempts = attempts + 1, next_attempt_at = NULL, updated_at = ?"
     f" WHERE event_id = ? RETURNING {_COLUMNS}"
 )
+
+
+# Where the window of PURGE_BATCH events of a state after a start ends; none for the last window.
+_WINDOW_END = (
+    "SELECT updated_at FROM paynotify_events WHERE state = ? AND updated_at > ? AND updated_at < ?"
+    " ORDER BY updated_at LIMIT 1 OFFSET ?"
+)
+
+
+def _purge_window(
+    sql: str, state: str, start: float, before: float, params: list[object], conn: sqlite3.Connection
+) -> tuple[int, float | None]:
+    """Delete the matches in one window, in one operation: how many, and where the next one starts
+    (None after the last)."""
+    row = conn.execute(_WINDOW_END, (state, start, before, PURGE_BATCH - 1)).fetchone()
+    # The last window ends below `before`: the greatest float under it, as its end is inclusive.
+    end = math.nextafter(before, -math.inf) if row is None else float(row[0])
+    deleted: int = conn.execute(sql, (state, start, end, *params)).rowcount
+    return deleted, None if row is None else end
 
 
 def sqlite_path(url: str) -> str:
@@ -368,29 +389,25 @@ class SQLiteStore(Store):
         before_event_id: str | None = None,
     ) -> list[StoredEvent]:
         check_position(created_before, before_event_id)
-        where, params = ["1 = 1"], []
-        columns = (("account", account), ("order_id", order_id), ("provider", provider), ("kind", kind))
-        for column, value in columns:
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
+        columns = {"account": account, "order_id": order_id, "provider": provider, "kind": kind}
+        where, params = sql_filters(columns, created_after, created_before, before_event_id)
+        where.insert(0, "1 = 1")
         if states is not None:
             wanted = [s.value for s in states]
             where.append(f"state IN ({', '.join('?' * len(wanted))})")
             params.extend(wanted)
-        where_time, time_params = keyset_window(created_after, created_before, before_event_id)
         # Without statistics the planner prefers the index that gives the order, and walked every
         # event of the account for one order id (25 ms at 10^5 events); an order has a handful.
         table = "paynotify_events"
         if account is not None and order_id is not None:
             table += " INDEXED BY paynotify_events_order"
         sql = (
-            f"SELECT {_COLUMNS} FROM {table} WHERE {' AND '.join(where + where_time)}"  # noqa: S608
+            f"SELECT {_COLUMNS} FROM {table} WHERE {' AND '.join(where)}"  # noqa: S608
             " ORDER BY created_at DESC, event_id DESC LIMIT ?"
         )
 
         def find(conn: sqlite3.Connection) -> list[StoredEvent]:
-            return [self._event(row) for row in conn.execute(sql, (*params, *time_params, limit))]
+            return [self._event(row) for row in conn.execute(sql, (*params, limit))]
 
         return await self._writer.run(find, on_thread=True)
 
@@ -410,7 +427,20 @@ class SQLiteStore(Store):
 
         return await self._writer.run(requeue, on_thread=True)
 
-    async def purge(self, *, before: float, states: Iterable[EventState] = RETAINED) -> int:
+    async def purge(
+        self,
+        *,
+        before: float,
+        states: Iterable[EventState] = RETAINED,
+        account: str | None = None,
+        provider: str | None = None,
+        order_id: str | None = None,
+        created_after: float | None = None,
+    ) -> int:
+        columns = {"account": account, "order_id": order_id, "provider": provider}
+        where, params = sql_filters(columns, created_after)
+        if where:
+            return await self._purge_walking(before, states, where, params)
         # In batches, each its own operation: one DELETE of a million rows held the only writer
         # for 35 s (measured), and every notification waited behind it.
         wanted = [s.value for s in states]
@@ -426,6 +456,29 @@ class SQLiteStore(Store):
             total += deleted
             if deleted < PURGE_BATCH:
                 return total
+
+    async def _purge_walking(
+        self, before: float, states: Iterable[EventState], where: list[str], params: list[object]
+    ) -> int:
+        """A filtered purge: through each state's events in update order, a window at a time.
+
+        Restarting each batch at the low end of the purge index, as the unfiltered purge does, read
+        again every time the events the filters keep there: at 10^6 events, half of them kept, 31 s
+        instead of 2.4 (measured), each batch holding the writer longer than the one before. Each
+        window is PURGE_BATCH events (and the ties at its end), however many the filters match.
+        """
+        sql = (
+            "DELETE FROM paynotify_events WHERE state = ? AND updated_at > ? AND updated_at <= ?"  # noqa: S608
+            f"{''.join(f' AND {condition}' for condition in where)}"
+        )
+        total = 0
+        for state in states:
+            start: float | None = -math.inf
+            while start is not None:
+                window = functools.partial(_purge_window, sql, state.value, start, before, params)
+                deleted, start = await self._writer.run(window, on_thread=True)
+                total += deleted
+        return total
 
     async def oldest_due(self) -> float | None:
         def oldest(conn: sqlite3.Connection) -> float | None:
