@@ -63,7 +63,7 @@ from paynotify import (
     VerificationError,
     make_event_id,
 )
-from paynotify_wechatpay._shapes import id_problem
+from paynotify_wechatpay._shapes import ID_RULES, id_problem
 from paynotify_wechatpay._v3_envelope import Envelope
 from paynotify_wechatpay._v3_settings import WeChatPayV3Settings
 
@@ -90,6 +90,7 @@ _RFC3339 = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})"
 )
 _SHOWN_LENGTH = 64
+_ID_MATCH = {name: match for name, (match, _) in ID_RULES.items()}
 
 Resource = Mapping[str, Any]
 Account3 = Account[WeChatPayV3Settings]
@@ -134,6 +135,14 @@ def _text(resource: Resource, name: str, *, required: bool) -> str | None:
 
 
 def _id(resource: Resource, name: str, *, required: bool = True) -> str | None:
+    value = resource.get(name)
+    if type(value) is str and _ID_MATCH[name](value) is not None:  # the usual case: one lookup, one match
+        return value
+    return _checked_id(resource, name, required)
+
+
+def _checked_id(resource: Resource, name: str, required: bool) -> str | None:
+    """`_id` for anything else: None when optional and absent or empty, or the message naming the rule."""
     value = _text(resource, name, required=required)
     if value is not None:
         rule = id_problem(name, value)
@@ -143,6 +152,9 @@ def _id(resource: Resource, name: str, *, required: bool = True) -> str | None:
 
 
 def _state(resource: Resource, name: str, known: Mapping[str, Status]) -> str:
+    value = resource.get(name)
+    if type(value) is str and value in known:  # the usual case (a str first: a list is unhashable)
+        return value
     value = _required(resource, name)
     if value not in known:
         raise MalformedNotification(
@@ -160,6 +172,8 @@ def _object(resource: Resource, name: str) -> Resource:
 
 def _yuan(amount: Resource, name: str, *, required: bool) -> Decimal | None:
     value = amount.get(name)
+    if type(value) is int and 0 <= value < _MAX_FEN:  # the usual case (a bool is not of type int)
+        return Decimal(value).scaleb(-2)
     if value is None and not required:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < _MAX_FEN:
@@ -167,7 +181,20 @@ def _yuan(amount: Resource, name: str, *, required: bool) -> Decimal | None:
     return Decimal(value).scaleb(-2)
 
 
+def _check_fen(amount: Resource, name: str) -> None:
+    """An optional amount that is only checked (payer_total, payer_refund): no Decimal is made for it."""
+    value = amount.get(name)
+    if value is not None and not (type(value) is int and 0 <= value < _MAX_FEN):
+        _yuan(amount, name, required=False)  # raises, naming the field
+
+
 def _time(resource: Resource, name: str, *, required: bool) -> datetime | None:
+    value = resource.get(name)
+    if type(value) is str and _RFC3339.fullmatch(value):  # the usual case, without the helpers' calls
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass  # a date that does not exist: the error below
     value = _text(resource, name, required=required)
     if value is None:
         return None
@@ -248,7 +275,7 @@ def payment_result(
     paid = trade_state in _PAID
     transaction_id = _id(resource, "transaction_id", required=paid)
     amount = _object(resource, "amount")
-    _yuan(amount, "payer_total", required=False)
+    _check_fen(amount, "payer_total")
     return PaymentResult(
         provider=provider,
         account=account.name,
@@ -286,8 +313,8 @@ def refund_result(
     amount = _object(resource, "amount")
     total = _yuan(amount, "total", required=True)
     refund = _yuan(amount, "refund", required=True)
-    for name in ("payer_total", "payer_refund"):
-        _yuan(amount, name, required=False)
+    _check_fen(amount, "payer_total")
+    _check_fen(amount, "payer_refund")
     if refund is not None and total is not None and refund > total:
         raise MalformedNotification(
             f"decrypted resource amount.refund {refund} is more than amount.total {total}"
