@@ -206,14 +206,14 @@ def _time(resource: Resource, name: str, *, required: bool) -> datetime | None:
         raise MalformedNotification(f"decrypted resource {name} is {_shown(value)}, not RFC 3339") from None
 
 
-def _check_mode(resource: Resource, settings: WeChatPayV3Settings) -> None:
+def _check_mode(resource: Resource, service_provider: bool) -> None:
     """A direct merchant's resource has mchid, a service provider's sp_mchid: say which was expected."""
-    if settings.service_provider and "sp_mchid" not in resource and "mchid" in resource:
+    if service_provider and "sp_mchid" not in resource and "mchid" in resource:
         raise MalformedNotification(
             "decrypted resource is a direct merchant's (mchid, no sp_mchid) but this account is a service "
             "provider's (sp_mchid is set)"
         )
-    if not settings.service_provider and "sp_mchid" in resource:
+    if not service_provider and "sp_mchid" in resource:
         raise MalformedNotification(
             "decrypted resource is a service provider's (sp_mchid) but this account is a direct merchant's; "
             "configure sp_mchid and sp_appid instead of mchid and appid"
@@ -237,13 +237,13 @@ def _check_partner(resource: Resource, settings: WeChatPayV3Settings, kind: Kind
             )
 
 
-def _merchant(resource: Resource, settings: WeChatPayV3Settings) -> str:
-    return _required(resource, "sub_mchid" if settings.service_provider else "mchid")
+def _merchant(resource: Resource, service_provider: bool) -> str:
+    return _required(resource, "sub_mchid" if service_provider else "mchid")
 
 
-def _payer(resource: Resource, settings: WeChatPayV3Settings) -> str | None:
+def _payer(resource: Resource, service_provider: bool) -> str | None:
     payer = _object(resource, "payer")
-    names = ("sp_openid", "sub_openid") if settings.service_provider else ("openid",)
+    names = ("sp_openid", "sub_openid") if service_provider else ("openid",)
     for name in names:
         if payer.get(name):
             return str(payer[name])
@@ -257,18 +257,20 @@ def _raw(envelope: Envelope, resource: Resource) -> dict[str, Any]:
 
 
 def _event_id(account: Account3, kind: Kind, trade: str, refund: str | None,
-              status: str, resource: Resource) -> str:  # fmt: skip
+              status: str, resource: Resource, service_provider: bool) -> str:  # fmt: skip
+    if not service_provider:
+        return make_event_id(account.name, kind, trade, refund, status)
     # A service provider's sub-merchants number their orders independently: keep them apart.
-    scope = (_required(resource, "sub_mchid"),) if account.settings.service_provider else ()
-    return make_event_id(account.name, kind, trade, refund, status, *scope)
+    return make_event_id(account.name, kind, trade, refund, status, _required(resource, "sub_mchid"))
 
 
 def payment_result(
     account: Account3, envelope: Envelope, resource: Resource, *, provider: str, key_id: str
 ) -> PaymentResult:
     settings = account.settings
-    _check_mode(resource, settings)
-    if settings.service_provider:
+    partner = settings.service_provider  # read once: every step below depends on it
+    _check_mode(resource, partner)
+    if partner:
         _check_partner(resource, settings, Kind.PAYMENT)
     trade_state = _state(resource, "trade_state", TRADE_STATES)
     order_id = cast(str, _id(resource, "out_trade_no"))
@@ -287,10 +289,12 @@ def payment_result(
         amount=_yuan(amount, "total", required=paid),
         currency=_optional(amount, "currency") or "CNY",
         paid_at=_time(resource, "success_time", required=paid),
-        payer_id=_payer(resource, settings),
-        app_id=_required(resource, "sp_appid" if settings.service_provider else "appid"),
-        merchant_id=_merchant(resource, settings),
-        event_id=_event_id(account, Kind.PAYMENT, transaction_id or order_id, None, trade_state, resource),
+        payer_id=_payer(resource, partner),
+        app_id=_required(resource, "sp_appid" if partner else "appid"),
+        merchant_id=_merchant(resource, partner),
+        event_id=_event_id(
+            account, Kind.PAYMENT, transaction_id or order_id, None, trade_state, resource, partner
+        ),
         key_id=key_id,
         raw=_raw(envelope, resource),
     )
@@ -300,8 +304,9 @@ def refund_result(
     account: Account3, envelope: Envelope, resource: Resource, *, provider: str, key_id: str
 ) -> PaymentResult:
     settings = account.settings
-    _check_mode(resource, settings)
-    if settings.service_provider:
+    partner = settings.service_provider  # read once: every step below depends on it
+    _check_mode(resource, partner)
+    if partner:
         _check_partner(resource, settings, Kind.REFUND)
     refund_status = _state(resource, "refund_status", REFUND_STATUSES)
     status = REFUND_STATUSES[refund_status]
@@ -335,8 +340,8 @@ def refund_result(
         refund_amount=refund,
         refunded_at=refunded_at if status is Status.SUCCEEDED else None,
         app_id=settings.expected_app_id(),
-        merchant_id=_merchant(resource, settings),
-        event_id=_event_id(account, Kind.REFUND, trade, refund_id, refund_status, resource),
+        merchant_id=_merchant(resource, partner),
+        event_id=_event_id(account, Kind.REFUND, trade, refund_id, refund_status, resource, partner),
         key_id=key_id,
         raw=_raw(envelope, resource),
     )
