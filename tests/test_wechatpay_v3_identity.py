@@ -37,6 +37,7 @@ from _wechatpay_v3 import (
     vector_settings,
 )
 from paynotify_wechatpay import WeChatPayV3Provider, WeChatPayV3Settings
+from paynotify_wechatpay._v3_envelope import ENVELOPE_FIELDS, Envelope
 from paynotify_wechatpay.testing import (
     encrypt_v3_resource,
     sign_v3,
@@ -548,3 +549,13 @@ def test_the_cases_cover_every_outcome(frozen: dict[str, Any]) -> None:
 if __name__ == "__main__":
     text = json.dumps(outcomes(), ensure_ascii=False, indent=1, sort_keys=True)
     OUTCOMES.write_text(text + "\n", encoding="utf-8")
+
+
+@pytest.mark.parametrize("absent", [(), ("summary",), ("id", "create_time", "event_type", "resource_type")])
+def test_outer_fields_are_the_envelope_fields_in_their_order(absent: tuple[str, ...]) -> None:
+    fields = {"resource": {}, "summary": "s", "event_type": "e", "extra": 1, "resource_type": "r",
+              "create_time": "c", "id": "i"}  # fmt: skip
+    for name in absent:
+        del fields[name]
+    expected = [(name, fields[name]) for name in ENVELOPE_FIELDS if name in fields]
+    assert list(Envelope("i", "e", {}, fields).outer_fields().items()) == expected
