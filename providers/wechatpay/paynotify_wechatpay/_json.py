@@ -7,8 +7,9 @@ that cannot be encoded: it failed when stored), and nesting deep enough for a Re
 (which the pipeline could only answer with 500). Each is refused as MalformedNotification.
 
 Cheap on the usual path: the depth is counted only when there are more than MAX_DEPTH brackets at
-all, surrogates are looked for only when the text has a surrogate's `\\ud8..`-`\\udf..` escape,
-and duplicates are seen by an object hook (a genuine notification has about six objects).
+all, surrogates are looked for only when the text has a backslash and then a surrogate's
+`\\ud8..`-`\\udf..` escape, and duplicates are seen by an object hook (a genuine notification has
+about six objects).
 """
 
 from __future__ import annotations
@@ -78,7 +79,9 @@ def loads(text: str, what: str) -> Any:
         raise MalformedNotification(f"{what} has the key {exc.key[:40]!r} more than once") from None
     except (ValueError, RecursionError):
         raise MalformedNotification(f"{what} is not JSON") from None
-    if "\\u" in text and _SURROGATE_ESCAPE.search(text):
+    # A backslash is looked for first: a one-character search runs at memchr speed, while the
+    # two-character one costs ~1 ns a character (0.75 us for an envelope with Chinese in it).
+    if "\\" in text and "\\u" in text and _SURROGATE_ESCAPE.search(text):
         # Only an escape can make a lone surrogate (the text came from strict UTF-8), and Chinese
         # text escaped is no surrogate: this runs for emoji. The C encoder finds a lone one in any
         # string or key, escaped backslashes and valid pairs understood.
