@@ -55,6 +55,8 @@ _DECODER = json.JSONDecoder(object_pairs_hook=_object, parse_constant=_constant)
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 # A JSON string (escapes included), or a bracket outside one.
 _TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+# The whitespace JSON allows around a value (json.decoder's WHITESPACE).
+_SPACE = " \t\n\r"
 
 
 def _too_deep(text: str) -> bool:
@@ -69,12 +71,25 @@ def _too_deep(text: str) -> bool:
     return False
 
 
+def _decode(text: str) -> Any:
+    """`_DECODER.decode(text)`: one JSON value with only whitespace around it, else ValueError.
+
+    decode() finds the whitespace with two regex matches (~0.25 us each); str.strip finds the same
+    and costs next to nothing when there is none, as in WeChat Pay's JSON. A value never ends in
+    whitespace, so it ends where the stripped text does, or data follows it.
+    """
+    value, end = _DECODER.raw_decode(text, len(text) - len(text.lstrip(_SPACE)))
+    if end != len(text.rstrip(_SPACE)):
+        raise ValueError("extra data after the JSON value")
+    return value
+
+
 def loads(text: str, what: str) -> Any:
     """`text` as JSON, or MalformedNotification naming `what` and the reason (never a value)."""
     if text.count("{") + text.count("[") > MAX_DEPTH and _too_deep(text):
         raise MalformedNotification(f"{what} nests deeper than {MAX_DEPTH} levels")
     try:
-        value = _DECODER.decode(text)
+        value = _decode(text)
     except _Duplicate as exc:
         raise MalformedNotification(f"{what} has the key {exc.key[:40]!r} more than once") from None
     except (ValueError, RecursionError):
