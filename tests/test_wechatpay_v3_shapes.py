@@ -24,7 +24,7 @@ from _wechatpay_v3 import (
 )
 from hypothesis import given
 from hypothesis import strategies as st
-from paynotify_wechatpay._json import _DECODER, MAX_DEPTH, _decode, _Duplicate
+from paynotify_wechatpay._json import _DECODER, MAX_DEPTH, _decode, _Duplicate, _many_brackets
 from paynotify_wechatpay.testing import (
     encrypt_v3_resource,
     make_v3_notify,
@@ -122,6 +122,11 @@ _JSONISH = st.lists(
 def test_the_strict_decoder_reads_as_json_decode_does(text: str) -> None:
     """_decode skips JSONDecoder.decode's whitespace regexes: the same value, or ValueError, for any text."""
     assert _decoded(_decode, text) == _decoded(_DECODER.decode, text)
+
+
+@given(st.text(alphabet='{[]}a"好', max_size=3 * MAX_DEPTH))
+def test_brackets_are_found_as_counting_them_would(text: str) -> None:
+    assert _many_brackets(text) is (text.count("{") + text.count("[") > MAX_DEPTH)
 
 
 def test_many_brackets_in_strings_are_not_nesting() -> None:

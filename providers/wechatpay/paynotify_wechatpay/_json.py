@@ -59,6 +59,23 @@ _TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
 _SPACE = " \t\n\r"
 
 
+def _many_brackets(text: str) -> bool:
+    """More than MAX_DEPTH `{` and `[` in all: only then can the text nest too deep.
+
+    Found one by one with str.find (memchr speed) rather than counted: str.count reads every
+    character (~0.35 ns each, 0.7 us for an envelope, whose two brackets come out in ~0.3 us here).
+    """
+    seen = 0
+    for bracket in "{[":
+        at = text.find(bracket)
+        while at != -1:
+            seen += 1
+            if seen > MAX_DEPTH:
+                return True
+            at = text.find(bracket, at + 1)
+    return False
+
+
 def _too_deep(text: str) -> bool:
     depth = 0
     for piece in _TOKENS.findall(text):
@@ -86,7 +103,7 @@ def _decode(text: str) -> Any:
 
 def loads(text: str, what: str) -> Any:
     """`text` as JSON, or MalformedNotification naming `what` and the reason (never a value)."""
-    if text.count("{") + text.count("[") > MAX_DEPTH and _too_deep(text):
+    if _many_brackets(text) and _too_deep(text):
         raise MalformedNotification(f"{what} nests deeper than {MAX_DEPTH} levels")
     try:
         value = _decode(text)
