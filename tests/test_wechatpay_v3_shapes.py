@@ -22,7 +22,9 @@ from _wechatpay_v3 import (
     refund,
     settings,
 )
-from paynotify_wechatpay._json import MAX_DEPTH
+from hypothesis import given
+from hypothesis import strategies as st
+from paynotify_wechatpay._json import _DECODER, MAX_DEPTH, _decode, _Duplicate, _many_brackets
 from paynotify_wechatpay.testing import (
     encrypt_v3_resource,
     make_v3_notify,
@@ -98,6 +100,33 @@ def test_sane_escapes_and_depth_are_accepted() -> None:
         assert isinstance(result, PaymentResult), summary
     assert parse(envelope(summary='"\\ud83d\\ude00"')).raw["summary"] == "\U0001f600"
     assert parse(envelope(summary='"\\\\ud800"')).raw["summary"] == "\\ud800"
+
+
+def _decoded(decode: Any, text: str) -> tuple[str, ...]:
+    try:
+        return ("value", repr(decode(text)))
+    except _Duplicate as exc:
+        return ("duplicate", exc.key)
+    except ValueError:
+        return ("not JSON",)
+
+
+_JSONISH = st.lists(
+    st.sampled_from(['{', '}', '[', ']', '"a"', ':', ',', '1', '-', '.', 'e', ' ', '\t', '\n', '\r',
+                     '\x0c', '\u3000', 'null', 'x', '"\\u00e9"', '{"a":1}', '[1,2]', '\ufeff']),
+    max_size=10,
+).map("".join)  # fmt: skip
+
+
+@given(_JSONISH)
+def test_the_strict_decoder_reads_as_json_decode_does(text: str) -> None:
+    """_decode skips JSONDecoder.decode's whitespace regexes: the same value, or ValueError, for any text."""
+    assert _decoded(_decode, text) == _decoded(_DECODER.decode, text)
+
+
+@given(st.text(alphabet='{[]}a"好', max_size=3 * MAX_DEPTH))
+def test_brackets_are_found_as_counting_them_would(text: str) -> None:
+    assert _many_brackets(text) is (text.count("{") + text.count("[") > MAX_DEPTH)
 
 
 def test_many_brackets_in_strings_are_not_nesting() -> None:

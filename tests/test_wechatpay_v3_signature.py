@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 
 import pytest
 from _wechatpay_v3 import (
@@ -23,9 +24,11 @@ from _wechatpay_v3 import (
     payment,
     public_key,
 )
+from hypothesis import given
+from hypothesis import strategies as st
 from paynotify_wechatpay import WeChatPayV3Settings
 from paynotify_wechatpay._v3_keys import Keyring, load_platform_certificates
-from paynotify_wechatpay._v3_signature import SignedHeaders, message, sign, verify
+from paynotify_wechatpay._v3_signature import SignedHeaders, _check_formats, message, sign, verify
 from paynotify_wechatpay.testing import generate_v3_platform_certificate, generate_v3_public_key, sign_v3
 
 from paynotify import Account, InboundRequest, MalformedNotification, VerificationError
@@ -42,6 +45,18 @@ def refused(
 
 def test_signed_message_is_timestamp_nonce_body_each_followed_by_newline() -> None:
     assert message("1624523846", "abc", b'{"a":1}') == b'1624523846\nabc\n{"a":1}\n'
+
+
+@given(st.text(alphabet="0123456789\u0661\u00b2\uff11\U0001d7d8 +-.\n\x00a", max_size=14))
+def test_a_timestamp_is_accepted_when_it_is_1_to_12_ascii_digits(timestamp: str) -> None:
+    headers = SignedHeaders(timestamp, "nonce", "signature", "serial", None)
+    try:
+        _check_formats(headers)
+    except VerificationError:
+        accepted = False
+    else:
+        accepted = True
+    assert accepted is bool(re.fullmatch(r"[0-9]{1,12}", timestamp))
 
 
 def test_sign_and_verify_are_inverse() -> None:

@@ -47,10 +47,12 @@ class V3Key:
     key_id: str
     kind: KeyKind
     key: RSAPublicKey = field(repr=False)
+    size_bytes: int = field(init=False, repr=False, compare=False)
+    """The size of its signatures; read for every notification, so computed once (key_size calls
+    into the backend)."""
 
-    @property
-    def size_bytes(self) -> int:
-        return (self.key.key_size + 7) // 8
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "size_bytes", (self.key.key_size + 7) // 8)
 
 
 def certificate_serial(certificate: x509.Certificate) -> str:

@@ -63,7 +63,7 @@ from paynotify import (
     VerificationError,
     make_event_id,
 )
-from paynotify_wechatpay._shapes import id_problem
+from paynotify_wechatpay._shapes import ID_RULES, id_problem
 from paynotify_wechatpay._v3_envelope import Envelope
 from paynotify_wechatpay._v3_settings import WeChatPayV3Settings
 
@@ -90,6 +90,7 @@ _RFC3339 = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})"
 )
 _SHOWN_LENGTH = 64
+_ID_MATCH = {name: match for name, (match, _) in ID_RULES.items()}
 
 Resource = Mapping[str, Any]
 Account3 = Account[WeChatPayV3Settings]
@@ -134,6 +135,14 @@ def _text(resource: Resource, name: str, *, required: bool) -> str | None:
 
 
 def _id(resource: Resource, name: str, *, required: bool = True) -> str | None:
+    value = resource.get(name)
+    if type(value) is str and _ID_MATCH[name](value) is not None:  # the usual case: one lookup, one match
+        return value
+    return _checked_id(resource, name, required)
+
+
+def _checked_id(resource: Resource, name: str, required: bool) -> str | None:
+    """`_id` for anything else: None when optional and absent or empty, or the message naming the rule."""
     value = _text(resource, name, required=required)
     if value is not None:
         rule = id_problem(name, value)
@@ -143,6 +152,9 @@ def _id(resource: Resource, name: str, *, required: bool = True) -> str | None:
 
 
 def _state(resource: Resource, name: str, known: Mapping[str, Status]) -> str:
+    value = resource.get(name)
+    if type(value) is str and value in known:  # the usual case (a str first: a list is unhashable)
+        return value
     value = _required(resource, name)
     if value not in known:
         raise MalformedNotification(
@@ -160,6 +172,8 @@ def _object(resource: Resource, name: str) -> Resource:
 
 def _yuan(amount: Resource, name: str, *, required: bool) -> Decimal | None:
     value = amount.get(name)
+    if type(value) is int and 0 <= value < _MAX_FEN:  # the usual case (a bool is not of type int)
+        return Decimal(value).scaleb(-2)
     if value is None and not required:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < _MAX_FEN:
@@ -167,7 +181,20 @@ def _yuan(amount: Resource, name: str, *, required: bool) -> Decimal | None:
     return Decimal(value).scaleb(-2)
 
 
+def _check_fen(amount: Resource, name: str) -> None:
+    """An optional amount that is only checked (payer_total, payer_refund): no Decimal is made for it."""
+    value = amount.get(name)
+    if value is not None and not (type(value) is int and 0 <= value < _MAX_FEN):
+        _yuan(amount, name, required=False)  # raises, naming the field
+
+
 def _time(resource: Resource, name: str, *, required: bool) -> datetime | None:
+    value = resource.get(name)
+    if type(value) is str and _RFC3339.fullmatch(value):  # the usual case, without the helpers' calls
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass  # a date that does not exist: the error below
     value = _text(resource, name, required=required)
     if value is None:
         return None
@@ -179,14 +206,14 @@ def _time(resource: Resource, name: str, *, required: bool) -> datetime | None:
         raise MalformedNotification(f"decrypted resource {name} is {_shown(value)}, not RFC 3339") from None
 
 
-def _check_mode(resource: Resource, settings: WeChatPayV3Settings) -> None:
+def _check_mode(resource: Resource, service_provider: bool) -> None:
     """A direct merchant's resource has mchid, a service provider's sp_mchid: say which was expected."""
-    if settings.service_provider and "sp_mchid" not in resource and "mchid" in resource:
+    if service_provider and "sp_mchid" not in resource and "mchid" in resource:
         raise MalformedNotification(
             "decrypted resource is a direct merchant's (mchid, no sp_mchid) but this account is a service "
             "provider's (sp_mchid is set)"
         )
-    if not settings.service_provider and "sp_mchid" in resource:
+    if not service_provider and "sp_mchid" in resource:
         raise MalformedNotification(
             "decrypted resource is a service provider's (sp_mchid) but this account is a direct merchant's; "
             "configure sp_mchid and sp_appid instead of mchid and appid"
@@ -210,13 +237,13 @@ def _check_partner(resource: Resource, settings: WeChatPayV3Settings, kind: Kind
             )
 
 
-def _merchant(resource: Resource, settings: WeChatPayV3Settings) -> str:
-    return _required(resource, "sub_mchid" if settings.service_provider else "mchid")
+def _merchant(resource: Resource, service_provider: bool) -> str:
+    return _required(resource, "sub_mchid" if service_provider else "mchid")
 
 
-def _payer(resource: Resource, settings: WeChatPayV3Settings) -> str | None:
+def _payer(resource: Resource, service_provider: bool) -> str | None:
     payer = _object(resource, "payer")
-    names = ("sp_openid", "sub_openid") if settings.service_provider else ("openid",)
+    names = ("sp_openid", "sub_openid") if service_provider else ("openid",)
     for name in names:
         if payer.get(name):
             return str(payer[name])
@@ -230,25 +257,27 @@ def _raw(envelope: Envelope, resource: Resource) -> dict[str, Any]:
 
 
 def _event_id(account: Account3, kind: Kind, trade: str, refund: str | None,
-              status: str, resource: Resource) -> str:  # fmt: skip
+              status: str, resource: Resource, service_provider: bool) -> str:  # fmt: skip
+    if not service_provider:
+        return make_event_id(account.name, kind, trade, refund, status)
     # A service provider's sub-merchants number their orders independently: keep them apart.
-    scope = (_required(resource, "sub_mchid"),) if account.settings.service_provider else ()
-    return make_event_id(account.name, kind, trade, refund, status, *scope)
+    return make_event_id(account.name, kind, trade, refund, status, _required(resource, "sub_mchid"))
 
 
 def payment_result(
     account: Account3, envelope: Envelope, resource: Resource, *, provider: str, key_id: str
 ) -> PaymentResult:
     settings = account.settings
-    _check_mode(resource, settings)
-    if settings.service_provider:
+    partner = settings.service_provider  # read once: every step below depends on it
+    _check_mode(resource, partner)
+    if partner:
         _check_partner(resource, settings, Kind.PAYMENT)
     trade_state = _state(resource, "trade_state", TRADE_STATES)
     order_id = cast(str, _id(resource, "out_trade_no"))
     paid = trade_state in _PAID
     transaction_id = _id(resource, "transaction_id", required=paid)
     amount = _object(resource, "amount")
-    _yuan(amount, "payer_total", required=False)
+    _check_fen(amount, "payer_total")
     return PaymentResult(
         provider=provider,
         account=account.name,
@@ -260,10 +289,12 @@ def payment_result(
         amount=_yuan(amount, "total", required=paid),
         currency=_optional(amount, "currency") or "CNY",
         paid_at=_time(resource, "success_time", required=paid),
-        payer_id=_payer(resource, settings),
-        app_id=_required(resource, "sp_appid" if settings.service_provider else "appid"),
-        merchant_id=_merchant(resource, settings),
-        event_id=_event_id(account, Kind.PAYMENT, transaction_id or order_id, None, trade_state, resource),
+        payer_id=_payer(resource, partner),
+        app_id=_required(resource, "sp_appid" if partner else "appid"),
+        merchant_id=_merchant(resource, partner),
+        event_id=_event_id(
+            account, Kind.PAYMENT, transaction_id or order_id, None, trade_state, resource, partner
+        ),
         key_id=key_id,
         raw=_raw(envelope, resource),
     )
@@ -273,8 +304,9 @@ def refund_result(
     account: Account3, envelope: Envelope, resource: Resource, *, provider: str, key_id: str
 ) -> PaymentResult:
     settings = account.settings
-    _check_mode(resource, settings)
-    if settings.service_provider:
+    partner = settings.service_provider  # read once: every step below depends on it
+    _check_mode(resource, partner)
+    if partner:
         _check_partner(resource, settings, Kind.REFUND)
     refund_status = _state(resource, "refund_status", REFUND_STATUSES)
     status = REFUND_STATUSES[refund_status]
@@ -286,8 +318,8 @@ def refund_result(
     amount = _object(resource, "amount")
     total = _yuan(amount, "total", required=True)
     refund = _yuan(amount, "refund", required=True)
-    for name in ("payer_total", "payer_refund"):
-        _yuan(amount, name, required=False)
+    _check_fen(amount, "payer_total")
+    _check_fen(amount, "payer_refund")
     if refund is not None and total is not None and refund > total:
         raise MalformedNotification(
             f"decrypted resource amount.refund {refund} is more than amount.total {total}"
@@ -308,8 +340,8 @@ def refund_result(
         refund_amount=refund,
         refunded_at=refunded_at if status is Status.SUCCEEDED else None,
         app_id=settings.expected_app_id(),
-        merchant_id=_merchant(resource, settings),
-        event_id=_event_id(account, Kind.REFUND, trade, refund_id, refund_status, resource),
+        merchant_id=_merchant(resource, partner),
+        event_id=_event_id(account, Kind.REFUND, trade, refund_id, refund_status, resource, partner),
         key_id=key_id,
         raw=_raw(envelope, resource),
     )
