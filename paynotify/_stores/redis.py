@@ -90,6 +90,16 @@ end
 local function leased(k, st, t)
   return st == 'in_flight' and tonumber(redis.call('HGET', k, 'lease_until') or '0') > t
 end
+-- A new event from the seven fields at ARGV[at] on (account, provider, kind, status, order_id,
+-- result_json, okey), in state `new`, in every index a new event belongs to.
+local function insert(id, at, t, new, attempts)
+  redis.call('HSET', key(id), 'account', ARGV[at], 'provider', ARGV[at + 1], 'kind', ARGV[at + 2],
+    'status', ARGV[at + 3], 'order_id', ARGV[at + 4], 'result_json', ARGV[at + 5], 'okey', ARGV[at + 6],
+    'attempts', attempts, 'created_at', t, 'done', '[]')
+  set_state(id, nil, new, t)
+  redis.call('ZADD', p .. 'created', t, id)
+  redis.call('SADD', p .. 'o:' .. ARGV[at + 6], id)
+end
 """
 
 _CLAIM = (
@@ -99,13 +109,9 @@ local id, t, lease, token = ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local k = key(id)
 local st = redis.call('HGET', k, 'state')
 if not st then
-  redis.call('HSET', k, 'account', ARGV[6], 'provider', ARGV[7], 'kind', ARGV[8], 'status', ARGV[9],
-    'order_id', ARGV[10], 'result_json', ARGV[11], 'okey', ARGV[12], 'attempts', 1, 'created_at', t,
-    'done', '[]', 'token', token, 'lease_until', lease)
-  set_state(id, nil, 'in_flight', t)
+  insert(id, 6, t, 'in_flight', 1)
+  redis.call('HSET', k, 'token', token, 'lease_until', lease)
   redis.call('ZADD', p .. 'due', lease, id)
-  redis.call('ZADD', p .. 'created', t, id)
-  redis.call('SADD', p .. 'o:' .. ARGV[12], id)
   return {'new', '[]', 1}
 end
 if not valid[st] then return {'malformed', st} end
@@ -183,13 +189,9 @@ _ENQUEUE = (
 local id, t = ARGV[2], tonumber(ARGV[3])
 local k = key(id)
 if redis.call('EXISTS', k) == 1 then return 0 end
-redis.call('HSET', k, 'account', ARGV[4], 'provider', ARGV[5], 'kind', ARGV[6], 'status', ARGV[7],
-  'order_id', ARGV[8], 'result_json', ARGV[9], 'okey', ARGV[10], 'attempts', 0, 'created_at', t,
-  'done', '[]', 'next_attempt_at', t)
-set_state(id, nil, 'pending', t)
+insert(id, 4, t, 'pending', 0)
+redis.call('HSET', k, 'next_attempt_at', t)
 redis.call('ZADD', p .. 'due', t, id)
-redis.call('ZADD', p .. 'created', t, id)
-redis.call('SADD', p .. 'o:' .. ARGV[10], id)
 return 1
 """
 )
@@ -209,13 +211,8 @@ if st then
   end
   return 0
 end
-redis.call('HSET', k, 'account', ARGV[7], 'provider', ARGV[8], 'kind', ARGV[9], 'status', ARGV[10],
-  'order_id', ARGV[11], 'result_json', ARGV[12], 'okey', ARGV[13], 'attempts', 0, 'created_at', t,
-  'done', '[]')
+insert(id, 7, t, new, 0)
 if reason ~= '' then redis.call('HSET', k, 'last_error', reason) end
-set_state(id, nil, new, t)
-redis.call('ZADD', p .. 'created', t, id)
-redis.call('SADD', p .. 'o:' .. ARGV[13], id)
 return 1
 """
 )
