@@ -109,10 +109,13 @@ _NAMES = tuple(name.strip() for name in _COLUMNS.split(","))
 _LEASED = f"state IN ({sql_in(LEASED)})"
 _EXPIRED = "(state = 'in_flight' AND lease_until <= ?)"
 
-_CLAIM_TAKEOVER = (
-    "UPDATE paynotify_events SET state = 'in_flight', token = ?, lease_until = ?, due_at = ?,"  # noqa: S608
+# Taking a lease, by a claim or a dispatcher: parameters token, lease_until, due_at, now.
+_LEASE = (
+    "UPDATE paynotify_events SET state = 'in_flight', token = ?, lease_until = ?, due_at = ?,"
     " attempts = attempts + 1, next_attempt_at = NULL, updated_at = ?"
-    f" WHERE event_id = ? AND (state IN ({sql_in(CLAIMABLE)}) OR {_EXPIRED})"
+)
+_CLAIM_TAKEOVER = (
+    f"{_LEASE} WHERE event_id = ? AND (state IN ({sql_in(CLAIMABLE)}) OR {_EXPIRED})"
     " RETURNING done_subscribers, attempts"
 )
 # The common case, a fresh claim with every subscriber done at once, writes the list as it is;
@@ -125,11 +128,7 @@ _COMPLETE = (
     " WHERE event_id = ? AND state != 'done'"
 )
 
-_ACQUIRE_ONE = (
-    "UPDATE paynotify_events SET state = 'in_flight', token = ?, lease_until = ?, due_at = ?,"  # noqa: S608
-    " attempts = attempts + 1, next_attempt_at = NULL, updated_at = ?"
-    f" WHERE event_id = ? RETURNING {_COLUMNS}"
-)
+_ACQUIRE_ONE = f"{_LEASE} WHERE event_id = ? RETURNING {_COLUMNS}"
 
 
 # Where the window of PURGE_BATCH events of a state after a start ends; none for the last window.
