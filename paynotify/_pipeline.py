@@ -183,7 +183,7 @@ class Pipeline:
             # As refusal(), without a coroutine of its own on the common path (no check hooks).
             refusal = check_ids(parsed, account)
             if refusal is None and self.subscribers.checks:
-                refusal = await self.refusal(parsed, account)
+                refusal = await self._hook_refusal(parsed, account)
         except Exception:
             log.exception("account %r: a check hook failed on %s", account.name, parsed.event_id)
             if is_return:
@@ -221,7 +221,11 @@ class Pipeline:
         """Why the account's checks refuse `result` (its ids, then the check hooks), or None."""
         refusal = check_ids(result, account)
         if refusal is None and self.subscribers.checks:
-            refusal = await self.subscribers.refusal(result)
+            refusal = await self._hook_refusal(result, account)
+        return refusal
+
+    async def _hook_refusal(self, result: PaymentResult, account: Account[Any]) -> CheckFailed | None:
+        refusal = await self.subscribers.refusal(result)
         if refusal is not None:
             refusal.account = refusal.account or account.name
         return refusal
