@@ -12,6 +12,7 @@ async def ship(result):
 app = notifier.asgi()        # POST /shop/notify, GET /shop/return
 """
 
+from paynotify._api import ApiRequest, ApiResponse, ProviderApi, QueryAnswer, Send
 from paynotify._encoding import canonical_b64decode, percent_decode
 from paynotify._errors import (
     CheckFailed,
@@ -23,7 +24,9 @@ from paynotify._errors import (
     NotificationError,
     PayloadTooLarge,
     PaynotifyError,
+    ProviderApiError,
     ProviderNotFound,
+    ProviderUnavailable,
     StoreError,
     UnknownAccount,
     UnknownChannel,
@@ -72,6 +75,8 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "Account",
     "AccountSettings",
+    "ApiRequest",
+    "ApiResponse",
     "CheckFailed",
     "CheckHook",
     "Claim",
@@ -100,13 +105,18 @@ __all__ = [
     "PaymentResult",
     "PaynotifyError",
     "Provider",
+    "ProviderApi",
+    "ProviderApiError",
     "ProviderNotFound",
+    "ProviderUnavailable",
+    "QueryAnswer",
     "QueueStore",
     "Registry",
     "RejectedHook",
     "Reply",
     "ReturnHandler",
     "SQLiteStore",
+    "Send",
     "Source",
     "StarterAccount",
     "Status",

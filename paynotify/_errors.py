@@ -14,9 +14,11 @@
     │   ├── CheckFailed             verified, refused by an account check   -> ack, not dispatched
     │   ├── InFlight                the same event is handled elsewhere     -> failure reply, retry
     │   └── DeliveryFailed          a subscriber raised                     -> failure reply, retry
-    └── StoreError                  the store could not be read or written  -> failure reply, retry
-        └── UnstorableContent       verified content no store can hold (a lone surrogate)
-                                    -> the provider's malformed reply
+    ├── StoreError                  the store could not be read or written  -> failure reply, retry
+    │   └── UnstorableContent       verified content no store can hold (a lone surrogate)
+    │                               -> the provider's malformed reply
+    └── ProviderApiError            an outbound call to a provider's API gave no usable answer
+        └── ProviderUnavailable     not reached in time (refused, timed out, 5xx): try later
 
 Messages name the account, the rule and the key id involved; they never contain a secret.
 """
@@ -36,7 +38,9 @@ __all__ = [
     "NotificationError",
     "PayloadTooLarge",
     "PaynotifyError",
+    "ProviderApiError",
     "ProviderNotFound",
+    "ProviderUnavailable",
     "StoreError",
     "UnknownAccount",
     "UnknownChannel",
@@ -147,3 +151,19 @@ class StoreError(PaynotifyError):
 class UnstorableContent(StoreError):
     """The event cannot be serialised for the store (e.g. text with a lone surrogate): no retry can
     store it, so the provider is told the notification is malformed."""
+
+
+class ProviderApiError(PaynotifyError):
+    """The provider answered a query with an error of its own (its code and message in the text),
+    or with something that is not its API's format. Never raised for an answer that fails
+    verification: that is a `VerificationError`, and it is never believed."""
+
+    def __init__(self, message: str, *, account: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.account = account
+        self.code = code
+
+
+class ProviderUnavailable(ProviderApiError):
+    """The provider's API could not be reached within the deadline (connection refused, timeout,
+    a 5xx): a later attempt may succeed."""

@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
+from paynotify._api import ProviderApi
 from paynotify._errors import NotificationError
 from paynotify._http import InboundRequest, Reply
 from paynotify._result import PaymentResult, UnhandledEvent
@@ -151,6 +152,10 @@ class Provider(ABC, Generic[SettingsT]):
     @abstractmethod
     def nack(self, error: NotificationError) -> Reply:
         """The reply that tells the provider to send the notification again later."""
+
+    def api(self) -> ProviderApi[SettingsT] | None:
+        """The provider's outbound API client (queries), or None when it offers none."""
+        return None
 
     @classmethod
     def demo(cls) -> DemoAccount | None:

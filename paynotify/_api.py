@@ -1,0 +1,108 @@
+"""The contract of a provider's outbound API client: ask the provider, believe only what verifies.
+
+A provider that can be asked about an order (or a refund) returns a `ProviderApi` from
+`Provider.api()`. Like `Provider.parse`, the client does no I/O of its own: it builds `ApiRequest`s,
+hands them to the `Send` callable the core gives it (which owns the connection pool, the deadline
+and the retries), and verifies each `ApiResponse` on its exact bytes before it reads a field. So a
+third-party provider implements the same four methods, and tests drive a client with an emulator.
+
+    class MyApi(ProviderApi[MySettings]):
+        def can_query(self, account):
+            return account.settings.private_key is not None
+
+        async def query_payment(self, send, account, order_id, *, at=None):
+            response = await send(ApiRequest("POST", url, headers, body))
+            fields = verify(response.body, account.settings.public_key)  # VerificationError if not
+            return QueryAnswer(result=to_result(fields, source=Source.QUERY), raw=fields)
+
+The answer's `PaymentResult` carries `source="query"` and the same `event_id` a notification of
+that state would carry, so a queried payment and a notified one are one event.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from paynotify._result import PaymentResult
+
+if TYPE_CHECKING:
+    from paynotify._provider import Account, AccountSettings
+
+__all__ = ["ApiRequest", "ApiResponse", "ProviderApi", "QueryAnswer", "Send"]
+
+SettingsT = TypeVar("SettingsT", bound="AccountSettings")
+
+
+@dataclass(frozen=True, slots=True)
+class ApiRequest:
+    """One HTTP request to a provider's API, exactly as it must be sent (signed already)."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class ApiResponse:
+    """The provider's answer: status, headers (names in lower case) and the exact body bytes."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+Send = Callable[[ApiRequest], Awaitable[ApiResponse]]
+"""Sends one request within the core's deadline; raises `ProviderUnavailable` when it cannot."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueryAnswer:
+    """What the provider said about one order or refund, after its signature verified.
+
+    `result` is None when the provider knows no such order (not, or not yet, created there).
+    `raw` holds the verified fields the result was read from (never a secret).
+    """
+
+    result: PaymentResult | None
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def found(self) -> bool:
+        return self.result is not None
+
+
+class ProviderApi(ABC, Generic[SettingsT]):
+    """A provider's outbound API client. One instance serves every account of that provider."""
+
+    @abstractmethod
+    def can_query(self, account: Account[SettingsT]) -> bool:
+        """Whether the account has what a query needs (the merchant's signing key, say)."""
+
+    @abstractmethod
+    async def query_payment(
+        self, send: Send, account: Account[SettingsT], order_id: str, *, at: datetime | None = None
+    ) -> QueryAnswer:
+        """Ask for the payment of the merchant's order `order_id` (`at`: when it was made, for a
+        provider whose query needs the original time, UnionPay).
+
+        Raises `VerificationError` when the answer does not verify, `ProviderApiError` when the
+        provider answers with an error of its own, `ProviderUnavailable` when it cannot be reached.
+        """
+
+    @abstractmethod
+    async def query_refund(
+        self,
+        send: Send,
+        account: Account[SettingsT],
+        refund_id: str,
+        *,
+        order_id: str | None = None,
+        at: datetime | None = None,
+    ) -> QueryAnswer:
+        """Ask for the merchant's refund request `refund_id` (of order `order_id`, for a provider
+        whose refund query needs it, Alipay). Raises as `query_payment`."""
