@@ -9,7 +9,7 @@
     │   ├── PayloadTooLarge         body over the limit                     -> 413
     │   ├── MalformedNotification   not the provider's format               -> failure reply
     │   │   └── InvalidContent      verified, but a field has not its documented shape
-    │   │                           -> failure reply, recorded `rejected` with the verified fields
+    │   │                           -> recorded `rejected` with the verified fields, then ack
     │   ├── VerificationError       bad, missing or unverifiable signature  -> failure reply
     │   ├── CheckFailed             verified, refused by an account check   -> ack, not dispatched
     │   ├── InFlight                the same event is handled elsewhere     -> failure reply, retry
@@ -108,8 +108,9 @@ class InvalidContent(MalformedNotification):
     with two places, an id with characters the provider never sends, a paid state without an amount).
 
     Raised by a provider after verification, with the verified fields in `raw` and, when it can be
-    told, `event_id`: the pipeline gives the failure reply and records the fields as `rejected`, so
-    nothing verified goes unseen.
+    told, `event_id`: the pipeline records the fields as `rejected`, so nothing verified goes
+    unseen, and acknowledges the provider once they are on record (a resend would be refused the
+    same way); while the store cannot take them, it gives the failure reply.
     """
 
     def __init__(

@@ -125,12 +125,11 @@ class Pipeline:
             parsed = self._parse(account, request)
         except InvalidContent as exc:
             exc.account = exc.account or account.name
-            fields = _fields(account, Outcome.MALFORMED, exc.event_id, cause=exc.message)
+            fields = _fields(account, Outcome.REJECTED_CONTENT, exc.event_id, cause=exc.message)
             log.warning("refused verified %s notification: %s", provider.name, exc, extra=fields)
             if is_return:
                 return return_failure_reply(400, lang), Outcome.RETURN
-            await self._record_invalid(exc, account, request)
-            return provider.nack(exc), Outcome.MALFORMED
+            return await self._record_invalid(exc, account, request)
         except (MalformedNotification, VerificationError) as exc:
             exc.account = exc.account or account.name
             malformed = isinstance(exc, MalformedNotification)
@@ -232,8 +231,10 @@ class Pipeline:
 
     async def _record_invalid(
         self, exc: InvalidContent, account: Account[Any], request: InboundRequest
-    ) -> None:
-        """Keep what was verified, though it is refused: an operator sees it with the reason.
+    ) -> tuple[Reply, Outcome]:
+        """Keep what was verified, though it is refused: an operator sees it with the reason, and
+        the provider is acknowledged (its resend would be refused the same way) once it is on
+        record; if the store cannot take it, the provider is asked to resend.
 
         Under an id of its own (the body's digest), never the event id it would have had: content
         out of shape can be cut from genuine signed bytes (a re-partitioned Alipay form), and a
@@ -253,8 +254,9 @@ class Pipeline:
         )
         try:
             await self.store.record(entry, EventState.REJECTED, reason=str(exc))
-        except Exception:
-            log.exception("could not record the refused notification %s", event_id)
+        except Exception as stored:
+            return self._store_down(account.provider, entry, stored)
+        return account.provider.ack(), Outcome.REJECTED_CONTENT
 
     def _store_down(
         self, provider: Provider[Any], entry: PaymentResult | UnhandledEvent, exc: Exception

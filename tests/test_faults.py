@@ -29,6 +29,7 @@ from paynotify import (
     PaymentResult,
     Registry,
     Reply,
+    StoreError,
     UnhandledEvent,
     VerificationError,
     make_event_id,
@@ -184,12 +185,26 @@ async def test_verified_content_out_of_shape_is_refused_and_recorded_as_rejected
     n.add_account("shop", "strict")
     headers, body = example_notify("o-9", amount="-1")
     reply = await n.handle("shop", InboundRequest("POST", "notify", headers, b"", body))
-    assert reply.body == b"RETRY"  # the provider's failure reply
+    assert reply.body == b"OK"  # on record, so acknowledged: a resend would be refused the same way
     (event,) = await n.store.find(states=[EventState.REJECTED])
     assert event.last_error is not None
     assert "total_amount '-1'" in event.last_error
     assert event.unhandled().raw["amount"] == "-1"
     assert not await n.redeliver(event.event_id, replay=True)  # nothing a subscriber could take
+
+
+async def test_verified_content_out_of_shape_is_not_acknowledged_while_the_store_is_down() -> None:
+    n = Notifier("memory://", registry=Registry(group=None))
+    n.registry.register(StrictProvider)
+    n.add_account("shop", "strict")
+
+    async def down(*args: object, **kwargs: object) -> None:
+        raise StoreError("store unreachable")
+
+    n.store.record = down  # type: ignore[method-assign]
+    headers, body = example_notify("o-9", amount="-1")
+    reply = await n.handle("shop", InboundRequest("POST", "notify", headers, b"", body))
+    assert reply.body == b"RETRY"  # not on record, so the provider must resend
 
 
 async def test_content_no_store_can_hold_gets_the_malformed_reply(tmp_path: Path) -> None:
@@ -243,9 +258,7 @@ async def test_a_malformed_copy_never_blocks_the_genuine_notification(
     seen: list[str] = []
     n.subscribe(lambda r: seen.append(r.order_id), name="ship")
     async with n:
-        assert (
-            await n.handle("shop", InboundRequest("POST", "notify", {}, b"", b"crafted!"))
-        ).body == b"RETRY"
+        assert (await n.handle("shop", InboundRequest("POST", "notify", {}, b"", b"crafted!"))).body == b"OK"
         assert (await n.handle("shop", InboundRequest("POST", "notify", {}, b"", b"genuine"))).body == b"OK"
         deadline = time.monotonic() + 5
         while not seen:
