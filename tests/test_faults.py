@@ -201,7 +201,7 @@ async def test_verified_content_out_of_shape_is_not_acknowledged_while_the_store
     async def down(*args: object, **kwargs: object) -> None:
         raise StoreError("store unreachable")
 
-    n.store.record = down  # type: ignore[method-assign]
+    n.store.record = down  # type: ignore[method-assign,assignment]
     headers, body = example_notify("o-9", amount="-1")
     reply = await n.handle("shop", InboundRequest("POST", "notify", headers, b"", body))
     assert reply.body == b"RETRY"  # not on record, so the provider must resend
