@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import APP_ID, SECRET, example_notify
+from conftest import example_notify
 from paynotify_alipay.testing import SELLER_ID, generate_key, make_notify, make_return, public_key_pem
 from test_delivery import PingProvider, PingSettings, make, request, until
 
 from paynotify import (
     Account,
     CheckFailed,
+    ConfigurationError,
     EventState,
     InboundRequest,
     NotificationError,
@@ -287,17 +288,24 @@ async def test_close_lets_a_queued_delivery_finish_then_hands_back_what_overruns
     await other.aclose()
 
 
-def test_options_refuse_nonsense() -> None:
-    for bad in (
-        {"max_attempts": 0},
-        {"lease_seconds": float("nan")},
-        {"concurrency": True},
-        {"body_limit": 1.5},
-    ):
-        with pytest.raises(Exception, match="must be"):
-            Options(**bad)
-    assert APP_ID  # the shared ExamplePay account of test_delivery.make
-    assert SECRET
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({"max_attempts": 0}, "max_attempts must be positive, not 0"),
+        ({"lease_seconds": float("nan")}, "lease_seconds must be positive, not nan"),
+        ({"concurrency": True}, "concurrency must be a whole number, not True"),
+        ({"body_limit": 1.5}, "body_limit must be a whole number, not 1.5"),
+    ],
+)
+def test_options_refuse_nonsense(bad: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        Options(**bad)
+    assert str(refused.value) == message
+
+
+def test_options_take_the_smallest_sensible_values() -> None:
+    edge = Options(max_attempts=1, lease_seconds=0.001, concurrency=1, body_limit=1)
+    assert (edge.max_attempts, edge.concurrency, edge.body_limit) == (1, 1, 1)
 
 
 class CombinedProvider(PingProvider):

@@ -472,83 +472,145 @@ def test_lease_tokens_differ_within_a_process_and_after_a_fork() -> None:
 # must be made here too, on purpose.
 
 S = EventState
-OPERATIONS = ("claim", "retry", "replay", "record_rejected", "complete")
-EXPECTED: dict[str, dict[EventState, EventState | None]] = {
+EXPIRED = "expired"
+"""The extra row: an event IN_FLIGHT whose lease ran out with nobody taking it over."""
+Row = EventState | str
+ROWS: list[Row] = [*EventState, EXPIRED]
+OPERATIONS = ("claim", "acquire", "retry", "replay", "record_rejected", "complete", "complete_foreign",
+              "release", "release_foreign", "reschedule", "reschedule_foreign", "dead_letter",
+              "dead_letter_foreign")  # fmt: skip
+"""`x` is done with the event's own lease token (the live or expired one, or a foreign token where
+the event has none); `x_foreign` with a token that never held the lease."""
+_ANY_BUT_DONE = {S.PENDING: S.DONE, S.RELEASED: S.DONE, S.DEAD: S.DONE, S.REJECTED: S.DONE,
+                 S.IN_FLIGHT: S.DONE, S.DONE: None, S.UNHANDLED: S.DONE, EXPIRED: S.DONE}  # fmt: skip
+_NEEDS_THE_LEASE: dict[Row, EventState | None] = dict.fromkeys(ROWS)
+EXPECTED: dict[str, dict[Row, EventState | None]] = {
     # the state after the operation, or None where it must be refused and change nothing
     "claim": {S.PENDING: S.IN_FLIGHT, S.RELEASED: S.IN_FLIGHT, S.DEAD: S.IN_FLIGHT,
-              S.REJECTED: S.IN_FLIGHT, S.IN_FLIGHT: None, S.DONE: None, S.UNHANDLED: None},
+              S.REJECTED: S.IN_FLIGHT, S.IN_FLIGHT: None, S.DONE: None, S.UNHANDLED: None,
+              EXPIRED: S.IN_FLIGHT},
+    "acquire": {**dict.fromkeys(ROWS), S.PENDING: S.IN_FLIGHT, EXPIRED: S.IN_FLIGHT},
     "retry": {S.PENDING: S.PENDING, S.RELEASED: S.PENDING, S.DEAD: S.PENDING,
-              S.REJECTED: None, S.IN_FLIGHT: None, S.DONE: None, S.UNHANDLED: None},
+              S.REJECTED: None, S.IN_FLIGHT: None, S.DONE: None, S.UNHANDLED: None,
+              EXPIRED: S.PENDING},
     "replay": {S.PENDING: S.PENDING, S.RELEASED: S.PENDING, S.DEAD: S.PENDING,
-               S.REJECTED: S.PENDING, S.IN_FLIGHT: None, S.DONE: S.PENDING, S.UNHANDLED: None},
-    "record_rejected": {S.REJECTED: S.REJECTED, S.PENDING: None, S.RELEASED: None, S.DEAD: None,
-                        S.IN_FLIGHT: None, S.DONE: None, S.UNHANDLED: None},
-    "complete": {S.PENDING: S.DONE, S.RELEASED: S.DONE, S.DEAD: S.DONE, S.REJECTED: S.DONE,
-                 S.IN_FLIGHT: S.DONE, S.DONE: None, S.UNHANDLED: S.DONE},
+               S.REJECTED: S.PENDING, S.IN_FLIGHT: None, S.DONE: S.PENDING, S.UNHANDLED: None,
+               EXPIRED: S.PENDING},
+    "record_rejected": {**dict.fromkeys(ROWS), S.REJECTED: S.REJECTED},
+    # complete leaves any state but done: the subscribers did run, whoever holds the lease now
+    "complete": _ANY_BUT_DONE,
+    "complete_foreign": _ANY_BUT_DONE,
+    "release": {**_NEEDS_THE_LEASE, S.IN_FLIGHT: S.RELEASED, EXPIRED: S.RELEASED},
+    "release_foreign": _NEEDS_THE_LEASE,
+    "reschedule": {**_NEEDS_THE_LEASE, S.IN_FLIGHT: S.PENDING, EXPIRED: S.PENDING},
+    "reschedule_foreign": _NEEDS_THE_LEASE,
+    "dead_letter": {**_NEEDS_THE_LEASE, S.IN_FLIGHT: S.DEAD, EXPIRED: S.DEAD},
+    "dead_letter_foreign": _NEEDS_THE_LEASE,
 }  # fmt: skip
+CLAIMED = {S.PENDING: ClaimState.NEW, S.RELEASED: ClaimState.NEW, S.DEAD: ClaimState.NEW,
+           S.REJECTED: ClaimState.NEW, S.IN_FLIGHT: ClaimState.IN_FLIGHT, S.DONE: ClaimState.DONE,
+           S.UNHANDLED: ClaimState.DONE, EXPIRED: ClaimState.NEW}  # fmt: skip
+"""What `claim` answers in each row: an unhandled event is as settled as a done one."""
 
 
-async def put_in(store: Store, state: EventState) -> tuple[PaymentResult, str | None]:
-    """An event brought into `state` through the store's own operations; (result, live token)."""
-    r = result(f"walk-{state.value}")
-    if state is S.PENDING:
+async def put_in(store: Store, row: Row) -> tuple[PaymentResult, str | None]:
+    """An event brought into `row` through the store's own operations; (result, its lease token)."""
+    r = result(f"walk-{row}")
+    if row is S.PENDING:
         await store.enqueue(r)
-    elif state is S.REJECTED:
+    elif row is S.REJECTED:
         await store.record(r, S.REJECTED, reason="app_id is 'x'")
-    elif state is S.UNHANDLED:
+    elif row is S.UNHANDLED:
         event = UnhandledEvent(provider="examplepay", account="shop", event_type="PING", event_id=r.event_id)
         await store.record(event, S.UNHANDLED, reason=None)
-    elif state is S.DEAD:
+    elif row is S.DEAD:
         await store.enqueue(r)
         (lease,) = await store.acquire(limit=1, lease_seconds=60)
         await store.dead_letter(r.event_id, lease.token, error="gave up")
     else:
         claim = await store.claim(r, lease_seconds=60)
         assert claim.token is not None
-        if state is S.RELEASED:
+        if row is S.RELEASED:
             await store.release(r.event_id, claim.token, error="failed")
-        elif state is S.DONE:
+        elif row is S.DONE:
             await store.complete(r.event_id, claim.token)
         else:
-            return r, claim.token
-    assert (await stored(store, r.event_id))[0] is state
+            return r, claim.token  # IN_FLIGHT, or EXPIRED once the clock moves on
+    assert (await stored(store, r.event_id))[0] is row
     return r, None
 
 
+async def apply(store: Store, operation: str, r: PaymentResult, token: str | None) -> bool:
+    """Run `operation` on the event; whether the store refused it (as far as it says)."""
+    own = token or "not-the-lease"
+    lease_token = "not-the-lease" if operation.endswith("_foreign") else own
+    name = operation.removesuffix("_foreign")
+    if name == "claim":
+        return (await store.claim(r, lease_seconds=60)).state is not ClaimState.NEW
+    if name == "acquire":
+        return [lease.event.event_id for lease in await store.acquire(limit=10, lease_seconds=60)] != [
+            r.event_id
+        ]
+    if name in ("retry", "replay"):
+        return not await store.requeue(r.event_id, replay=name == "replay")
+    if name == "record_rejected":
+        return not await store.record(r, S.REJECTED, reason="merchant_id is 'y'")
+    if name == "complete":
+        await store.complete(r.event_id, lease_token)
+    elif name == "release":
+        await store.release(r.event_id, lease_token, error="released by the walk")
+    elif name == "reschedule":
+        await store.reschedule(r.event_id, lease_token, at=now_plus(0), error="rescheduled by the walk")
+    else:
+        await store.dead_letter(r.event_id, lease_token, error="dead-lettered by the walk")
+    return False  # these say nothing: the state tells
+
+
+def now_plus(seconds: float) -> float:
+    return T0 + 1000.0 + seconds
+
+
 @pytest.mark.parametrize("operation", OPERATIONS)
-@pytest.mark.parametrize("state", list(EventState))
-async def test_every_transition_of_the_state_machine(store: Store, state: EventState, operation: str) -> None:
-    r, token = await put_in(store, state)
+@pytest.mark.parametrize("row", ROWS, ids=str)
+async def test_every_transition_of_the_state_machine(
+    store: Store, row: Row, operation: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = patch_clock(store, monkeypatch)
+    r, token = await put_in(store, S.IN_FLIGHT if row == EXPIRED else row)
+    if row == EXPIRED:
+        clock[0] = T0 + 120.0  # the 60 s lease has run out
+    else:
+        clock[0] = T0 + 30.0  # a live lease is still live
     before = await store.get(r.event_id)
     assert before is not None
     if operation == "claim":
-        claim = await store.claim(r, lease_seconds=60)
-        refused = claim.state is not ClaimState.NEW
-        assert claim.state is (ClaimState.IN_FLIGHT if state is S.IN_FLIGHT else claim.state)
-    elif operation in ("retry", "replay"):
-        refused = not await store.requeue(r.event_id, replay=operation == "replay")
-    elif operation == "record_rejected":
-        refused = not await store.record(r, S.REJECTED, reason="merchant_id is 'y'")
+        assert (await store.claim(r, lease_seconds=60)).state is CLAIMED[row]
+        refused = CLAIMED[row] is not ClaimState.NEW
     else:
-        refused = state is S.DONE
-        await store.complete(r.event_id, token or "not-the-lease")
+        refused = await apply(store, operation, r, token)
     after = await store.get(r.event_id)
     assert after is not None
-    expected = EXPECTED[operation][state]
+    expected = EXPECTED[operation][row]
     if expected is None:
-        assert refused
-        assert (after.state, after.attempts, after.last_error) == (
+        assert refused or operation not in ("claim", "acquire", "retry", "replay", "record_rejected")
+        assert (after.state, after.attempts, after.last_error, after.done_subscribers) == (
             before.state,
             before.attempts,
             before.last_error,
+            before.done_subscribers,
         )
     else:
         assert not refused
         assert after.state is expected
-    if operation == "retry" and state is S.DEAD:
+    if operation in ("claim", "acquire") and expected is not None:
+        assert after.attempts == before.attempts + 1
+    if operation == "retry" and row is S.DEAD:
         assert after.attempts == 0  # a requeued dead letter gets a fresh attempt budget
     if operation == "record_rejected" and expected is not None:
         assert after.last_error == "merchant_id is 'y'"
+    if operation in ("release", "reschedule", "dead_letter") and expected is not None:
+        assert after.last_error is not None
+        assert "by the walk" in after.last_error
 
 
 async def test_complete_records_the_last_subscribers_with_the_ones_before(store: Store) -> None:
