@@ -59,11 +59,10 @@ from paynotify._stores.base import (
     QueueStore,
     Store,
     StoredEvent,
-    open_store,
-    store_schemes,
 )
 from paynotify._stores.memory import MemoryStore
 from paynotify._stores.sqlite import SQLiteStore
+from paynotify._stores.urls import open_store, store_schemes
 from paynotify._subscribers import CheckHook, RejectedHook, ReturnHandler, UnhandledHook
 
 __version__ = "0.1.0"

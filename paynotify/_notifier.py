@@ -29,7 +29,8 @@ from paynotify._provider import Account
 from paynotify._registry import Registry
 from paynotify._registry import registry as default_registry
 from paynotify._result import Kind, Status
-from paynotify._stores.base import RETAINED, EventState, Store, open_store
+from paynotify._stores.base import RETAINED, EventState, Store
+from paynotify._stores.urls import open_store
 from paynotify._subscribers import (
     CheckHook,
     RejectedHook,

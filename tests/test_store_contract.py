@@ -451,7 +451,7 @@ async def test_a_filtered_purge_walks_past_the_events_it_keeps_in_batches(
 def test_lease_tokens_differ_within_a_process_and_after_a_fork() -> None:
     import os
 
-    from paynotify._stores.base import new_token
+    from paynotify._stores.tokens import new_token
 
     tokens = {new_token() for _ in range(10_000)}
     assert len(tokens) == 10_000

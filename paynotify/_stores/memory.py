@@ -22,12 +22,10 @@ from paynotify._stores.base import (
     Lease,
     Store,
     StoredEvent,
-    check_position,
-    event_fields,
-    in_window,
-    new_token,
-    now,
 )
+from paynotify._stores.filters import check_position, in_window
+from paynotify._stores.rows import event_fields
+from paynotify._stores.tokens import new_token, now
 
 __all__ = ["MemoryStore"]
 

@@ -53,14 +53,11 @@ from paynotify._stores.base import (
     Lease,
     Store,
     StoredEvent,
-    check_position,
-    event_fields,
-    new_token,
-    now,
-    sql_filters,
-    sql_in,
-    stored_event,
 )
+from paynotify._stores.filters import check_position, sql_filters
+from paynotify._stores.rows import event_fields, stored_event
+from paynotify._stores.tokens import new_token, now
+from paynotify._stores.transitions import sql_in
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "PostgresStore"]
 

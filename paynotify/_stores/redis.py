@@ -53,14 +53,11 @@ from paynotify._stores.base import (
     Lease,
     Store,
     StoredEvent,
-    check_position,
-    event_fields,
-    in_window,
-    lua_set,
-    new_token,
-    now,
-    stored_event,
 )
+from paynotify._stores.filters import check_position, in_window
+from paynotify._stores.rows import event_fields, stored_event
+from paynotify._stores.tokens import new_token, now
+from paynotify._stores.transitions import lua_set
 
 __all__ = ["RedisStore"]
 

@@ -1,0 +1,79 @@
+"""`find`'s and `purge`'s filters, for the backends: in Python (memory, Redis) and as SQL (SQLite,
+PostgreSQL), so every backend matches the same events in the same order."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from paynotify._stores.base import StoredEvent
+
+__all__ = ["check_position", "in_window", "keyset_window", "newest_first", "sql_filters"]
+
+
+def check_position(created_before: float | None, before_event_id: str | None) -> None:
+    """A `find` cursor's event id means nothing without its time."""
+    if before_event_id is not None and created_before is None:
+        raise ValueError("find(before_event_id=...) needs created_before, the time of that event")
+
+
+def in_window(
+    created_at: float,
+    event_id: str,
+    created_after: float | None,
+    created_before: float | None,
+    before_event_id: str | None,
+) -> bool:
+    """Whether an event lies in `find`'s time window (for the backends that filter in Python)."""
+    if created_after is not None and created_at < created_after:
+        return False
+    if created_before is None or created_at < created_before:
+        return True
+    return before_event_id is not None and created_at == created_before and event_id < before_event_id
+
+
+def newest_first(event: StoredEvent) -> tuple[float, str]:
+    """`find`'s order, descending: creation time, ties broken by event id."""
+    return (event.created_at, event.event_id)
+
+
+def keyset_window(
+    created_after: float | None,
+    created_before: float | None,
+    before_event_id: str | None,
+    *,
+    event_id: str = "event_id",
+) -> tuple[list[str], list[object]]:
+    """`find`'s time window as SQL conditions with `?` placeholders, and their parameters.
+
+    The position is written `created_at <= t AND (created_at < t OR event_id < id)` rather than as
+    one OR, so the planner still sees a range on the created_at indexes and reads them in order.
+    """
+    where: list[str] = []
+    params: list[object] = []
+    if created_after is not None:
+        where.append("created_at >= ?")
+        params.append(created_after)
+    if created_before is not None and before_event_id is not None:
+        where.append(f"created_at <= ? AND (created_at < ? OR {event_id} < ?)")
+        params += [created_before, created_before, before_event_id]
+    elif created_before is not None:
+        where.append("created_at < ?")
+        params.append(created_before)
+    return where, params
+
+
+def sql_filters(
+    columns: Mapping[str, str | None],
+    created_after: float | None,
+    created_before: float | None = None,
+    before_event_id: str | None = None,
+    *,
+    event_id: str = "event_id",
+) -> tuple[list[str], list[object]]:
+    """`find`'s and `purge`'s filters as SQL conditions with `?` placeholders, and their parameters:
+    `column = ?` for each column given a value (None: any), then the time window (`keyset_window`).
+    """
+    where = [f"{column} = ?" for column, value in columns.items() if value is not None]
+    params: list[object] = [value for value in columns.values() if value is not None]
+    where_time, time_params = keyset_window(created_after, created_before, before_event_id, event_id=event_id)
+    return where + where_time, params + time_params
