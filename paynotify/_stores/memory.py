@@ -10,12 +10,8 @@ from typing import Any
 
 from paynotify._result import Kind, PaymentResult, Source, Status, UnhandledEvent
 from paynotify._stores.base import (
-    CLAIMABLE,
-    LEASED,
     RECORDABLE,
-    REPLAYABLE,
     RETAINED,
-    RETRYABLE,
     Claim,
     ClaimState,
     EventState,
@@ -26,6 +22,16 @@ from paynotify._stores.base import (
 from paynotify._stores.filters import check_position, in_window
 from paynotify._stores.rows import event_fields
 from paynotify._stores.tokens import new_token, now
+from paynotify._stores.transitions import (
+    CLAIM,
+    COMPLETE,
+    DEAD_LETTER,
+    RELEASE,
+    REPLAY,
+    RESCHEDULE,
+    RETRY,
+    Transition,
+)
 
 __all__ = ["MemoryStore"]
 
@@ -103,12 +109,11 @@ class _Record:
             self.unpacked().model_dump_json(),
         )
 
-    def takeable(self, sources: frozenset[EventState], t: float) -> bool:
-        """In one of `sources`, or IN_FLIGHT under a lease that ran out (taken like a source)."""
-        return self.state in sources or (self.state is EventState.IN_FLIGHT and self.lease_until <= t)
-
-    def owned(self, token: str) -> bool:
-        return self.token == token
+    def takeable(self, transition: Transition, t: float, token: str | None = None) -> bool:
+        """Whether `transition` may take this record now (with `token`, where it needs the lease's)."""
+        if transition.needs_token and self.token != token:
+            return False
+        return transition.allows(self.state, lease_expired=self.lease_until <= t)
 
     def lease(self, t: float) -> None:
         self.state, self.attempts, self.next_attempt_at, self.updated_at = (
@@ -197,7 +202,7 @@ class MemoryStore(Store):
         record = entry
         if record is None:
             record = self._new(result, EventState.IN_FLIGHT, 1, t)
-        elif record.takeable(CLAIMABLE, t):
+        elif record.takeable(CLAIM, t):
             record.lease(t)
         else:
             return Claim(ClaimState.IN_FLIGHT if record.state is EventState.IN_FLIGHT else ClaimState.DONE)
@@ -212,20 +217,20 @@ class MemoryStore(Store):
 
     async def complete(self, event_id: str, token: str, *, done: Sequence[str] = ()) -> None:
         record = self._records.get(event_id)
-        if isinstance(record, _Record) and record.state is not EventState.DONE:
+        if isinstance(record, _Record) and record.state in COMPLETE.sources:
             if not record.done:
                 record.done = tuple(done)
             elif done:
                 record.done += tuple(name for name in done if name not in record.done)
             if isinstance(record.result, UnhandledEvent):  # it keeps its object
-                record.settle(EventState.DONE, error=None)
+                record.settle(COMPLETE.target, error=None)
             else:  # a result, or a thawed record's packed values
                 self._records[event_id] = record.completed(now())
 
     async def release(self, event_id: str, token: str, *, error: str | None = None) -> None:
         record = self._record(event_id)
-        if record is not None and record.owned(token) and record.state in LEASED:
-            record.settle(EventState.RELEASED, next_attempt_at=record.next_attempt_at, error=error)
+        if record is not None and record.takeable(RELEASE, now(), token):
+            record.settle(RELEASE.target, next_attempt_at=record.next_attempt_at, error=error)
 
     async def record(
         self, entry: PaymentResult | UnhandledEvent, state: EventState, *, reason: str | None
@@ -276,13 +281,13 @@ class MemoryStore(Store):
 
     async def reschedule(self, event_id: str, token: str, *, at: float, error: str) -> None:
         record = self._record(event_id)
-        if record is not None and record.owned(token) and record.state in LEASED:
-            record.settle(EventState.PENDING, next_attempt_at=at, error=error)
+        if record is not None and record.takeable(RESCHEDULE, now(), token):
+            record.settle(RESCHEDULE.target, next_attempt_at=at, error=error)
 
     async def dead_letter(self, event_id: str, token: str, *, error: str) -> None:
         record = self._record(event_id)
-        if record is not None and record.owned(token) and record.state in LEASED:
-            record.settle(EventState.DEAD, error=error)
+        if record is not None and record.takeable(DEAD_LETTER, now(), token):
+            record.settle(DEAD_LETTER.target, error=error)
 
     async def get(self, event_id: str) -> StoredEvent | None:
         entry = self._records.get(event_id)
@@ -320,13 +325,14 @@ class MemoryStore(Store):
 
     async def requeue(self, event_id: str, *, replay: bool = False) -> bool:
         record = self._record(event_id)
-        if record is None or not record.takeable(REPLAYABLE if replay else RETRYABLE, now()):
+        transition = REPLAY if replay else RETRY
+        if record is None or not record.takeable(transition, now()):
             return False
-        if replay:
+        if transition.forgets_subscribers:
             record.done = ()
-        if record.state is EventState.DEAD:
-            record.attempts = 0  # a fresh budget: the old one was spent on a cause now fixed
-        record.settle(EventState.PENDING, next_attempt_at=now(), error=record.last_error)
+        if record.state in transition.resets_attempts_from:
+            record.attempts = 0
+        record.settle(transition.target, next_attempt_at=now(), error=record.last_error)
         return True
 
     async def purge(

@@ -56,8 +56,8 @@ from paynotify._stores.base import (
 )
 from paynotify._stores.filters import check_position, sql_filters
 from paynotify._stores.rows import event_fields, stored_event
+from paynotify._stores.sql import sql_in
 from paynotify._stores.tokens import new_token, now
-from paynotify._stores.transitions import sql_in
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "PostgresStore"]
 

@@ -55,9 +55,9 @@ from paynotify._stores.base import (
     StoredEvent,
 )
 from paynotify._stores.filters import check_position, in_window
+from paynotify._stores.lua import lua_set
 from paynotify._stores.rows import event_fields, stored_event
 from paynotify._stores.tokens import new_token, now
-from paynotify._stores.transitions import lua_set
 
 __all__ = ["RedisStore"]
 

@@ -22,12 +22,8 @@ from typing import Any
 from paynotify._errors import StoreError
 from paynotify._result import PaymentResult, UnhandledEvent
 from paynotify._stores.base import (
-    CLAIMABLE,
-    LEASED,
     RECORDABLE,
-    REPLAYABLE,
     RETAINED,
-    RETRYABLE,
     Claim,
     ClaimState,
     EventState,
@@ -37,9 +33,18 @@ from paynotify._stores.base import (
 )
 from paynotify._stores.filters import check_position, sql_filters
 from paynotify._stores.rows import event_fields, stored_event
+from paynotify._stores.sql import attempts_after, leave, sql_in, sql_sources, with_lease
 from paynotify._stores.sqlite_writer import GroupCommitWriter
 from paynotify._stores.tokens import new_token, now
-from paynotify._stores.transitions import sql_in
+from paynotify._stores.transitions import (
+    CLAIM,
+    COMPLETE,
+    DEAD_LETTER,
+    RELEASE,
+    REPLAY,
+    RESCHEDULE,
+    RETRY,
+)
 
 __all__ = ["SQLiteStore"]
 
@@ -103,26 +108,21 @@ _COLUMNS = (
     " next_attempt_at, last_error, done_subscribers, result_json"
 )
 _NAMES = tuple(name.strip() for name in _COLUMNS.split(","))
-_LEASED = f"state IN ({sql_in(LEASED)})"
-_EXPIRED = "(state = 'in_flight' AND lease_until <= ?)"
 
 # Taking a lease, by a claim or a dispatcher: parameters token, lease_until, due_at, now.
 _LEASE = (
     "UPDATE paynotify_events SET state = 'in_flight', token = ?, lease_until = ?, due_at = ?,"
     " attempts = attempts + 1, next_attempt_at = NULL, updated_at = ?"
 )
-_CLAIM_TAKEOVER = (
-    f"{_LEASE} WHERE event_id = ? AND (state IN ({sql_in(CLAIMABLE)}) OR {_EXPIRED})"
-    " RETURNING done_subscribers, attempts"
-)
+_CLAIM_TAKEOVER = f"{_LEASE} WHERE event_id = ? AND {sql_sources(CLAIM)} RETURNING done_subscribers, attempts"
 # The common case, a fresh claim with every subscriber done at once, writes the list as it is;
 # only an event that already has some merges (a retry after a partial failure).
 _COMPLETE = (
-    "UPDATE paynotify_events SET state = 'done', token = NULL, lease_until = NULL,"
+    "UPDATE paynotify_events SET state = 'done', token = NULL, lease_until = NULL,"  # noqa: S608
     " due_at = NULL, next_attempt_at = NULL, last_error = NULL, updated_at = ?,"
     " done_subscribers = CASE WHEN done_subscribers = '[]' THEN ? ELSE (SELECT json_group_array(value)"
     " FROM (SELECT value FROM json_each(done_subscribers) UNION SELECT value FROM json_each(?))) END"
-    " WHERE event_id = ? AND state != 'done'"
+    f" WHERE event_id = ? AND {sql_sources(COMPLETE)}"
 )
 
 _ACQUIRE_ONE = f"{_LEASE} WHERE event_id = ? RETURNING {_COLUMNS}"
@@ -265,8 +265,8 @@ class SQLiteStore(Store):
 
     async def release(self, event_id: str, token: str, *, error: str | None = None) -> None:
         await self._update(
-            "state = 'released', token = NULL, lease_until = NULL, due_at = NULL, last_error = ?",
-            f"event_id = ? AND token = ? AND {_LEASED}",
+            f"{leave(RELEASE)}, due_at = NULL, last_error = ?",
+            f"event_id = ? AND {with_lease(RELEASE)}",
             (error,),
             (event_id, token),
         )
@@ -343,18 +343,16 @@ class SQLiteStore(Store):
 
     async def reschedule(self, event_id: str, token: str, *, at: float, error: str) -> None:
         await self._update(
-            "state = 'pending', token = NULL, lease_until = NULL, due_at = ?, next_attempt_at = ?,"
-            " last_error = ?",
-            f"event_id = ? AND token = ? AND {_LEASED}",
+            f"{leave(RESCHEDULE)}, due_at = ?, next_attempt_at = ?, last_error = ?",
+            f"event_id = ? AND {with_lease(RESCHEDULE)}",
             (at, at, error),
             (event_id, token),
         )
 
     async def dead_letter(self, event_id: str, token: str, *, error: str) -> None:
         await self._update(
-            "state = 'dead', token = NULL, lease_until = NULL, due_at = NULL, next_attempt_at = NULL,"
-            " last_error = ?",
-            f"event_id = ? AND token = ? AND {_LEASED}",
+            f"{leave(DEAD_LETTER)}, due_at = NULL, next_attempt_at = NULL, last_error = ?",
+            f"event_id = ? AND {with_lease(DEAD_LETTER)}",
             (error,),
             (event_id, token),
         )
@@ -408,13 +406,12 @@ class SQLiteStore(Store):
         return await self._writer.run(find, on_thread=True)
 
     async def requeue(self, event_id: str, *, replay: bool = False) -> bool:
-        eligible = sql_in(REPLAYABLE if replay else RETRYABLE)
-        clear = ", done_subscribers = '[]'" if replay else ""
+        transition = REPLAY if replay else RETRY
+        clear = ", done_subscribers = '[]'" if transition.forgets_subscribers else ""
         sql = (
-            "UPDATE paynotify_events SET state = 'pending', token = NULL, lease_until = NULL,"  # noqa: S608
-            " attempts = CASE WHEN state = 'dead' THEN 0 ELSE attempts END,"
+            f"UPDATE paynotify_events SET {leave(transition)}, {attempts_after(transition)},"  # noqa: S608
             f" due_at = ?, next_attempt_at = ?, updated_at = ?{clear}"
-            f" WHERE event_id = ? AND (state IN ({eligible}) OR {_EXPIRED})"
+            f" WHERE event_id = ? AND {sql_sources(transition)}"
         )
 
         def requeue(conn: sqlite3.Connection) -> bool:

@@ -1,7 +1,7 @@
 """The store's state machine as data: one row per operation, read by every backend.
 
-Each backend renders the rows into its own language (`sql_sources`, `lua_sources`) or asks them
-directly (`Transition.allows`), so which states an operation leaves, where it goes, whether an
+Each backend renders the rows into its own language (`sql.py`, `lua.py`) or asks them directly
+(`Transition.allows`), so which states an operation leaves, where it goes, whether an
 expired lease counts, whether the lease's token is needed and what it resets are written here once.
 The conformance suite (tests/test_store_contract.py) walks every row on every backend against a
 table written out by hand.
@@ -12,7 +12,6 @@ belongs to nobody: the operations marked `takes_expired` take it like one of the
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -33,10 +32,6 @@ __all__ = [
     "RETRYABLE",
     "EventState",
     "Transition",
-    "lua_set",
-    "lua_sources",
-    "sql_in",
-    "sql_sources",
 ]
 
 
@@ -135,29 +130,3 @@ RECORDABLE = {S.REJECTED: frozenset({S.REJECTED}), S.UNHANDLED: frozenset[EventS
 states (a rejected event refused again gets the new reason); anything else is left as it is."""
 RETAINED = (S.DONE, S.REJECTED, S.UNHANDLED)
 """What the retention purge deletes once older than `retention_days`."""
-
-
-def sql_in(states: Iterable[EventState]) -> str:
-    """The states as an SQL IN-list body: `'pending', 'released'` (sorted, constant text)."""
-    return ", ".join(f"'{s.value}'" for s in sorted(states))
-
-
-def lua_set(states: Iterable[EventState]) -> str:
-    """The states as a Lua table used as a set: `{pending=true, released=true}`."""
-    return "{" + ", ".join(f"{s.value}=true" for s in sorted(states)) + "}"
-
-
-def sql_sources(transition: Transition, *, now: str = "?", table: str = "") -> str:
-    """The SQL condition "the row may be taken by `transition`": its source states, and an expired
-    lease where it counts (`now`: the placeholder of the current time; `table`: a qualifier such
-    as `e.`). The token condition, where needed, is the caller's: its placeholder order is."""
-    states = f"{table}state IN ({sql_in(transition.sources)})"
-    if not transition.takes_expired:
-        return states
-    return f"({states} OR ({table}state = 'in_flight' AND COALESCE({table}lease_until, 0) <= {now}))"
-
-
-def lua_sources(transition: Transition) -> str:
-    """A Lua function body `function(st, expired)` answering whether the event may be taken."""
-    expired = " or (st == 'in_flight' and expired)" if transition.takes_expired else ""
-    return f"function(st, expired) return {lua_set(transition.sources)}[st] == true{expired} end"
