@@ -18,4 +18,6 @@ def lua_sources(transition: Transition) -> str:
     """A Lua function `function(st, expired)`: whether an event in state `st` (its lease run out
     if `expired`) may be taken by `transition`."""
     expired = " or (st == 'in_flight' and expired)" if transition.takes_expired else ""
-    return f"function(st, expired) return {lua_set(transition.sources)}[st] == true{expired} end"
+    # The set is built once, when the script loads, and closed over.
+    body = f"return function(st, expired) return sources[st] == true{expired} end"
+    return f"(function(sources) {body} end)({lua_set(transition.sources)})"

@@ -41,12 +41,8 @@ import asyncpg
 from paynotify._errors import ConfigurationError, StoreError
 from paynotify._result import PaymentResult, UnhandledEvent
 from paynotify._stores.base import (
-    CLAIMABLE,
-    LEASED,
     RECORDABLE,
-    REPLAYABLE,
     RETAINED,
-    RETRYABLE,
     Claim,
     ClaimState,
     EventState,
@@ -56,8 +52,17 @@ from paynotify._stores.base import (
 )
 from paynotify._stores.filters import check_position, sql_filters
 from paynotify._stores.rows import event_fields, stored_event
-from paynotify._stores.sql import sql_in
+from paynotify._stores.sql import attempts_after, leave, sql_in, sql_sources, with_lease
 from paynotify._stores.tokens import new_token, now
+from paynotify._stores.transitions import (
+    CLAIM,
+    COMPLETE,
+    DEAD_LETTER,
+    RELEASE,
+    REPLAY,
+    RESCHEDULE,
+    RETRY,
+)
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "PostgresStore"]
 
@@ -437,7 +442,7 @@ class PostgresStore(Store):
                 return Claim(ClaimState.IN_FLIGHT)
             if state not in _STATES:
                 raise self._malformed(event_id, state)
-            if state not in CLAIMABLE and state != EventState.IN_FLIGHT:
+            if not CLAIM.allows(EventState(state), lease_expired=True):
                 return Claim(ClaimState.DONE)
             # The statement's snapshot shows a claimable event, yet the locked current row was not:
             # someone else changed it in between. Look again.
@@ -526,7 +531,7 @@ class PostgresStore(Store):
         return [self._event(row) for row in rows]
 
     async def requeue(self, event_id: str, *, replay: bool = False) -> bool:
-        return await self._fetchrow(self._sql.requeue, event_id, now(), replay) is not None
+        return await self._fetchrow(self._sql.requeue[replay], event_id, now()) is not None
 
     async def purge(
         self,
@@ -583,11 +588,6 @@ class _Statements:
 
     def __init__(self, events: str) -> None:
         self._events = events
-        claimable = (
-            f"e.state IN ({sql_in(CLAIMABLE)})"
-            " OR (e.state = 'in_flight' AND COALESCE(e.lease_until, 0) <= $9)"
-        )
-        leased = f"state IN ({sql_in(LEASED)})"
         # One round trip: insert, or take over a claimable event (ON CONFLICT DO UPDATE locks the
         # current row and tests it, not the snapshot, so there is one winner), or else report the
         # state. The report comes from the statement's snapshot: when it shows no row (inserted by a
@@ -601,7 +601,7 @@ class _Statements:
                 ON CONFLICT (event_id) DO UPDATE
                     SET state = 'in_flight', token = EXCLUDED.token, lease_until = EXCLUDED.lease_until,
                         attempts = e.attempts + 1, updated_at = EXCLUDED.updated_at, next_attempt_at = NULL
-                    WHERE {claimable}
+                    WHERE {sql_sources(CLAIM, now="$9", table="e.")}
                 RETURNING e.done_subscribers, e.attempts
             )
             SELECT NULL::text AS state, NULL::double precision AS lease_until, done_subscribers, attempts
@@ -615,11 +615,11 @@ class _Statements:
              WHERE event_id = $1 AND NOT ($2 = ANY (done_subscribers))"""
         self.complete = f"""
             UPDATE {events}
-               SET state = 'done', token = NULL, lease_until = NULL, next_attempt_at = NULL,
+               SET {leave(COMPLETE)}, next_attempt_at = NULL,
                    last_error = NULL, updated_at = $2,
                    done_subscribers = CASE WHEN cardinality(done_subscribers) = 0 THEN $3::text[]
                        ELSE ARRAY(SELECT DISTINCT unnest(done_subscribers || $3::text[])) END
-             WHERE event_id = $1 AND state <> 'done'"""
+             WHERE event_id = $1 AND {sql_sources(COMPLETE)}"""
         insert = f"""
             INSERT INTO {events} AS e (event_id, account, provider, kind, status, order_id, state,
                 last_error, attempts, created_at, updated_at, result_json)
@@ -637,8 +637,8 @@ class _Statements:
         }
         self.release = f"""
             UPDATE {events}
-               SET state = 'released', token = NULL, lease_until = NULL, last_error = $3, updated_at = $4
-             WHERE event_id = $1 AND token = $2 AND {leased}"""
+               SET {leave(RELEASE)}, last_error = $3, updated_at = $4
+             WHERE event_id = $1 AND {with_lease(RELEASE, placeholders=("$2", "$4"))}"""
         self.enqueue = f"""
             INSERT INTO {events} (event_id, account, provider, kind, status, order_id, state, attempts,
                 created_at, updated_at, next_attempt_at, result_json)
@@ -662,29 +662,26 @@ class _Statements:
             RETURNING {", ".join(f"e.{c.strip()}" for c in _COLUMNS.split(","))}, e.token, due.due_at"""
         self.reschedule = f"""
             UPDATE {events}
-               SET state = 'pending', token = NULL, lease_until = NULL, next_attempt_at = $3,
-                   last_error = $4, updated_at = $5
-             WHERE event_id = $1 AND token = $2 AND {leased}"""
+               SET {leave(RESCHEDULE)}, next_attempt_at = $3, last_error = $4, updated_at = $5
+             WHERE event_id = $1 AND {with_lease(RESCHEDULE, placeholders=("$2", "$5"))}"""
         self.dead_letter = f"""
             UPDATE {events}
-               SET state = 'dead', token = NULL, lease_until = NULL, next_attempt_at = NULL,
-                   last_error = $3, updated_at = $4
-             WHERE event_id = $1 AND token = $2 AND {leased}"""
+               SET {leave(DEAD_LETTER)}, next_attempt_at = NULL, last_error = $3, updated_at = $4
+             WHERE event_id = $1 AND {with_lease(DEAD_LETTER, placeholders=("$2", "$4"))}"""
         self.get = f"SELECT {_COLUMNS} FROM {events} WHERE event_id = $1"
         # As the memory store: anything not DONE and not under a live lease is retried (an
         # IN_FLIGHT event whose lease ran out counts); a replay takes DONE events too and forgets
         # which subscribers ran.
-        self.requeue = f"""
+        forget = ", done_subscribers = '{}'::text[]"
+        self.requeue = {
+            transition is REPLAY: f"""
             UPDATE {events}
-               SET state = 'pending', token = NULL, lease_until = NULL, next_attempt_at = $2,
-                   updated_at = $2,
-                   done_subscribers = CASE WHEN $3 THEN '{{}}'::text[] ELSE done_subscribers END,
-                   attempts = CASE WHEN state = 'dead' THEN 0 ELSE attempts END
-             WHERE event_id = $1
-               AND (state IN ({sql_in(RETRYABLE)})
-                    OR (state = 'in_flight' AND COALESCE(lease_until, 0) <= $2)
-                    OR ($3 AND state IN ({sql_in(REPLAYABLE)})))
+               SET {leave(transition)}, {attempts_after(transition)}, next_attempt_at = $2,
+                   updated_at = $2{forget if transition.forgets_subscribers else ""}
+             WHERE event_id = $1 AND {sql_sources(transition, now="$2")}
             RETURNING true"""
+            for transition in (RETRY, REPLAY)
+        }
         self.purge = self.purge_where([])
 
     def purge_where(self, conditions: Sequence[str]) -> str:

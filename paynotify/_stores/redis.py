@@ -41,12 +41,8 @@ from redis.exceptions import RedisError
 from paynotify._errors import ConfigurationError, StoreError
 from paynotify._result import PaymentResult, UnhandledEvent
 from paynotify._stores.base import (
-    CLAIMABLE,
-    LEASED,
     RECORDABLE,
-    REPLAYABLE,
     RETAINED,
-    RETRYABLE,
     Claim,
     ClaimState,
     EventState,
@@ -55,9 +51,19 @@ from paynotify._stores.base import (
     StoredEvent,
 )
 from paynotify._stores.filters import check_position, in_window
-from paynotify._stores.lua import lua_set
+from paynotify._stores.lua import lua_set, lua_sources
 from paynotify._stores.rows import event_fields, stored_event
 from paynotify._stores.tokens import new_token, now
+from paynotify._stores.transitions import (
+    ACQUIRE,
+    CLAIM,
+    COMPLETE,
+    DEAD_LETTER,
+    RELEASE,
+    REPLAY,
+    RESCHEDULE,
+    RETRY,
+)
 
 __all__ = ["RedisStore"]
 
@@ -69,16 +75,22 @@ letters among millions of completed events), instead of walking every event newe
 
 T = TypeVar("T")
 
-# Shared by every script: move an event to a new state and keep the per-state sets in step; the
-# state sets of the transition table (paynotify._stores.base), as Lua tables.
+# One script settles an event for release, reschedule and dead_letter: they must take the same rows.
+assert {(t.sources, t.needs_token) for t in (RELEASE, RESCHEDULE, DEAD_LETTER)} == {(RELEASE.sources, True)}
+
+# Shared by every script: move an event to a new state and keep the per-state sets in step; which
+# rows each operation may take, rendered from the transition table (paynotify._stores.transitions).
 _PRELUDE = f"""
 local p = ARGV[1]
 local function key(id) return p .. 'e:' .. id end
 local valid = {lua_set(EventState)}
-local claimable = {lua_set(CLAIMABLE)}
-local leased_states = {lua_set(LEASED)}
-local retryable = {lua_set(RETRYABLE)}
-local replayable = {lua_set(REPLAYABLE)}
+local claim_takes = {lua_sources(CLAIM)}
+local acquire_takes = {lua_sources(ACQUIRE)}
+local complete_takes = {lua_sources(COMPLETE)}
+local settle_takes = {lua_sources(RELEASE)}
+local retry_takes = {lua_sources(RETRY)}
+local replay_takes = {lua_sources(REPLAY)}
+local resets_attempts = {lua_set(RETRY.resets_attempts_from)}
 local function set_state(id, old, new, t)
   if old then redis.call('ZREM', p .. 's:' .. old, id) end
   redis.call('ZADD', p .. 's:' .. new, t, id)
@@ -113,7 +125,7 @@ if not st then
 end
 if not valid[st] then return {'malformed', st} end
 if leased(k, st, t) then return {'in_flight'} end
-if not (claimable[st] or st == 'in_flight') then return {'done'} end
+if not claim_takes(st, true) then return {'done'} end
 set_state(id, st, 'in_flight', t)
 redis.call('HSET', k, 'token', token, 'lease_until', lease)
 redis.call('HDEL', k, 'next_attempt_at')
@@ -143,7 +155,7 @@ _COMPLETE = (
 local id, t = ARGV[2], tonumber(ARGV[3])
 local k = key(id)
 local st = redis.call('HGET', k, 'state')
-if not st or st == 'done' then return 0 end
+if not st or not complete_takes(st, false) then return 0 end
 local names = cjson.decode(redis.call('HGET', k, 'done') or '[]')
 local seen = {}
 for _, name in ipairs(names) do seen[name] = true end
@@ -165,7 +177,7 @@ _SETTLE = (
 local id, token, t, new, err, at = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7]
 local k = key(id)
 local st = redis.call('HGET', k, 'state')
-if not leased_states[st] or redis.call('HGET', k, 'token') ~= token then return 0 end
+if not settle_takes(st, false) or redis.call('HGET', k, 'token') ~= token then return 0 end
 set_state(id, st, new, t)
 redis.call('HDEL', k, 'token', 'lease_until')
 if err ~= '' then redis.call('HSET', k, 'last_error', err) end
@@ -223,7 +235,7 @@ local ids = redis.call('ZRANGEBYSCORE', p .. 'due', '-inf', t, 'LIMIT', 0, limit
 for _, id in ipairs(ids) do
   local k = key(id)
   local st = redis.call('HGET', k, 'state')
-  if st == 'pending' or (st == 'in_flight' and not leased(k, st, t)) then
+  if acquire_takes(st, not leased(k, st, t)) then
     set_state(id, st, 'in_flight', t)
     redis.call('HSET', k, 'token', token, 'lease_until', lease)
     redis.call('HDEL', k, 'next_attempt_at')
@@ -245,10 +257,10 @@ local id, t, replay = ARGV[2], tonumber(ARGV[3]), ARGV[4] == '1'
 local k = key(id)
 local st = redis.call('HGET', k, 'state')
 if not st or leased(k, st, t) then return 0 end
-local eligible = replay and replayable or retryable
-if not (eligible[st] or st == 'in_flight') then return 0 end
+local takes = replay and replay_takes or retry_takes
+if not takes(st, true) then return 0 end
 if replay then redis.call('HSET', k, 'done', '[]') end
-if st == 'dead' then redis.call('HSET', k, 'attempts', 0) end
+if resets_attempts[st] then redis.call('HSET', k, 'attempts', 0) end
 set_state(id, st, 'pending', t)
 redis.call('HDEL', k, 'token', 'lease_until')
 redis.call('HSET', k, 'next_attempt_at', t)
@@ -451,7 +463,7 @@ class RedisStore(Store):
         await self._script("complete", event_id, repr(now()), json.dumps(list(done)))
 
     async def release(self, event_id: str, token: str, *, error: str | None = None) -> None:
-        await self._script("settle", event_id, token, repr(now()), "released", error or "", "")
+        await self._script("settle", event_id, token, repr(now()), RELEASE.target.value, error or "", "")
 
     async def record(
         self, entry: PaymentResult | UnhandledEvent, state: EventState, *, reason: str | None
@@ -476,10 +488,10 @@ class RedisStore(Store):
         return [Lease(event, token) for event in events]
 
     async def reschedule(self, event_id: str, token: str, *, at: float, error: str) -> None:
-        await self._script("settle", event_id, token, repr(now()), "pending", error, repr(at))
+        await self._script("settle", event_id, token, repr(now()), RESCHEDULE.target.value, error, repr(at))
 
     async def dead_letter(self, event_id: str, token: str, *, error: str) -> None:
-        await self._script("settle", event_id, token, repr(now()), "dead", error, "")
+        await self._script("settle", event_id, token, repr(now()), DEAD_LETTER.target.value, error, "")
 
     # -- operations ----------------------------------------------------------------------------
 

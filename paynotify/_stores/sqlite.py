@@ -118,7 +118,7 @@ _CLAIM_TAKEOVER = f"{_LEASE} WHERE event_id = ? AND {sql_sources(CLAIM)} RETURNI
 # The common case, a fresh claim with every subscriber done at once, writes the list as it is;
 # only an event that already has some merges (a retry after a partial failure).
 _COMPLETE = (
-    "UPDATE paynotify_events SET state = 'done', token = NULL, lease_until = NULL,"  # noqa: S608
+    f"UPDATE paynotify_events SET {leave(COMPLETE)},"  # noqa: S608
     " due_at = NULL, next_attempt_at = NULL, last_error = NULL, updated_at = ?,"
     " done_subscribers = CASE WHEN done_subscribers = '[]' THEN ? ELSE (SELECT json_group_array(value)"
     " FROM (SELECT value FROM json_each(done_subscribers) UNION SELECT value FROM json_each(?))) END"
