@@ -22,26 +22,21 @@ Other query parameters go to asyncpg (`sslmode`, ...) or to the server as settin
 under an advisory lock, so processes starting together migrate it once.
 """
 
-# SQL is built with f-strings only from constants and the schema name, which is checked to be a
-# plain identifier and quoted; every value goes in as a bind parameter.
+# SQL text comes from postgresql_sql.py, built from constants and the checked, quoted schema name.
 # ruff: noqa: S608
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import re
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
-from urllib.parse import unquote, urlsplit
 
 import asyncpg
 
-from paynotify._errors import ConfigurationError, StoreError
+from paynotify._errors import StoreError
 from paynotify._result import PaymentResult, UnhandledEvent
 from paynotify._stores.base import (
-    RECORDABLE,
     RETAINED,
     Claim,
     ClaimState,
@@ -51,32 +46,30 @@ from paynotify._stores.base import (
     StoredEvent,
 )
 from paynotify._stores.filters import check_position, sql_filters
-from paynotify._stores.rows import event_fields, stored_event
-from paynotify._stores.sql import attempts_after, leave, sql_in, sql_sources, with_lease
-from paynotify._stores.tokens import new_token, now
-from paynotify._stores.transitions import (
-    CLAIM,
-    COMPLETE,
-    DEAD_LETTER,
-    RELEASE,
-    REPLAY,
-    RESCHEDULE,
-    RETRY,
+from paynotify._stores.postgresql_sql import (
+    BYTEWISE,
+    COLUMNS,
+    DUE,
+    DUE_WORK,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    Statements,
+    lock_key,
+    numbered,
+    quote,
 )
+from paynotify._stores.postgresql_url import StoreUrl
+from paynotify._stores.rows import event_fields, stored_event
+from paynotify._stores.tokens import new_token, now
+from paynotify._stores.transitions import CLAIM
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "PostgresStore"]
 
 log = logging.getLogger("paynotify")
 
 Row = Mapping[str, Any]
-N = TypeVar("N", int, float)
 T = TypeVar("T")
 
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-_OWN_OPTIONS = frozenset({"schema", "pool_max", "connect_timeout", "timeout"})
-_DEFAULT_POOL_MAX = 10
-_DEFAULT_CONNECT_TIMEOUT = 3.0
-_DEFAULT_TIMEOUT = 3.0
 _PURGE_BATCH = 1000
 _CLAIM_TRIES = 5
 _CLOSE_TIMEOUT = 10.0
@@ -105,130 +98,6 @@ _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
 )
 
-# When a PENDING event is due, or when an IN_FLIGHT lease runs out. The partial index
-# paynotify_events_due is on exactly this expression (keep the two texts identical).
-_DUE = "(CASE WHEN state = 'pending' THEN COALESCE(next_attempt_at, 0) ELSE COALESCE(lease_until, 0) END)"
-_DUE_WORK = "state IN ('pending', 'in_flight')"
-
-_BYTEWISE = 'event_id COLLATE "C"'
-_COLUMNS = (
-    "event_id, account, provider, kind, status, order_id, state, attempts, created_at, updated_at,"
-    " next_attempt_at, last_error, done_subscribers, result_json"
-)
-
-
-def _migration_1(schema: str) -> Sequence[str]:
-    events = f"{schema}.paynotify_events"
-    return (
-        f"""CREATE TABLE {events} (
-            event_id         text PRIMARY KEY,
-            account          text NOT NULL,
-            provider         text NOT NULL,
-            kind             text NOT NULL,
-            status           text NOT NULL,
-            order_id         text NOT NULL,
-            state            text NOT NULL,
-            token            text,
-            lease_until      double precision,
-            attempts         integer NOT NULL DEFAULT 0,
-            created_at       double precision NOT NULL,
-            updated_at       double precision NOT NULL,
-            next_attempt_at  double precision,
-            last_error       text,
-            done_subscribers text[] NOT NULL DEFAULT '{{}}',
-            result_json      text NOT NULL
-        )""",
-        f"CREATE INDEX paynotify_events_order ON {events} (account, order_id)",
-        f"CREATE INDEX paynotify_events_created ON {events} (created_at)",
-        f"CREATE INDEX paynotify_events_due ON {events} ({_DUE}) WHERE {_DUE_WORK}",
-        f"CREATE INDEX paynotify_events_purge ON {events} (state, updated_at)",
-    )
-
-
-MIGRATIONS: list[Callable[[str], Sequence[str]]] = [_migration_1]
-"""Ordered: migration i takes the schema from version i to i + 1. Each gets the quoted schema name
-and returns its statements; all of a start-up's migrations run in one transaction. Append only."""
-
-SCHEMA_VERSION = len(MIGRATIONS)
-
-
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-def _lock_key(schema: str) -> int:
-    """A stable 64-bit advisory lock key per schema, so schemas migrate independently."""
-    digest = hashlib.blake2b(f"paynotify schema {schema}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
-
-
-class _Url:
-    """A store URL split into what asyncpg gets and what paynotify keeps for itself."""
-
-    def __init__(self, url: str) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("postgresql", "postgres"):
-            raise ConfigurationError("PostgreSQL store URL must start with postgresql:// or postgres://")
-        kept: list[str] = []
-        own: dict[str, str] = {}
-        others: dict[str, str] = {}
-        for item in parts.query.split("&") if parts.query else ():
-            if not item:
-                continue
-            key, equals, value = item.partition("=")
-            if not equals:
-                raise ConfigurationError(f"PostgreSQL store URL parameter {unquote(key)!r} needs a value")
-            key, value = unquote(key), unquote(value.replace("+", " "))
-            if key in _OWN_OPTIONS:
-                if key in own:
-                    raise ConfigurationError(f"PostgreSQL store URL gives {key}= twice")
-                own[key] = value
-            else:
-                others[key] = value
-                kept.append(item)
-        base = url.partition("?")[0].partition("#")[0]
-        self.dsn = base + ("?" + "&".join(kept) if kept else "")
-        self.application_name_given = "application_name" in others
-
-        self.schema = own.get("schema", "public")
-        if not _IDENTIFIER.fullmatch(self.schema):
-            raise ConfigurationError(
-                f"PostgreSQL store schema={self.schema!r} is not a plain identifier "
-                "(letters, digits and _, not starting with a digit, at most 63 characters)"
-            )
-        self.pool_max = _positive(own, "pool_max", _DEFAULT_POOL_MAX, int)
-        self.connect_timeout = _positive(own, "connect_timeout", _DEFAULT_CONNECT_TIMEOUT, float)
-        self.timeout = _positive(own, "timeout", _DEFAULT_TIMEOUT, float)
-
-        userinfo, at, hostspec = parts.netloc.rpartition("@")
-        self.secrets = {
-            s
-            for raw in (userinfo.partition(":")[2] if at else "", others.get("password", ""))
-            if raw
-            for s in (raw, unquote(raw))
-        }
-        host = hostspec or others.get("host") or "localhost"
-        database = unquote(parts.path.lstrip("/")) or others.get("dbname") or others.get("database") or ""
-        self.where = f"{host}/{database}" if database else host
-
-    def redact(self, text: str) -> str:
-        for secret in sorted(self.secrets, key=len, reverse=True):
-            text = text.replace(secret, "***")
-        return text
-
-
-def _positive(own: Mapping[str, str], key: str, default: N, kind: type[N]) -> N:
-    raw = own.get(key)
-    if raw is None:
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        value = kind(0)
-    if value <= 0:
-        raise ConfigurationError(f"PostgreSQL store {key}={raw!r} must be a positive number")
-    return value
-
 
 def _drop_outcome(task: asyncio.Future[Any]) -> None:
     if not task.cancelled():
@@ -245,17 +114,17 @@ class PostgresStore(Store):
     """The pool is created on first use (or by `open()`), which also creates or migrates the schema."""
 
     def __init__(self, url: str) -> None:
-        self._url = _Url(url)
+        self._url = StoreUrl(url)
         self.schema = self._url.schema
         self.where = self._url.where
-        quoted = _quote(self.schema)
+        quoted = quote(self.schema)
         self._schema_sql = quoted
         self._events = f"{quoted}.paynotify_events"
         self._versions = f"{quoted}.paynotify_schema"
         self._pool: Any = None
         self._migrated = False
         self._lock = asyncio.Lock()
-        self._sql = _Statements(self._events)
+        self._sql = Statements(self._events)
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.where!r}, schema={self.schema!r})"
@@ -317,7 +186,7 @@ class PostgresStore(Store):
             return  # the usual start-up: one round trip, no lock
         self._check_version(version)
         async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(self.schema))
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", lock_key(self.schema))
             # CREATE SCHEMA needs the CREATE privilege even when the schema exists: ask first.
             if not await conn.fetchval("SELECT true FROM pg_namespace WHERE nspname = $1", self.schema):
                 await conn.execute(f"CREATE SCHEMA {self._schema_sql}")
@@ -515,8 +384,8 @@ class PostgresStore(Store):
         # order ("C"), as SQLite and Redis compare, whatever the collation.
         args: list[object] = []
         columns = {"account": account, "order_id": order_id, "provider": provider, "kind": kind}
-        clauses = _numbered(
-            *sql_filters(columns, created_after, created_before, before_event_id, event_id=_BYTEWISE), args
+        clauses = numbered(
+            *sql_filters(columns, created_after, created_before, before_event_id, event_id=BYTEWISE), args
         )
         if states is not None:
             args.append([EventState(s).value for s in states])
@@ -524,8 +393,8 @@ class PostgresStore(Store):
         args.append(max(limit, 0))
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = await self._fetch(
-            f"SELECT {_COLUMNS} FROM {self._events}{where}"
-            f" ORDER BY created_at DESC, {_BYTEWISE} DESC LIMIT ${len(args)}",
+            f"SELECT {COLUMNS} FROM {self._events}{where}"
+            f" ORDER BY created_at DESC, {BYTEWISE} DESC LIMIT ${len(args)}",
             *args,
         )
         return [self._event(row) for row in rows]
@@ -548,7 +417,7 @@ class PostgresStore(Store):
             return 0
         args: list[object] = [wanted, before, _PURGE_BATCH]
         columns = {"account": account, "order_id": order_id, "provider": provider}
-        where = _numbered(*sql_filters(columns, created_after), args)
+        where = numbered(*sql_filters(columns, created_after), args)
         sql = self._sql.purge_where(where) if where else self._sql.purge
         # In batches, each its own short transaction: no long lock on a large table.
         total = 0
@@ -560,139 +429,11 @@ class PostgresStore(Store):
 
     async def oldest_due(self) -> float | None:
         row = await self._fetchrow(
-            f"SELECT {_DUE} AS due FROM {self._events} WHERE {_DUE_WORK} AND state = 'pending'"
-            f" ORDER BY {_DUE} LIMIT 1"
+            f"SELECT {DUE} AS due FROM {self._events} WHERE {DUE_WORK} AND state = 'pending'"
+            f" ORDER BY {DUE} LIMIT 1"
         )
         return None if row is None else float(row["due"])
 
     async def count(self) -> dict[EventState, int]:
         rows = await self._fetch(f"SELECT state, count(*) AS n FROM {self._events} GROUP BY state")
         return {EventState(row["state"]): row["n"] for row in rows if row["state"] in _STATES}
-
-
-def _numbered(conditions: Sequence[str], values: Sequence[object], args: list[object]) -> list[str]:
-    """`?`-style conditions (from `sql_filters`) with asyncpg's `$n`, their values appended to `args`."""
-    pending = list(values)
-    numbered = []
-    for condition in conditions:
-        head, *rest = condition.split("?")
-        for part in rest:
-            args.append(pending.pop(0))
-            head += f"${len(args)}{part}"
-        numbered.append(head)
-    return numbered
-
-
-class _Statements:
-    """The SQL of one store, built once; asyncpg prepares each text once per connection."""
-
-    def __init__(self, events: str) -> None:
-        self._events = events
-        # One round trip: insert, or take over a claimable event (ON CONFLICT DO UPDATE locks the
-        # current row and tests it, not the snapshot, so there is one winner), or else report the
-        # state. The report comes from the statement's snapshot: when it shows no row (inserted by a
-        # transaction that committed after the snapshot) or a claimable one (changed meanwhile),
-        # claim() runs the statement again.
-        self.claim = f"""
-            WITH claimed AS (
-                INSERT INTO {events} AS e (event_id, account, provider, kind, status, order_id, state,
-                    token, lease_until, attempts, created_at, updated_at, result_json)
-                VALUES ($1, $2, $3, $4, $5, $6, 'in_flight', $7, $8, 1, $9, $9, $10)
-                ON CONFLICT (event_id) DO UPDATE
-                    SET state = 'in_flight', token = EXCLUDED.token, lease_until = EXCLUDED.lease_until,
-                        attempts = e.attempts + 1, updated_at = EXCLUDED.updated_at, next_attempt_at = NULL
-                    WHERE {sql_sources(CLAIM, now="$9", table="e.")}
-                RETURNING e.done_subscribers, e.attempts
-            )
-            SELECT NULL::text AS state, NULL::double precision AS lease_until, done_subscribers, attempts
-              FROM claimed
-            UNION ALL
-            SELECT state, lease_until, NULL::text[], NULL::integer
-              FROM {events}
-             WHERE event_id = $1 AND NOT EXISTS (SELECT FROM claimed)"""
-        self.subscriber_done = f"""
-            UPDATE {events} SET done_subscribers = array_append(done_subscribers, $2)
-             WHERE event_id = $1 AND NOT ($2 = ANY (done_subscribers))"""
-        self.complete = f"""
-            UPDATE {events}
-               SET {leave(COMPLETE)}, next_attempt_at = NULL,
-                   last_error = NULL, updated_at = $2,
-                   done_subscribers = CASE WHEN cardinality(done_subscribers) = 0 THEN $3::text[]
-                       ELSE ARRAY(SELECT DISTINCT unnest(done_subscribers || $3::text[])) END
-             WHERE event_id = $1 AND {sql_sources(COMPLETE)}"""
-        insert = f"""
-            INSERT INTO {events} AS e (event_id, account, provider, kind, status, order_id, state,
-                last_error, attempts, created_at, updated_at, result_json)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $9, $10)"""
-        self.record = {
-            state: insert
-            + (
-                f" ON CONFLICT (event_id) DO UPDATE SET last_error = EXCLUDED.last_error,"
-                f" updated_at = EXCLUDED.updated_at WHERE e.state IN ({sql_in(overwritable)})"
-                if overwritable
-                else " ON CONFLICT (event_id) DO NOTHING"
-            )
-            + " RETURNING true"
-            for state, overwritable in RECORDABLE.items()
-        }
-        self.release = f"""
-            UPDATE {events}
-               SET {leave(RELEASE)}, last_error = $3, updated_at = $4
-             WHERE event_id = $1 AND {with_lease(RELEASE, placeholders=("$2", "$4"))}"""
-        self.enqueue = f"""
-            INSERT INTO {events} (event_id, account, provider, kind, status, order_id, state, attempts,
-                created_at, updated_at, next_attempt_at, result_json)
-            VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7, $7, $8)
-            ON CONFLICT (event_id) DO NOTHING
-            RETURNING true"""
-        # The inner SELECT uses the partial index paynotify_events_due in due order; SKIP LOCKED
-        # leaves events another dispatcher is taking, and FOR UPDATE re-checks a row changed since
-        # the snapshot. RETURNING has no order, so acquire() sorts by the due time it returns.
-        self.acquire = f"""
-            UPDATE {events} AS e
-               SET state = 'in_flight', token = replace(gen_random_uuid()::text, '-', ''),
-                   lease_until = $3, attempts = e.attempts + 1, updated_at = $1, next_attempt_at = NULL
-              FROM (SELECT event_id, {_DUE} AS due_at
-                      FROM {events}
-                     WHERE {_DUE_WORK} AND {_DUE} <= $1
-                     ORDER BY {_DUE}
-                     LIMIT $2
-                       FOR UPDATE SKIP LOCKED) AS due
-             WHERE e.event_id = due.event_id
-            RETURNING {", ".join(f"e.{c.strip()}" for c in _COLUMNS.split(","))}, e.token, due.due_at"""
-        self.reschedule = f"""
-            UPDATE {events}
-               SET {leave(RESCHEDULE)}, next_attempt_at = $3, last_error = $4, updated_at = $5
-             WHERE event_id = $1 AND {with_lease(RESCHEDULE, placeholders=("$2", "$5"))}"""
-        self.dead_letter = f"""
-            UPDATE {events}
-               SET {leave(DEAD_LETTER)}, next_attempt_at = NULL, last_error = $3, updated_at = $4
-             WHERE event_id = $1 AND {with_lease(DEAD_LETTER, placeholders=("$2", "$4"))}"""
-        self.get = f"SELECT {_COLUMNS} FROM {events} WHERE event_id = $1"
-        # As the memory store: anything not DONE and not under a live lease is retried (an
-        # IN_FLIGHT event whose lease ran out counts); a replay takes DONE events too and forgets
-        # which subscribers ran.
-        forget = ", done_subscribers = '{}'::text[]"
-        self.requeue = {
-            transition is REPLAY: f"""
-            UPDATE {events}
-               SET {leave(transition)}, {attempts_after(transition)}, next_attempt_at = $2,
-                   updated_at = $2{forget if transition.forgets_subscribers else ""}
-             WHERE event_id = $1 AND {sql_sources(transition, now="$2")}
-            RETURNING true"""
-            for transition in (RETRY, REPLAY)
-        }
-        self.purge = self.purge_where([])
-
-    def purge_where(self, conditions: Sequence[str]) -> str:
-        """The batched purge ($1 the states, $2 before, $3 the batch), with more conditions from $4 on."""
-        more = "".join(f" AND {condition}" for condition in conditions)
-        # FOR UPDATE SKIP LOCKED: a row being changed (a replay of a DONE event) is left alone, and
-        # a row changed since the snapshot is re-checked against the conditions.
-        return f"""
-            DELETE FROM {self._events}
-             WHERE event_id = ANY (ARRAY(
-                    SELECT event_id FROM {self._events}
-                     WHERE state = ANY($1::text[]) AND updated_at < $2{more}
-                     LIMIT $3
-                       FOR UPDATE SKIP LOCKED))"""
