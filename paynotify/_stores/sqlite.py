@@ -15,8 +15,7 @@ import json
 import math
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from paynotify._errors import StoreError
@@ -34,6 +33,7 @@ from paynotify._stores.base import (
 from paynotify._stores.filters import check_position, sql_filters
 from paynotify._stores.rows import event_fields, stored_event
 from paynotify._stores.sql import attempts_after, leave, sql_in, sql_sources, with_lease
+from paynotify._stores.sqlite_schema import migrate
 from paynotify._stores.sqlite_writer import GroupCommitWriter
 from paynotify._stores.tokens import new_token, now
 from paynotify._stores.transitions import (
@@ -48,60 +48,8 @@ from paynotify._stores.transitions import (
 
 __all__ = ["SQLiteStore"]
 
-SCHEMA_VERSION = 2
 PURGE_BATCH = 1000
 _BUSY_TIMEOUT = 10.0
-
-# due_at is the time a dispatcher may take the event: next_attempt_at while PENDING, lease_until
-# while IN_FLIGHT (an expired lease is due), NULL otherwise. One indexed column keeps acquire cheap.
-_CREATE = """
-CREATE TABLE IF NOT EXISTS paynotify_events (
-    event_id         TEXT PRIMARY KEY,
-    account          TEXT NOT NULL,
-    provider         TEXT NOT NULL,
-    kind             TEXT NOT NULL,
-    status           TEXT NOT NULL,
-    order_id         TEXT NOT NULL,
-    state            TEXT NOT NULL,
-    token            TEXT,
-    lease_until      REAL,
-    due_at           REAL,
-    attempts         INTEGER NOT NULL,
-    created_at       REAL NOT NULL,
-    updated_at       REAL NOT NULL,
-    next_attempt_at  REAL,
-    last_error       TEXT,
-    done_subscribers TEXT NOT NULL DEFAULT '[]',
-    result_json      TEXT NOT NULL
-);
-"""
-# paynotify_events_account serves `find(account=...)` newest first: with only the order index, SQLite
-# sorted every row of the account (6 s at 10^6 events, measured). paynotify_events_state does the
-# same for `find(states=[...])`: through the purge index, a page of `done` events sorted nearly every
-# row (2.3 s at 10^6, measured, bench/console_pages.py).
-_INDEXES = """
-CREATE INDEX IF NOT EXISTS paynotify_events_order ON paynotify_events (account, order_id);
-CREATE INDEX IF NOT EXISTS paynotify_events_account ON paynotify_events (account, created_at);
-CREATE INDEX IF NOT EXISTS paynotify_events_created ON paynotify_events (created_at);
-CREATE INDEX IF NOT EXISTS paynotify_events_due ON paynotify_events (due_at) WHERE due_at IS NOT NULL;
-CREATE INDEX IF NOT EXISTS paynotify_events_purge ON paynotify_events (state, updated_at);
-CREATE INDEX IF NOT EXISTS paynotify_events_state ON paynotify_events (state, created_at);
-"""
-# Version 1 (paynotify 0.1 development builds) lacked the queue and per-subscriber columns.
-_FROM_V1 = """
-ALTER TABLE paynotify_events ADD COLUMN provider TEXT NOT NULL DEFAULT '';
-ALTER TABLE paynotify_events ADD COLUMN kind TEXT NOT NULL DEFAULT '';
-ALTER TABLE paynotify_events ADD COLUMN status TEXT NOT NULL DEFAULT '';
-ALTER TABLE paynotify_events ADD COLUMN due_at REAL;
-ALTER TABLE paynotify_events ADD COLUMN next_attempt_at REAL;
-ALTER TABLE paynotify_events ADD COLUMN last_error TEXT;
-ALTER TABLE paynotify_events ADD COLUMN done_subscribers TEXT NOT NULL DEFAULT '[]';
-UPDATE paynotify_events SET
-    provider = coalesce(json_extract(result_json, '$.provider'), ''),
-    kind = coalesce(json_extract(result_json, '$.kind'), ''),
-    status = coalesce(json_extract(result_json, '$.status'), ''),
-    due_at = CASE WHEN state = 'in_flight' THEN lease_until END;
-"""
 
 _COLUMNS = (
     "event_id, account, provider, kind, status, order_id, state, attempts, created_at, updated_at,"
@@ -185,7 +133,7 @@ class SQLiteStore(Store):
             if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
-            _migrate(conn, self.path)
+            migrate(conn, self.path)
         except BaseException:
             conn.close()
             raise
@@ -490,36 +438,3 @@ class SQLiteStore(Store):
             return {EventState(state): n for state, n in rows if state in EventState.__members__.values()}
 
         return await self._writer.run(count, on_thread=True)
-
-
-@contextmanager
-def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
-    """A write transaction taken up front, so two writers never deadlock upgrading a read lock."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        conn.rollback()
-        raise
-    else:
-        conn.execute("COMMIT")
-
-
-def _migrate(conn: sqlite3.Connection, path: str) -> None:
-    """Create or upgrade the schema in one transaction; safe when several processes start at once."""
-    with _immediate(conn):
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"SQLite store {path!r} has schema version {version}, newer than this paynotify "
-                f"understands ({SCHEMA_VERSION}); upgrade paynotify"
-            )
-        if version == 0:
-            conn.execute(_CREATE)
-        elif version == 1:
-            for statement in _FROM_V1.split(";\n"):
-                if statement.strip():
-                    conn.execute(statement)
-        for statement in _INDEXES.strip().splitlines():
-            conn.execute(statement)
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
