@@ -48,6 +48,7 @@ __all__ = [
     "ClaimState",
     "DeliveryStore",
     "EventLog",
+    "EventQuery",
     "EventState",
     "Lease",
     "QueueStore",
@@ -108,6 +109,32 @@ class StoredEvent:
             return UnhandledEvent.model_validate_json(self.result_json)
         except ValidationError as exc:
             raise StoreError(f"stored event {self.event_id} is not an unhandled event: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class EventQuery:
+    """Which events `find` and `purge` mean, as one value: every filter given must match."""
+
+    account: str | None = None
+    order_id: str | None = None
+    states: frozenset[EventState] | None = None
+    provider: str | None = None
+    kind: str | None = None
+    created_after: float | None = None
+    """Inclusive."""
+    created_before: float | None = None
+    """Exclusive; with `before_event_id`, a position (see `EventLog.find`)."""
+    before_event_id: str | None = None
+    limit: int = 100
+
+    def __post_init__(self) -> None:
+        if self.before_event_id is not None and self.created_before is None:
+            raise ValueError("find(before_event_id=...) needs created_before, the time of that event")
+
+    def columns(self) -> dict[str, str | None]:
+        """The equality filters by column name (None: any)."""
+        return {"account": self.account, "order_id": self.order_id, "provider": self.provider,
+                "kind": self.kind}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +216,6 @@ class EventLog(ABC):
     async def get(self, event_id: str) -> StoredEvent | None:
         """The record of one event, or None."""
 
-    @abstractmethod
     async def find(
         self,
         *,
@@ -211,6 +237,22 @@ class EventLog(ABC):
         time with a smaller event_id. Passing the last event's (created_at, event_id) of one page
         gives the next page (keyset pagination: each page costs the same however deep it is).
         """
+        query = EventQuery(
+            account=account,
+            order_id=order_id,
+            states=frozenset(states) if states is not None else None,
+            provider=provider,
+            kind=kind,
+            created_after=created_after,
+            created_before=created_before,
+            before_event_id=before_event_id,
+            limit=limit,
+        )
+        return await self.select(query)
+
+    @abstractmethod
+    async def select(self, query: EventQuery) -> list[StoredEvent]:
+        """`find`, for a backend: the events `query` matches, newest first, at most `query.limit`."""
 
     @abstractmethod
     async def requeue(self, event_id: str, *, replay: bool = False) -> bool:
@@ -222,7 +264,6 @@ class EventLog(ABC):
         eligible.
         """
 
-    @abstractmethod
     async def purge(
         self,
         *,
@@ -238,6 +279,19 @@ class EventLog(ABC):
 
         Without the other filters this is the retention purge, run periodically: it must stay cheap.
         """
+        query = EventQuery(
+            account=account,
+            order_id=order_id,
+            states=frozenset(states),
+            provider=provider,
+            created_after=created_after,
+        )
+        return await self.delete(query, before=before)
+
+    @abstractmethod
+    async def delete(self, query: EventQuery, *, before: float) -> int:
+        """`purge`, for a backend: `query.states` (never None here), `account`, `provider`,
+        `order_id` and `created_after` apply; the rest are unset."""
 
     @abstractmethod
     async def count(self) -> dict[EventState, int]:

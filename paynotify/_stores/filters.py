@@ -7,13 +7,7 @@ from collections.abc import Mapping
 
 from paynotify._stores.base import StoredEvent
 
-__all__ = ["check_position", "in_window", "keyset_window", "newest_first", "sql_filters"]
-
-
-def check_position(created_before: float | None, before_event_id: str | None) -> None:
-    """A `find` cursor's event id means nothing without its time."""
-    if before_event_id is not None and created_before is None:
-        raise ValueError("find(before_event_id=...) needs created_before, the time of that event")
+__all__ = ["in_window", "keyset_window", "newest_first", "sql_filters"]
 
 
 def in_window(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import heapq
 import operator
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,12 +14,13 @@ from paynotify._stores.base import (
     RETAINED,
     Claim,
     ClaimState,
+    EventQuery,
     EventState,
     Lease,
     Store,
     StoredEvent,
 )
-from paynotify._stores.filters import check_position, in_window
+from paynotify._stores.filters import in_window
 from paynotify._stores.rows import event_fields
 from paynotify._stores.tokens import new_token, now
 from paynotify._stores.transitions import (
@@ -293,20 +294,14 @@ class MemoryStore(Store):
         entry = self._records.get(event_id)
         return _view(entry).snapshot() if entry is not None else None
 
-    async def find(
-        self,
-        *,
-        account: str | None = None,
-        order_id: str | None = None,
-        states: Iterable[EventState] | None = None,
-        limit: int = 100,
-        provider: str | None = None,
-        kind: str | None = None,
-        created_after: float | None = None,
-        created_before: float | None = None,
-        before_event_id: str | None = None,
-    ) -> list[StoredEvent]:
-        check_position(created_before, before_event_id)
+    async def select(self, query: EventQuery) -> list[StoredEvent]:
+        account, order_id, provider, kind = query.account, query.order_id, query.provider, query.kind
+        states, limit = query.states, query.limit
+        created_after, created_before, before_event_id = (
+            query.created_after,
+            query.created_before,
+            query.before_event_id,
+        )
         wanted = frozenset(states) if states is not None else None
         wanted_columns = _by_column(account, provider, kind, order_id)
         matching: list[tuple[float, str, _Record | _Frozen]] = []
@@ -335,16 +330,14 @@ class MemoryStore(Store):
         record.settle(transition.target, next_attempt_at=now(), error=record.last_error)
         return True
 
-    async def purge(
-        self,
-        *,
-        before: float,
-        states: Iterable[EventState] = RETAINED,
-        account: str | None = None,
-        provider: str | None = None,
-        order_id: str | None = None,
-        created_after: float | None = None,
-    ) -> int:
+    async def delete(self, query: EventQuery, *, before: float) -> int:
+        account, provider, order_id, created_after = (
+            query.account,
+            query.provider,
+            query.order_id,
+            query.created_after,
+        )
+        states = query.states if query.states is not None else frozenset(RETAINED)
         wanted = frozenset(states)
         wanted_columns = _by_column(account, provider, None, order_id)
         doomed = []

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import asyncpg
@@ -40,12 +40,13 @@ from paynotify._stores.base import (
     RETAINED,
     Claim,
     ClaimState,
+    EventQuery,
     EventState,
     Lease,
     Store,
     StoredEvent,
 )
-from paynotify._stores.filters import check_position, sql_filters
+from paynotify._stores.filters import sql_filters
 from paynotify._stores.postgresql_sql import (
     BYTEWISE,
     COLUMNS,
@@ -365,20 +366,14 @@ class PostgresStore(Store):
         row = await self._fetchrow(self._sql.get, event_id)
         return self._event(row) if row is not None else None
 
-    async def find(
-        self,
-        *,
-        account: str | None = None,
-        order_id: str | None = None,
-        states: Iterable[EventState] | None = None,
-        limit: int = 100,
-        provider: str | None = None,
-        kind: str | None = None,
-        created_after: float | None = None,
-        created_before: float | None = None,
-        before_event_id: str | None = None,
-    ) -> list[StoredEvent]:
-        check_position(created_before, before_event_id)
+    async def select(self, query: EventQuery) -> list[StoredEvent]:
+        account, order_id, provider, kind = query.account, query.order_id, query.provider, query.kind
+        states, limit = query.states, query.limit
+        created_after, created_before, before_event_id = (
+            query.created_after,
+            query.created_before,
+            query.before_event_id,
+        )
         # Only the given filters appear in the SQL, so each combination gets a plan that uses the
         # right index (a few dozen statements at most in asyncpg's cache). Ties are broken in byte
         # order ("C"), as SQLite and Redis compare, whatever the collation.
@@ -402,16 +397,14 @@ class PostgresStore(Store):
     async def requeue(self, event_id: str, *, replay: bool = False) -> bool:
         return await self._fetchrow(self._sql.requeue[replay], event_id, now()) is not None
 
-    async def purge(
-        self,
-        *,
-        before: float,
-        states: Iterable[EventState] = RETAINED,
-        account: str | None = None,
-        provider: str | None = None,
-        order_id: str | None = None,
-        created_after: float | None = None,
-    ) -> int:
+    async def delete(self, query: EventQuery, *, before: float) -> int:
+        account, provider, order_id, created_after = (
+            query.account,
+            query.provider,
+            query.order_id,
+            query.created_after,
+        )
+        states = query.states if query.states is not None else frozenset(RETAINED)
         wanted = [EventState(s).value for s in states]
         if not wanted:
             return 0

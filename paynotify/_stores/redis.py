@@ -45,12 +45,13 @@ from paynotify._stores.base import (
     RETAINED,
     Claim,
     ClaimState,
+    EventQuery,
     EventState,
     Lease,
     Store,
     StoredEvent,
 )
-from paynotify._stores.filters import check_position, in_window
+from paynotify._stores.filters import in_window
 from paynotify._stores.redis_scripts import SCRIPTS
 from paynotify._stores.rows import event_fields, stored_event
 from paynotify._stores.tokens import new_token, now
@@ -249,20 +250,14 @@ class RedisStore(Store):
         found = await self._fetch([event_id])
         return found[0] if found else None
 
-    async def find(
-        self,
-        *,
-        account: str | None = None,
-        order_id: str | None = None,
-        states: Iterable[EventState] | None = None,
-        limit: int = 100,
-        provider: str | None = None,
-        kind: str | None = None,
-        created_after: float | None = None,
-        created_before: float | None = None,
-        before_event_id: str | None = None,
-    ) -> list[StoredEvent]:
-        check_position(created_before, before_event_id)
+    async def select(self, query: EventQuery) -> list[StoredEvent]:
+        account, order_id, provider, kind = query.account, query.order_id, query.provider, query.kind
+        states, limit = query.states, query.limit
+        created_after, created_before, before_event_id = (
+            query.created_after,
+            query.created_before,
+            query.before_event_id,
+        )
         wanted = frozenset(states) if states is not None else None
         window = (created_after, created_before, before_event_id)
 
@@ -336,16 +331,14 @@ class RedisStore(Store):
     async def requeue(self, event_id: str, *, replay: bool = False) -> bool:
         return bool(await self._script("requeue", event_id, repr(now()), "1" if replay else "0"))
 
-    async def purge(
-        self,
-        *,
-        before: float,
-        states: Iterable[EventState] = RETAINED,
-        account: str | None = None,
-        provider: str | None = None,
-        order_id: str | None = None,
-        created_after: float | None = None,
-    ) -> int:
+    async def delete(self, query: EventQuery, *, before: float) -> int:
+        account, provider, order_id, created_after = (
+            query.account,
+            query.provider,
+            query.order_id,
+            query.created_after,
+        )
+        states = query.states if query.states is not None else frozenset(RETAINED)
         columns = {"account": account, "provider": provider, "order_id": order_id}
         equal = [item for column, value in columns.items() if value is not None for item in (column, value)]
         if created_after is not None or equal:

@@ -25,12 +25,13 @@ from paynotify._stores.base import (
     RETAINED,
     Claim,
     ClaimState,
+    EventQuery,
     EventState,
     Lease,
     Store,
     StoredEvent,
 )
-from paynotify._stores.filters import check_position, sql_filters
+from paynotify._stores.filters import sql_filters
 from paynotify._stores.rows import event_fields, stored_event
 from paynotify._stores.sql import attempts_after, leave, sql_in, sql_sources, with_lease
 from paynotify._stores.sqlite_schema import migrate
@@ -317,20 +318,14 @@ class SQLiteStore(Store):
 
         return await self._writer.run(get, on_thread=True)
 
-    async def find(
-        self,
-        *,
-        account: str | None = None,
-        order_id: str | None = None,
-        states: Iterable[EventState] | None = None,
-        limit: int = 100,
-        provider: str | None = None,
-        kind: str | None = None,
-        created_after: float | None = None,
-        created_before: float | None = None,
-        before_event_id: str | None = None,
-    ) -> list[StoredEvent]:
-        check_position(created_before, before_event_id)
+    async def select(self, query: EventQuery) -> list[StoredEvent]:
+        account, order_id, provider, kind = query.account, query.order_id, query.provider, query.kind
+        states, limit = query.states, query.limit
+        created_after, created_before, before_event_id = (
+            query.created_after,
+            query.created_before,
+            query.before_event_id,
+        )
         columns = {"account": account, "order_id": order_id, "provider": provider, "kind": kind}
         where, params = sql_filters(columns, created_after, created_before, before_event_id)
         where.insert(0, "1 = 1")
@@ -368,16 +363,14 @@ class SQLiteStore(Store):
 
         return await self._writer.run(requeue, on_thread=True)
 
-    async def purge(
-        self,
-        *,
-        before: float,
-        states: Iterable[EventState] = RETAINED,
-        account: str | None = None,
-        provider: str | None = None,
-        order_id: str | None = None,
-        created_after: float | None = None,
-    ) -> int:
+    async def delete(self, query: EventQuery, *, before: float) -> int:
+        account, provider, order_id, created_after = (
+            query.account,
+            query.provider,
+            query.order_id,
+            query.created_after,
+        )
+        states = query.states if query.states is not None else frozenset(RETAINED)
         columns = {"account": account, "order_id": order_id, "provider": provider}
         where, params = sql_filters(columns, created_after)
         if where:
