@@ -89,7 +89,8 @@ async def test_profit_sharing_with_its_own_event_type_is_unhandled_with_that_typ
     n, delivered, offered = notifier()
     event = await handled(n, notify(resource("profitsharing.json"), "PROFITSHARING.SUCCESS", "profitsharing"))
     assert (event.state, event.status) == (EventState.UNHANDLED, "PROFITSHARING.SUCCESS")
-    assert delivered == [] and offered[0].raw["resource"]["out_order_no"] == "P20150806125346"
+    assert delivered == []
+    assert offered[0].raw["resource"]["out_order_no"] == "P20150806125346"
 
 
 async def test_a_transfer_bill_as_published_is_a_pending_transfer() -> None:
@@ -99,7 +100,11 @@ async def test_a_transfer_bill_as_published_is_a_pending_transfer() -> None:
     assert (event.state, event.kind, event.status) == (EventState.DONE, "transfer", "pending")
     (result,) = delivered
     assert (result.kind, result.status, result.provider_status) == (Kind.TRANSFER, Status.PENDING, "ACCEPTED")
-    assert (result.order_id, result.amount, result.merchant_id) == ("plfk2020042013", Decimal("4000.00"), "1900001109")
+    assert (result.order_id, result.amount, result.merchant_id) == (
+        "plfk2020042013",
+        Decimal("4000.00"),
+        "1900001109",
+    )
     assert result.payer_id == "o-MYE42l80oelYMDE34nYD456Xoy"
     assert offered == []
 
@@ -109,7 +114,8 @@ async def test_the_same_bill_finished_is_a_succeeded_transfer() -> None:
     n, delivered, _ = notifier(mchid=body["mchid"])
     event = await handled(n, notify(body, "MCHTRANSFER.BILL.FINISHED", "mch_payment"))
     assert (event.state, event.kind, event.status) == (EventState.DONE, "transfer", "succeeded")
-    assert delivered[0].paid_at is not None and delivered[0].paid_at.isoformat() == "2015-05-20T13:29:35.120000+08:00"
+    assert delivered[0].paid_at is not None
+    assert delivered[0].paid_at.isoformat() == "2015-05-20T13:29:35.120000+08:00"
 
 
 @pytest.mark.parametrize(
@@ -120,7 +126,9 @@ async def test_the_same_bill_finished_is_a_succeeded_transfer() -> None:
         ("mchtransfer_authorization_confirmed.json", "MCHTRANSFER.AUTHORIZATION.CONFIRMED"),
     ],
 )
-async def test_other_merchant_transfer_events_are_unhandled_with_their_type(name: str, event_type: str) -> None:
+async def test_other_merchant_transfer_events_are_unhandled_with_their_type(
+    name: str, event_type: str
+) -> None:
     body = resource(name)
     n, delivered, offered = notifier()
     event = await handled(n, notify(body, event_type, "mch_payment"))
@@ -179,7 +187,8 @@ async def test_a_sub_order_out_of_shape_is_recorded_rejected_like_a_single_payme
     n, delivered, _ = notifier(mchid=body["combine_mchid"], appid=body["combine_appid"])
     event = await handled(n, notify(body, "TRANSACTION.SUCCESS", "transaction"))
     assert event.state is EventState.REJECTED
-    assert event.last_error is not None and reason in event.last_error
+    assert event.last_error is not None
+    assert reason in event.last_error
     assert "sub_orders[0]" in event.last_error
     assert delivered == []
     # The single payment with the same values is refused the same way.
@@ -189,8 +198,10 @@ async def test_a_sub_order_out_of_shape_is_recorded_rejected_like_a_single_payme
         single["amount"] = {"total": "10", "currency": "CNY"}
     n2, delivered2, _ = notifier(mchid=body["combine_mchid"], appid=body["combine_appid"])
     event2 = await handled(n2, notify(single, "TRANSACTION.SUCCESS", "transaction"))
-    assert event2.state is EventState.REJECTED and delivered2 == []
-    assert event2.last_error is not None and reason.replace("total_amount", "total") in event2.last_error
+    assert event2.state is EventState.REJECTED
+    assert delivered2 == []
+    assert event2.last_error is not None
+    assert reason.replace("total_amount", "total") in event2.last_error
 
 
 async def test_a_combined_order_resent_after_refusal_is_refused_again_not_delivered() -> None:
@@ -206,6 +217,9 @@ async def test_a_combined_order_resent_after_refusal_is_refused_again_not_delive
 def test_the_vectors_are_the_published_bytes() -> None:
     # A guard against an edit: the ids these tests rely on, as the sources published them.
     assert resource("profitsharing.json")["transaction_id"] == "4200000000000000000000000000"
-    assert resource("mchtransfer_batch_finished.json")["batch_id"] == "131000007026709999520922023081519403795655"
+    assert (
+        resource("mchtransfer_batch_finished.json")["batch_id"]
+        == "131000007026709999520922023081519403795655"
+    )
     assert (RESOURCES / "complaint.json").read_bytes().startswith(b"\xef\xbb\xbf{")
     assert certificate() is not None  # the account trusts both key modes; the vectors use the public key

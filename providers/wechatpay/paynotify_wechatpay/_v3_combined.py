@@ -51,7 +51,6 @@ def combined_results(
     account: Account3, envelope: Envelope, resource: Resource, *, provider: str, key_id: str
 ) -> list[PaymentResult]:
     sub_orders = resource.get("sub_orders")
-    index = None
     try:
         if (
             not isinstance(sub_orders, list)
@@ -59,26 +58,32 @@ def combined_results(
             or not all(isinstance(s, dict) for s in sub_orders)
         ):
             raise MalformedNotification("combined-order resource sub_orders is not a list of objects")
-        combined: dict[str, Any] = {k: v for k, v in resource.items() if k != "sub_orders"}
         app_id = _required(resource, "combine_appid")
         merchant_id = _required(resource, "combine_mchid")
         _required(resource, "combine_out_trade_no")
         payer = _optional(_object(resource, "combine_payer_info"), "openid")
-        results = []
-        for index, sub in enumerate(sub_orders):
+    except MalformedNotification as exc:
+        raise _refused(account, envelope, resource, exc.message, None) from None
+    combined: dict[str, Any] = {k: v for k, v in resource.items() if k != "sub_orders"}
+    results = []
+    for index, sub in enumerate(sub_orders):
+        try:
             results.append(
                 _sub_order(account, envelope, combined, sub, (app_id, merchant_id, payer), provider, key_id)
             )
-        return results
-    except MalformedNotification as exc:
-        where = "" if index is None else f"sub_orders[{index}]: "
-        refused = sub_orders[index] if index is not None and isinstance(sub_orders, list) else None
-        raise InvalidContent(
-            where + exc.message,
-            account=account.name,
-            raw=_raw(envelope, resource),
-            event_id=_refused_event_id(account, refused),
-        ) from None
+        except MalformedNotification as exc:
+            raise _refused(account, envelope, resource, f"sub_orders[{index}]: {exc.message}", sub) from None
+    return results
+
+
+def _refused(
+    account: Account3, envelope: Envelope, resource: Resource, message: str, sub: Resource | None
+) -> InvalidContent:
+    """The whole notification refused (recorded `rejected`), with the event_id of the sub-order
+    out of shape when its parts are there."""
+    return InvalidContent(
+        message, account=account.name, raw=_raw(envelope, resource), event_id=_refused_event_id(account, sub)
+    )
 
 
 def _sub_order(
@@ -111,16 +116,21 @@ def _sub_order(
         app_id=app_id,
         merchant_id=merchant_id,
         event_id=make_event_id(
-            account.name, Kind.PAYMENT, paid.transaction_id or paid.order_id, None, paid.trade_state, sub_mchid
+            account.name,
+            Kind.PAYMENT,
+            paid.transaction_id or paid.order_id,
+            None,
+            paid.trade_state,
+            sub_mchid,
         ),
         key_id=key_id,
         raw=raw,
     )
 
 
-def _refused_event_id(account: Account3, sub: object) -> str | None:
+def _refused_event_id(account: Account3, sub: Resource | None) -> str | None:
     """The event_id the refused sub-order would have had, when its parts are strings at all."""
-    if not isinstance(sub, dict):
+    if sub is None:
         return None
     trade = sub.get("transaction_id") or sub.get("out_trade_no")
     state, mchid = sub.get("trade_state"), sub.get("mchid")

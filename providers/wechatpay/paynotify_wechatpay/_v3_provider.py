@@ -57,6 +57,7 @@ from paynotify_wechatpay._v3_mapping import event_kind, to_result
 from paynotify_wechatpay._v3_settings import WeChatPayV3Settings
 from paynotify_wechatpay._v3_signature import SignedHeaders, verify
 from paynotify_wechatpay._v3_transfer import is_transfer, transfer_result
+from paynotify_wechatpay._v3_v2_bodies import is_v2_body, parse_v2, v2_reply
 
 __all__ = ["WeChatPayV3Provider"]
 
@@ -112,6 +113,8 @@ class WeChatPayV3Provider(Provider[WeChatPayV3Settings]):
         self, request: InboundRequest, account: Account[WeChatPayV3Settings]
     ) -> PaymentResult | list[PaymentResult] | UnhandledEvent:
         settings = account.settings
+        if is_v2_body(request.body):  # a refund started in the merchant platform: v2 XML
+            return parse_v2(request, account, provider=self.name)
         headers = SignedHeaders.from_headers(request.headers)
         key = verify(
             headers, request.body, settings.keyring, now=self.clock(), tolerance=settings.timestamp_tolerance
@@ -167,6 +170,10 @@ class WeChatPayV3Provider(Provider[WeChatPayV3Settings]):
 
     def ack(self) -> Reply:
         return _ACK
+
+    def reply_for(self, request: InboundRequest, reply: Reply) -> Reply:
+        """A v2 XML notification (taken with apiv2_key) is answered as v2 expects: XML, HTTP 200."""
+        return v2_reply(reply) if is_v2_body(request.body) else reply
 
     def nack(self, error: NotificationError) -> Reply:
         """`{"code":"FAIL","message":...}` with the HTTP status that tells WeChat Pay what happened.

@@ -27,7 +27,16 @@ from __future__ import annotations
 
 from paynotify import InvalidContent, Kind, MalformedNotification, PaymentResult, Status, make_event_id
 from paynotify_wechatpay._v3_envelope import Envelope
-from paynotify_wechatpay._v3_mapping import Account3, Resource, _optional, _raw, _required, _state, _time, _yuan
+from paynotify_wechatpay._v3_mapping import (
+    Account3,
+    Resource,
+    _optional,
+    _raw,
+    _required,
+    _state,
+    _time,
+    _yuan,
+)
 
 __all__ = ["TRANSFER_EVENT", "TRANSFER_STATES", "is_transfer", "transfer_result"]
 
@@ -63,7 +72,10 @@ def transfer_result(
         payer = _optional(resource, "openid")
     except MalformedNotification as exc:
         raise InvalidContent(
-            exc.message, account=account.name, raw=_raw(envelope, resource), event_id=_refused_event_id(account, resource)
+            exc.message,
+            account=account.name,
+            raw=_raw(envelope, resource),
+            event_id=_refused_event_id(account, resource),
         ) from None
     return PaymentResult(
         provider=provider,
