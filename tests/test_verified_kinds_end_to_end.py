@@ -48,7 +48,8 @@ def v2_unknown() -> Request:
     # A 委托代扣 contract notification: signed, names no order.
     fields = {"mch_id": V2_MCH_ID, "contract_code": "C-1", "plan_id": "12535", "openid": "o-user",
               "change_type": "ADD", "operate_time": "2026-12-01 12:00:00",
-              "contract_id": "201509160000028648", "request_serial": "1695", "result_code": "SUCCESS", "return_code": "SUCCESS"}  # fmt: skip
+              "contract_id": "201509160000028648", "request_serial": "1695",
+              "result_code": "SUCCESS", "return_code": "SUCCESS"}  # fmt: skip
     fields["sign"] = sign_v2(fields, v2_key())
     return {"content-type": "text/xml"}, to_xml(fields).encode()
 
