@@ -14,8 +14,13 @@ from _wechatpay_v2 import vector_key as v2_vector_key
 from _wechatpay_v3 import APPID, MCHID, PROVIDER, refund, settings, sp_settings
 from _wechatpay_v3 import request as v3_request
 from paynotify_wechatpay import WeChatPayV3Settings
-from paynotify_wechatpay._xml import parse_flat_xml
-from paynotify_wechatpay.testing import generate_api_key, make_v2_payment_notify, make_v2_refund_notify
+from paynotify_wechatpay._xml import parse_flat_xml, to_xml
+from paynotify_wechatpay.testing import (
+    generate_api_key,
+    make_v2_payment_notify,
+    make_v2_refund_notify,
+    sign_v2,
+)
 
 from paynotify import ConfigurationError, EventState, InboundRequest, Kind, Notifier, PaymentResult, Status
 
@@ -164,3 +169,18 @@ async def test_v3_replies_are_unchanged() -> None:
     n, _ = notifier(apiv2_key=APIV2_KEY)
     reply = await n.handle("shop", v3_request(refund()))
     assert (reply.status, reply.body) == (204, b"")
+
+
+async def test_a_v2_notification_naming_no_order_is_unhandled_on_the_v3_account() -> None:
+    n, delivered = notifier(apiv2_key=APIV2_KEY)
+    fields = {"mch_id": MCHID, "contract_code": "C-1", "plan_id": "1", "openid": "o-user",
+              "change_type": "DELETE", "operate_time": "2026-12-01 12:00:00", "contract_id": "2015"}  # fmt: skip
+    fields["sign"] = sign_v2(fields, APIV2_KEY)
+    assert (await n.handle("shop", xml(to_xml(fields).encode()))).body == V2_SUCCESS
+    (event,) = await n.store.find()
+    assert (event.state, event.status, event.provider) == (
+        EventState.UNHANDLED,
+        "PAPAY.CONTRACT.DELETE",
+        "wechatpay-v3",
+    )
+    assert delivered == []
