@@ -174,7 +174,8 @@ async def test_v3_replies_are_unchanged() -> None:
 async def test_a_v2_notification_naming_no_order_is_unhandled_on_the_v3_account() -> None:
     n, delivered = notifier(apiv2_key=APIV2_KEY)
     fields = {"mch_id": MCHID, "contract_code": "C-1", "plan_id": "1", "openid": "o-user",
-              "change_type": "DELETE", "operate_time": "2026-12-01 12:00:00", "contract_id": "2015"}  # fmt: skip
+              "change_type": "DELETE", "operate_time": "2026-12-01 12:00:00",
+              "contract_id": "2015"}  # fmt: skip
     fields["sign"] = sign_v2(fields, APIV2_KEY)
     assert (await n.handle("shop", xml(to_xml(fields).encode()))).body == V2_SUCCESS
     (event,) = await n.store.find()
