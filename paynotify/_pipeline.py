@@ -104,7 +104,7 @@ class Pipeline:
             )
         observer = self.observer
         if observer is None:
-            return (await self._handle(account, request))[0]
+            return account.provider.reply_for(request, (await self._handle(account, request))[0])
         started = time.perf_counter()
         if not observer.tracing:
             reply, outcome = await self._handle(account, request)
@@ -114,7 +114,7 @@ class Pipeline:
                 reply, outcome = await self._handle(account, request)
                 observer.annotate({"paynotify.outcome": outcome.value})
         observer.notification(account.provider.name, account.name, outcome, time.perf_counter() - started)
-        return reply
+        return account.provider.reply_for(request, reply)
 
     async def _handle(self, account: Account[Any], request: InboundRequest) -> tuple[Reply, Outcome]:
         provider = account.provider

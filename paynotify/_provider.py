@@ -153,6 +153,11 @@ class Provider(ABC, Generic[SettingsT]):
     def nack(self, error: NotificationError) -> Reply:
         """The reply that tells the provider to send the notification again later."""
 
+    def reply_for(self, request: InboundRequest, reply: Reply) -> Reply:
+        """The reply as sent to `request`: `reply` itself, unless the provider takes two formats on
+        one channel and answers each in its own (a WeChat Pay v3 account taking v2 XML refunds)."""
+        return reply
+
     def api(self) -> ProviderApi[SettingsT] | None:
         """The provider's outbound API client (queries), or None when it offers none."""
         return None

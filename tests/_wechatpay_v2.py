@@ -74,8 +74,10 @@ def refund_account(**settings: Any) -> Account[WeChatPayV2Settings]:
 
 
 def parse(body: bytes, acct: Account[WeChatPayV2Settings] | None = None) -> PaymentResult:
-    """Run one POST body through WeChatPayV2Provider.parse."""
-    return PROVIDER.parse(InboundRequest("POST", "notify", body=body), acct or account())
+    """Run one POST body through WeChatPayV2Provider.parse: a payment or a refund."""
+    parsed = PROVIDER.parse(InboundRequest("POST", "notify", body=body), acct or account())
+    assert isinstance(parsed, PaymentResult), parsed
+    return parsed
 
 
 def payment(

@@ -16,6 +16,11 @@ percent-encoded there, as Alipay signed it; `passback_params(result)` decodes it
 | notify  | absent         | -                       | payment / pending   | notify_type value |
 | return  | (not sent)     | -                       | payment / pending   | RETURN            |
 
+A verified message of another notify_type (fund authorization's fund_auth_freeze, fund_auth_unfreeze,
+fund_auth_operation_cancel; servicemarket_order_notify; ...) or a message service message
+(msg_method, e.g. alipay.trade.refund.depositback.completed, no notify_type) is an `UnhandledEvent`
+of that type: recorded `unhandled` with every field, acknowledged `success`, never refused.
+
 Refunds: refund_id = out_biz_no (the merchant's refund request number), refund_amount =
 refund_fee, which is the CUMULATIVE amount refunded on the trade so far, not this refund's amount;
 refunded_at = gmt_refund. event_id = account + kind + trade_no + refund request + status, where the
@@ -115,11 +120,13 @@ class AlipayProvider(Provider[AlipaySettings]):
         if not signature:
             raise VerificationError("the notification has no sign", account=account.name)
         # Alipay signs trade notifications and returns under the V1 rule; open-platform messages
-        # (any other notify_type, e.g. servicemarket_order_notify) under V2, which also signs
-        # sign_type. The rule follows the message's type, the key and hash the configuration; a
-        # trade notification is never tried under V2.
+        # (any other notify_type, e.g. servicemarket_order_notify or fund_auth_freeze, and the
+        # message service's msg_method messages, e.g. alipay.trade.refund.depositback.completed)
+        # under V2, which also signs sign_type, or V1. The rule follows the message's type, the
+        # key and hash the configuration; a trade notification is never tried under V2.
         notify_type = form.fields.get("notify_type", "")
-        is_trade = is_return or notify_type in ("", _TRADE_NOTIFY)
+        message_type = notify_type or form.fields.get("msg_method", "")
+        is_trade = is_return or notify_type == _TRADE_NOTIFY or not message_type
         try:
             key = self._verify(form.raw, signature, settings, trade=is_trade)
         except VerificationError as exc:
@@ -129,7 +136,7 @@ class AlipayProvider(Provider[AlipaySettings]):
                 message += f" (message says sign_type={claimed[:8]!r}, account verifies {settings.sign_type})"
             raise VerificationError(message, account=account.name) from None
         if not is_trade:
-            return _open_platform_message(self.name, account.name, notify_type, form.fields, key.key_id)
+            return _open_platform_message(self.name, account.name, message_type, form.fields, key.key_id)
         return _normalize(self.name, account.name, form.fields, is_return, key.key_id)
 
     @staticmethod
@@ -210,15 +217,18 @@ _TRADE_NOTIFY = "trade_status_sync"
 
 
 def _open_platform_message(
-    provider: str, account: str, notify_type: str, fields: dict[str, str], key_id: str
+    provider: str, account: str, message_type: str, fields: dict[str, str], key_id: str
 ) -> UnhandledEvent:
-    """A verified message that is not a trade (acknowledged `success`, never a payment)."""
+    """A verified message that is not a trade (recorded `unhandled`, acknowledged `success`, never a
+    payment), typed by its notify_type (fund_auth_freeze, fund_auth_unfreeze,
+    fund_auth_operation_cancel, servicemarket_order_notify, ...) or, for the message service, its
+    msg_method (alipay.trade.refund.depositback.completed, ...)."""
     identity = fields.get("notify_id") or fields.get("biz_content") or "&".join(sorted(fields))
     return UnhandledEvent(
         provider=provider,
         account=account,
-        event_type=notify_type,
-        event_id=make_event_id(account, "event", notify_type, identity),
+        event_type=message_type,
+        event_id=make_event_id(account, "event", message_type, identity),
         key_id=key_id,
         raw=dict(fields),
     )

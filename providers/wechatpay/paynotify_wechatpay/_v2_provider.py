@@ -25,6 +25,13 @@ fields as `raw`. Times are Beijing time; amounts arrive in fen and become yuan (
 | refund       | refund_status REFUNDCLOSE  | refund / closed     | REFUNDCLOSE     |
 | refund       | refund_status, other value | InvalidContent, never a result       |
 | either       | return_code not SUCCESS    | MalformedNotification, never a result |
+| other        | verified, no out_trade_no and no transaction_id | UnhandledEvent (below)  |
+
+A verified notification that names no order (no out_trade_no, no transaction_id) is not a payment:
+it is an `UnhandledEvent`, recorded `unhandled` and acknowledged, typed PAPAY.CONTRACT.ADD /
+PAPAY.CONTRACT.DELETE for a 委托代扣 contract signed or ended (contract_id, change_type), else
+UNRECOGNIZED; `raw` holds every field. Its return_code may be absent (the contract notification
+documents none); a payment without one is InvalidContent.
 
 Payment fields: order_id = out_trade_no, transaction_id, amount = total_fee / 100, currency =
 fee_type (CNY when absent), paid_at = time_end (yyyyMMddHHmmss), payer_id = openid, or sub_openid
@@ -67,6 +74,7 @@ from paynotify import (
     Reply,
     StarterAccount,
     Status,
+    UnhandledEvent,
     VerificationError,
     beijing_time,
     make_event_id,
@@ -185,20 +193,28 @@ class WeChatPayV2Provider(Provider[WeChatPayV2Settings]):
     settings_model = WeChatPayV2Settings
     channels: ClassVar[frozenset[str]] = frozenset({"notify"})
 
-    def parse(self, request: InboundRequest, account: Account[WeChatPayV2Settings]) -> PaymentResult:
+    def parse(
+        self, request: InboundRequest, account: Account[WeChatPayV2Settings]
+    ) -> PaymentResult | UnhandledEvent:
         fields = parse_flat_xml(request.body, "xml", what="notification")
         if "req_info" in fields:
             return self._refund(fields, account)
         return self._payment(fields, account)
 
-    def _payment(self, fields: dict[str, str], account: Account[WeChatPayV2Settings]) -> PaymentResult:
+    def _payment(
+        self, fields: dict[str, str], account: Account[WeChatPayV2Settings]
+    ) -> PaymentResult | UnhandledEvent:
         what = "payment notification"
         settings = account.settings
-        _check_return_code(fields, what)
+        if "return_code" in fields or not fields.get("sign"):
+            _check_return_code(fields, what)  # a FAIL carries no sign: refused before verifying
         verify(fields, settings.key_bytes, settings.sign_type)
 
         # Verified: from here on the fields are WeChat Pay's, and must have their documented shapes.
+        if not (fields.get("out_trade_no") or fields.get("transaction_id")):
+            return _unhandled(self.name, account.name, fields)
         try:
+            _check_return_code(fields, what)
             provider_status = _known(fields, "result_code", what, _PAYMENT_STATUSES)
             status = _PAYMENT_STATUSES[provider_status]
             succeeded = status is Status.SUCCEEDED
@@ -374,6 +390,35 @@ class WeChatPayV2Provider(Provider[WeChatPayV2Settings]):
                 "forged: total_fee changed after signing", "notify", headers=headers, body=forged
             ),
         )
+
+
+_CHANGE_TYPE = re.compile(r"[A-Z_]{1,32}")
+_NOT_IDENTITY = frozenset({"sign", "nonce_str"})
+
+
+def v2_event_type(fields: dict[str, str]) -> str:
+    """The type of a verified v2 notification that is not a payment or a refund: PAPAY.CONTRACT.ADD
+    or PAPAY.CONTRACT.DELETE for a 委托代扣 contract signed or ended (contract_id, change_type),
+    UNRECOGNIZED for anything else."""
+    if fields.get("contract_id") and "change_type" in fields:
+        change = fields["change_type"]
+        return "PAPAY.CONTRACT." + change if _CHANGE_TYPE.fullmatch(change) else "PAPAY.CONTRACT"
+    return "UNRECOGNIZED"
+
+
+def _unhandled(provider: str, account: str, fields: dict[str, str]) -> UnhandledEvent:
+    """A verified notification with no order in it (no out_trade_no, no transaction_id): recorded
+    `unhandled` with every field and acknowledged, never refused for a kind paynotify does not map.
+    Its event_id is the same for every resend (all fields but sign and nonce_str)."""
+    event_type = v2_event_type(fields)
+    identity = "&".join(f"{k}={v}" for k, v in sorted(fields.items()) if k not in _NOT_IDENTITY)
+    return UnhandledEvent(
+        provider=provider,
+        account=account,
+        event_type=event_type,
+        event_id=make_event_id(account, "event", event_type, identity),
+        raw=fields,
+    )
 
 
 def _reason(error: NotificationError) -> str:

@@ -5,33 +5,39 @@ Resource: combine_appid, combine_mchid, combine_out_trade_no, combine_payer_info
 `sub_orders[]`, each with mchid, out_trade_no, transaction_id, trade_state, success_time and
 amount {total_amount, payer_amount, currency} in fen.
 
-Per sub-order: order_id = its out_trade_no, transaction_id, status from its trade_state (the table of
-`_v3_mapping`), amount = amount.total_amount / 100, paid_at = success_time, payer_id =
-combine_payer_info.openid, app_id = combine_appid, merchant_id = combine_mchid (the merchant the
-notification is for, whose account checks it; the sub-order's own mchid is in raw["mchid"]). raw =
-the envelope's fields, the combined fields (combine_out_trade_no among them), then the sub-order's.
-event_id = account + payment + (transaction_id or out_trade_no) + trade_state + the sub-order's
-mchid: a resend of the notification repeats every sub-order's event id, so only the sub-orders not
-delivered yet are delivered again.
+Each sub-order is read by the same reader as a single payment (`_v3_mapping.read_payment`), so it
+is held to the same rules: trade_state of the table (another value is refused, never `pending`),
+out_trade_no and transaction_id of their documented shapes, amounts in whole fen, and when the
+buyer paid a transaction_id, an amount and success_time. A sub-order or combined field out of shape
+refuses the notification as `InvalidContent` (recorded `rejected` with the reason, which names the
+sub-order; acknowledged), with the event_id that sub-order would have had.
+
+Per sub-order: order_id = its out_trade_no, transaction_id, status from its trade_state, amount =
+amount.total_amount / 100, paid_at = success_time, payer_id = combine_payer_info.openid, app_id =
+combine_appid, merchant_id = combine_mchid (the merchant the notification is for, whose account
+checks it; the sub-order's own mchid is in raw["mchid"]). raw = the envelope's fields, the
+combined fields (combine_out_trade_no among them), then the sub-order's. event_id = account +
+payment + (transaction_id or out_trade_no) + trade_state + the sub-order's mchid: a resend of the
+notification repeats every sub-order's event id, so only the sub-orders not delivered yet are
+delivered again.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from paynotify import Kind, MalformedNotification, PaymentResult, Status, make_event_id
+from paynotify import InvalidContent, Kind, MalformedNotification, PaymentResult, make_event_id
 from paynotify_wechatpay._v3_envelope import Envelope
 from paynotify_wechatpay._v3_mapping import (
-    _PAID,
+    SUB_ORDER_AMOUNT,
     TRADE_STATES,
     Account3,
     Resource,
     _object,
     _optional,
+    _raw,
     _required,
-    _text,
-    _time,
-    _yuan,
+    read_payment,
 )
 
 __all__ = ["combined_results", "is_combined"]
@@ -45,17 +51,39 @@ def combined_results(
     account: Account3, envelope: Envelope, resource: Resource, *, provider: str, key_id: str
 ) -> list[PaymentResult]:
     sub_orders = resource.get("sub_orders")
-    if not isinstance(sub_orders, list) or not sub_orders or not all(isinstance(s, dict) for s in sub_orders):
-        raise MalformedNotification("combined-order resource sub_orders is not a list of objects")
+    try:
+        if (
+            not isinstance(sub_orders, list)
+            or not sub_orders
+            or not all(isinstance(s, dict) for s in sub_orders)
+        ):
+            raise MalformedNotification("combined-order resource sub_orders is not a list of objects")
+        app_id = _required(resource, "combine_appid")
+        merchant_id = _required(resource, "combine_mchid")
+        _required(resource, "combine_out_trade_no")
+        payer = _optional(_object(resource, "combine_payer_info"), "openid")
+    except MalformedNotification as exc:
+        raise _refused(account, envelope, resource, exc.message, None) from None
     combined: dict[str, Any] = {k: v for k, v in resource.items() if k != "sub_orders"}
-    app_id = _required(resource, "combine_appid")
-    merchant_id = _required(resource, "combine_mchid")
-    _required(resource, "combine_out_trade_no")
-    payer = _optional(_object(resource, "combine_payer_info"), "openid")
-    return [
-        _sub_order(account, envelope, combined, sub, (app_id, merchant_id, payer), provider, key_id)
-        for sub in sub_orders
-    ]
+    results = []
+    for index, sub in enumerate(sub_orders):
+        try:
+            results.append(
+                _sub_order(account, envelope, combined, sub, (app_id, merchant_id, payer), provider, key_id)
+            )
+        except MalformedNotification as exc:
+            raise _refused(account, envelope, resource, f"sub_orders[{index}]: {exc.message}", sub) from None
+    return results
+
+
+def _refused(
+    account: Account3, envelope: Envelope, resource: Resource, message: str, sub: Resource | None
+) -> InvalidContent:
+    """The whole notification refused (recorded `rejected`), with the event_id of the sub-order
+    out of shape when its parts are there."""
+    return InvalidContent(
+        message, account=account.name, raw=_raw(envelope, resource), event_id=_refused_event_id(account, sub)
+    )
 
 
 def _sub_order(
@@ -68,12 +96,8 @@ def _sub_order(
     key_id: str,
 ) -> PaymentResult:
     app_id, merchant_id, payer = combined_ids
-    trade_state = _required(sub, "trade_state")
-    order_id = _required(sub, "out_trade_no")
+    paid = read_payment(sub, SUB_ORDER_AMOUNT)
     sub_mchid = _required(sub, "mchid")
-    paid = trade_state in _PAID
-    transaction_id = _text(sub, "transaction_id", required=paid)
-    amount = _object(sub, "amount")
     raw = envelope.outer_fields()
     raw.update(combined)
     raw.update(sub)
@@ -81,19 +105,35 @@ def _sub_order(
         provider=provider,
         account=account.name,
         kind=Kind.PAYMENT,
-        status=TRADE_STATES.get(trade_state, Status.PENDING),
-        provider_status=trade_state,
-        order_id=order_id,
-        transaction_id=transaction_id,
-        amount=_yuan(amount, "total_amount", required=paid),
-        currency=_optional(amount, "currency") or "CNY",
-        paid_at=_time(sub, "success_time", required=paid),
+        status=TRADE_STATES[paid.trade_state],
+        provider_status=paid.trade_state,
+        order_id=paid.order_id,
+        transaction_id=paid.transaction_id,
+        amount=paid.amount,
+        currency=paid.currency,
+        paid_at=paid.paid_at,
         payer_id=payer,
         app_id=app_id,
         merchant_id=merchant_id,
         event_id=make_event_id(
-            account.name, Kind.PAYMENT, transaction_id or order_id, None, trade_state, sub_mchid
+            account.name,
+            Kind.PAYMENT,
+            paid.transaction_id or paid.order_id,
+            None,
+            paid.trade_state,
+            sub_mchid,
         ),
         key_id=key_id,
         raw=raw,
     )
+
+
+def _refused_event_id(account: Account3, sub: Resource | None) -> str | None:
+    """The event_id the refused sub-order would have had, when its parts are strings at all."""
+    if sub is None:
+        return None
+    trade = sub.get("transaction_id") or sub.get("out_trade_no")
+    state, mchid = sub.get("trade_state"), sub.get("mchid")
+    if not (isinstance(trade, str) and trade and isinstance(state, str) and state and isinstance(mchid, str)):
+        return None
+    return make_event_id(account.name, Kind.PAYMENT, trade, None, state, mchid)

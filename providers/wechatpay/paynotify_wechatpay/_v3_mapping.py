@@ -51,7 +51,7 @@ import re
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from paynotify import (
     Account,
@@ -67,7 +67,16 @@ from paynotify_wechatpay._shapes import ID_RULES, id_problem
 from paynotify_wechatpay._v3_envelope import Envelope
 from paynotify_wechatpay._v3_settings import WeChatPayV3Settings
 
-__all__ = ["REFUND_STATUSES", "TRADE_STATES", "event_kind", "to_result"]
+__all__ = [
+    "REFUND_STATUSES",
+    "SINGLE_AMOUNT",
+    "SUB_ORDER_AMOUNT",
+    "TRADE_STATES",
+    "PaymentFields",
+    "event_kind",
+    "read_payment",
+    "to_result",
+]
 
 TRADE_STATES = {
     "SUCCESS": Status.SUCCEEDED,
@@ -264,6 +273,45 @@ def _event_id(account: Account3, kind: Kind, trade: str, refund: str | None,
     return make_event_id(account.name, kind, trade, refund, status, _required(resource, "sub_mchid"))
 
 
+class PaymentFields(NamedTuple):
+    """What one payment says, read by `read_payment`: a single order's or a combined order's
+    sub-order (one reader, so the two can never be checked differently)."""
+
+    trade_state: str
+    order_id: str
+    transaction_id: str | None
+    amount: Decimal | None
+    currency: str
+    paid_at: datetime | None
+
+
+SINGLE_AMOUNT = ("total", "payer_total")
+"""The amount fields of a single payment (amount.total, amount.payer_total)."""
+SUB_ORDER_AMOUNT = ("total_amount", "payer_amount")
+"""The amount fields of a combined order's sub-order (amount.total_amount, amount.payer_amount)."""
+
+
+def read_payment(resource: Resource, amount_names: tuple[str, str] = SINGLE_AMOUNT) -> PaymentFields:
+    """trade_state (of the table), out_trade_no and transaction_id (of their documented shapes),
+    the amount in fen, currency and success_time; transaction_id, the amount and success_time are
+    required when the buyer paid. Raises MalformedNotification naming the field and its rule."""
+    trade_state = _state(resource, "trade_state", TRADE_STATES)
+    order_id = cast(str, _id(resource, "out_trade_no"))
+    paid = trade_state in _PAID
+    transaction_id = _id(resource, "transaction_id", required=paid)
+    total, payer = amount_names
+    amount = _object(resource, "amount")
+    _check_fen(amount, payer)
+    return PaymentFields(
+        trade_state,
+        order_id,
+        transaction_id,
+        _yuan(amount, total, required=paid),
+        _optional(amount, "currency") or "CNY",
+        _time(resource, "success_time", required=paid),
+    )
+
+
 def payment_result(
     account: Account3, envelope: Envelope, resource: Resource, *, provider: str, key_id: str
 ) -> PaymentResult:
@@ -272,23 +320,19 @@ def payment_result(
     _check_mode(resource, partner)
     if partner:
         _check_partner(resource, settings, Kind.PAYMENT)
-    trade_state = _state(resource, "trade_state", TRADE_STATES)
-    order_id = cast(str, _id(resource, "out_trade_no"))
-    paid = trade_state in _PAID
-    transaction_id = _id(resource, "transaction_id", required=paid)
-    amount = _object(resource, "amount")
-    _check_fen(amount, "payer_total")
+    paid = read_payment(resource)
+    trade_state, order_id, transaction_id = paid.trade_state, paid.order_id, paid.transaction_id
     return PaymentResult(
         provider=provider,
         account=account.name,
         kind=Kind.PAYMENT,
-        status=TRADE_STATES.get(trade_state, Status.PENDING),
+        status=TRADE_STATES[trade_state],
         provider_status=trade_state,
         order_id=order_id,
         transaction_id=transaction_id,
-        amount=_yuan(amount, "total", required=paid),
-        currency=_optional(amount, "currency") or "CNY",
-        paid_at=_time(resource, "success_time", required=paid),
+        amount=paid.amount,
+        currency=paid.currency,
+        paid_at=paid.paid_at,
         payer_id=_payer(resource, partner),
         app_id=_required(resource, "sp_appid" if partner else "appid"),
         merchant_id=_merchant(resource, partner),

@@ -5,11 +5,22 @@ exact body bytes (`_v3_signature`), with the key `Wechatpay-Serial` names among 
 platform certificates and public key (`_v3_keys`), inside the replay window; only then is the
 JSON read (`_v3_envelope`). TRANSACTION.* and REFUND.* events have their resource decrypted with
 the APIv3 key (`_v3_crypto`) and become a `PaymentResult` (`_v3_mapping`, which has the status
-table); a combined order (sub_orders) becomes one `PaymentResult` per sub-order (`_v3_combined`),
-and a merchant transfer (MCHTRANSFER.*) a `transfer` (`_v3_transfer`). Any other event type
-(PAYSCORE.*, PROFITSHARING.*, ...) is verified and becomes an `UnhandledEvent` whose
-`raw["resource"]` is the decrypted resource; one that does not decrypt keeps it encrypted, so an
-event paynotify does not know can never be refused (and resent for a day) for its content.
+table); a combined order (sub_orders) becomes one `PaymentResult` per sub-order (`_v3_combined`,
+through the same field reader), and a merchant transfer bill (MCHTRANSFER.BILL.FINISHED, that
+type only) a `transfer` (`_v3_transfer`). A verified resource out of shape is `InvalidContent`:
+recorded `rejected` with its reason, and acknowledged.
+
+Everything else that verifies becomes an `UnhandledEvent` (recorded `unhandled`, acknowledged,
+offered to `on_unhandled` hooks) whose `raw["resource"]` is the decrypted resource: profit
+sharing's 分账动账通知 (PROFITSHARING.SUCCESS / RETURN, or, as WeChat Pay sent it until March 2025,
+TRANSACTION.SUCCESS with original_type `profitsharing`: typed PROFITSHARING.TRANSACTION.SUCCESS,
+never read as a payment), the batch and authorization MCHTRANSFER.* events, complaints
+(COMPLAINT.*), PAYSCORE.*, and any type paynotify does not know. One whose resource does not
+decrypt keeps it encrypted, so an event can never be refused (and resent for a day) for content
+paynotify does not know.
+
+A v3 account with `apiv2_key` also takes WeChat Pay v2 XML notifications on the same URL (refunds
+started in the merchant platform arrive so): `_v3_v2_bodies`.
 
 Replies: 204 with no body when handled; otherwise `{"code": "FAIL", "message": ...}` with 401
 (verification), 400 (malformed), 503 (the same event is in flight) or 500 (anything else). WeChat
@@ -46,6 +57,7 @@ from paynotify_wechatpay._v3_mapping import event_kind, to_result
 from paynotify_wechatpay._v3_settings import WeChatPayV3Settings
 from paynotify_wechatpay._v3_signature import SignedHeaders, verify
 from paynotify_wechatpay._v3_transfer import is_transfer, transfer_result
+from paynotify_wechatpay._v3_v2_bodies import is_v2_body, parse_v2, v2_reply
 
 __all__ = ["WeChatPayV3Provider"]
 
@@ -53,6 +65,22 @@ _STATUS = ((VerificationError, 401), (MalformedNotification, 400), (InFlight, 50
 _MESSAGE_LENGTH = 200
 UNHANDLED_KIND = "event"
 """The `kind` part of an UnhandledEvent's event_id (make_event_id(account, "event", type, id))."""
+
+
+PROFIT_SHARING_PREFIX = "PROFITSHARING."
+"""A 分账动账通知 sent as TRANSACTION.SUCCESS becomes an UnhandledEvent of type
+PROFITSHARING.TRANSACTION.SUCCESS (raw["event_type"] keeps what WeChat Pay sent)."""
+_PROFIT_SHARING_FIELDS = ("receiver", "out_order_no", "order_id")
+
+
+def is_profit_sharing(envelope: Envelope, resource: Mapping[str, Any]) -> bool:
+    """A 分账动账通知 (profit sharing moved money to or back from a receiver): until March 2025
+    WeChat Pay sent it with event_type TRANSACTION.SUCCESS, like a payment. Told apart by the
+    resource's original_type `profitsharing` (a payment's is `transaction`), or by its shape: a
+    receiver and the profit-sharing order ids, no trade_state."""
+    if envelope.resource.get("original_type") == "profitsharing":
+        return True
+    return "trade_state" not in resource and all(name in resource for name in _PROFIT_SHARING_FIELDS)
 
 
 _ACK = Reply(204)
@@ -85,6 +113,8 @@ class WeChatPayV3Provider(Provider[WeChatPayV3Settings]):
         self, request: InboundRequest, account: Account[WeChatPayV3Settings]
     ) -> PaymentResult | list[PaymentResult] | UnhandledEvent:
         settings = account.settings
+        if is_v2_body(request.body):  # a refund started in the merchant platform: v2 XML
+            return parse_v2(request, account, provider=self.name)
         headers = SignedHeaders.from_headers(request.headers)
         key = verify(
             headers, request.body, settings.keyring, now=self.clock(), tolerance=settings.timestamp_tolerance
@@ -99,10 +129,14 @@ class WeChatPayV3Provider(Provider[WeChatPayV3Settings]):
                 return transfer_result(account, envelope, resource, provider=self.name, key_id=key.key_id)
             return self._unhandled(envelope, account, key.key_id)
         resource = settings.decrypt_resource(envelope.resource)
-        if kind is Kind.PAYMENT and is_combined(resource):
-            if settings.service_provider:  # a partner's combined order: verified, offered to hooks
-                return self._unhandled(envelope, account, key.key_id, resource)
-            return combined_results(account, envelope, resource, provider=self.name, key_id=key.key_id)
+        if kind is Kind.PAYMENT:
+            if is_profit_sharing(envelope, resource):
+                event_type = PROFIT_SHARING_PREFIX + envelope.event_type
+                return self._unhandled(envelope, account, key.key_id, resource, event_type)
+            if is_combined(resource):
+                if settings.service_provider:  # a partner's combined order: verified, offered to hooks
+                    return self._unhandled(envelope, account, key.key_id, resource)
+                return combined_results(account, envelope, resource, provider=self.name, key_id=key.key_id)
         return to_result(kind, account, envelope, resource, provider=self.name, key_id=key.key_id)
 
     def _unhandled(
@@ -111,6 +145,7 @@ class WeChatPayV3Provider(Provider[WeChatPayV3Settings]):
         account: Account[WeChatPayV3Settings],
         key_id: str,
         resource: Mapping[str, Any] | None = None,
+        event_type: str | None = None,
     ) -> UnhandledEvent:
         """A verified event paynotify does not normalize, with its decrypted resource; one whose
         resource does not decrypt keeps it encrypted, so no event type can be refused for content
@@ -123,17 +158,22 @@ class WeChatPayV3Provider(Provider[WeChatPayV3Settings]):
                 resource = None
         if resource is not None:
             raw = {**raw, "resource": dict(resource)}
+        event_type = event_type or envelope.event_type
         return UnhandledEvent(
             provider=self.name,
             account=account.name,
-            event_type=envelope.event_type,
-            event_id=make_event_id(account.name, UNHANDLED_KIND, envelope.event_type, envelope.id),
+            event_type=event_type,
+            event_id=make_event_id(account.name, UNHANDLED_KIND, event_type, envelope.id),
             key_id=key_id,
             raw=raw,
         )
 
     def ack(self) -> Reply:
         return _ACK
+
+    def reply_for(self, request: InboundRequest, reply: Reply) -> Reply:
+        """A v2 XML notification (taken with apiv2_key) is answered as v2 expects: XML, HTTP 200."""
+        return v2_reply(reply) if is_v2_body(request.body) else reply
 
     def nack(self, error: NotificationError) -> Reply:
         """`{"code":"FAIL","message":...}` with the HTTP status that tells WeChat Pay what happened.

@@ -10,6 +10,8 @@ from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_valid
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from paynotify import AccountSettings
+from paynotify_wechatpay._v2_settings import WeChatPayV2Settings
+from paynotify_wechatpay._v2_signature import SignType
 from paynotify_wechatpay._v3_crypto import decrypt_resource, resource_json
 from paynotify_wechatpay._v3_keys import (
     PUBLIC_KEY_ID_PREFIX,
@@ -34,6 +36,8 @@ class WeChatPayV3Settings(AccountSettings):
 
     Keys: `platform_certificates` (平台证书, PEM; one or a list), `public_key_id` with `public_key`
     (微信支付公钥), or both at once while migrating or rotating; at least one is required.
+    `apiv2_key` (and `apiv2_sign_type`) lets the account take WeChat Pay v2 XML notifications on
+    the same URL: refunds started in the merchant platform are sent so.
 
     Direct merchant: `mchid` and `appid`; every notification must be for them. Service provider:
     `sp_mchid` and `sp_appid` (the service provider's own ids; its keys verify and decrypt) instead,
@@ -57,10 +61,17 @@ class WeChatPayV3Settings(AccountSettings):
     sp_appid: str | None = Field(default=None, min_length=1)
     sub_mchid: str | None = Field(default=None, min_length=1)
     sub_appid: str | None = Field(default=None, min_length=1)
+    apiv2_key: SecretStr | None = Field(default=None, repr=False)
+    """The account's API v2 key (API密钥), to take v2 XML notifications on the v3 URL too (refunds
+    started in the merchant platform are sent so); without it they are refused (401)."""
+    apiv2_sign_type: SignType = "MD5"
+    """How the account's v2 payment notifications are signed (MD5 or HMAC-SHA256); v2 refund
+    notifications carry no signature."""
 
     _apiv3: bytes = PrivateAttr(default=b"")
     _keyring: Keyring = PrivateAttr(default_factory=lambda: Keyring(()))
     _aead: AESGCM | None = PrivateAttr(default=None)
+    _v2: WeChatPayV2Settings | None = PrivateAttr(default=None)
 
     @field_validator("apiv3_key")
     @classmethod
@@ -89,6 +100,7 @@ class WeChatPayV3Settings(AccountSettings):
     def _load(self) -> Self:
         problems = self._mode_problems()
         keys = self._load_keys(problems)
+        v2 = self._load_v2(problems)
         if problems:
             # A ValidationError (not a ValueError) keeps each problem's own location, list index included.
             raise ValidationError.from_exception_data(
@@ -103,6 +115,7 @@ class WeChatPayV3Settings(AccountSettings):
                 ],
             )
         self._keyring = Keyring(keys)
+        self._v2 = v2
         self._apiv3 = self.apiv3_key.get_secret_value().encode()
         self._aead = AESGCM(self._apiv3)
         return self
@@ -119,6 +132,23 @@ class WeChatPayV3Settings(AccountSettings):
             extra = "is for direct merchants; a service provider sets sp_mchid / sp_appid (and sub_mchid)"
         problems: list[tuple[Loc, str]] = [((n,), missing) for n in needed if getattr(self, n) is None]
         return problems + [((n,), extra) for n in refused if getattr(self, n) is not None]
+
+    def _load_v2(self, problems: list[tuple[Loc, str]]) -> WeChatPayV2Settings | None:
+        """The v2 settings the same merchant has, for v2 notifications: its ids and apiv2_key."""
+        if self.apiv2_key is None or problems:
+            return None
+        try:
+            return WeChatPayV2Settings(
+                appid=self.expected_app_id(),
+                mch_id=self.sp_mchid if self.service_provider else self.mchid,
+                api_key=self.apiv2_key,
+                sign_type=self.apiv2_sign_type,
+            )
+        except ValidationError as exc:
+            problems.extend(
+                (("apiv2_key",), str(error["msg"]).removeprefix("Value error, ")) for error in exc.errors()
+            )
+            return None
 
     def _load_keys(self, problems: list[tuple[Loc, str]]) -> list[V3Key]:
         keys = self._load_certificates(problems)
@@ -168,6 +198,11 @@ class WeChatPayV3Settings(AccountSettings):
     def keyring(self) -> Keyring:
         """The trusted WeChat Pay keys, loaded; their ids appear in errors and in `key_id`."""
         return cast(Keyring, self._loaded("_keyring"))
+
+    @property
+    def v2_settings(self) -> WeChatPayV2Settings | None:
+        """The same merchant as a v2 account (apiv2_key set), or None."""
+        return cast("WeChatPayV2Settings | None", self._loaded("_v2"))
 
     @property
     def apiv3_key_bytes(self) -> bytes:
