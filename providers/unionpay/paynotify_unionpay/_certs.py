@@ -200,8 +200,6 @@ _ONE_PEM = re.compile(
 @functools.lru_cache(maxsize=CERT_CACHE_SIZE)
 def _cached(pem: bytes) -> Certificate | str:
     # A refusal is cached too (as its reason): a sender repeating a bad certificate costs nothing.
-    if not pem.startswith(b"-----BEGIN CERTIFICATE-----"):
-        return "signPubKeyCert is not a PEM certificate"
     if _ONE_PEM(pem) is None:
         return (
             "signPubKeyCert is not exactly one PEM certificate (one BEGIN/END pair of base64 lines, "
