@@ -5,7 +5,7 @@
 | 01      | 消费 consume      | payment | queryId        | -         | txnAmt | -             |
 | 04      | 退货 refund       | refund  | origQryId      | orderId   | -      | txnAmt        |
 | 31      | 消费撤销 undo     | refund  | origQryId      | orderId   | txnAmt | txnAmt        |
-| other   | (79 token open, 00 query, 02/03 pre-authorisation, ...) | an UnhandledEvent | | | | |
+| other   | 79, 00, 02, 03, 32, 33, 11, 12, ... | UnhandledEvent `txnType/txnSubType` | | | |
 
 | respCode       | status    |
 |----------------|-----------|
@@ -25,6 +25,11 @@ paid_at / refunded_at = txnTime (Beijing) when succeeded; merchant_id = merId; k
 the verifying certificate. event_id = account + kind + queryId (origQryId for refunds) + orderId of
 a refund + respCode. A front return (`source="return"`) is never a payment result: it is `pending`,
 provider_status `RETURN`, whatever respCode it carries (read it from `raw` for the page).
+
+Every message is first held to the structure that keeps its sign string cut one way, and a mapped
+kind to the documented shapes (`_shapes`); a breach raises InvalidContent with the verified fields,
+which the pipeline records `rejected` and acknowledges. An unmapped txnType is held to the structure
+only: its fields belong to a kind paynotify does not read.
 """
 
 from __future__ import annotations

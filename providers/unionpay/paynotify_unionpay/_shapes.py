@@ -12,7 +12,9 @@ name can take the start of its value (`accNo=ORRS` with the rest as value). Two 
   value would disagree on where it ends, and the longer value would then hold an `&` right after
   a closed prefix. So no field can have swallowed another, whatever its name.
 - shapes, for the fields UnionPay documents (全渠道 specification, N = digits, AN = letters and
-  digits): an id, amount, code or time out of its pattern is not UnionPay's.
+  digits: queryId AN21, traceNo N6, traceTime MMDDhhmmss, txnAmt N1..12, respCode AN2, ...; lengths
+  a little wider where merchants' and UnionPay's own messages differ, as orderId's 8-32 or 8-40):
+  an id, amount, code or time out of its pattern is not UnionPay's.
 
 Both hold only for verified fields, and a breach raises InvalidContent (recorded `rejected`, then
 acknowledged), never a failure reply: a resend would be refused the same way.
@@ -27,10 +29,10 @@ __all__ = ["FREE_TEXT", "SHAPES", "field_problem", "shape_problem", "shown", "st
 
 _DIGITS_2 = (r"[0-9]{2}", "2 digits")
 _FEN = (r"[0-9]{1,12}", "fen: 1-12 digits, no sign or decimal point")
-_CURRENCY = (r"[0-9]{3}", "a 3-digit ISO 4217 code")
+_CURRENCY = (r"[0-9A-Za-z]{3}", "3 letters or digits (ISO 4217)")
 _MMDD = (r"[0-9]{4}", "MMDD: 4 digits")
-_RESP_CODE = (r"[0-9A-Z]{2}", "2 digits or capital letters")
-_QUERY_ID = (r"[0-9]{1,32}", "1-32 digits")
+_RESP_CODE = (r"[0-9A-Za-z]{2}", "2 letters or digits")
+_QUERY_ID = (r"[0-9A-Za-z]{1,32}", "1-32 letters or digits")
 
 SHAPES: dict[str, tuple[str, str]] = {
     "txnType": _DIGITS_2,
