@@ -173,8 +173,8 @@ def test_sign_pub_key_cert_that_is_not_a_certificate_is_refused() -> None:
     for value, message in [
         (None, "without signPubKeyCert"),
         ("", "without signPubKeyCert"),
-        ("hello", "not a PEM certificate"),
-        (chain().root_pem + chain().middle_pem, "several certificates"),
+        ("hello", "not exactly one PEM certificate"),
+        (chain().root_pem + chain().middle_pem, "not exactly one PEM certificate"),
     ]:
         with pytest.raises(VerificationError, match=message):
             parse(notify(signPubKeyCert=value))

@@ -3,6 +3,7 @@ event ids, other txnTypes as UnhandledEvents, and strict shapes after verificati
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal
 
@@ -11,7 +12,7 @@ from _unionpay import MER_ID, ORDER_ID, chain, notify, parse, result
 from paynotify_unionpay import RETURN_STATUS, TXN_TYPES, status_of
 from paynotify_unionpay.testing import query_id
 
-from paynotify import BEIJING, Kind, MalformedNotification, Source, Status, UnhandledEvent
+from paynotify import BEIJING, InvalidContent, Kind, Source, Status, UnhandledEvent
 
 PAID_AT = datetime(2026, 11, 23, 9, 30, 15, tzinfo=BEIJING)
 ORIG = query_id(MER_ID, ORDER_ID)
@@ -92,7 +93,7 @@ def test_fen_to_yuan(fen: str, yuan: str) -> None:
 
 def test_currency_absent_is_cny_and_another_is_refused() -> None:
     assert result(notify(currencyCode=None)).currency == "CNY"
-    with pytest.raises(MalformedNotification, match="currencyCode 840 is not supported"):
+    with pytest.raises(InvalidContent, match="currencyCode 840 is not supported"):
         parse(notify(currencyCode="840"))
 
 
@@ -132,34 +133,40 @@ def test_an_unhandled_event_is_not_refused_for_its_shape() -> None:
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"txn_amt": "1.00"}, "txnAmt is not in UnionPay's format"),
-        ({"txn_amt": "-1"}, "txnAmt is not in UnionPay's format"),
-        ({"txn_amt": "\uff11"}, "txnAmt is not in UnionPay's format"),  # a full-width digit
-        ({"txn_amt": "1234567890123"}, "txnAmt is not in UnionPay's format"),
+        ({"txn_amt": "1.00"}, "txnAmt '1.00' is not fen: 1-12 digits"),
+        ({"txn_amt": "-1"}, "txnAmt '-1' is not fen"),
+        ({"txn_amt": "\uff11"}, "txnAmt '\uff11' is not fen"),  # a full-width digit
+        ({"txn_amt": "1234567890123"}, "txnAmt '1234567890123' is not fen"),
         ({"txnAmt": None}, "txnAmt is missing"),
-        ({"queryId": "78220908132206067402a"}, "queryId is not in UnionPay's format"),
+        (
+            {"queryId": "7822090813220606740-2"},
+            "queryId '7822090813220606740-2' is not 1-32 letters or digits",
+        ),
         ({"queryId": None}, "queryId is missing"),
-        ({"order_id": "order-2026-01"}, "orderId is not in UnionPay's format"),
-        ({"order_id": "short"}, "orderId is not in UnionPay's format"),
+        ({"order_id": "order-2026-01"}, "orderId 'order-2026-01' is not 8-40 letters or digits"),
+        ({"order_id": "short"}, "orderId 'short' is not 8-40 letters or digits"),
         ({"orderId": None}, "orderId is missing"),
-        ({"merId": "777 290"}, "merId is not in UnionPay's format"),
+        ({"merId": "777 290"}, "merId '777 290' is not 1-32 letters or digits"),
         ({"merId": None}, "merId is missing"),
-        ({"respCode": "0"}, "respCode is not in UnionPay's format"),
+        ({"respCode": "0"}, "respCode '0' is not 2 letters or digits"),
         ({"respCode": None}, "respCode is missing"),
-        ({"txnTime": "2026112309301"}, "txnTime is not in UnionPay's format"),
-        ({"txnTime": "20261323093015"}, "txnTime is not a yyyyMMddHHmmss time"),
-        ({"txnType": "1"}, "txnType is not in UnionPay's format"),
+        ({"txnTime": "2026112309301"}, "txnTime '2026112309301' is not yyyyMMddHHmmss: 14 digits"),
+        ({"txnTime": "20261323093015"}, "txnTime '20261323093015' is not a yyyyMMddHHmmss time"),
+        ({"txnType": "1"}, "txnType '1' is not 2 digits"),
         ({"txnType": None}, "txnType is missing"),
-        ({"txnSubType": "x"}, "txnSubType is not in UnionPay's format"),
-        ({"currencyCode": "CNY"}, "currencyCode is not in UnionPay's format"),
+        ({"txnSubType": "x"}, "txnSubType 'x' is not 2 digits"),
+        ({"currencyCode": "CNY"}, "currencyCode CNY is not supported (156, CNY)"),
+        ({"currencyCode": "15"}, "currencyCode '15' is not 3 letters or digits"),
+        ({"currencyCode": "840"}, "currencyCode 840 is not supported"),
         ({"txn_type": "04", "orig_qry_id": None}, "origQryId is missing"),
-        ({"txn_type": "31", "orig_qry_id": "abc"}, "origQryId is not in UnionPay's format"),
+        ({"txn_type": "31", "orig_qry_id": "a.c"}, "origQryId 'a.c' is not 1-32 letters or digits"),
     ],
 )
 def test_strict_shapes_after_verification(fields: dict[str, str | None], message: str) -> None:
-    with pytest.raises(MalformedNotification, match=message) as info:
+    with pytest.raises(InvalidContent, match=re.escape(message)) as info:
         parse(notify(**fields))
     assert str(info.value).startswith("account 'shop': verified, but ")
+    assert info.value.raw["signature"]  # the verified fields, for the rejected record
 
 
 def test_a_front_return_is_never_a_payment_result() -> None:

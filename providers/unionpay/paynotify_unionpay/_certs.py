@@ -14,6 +14,7 @@ once per notification: UnionPay sends the same one in every message for years.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -185,11 +186,25 @@ def load_certificate(value: str | bytes | Path) -> Certificate:
     return _parse(data)
 
 
+# Exactly one certificate, nothing before or after it (a final line break allowed): cryptography
+# reads the first PEM block and ignores what follows, so a value that swallowed the fields signed
+# after it (`...-----END CERTIFICATE-----&traceNo=...`) would still load. Base64 lines hold no `-`,
+# so one BEGIN/END pair is all this admits.
+_ONE_PEM = re.compile(
+    rb"-----BEGIN CERTIFICATE-----\r?\n"
+    rb"(?:[A-Za-z0-9+/=]{1,76}\r?\n){1,100}"
+    rb"-----END CERTIFICATE-----(?:\r?\n)?"
+).fullmatch
+
+
 @functools.lru_cache(maxsize=CERT_CACHE_SIZE)
 def _cached(pem: bytes) -> Certificate | str:
     # A refusal is cached too (as its reason): a sender repeating a bad certificate costs nothing.
-    if not pem.startswith(b"-----BEGIN CERTIFICATE-----"):
-        return "signPubKeyCert is not a PEM certificate"
+    if _ONE_PEM(pem) is None:
+        return (
+            "signPubKeyCert is not exactly one PEM certificate (one BEGIN/END pair of base64 lines, "
+            "nothing before or after it)"
+        )
     try:
         return _parse(pem)
     except ValueError as exc:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from paynotify import MalformedNotification, percent_decode
+from paynotify import InvalidContent, MalformedNotification, percent_decode
 
 __all__ = ["ENCODINGS", "Form", "decode_form", "python_encoding"]
 
@@ -43,13 +43,21 @@ class Form:
     raw: dict[bytes, bytes]
 
     def text(self) -> dict[str, str]:
-        """The fields as str, in the message's encoding; MalformedNotification naming a bad field."""
+        """The fields as str, in the message's encoding. Called on verified fields only, so a value
+        that is not text in that encoding raises InvalidContent naming it, with every field (the bad
+        bytes as `\\xNN`) as `raw`: verified content is kept, even when it cannot be read."""
         fields = {}
         for key, value in self.raw.items():
             try:
                 fields[key.decode("ascii")] = value.decode(self.encoding)
             except UnicodeDecodeError:
-                raise MalformedNotification(f"field {_show(key)} is not valid {self.encoding}") from None
+                raw = {
+                    k.decode("ascii"): v.decode(self.encoding, "backslashreplace")
+                    for k, v in self.raw.items()
+                }
+                raise InvalidContent(
+                    f"verified, but field {_show(key)} is not valid {self.encoding}", raw=raw
+                ) from None
         return fields
 
 

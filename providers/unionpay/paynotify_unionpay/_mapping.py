@@ -5,7 +5,7 @@
 | 01      | 消费 consume      | payment | queryId        | -         | txnAmt | -             |
 | 04      | 退货 refund       | refund  | origQryId      | orderId   | -      | txnAmt        |
 | 31      | 消费撤销 undo     | refund  | origQryId      | orderId   | txnAmt | txnAmt        |
-| other   | (79 token open, 00 query, 02/03 pre-authorisation, ...) | an UnhandledEvent | | | | |
+| other   | 79, 00, 02, 03, 32, 33, 11, 12, ... | UnhandledEvent `txnType/txnSubType` | | | |
 
 | respCode       | status    |
 |----------------|-----------|
@@ -25,17 +25,21 @@ paid_at / refunded_at = txnTime (Beijing) when succeeded; merchant_id = merId; k
 the verifying certificate. event_id = account + kind + queryId (origQryId for refunds) + orderId of
 a refund + respCode. A front return (`source="return"`) is never a payment result: it is `pending`,
 provider_status `RETURN`, whatever respCode it carries (read it from `raw` for the page).
+
+Every message is first held to the structure that keeps its sign string cut one way, and a mapped
+kind to the documented shapes (`_shapes`); a breach raises InvalidContent with the verified fields,
+which the pipeline records `rejected` and acknowledges. An unmapped txnType is held to the structure
+only: its fields belong to a kind paynotify does not read.
 """
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from decimal import Decimal
 
 from paynotify import (
+    InvalidContent,
     Kind,
-    MalformedNotification,
     PaymentResult,
     Source,
     Status,
@@ -43,6 +47,7 @@ from paynotify import (
     beijing_time,
     make_event_id,
 )
+from paynotify_unionpay._shapes import field_problem, shape_problem, shown, structure_problem
 
 __all__ = ["RETURN_STATUS", "TXN_TYPES", "UNHANDLED_KIND", "status_of", "to_result"]
 
@@ -58,18 +63,12 @@ _SUCCEEDED = frozenset({"00", "A6"})
 _PENDING = frozenset({"03", "04", "05"})
 _CURRENCIES = {"156": "CNY"}
 
-# UnionPay's field formats (全渠道 specification): N = digits, AN = letters and digits.
-_SHAPES = {
-    "txnType": re.compile(r"[0-9]{2}"),
-    "txnSubType": re.compile(r"[0-9]{2}"),
-    "merId": re.compile(r"[0-9A-Za-z]{1,32}"),
-    "orderId": re.compile(r"[0-9A-Za-z]{8,40}"),
-    "queryId": re.compile(r"[0-9]{1,32}"),
-    "origQryId": re.compile(r"[0-9]{1,32}"),
-    "txnAmt": re.compile(r"[0-9]{1,12}"),
-    "respCode": re.compile(r"[0-9A-Z]{2}"),
-    "currencyCode": re.compile(r"[0-9]{3}"),
-    "txnTime": re.compile(r"[0-9]{14}"),
+# What a back-end notification of each kind always carries; a front return may lack the
+# transaction's ids and amount (a failed payment's page), never the order's.
+_RETURN_REQUIRED = ("txnType", "merId", "orderId", "respCode", "txnTime")
+_REQUIRED = {
+    Kind.PAYMENT: (*_RETURN_REQUIRED, "queryId", "txnAmt"),
+    Kind.REFUND: (*_RETURN_REQUIRED, "queryId", "origQryId", "txnAmt"),
 }
 
 
@@ -80,53 +79,65 @@ def status_of(resp_code: str) -> Status:
     return Status.PENDING if resp_code in _PENDING else Status.FAILED
 
 
-def _field(fields: dict[str, str], name: str, *, required: bool = True) -> str | None:
-    value = fields.get(name, "")
-    if not value:
-        if required:
-            raise MalformedNotification(f"verified, but {name} is missing")
-        return None
-    if not _SHAPES[name].fullmatch(value):
-        raise MalformedNotification(f"verified, but {name} is not in UnionPay's format: {value[:40]!r}")
-    return value
-
-
-def _time(text: str) -> datetime:
+def _read(fields: dict[str, str], kind: Kind, is_return: bool) -> datetime | str:
+    """txnTime as an aware datetime when every field has its shape, else what is wrong."""
+    fault = shape_problem(fields, _RETURN_REQUIRED if is_return else _REQUIRED[kind])
+    if fault is not None:
+        return fault
+    code = fields.get("currencyCode") or "156"
+    if code not in _CURRENCIES:
+        return f"currencyCode {code} is not supported (156, CNY)"
     try:
-        return beijing_time(text, "%Y%m%d%H%M%S")
+        return beijing_time(fields["txnTime"], "%Y%m%d%H%M%S")
     except ValueError:
-        raise MalformedNotification(f"verified, but txnTime is not a yyyyMMddHHmmss time: {text!r}") from None
+        return f"txnTime {shown(fields['txnTime'])} is not a yyyyMMddHHmmss time"
+
+
+def _event_parts(fields: dict[str, str], kind: Kind, provider_status: str) -> list[str | None]:
+    """The event_id parts after the account and kind (the order's id when the trade's is absent)."""
+    is_refund = kind is Kind.REFUND
+    order_id = fields.get("orderId", "")
+    trade = fields.get("origQryId" if is_refund else "queryId") or f"orderId:{order_id}"
+    return [trade, order_id if is_refund else None, provider_status]
 
 
 def to_result(
     provider: str, account: str, fields: dict[str, str], source: Source, key_id: str
 ) -> PaymentResult | UnhandledEvent:
-    """The result of one verified message; MalformedNotification when a field is not UnionPay's shape."""
+    """The result of one verified message; InvalidContent (with the fields, and the event_id a
+    well-formed copy would have when its ids have their shapes) when it is not UnionPay's shape."""
     is_return = source is Source.RETURN
-    txn_type = str(_field(fields, "txnType"))
+    # The structure first, for every kind: until it holds, the fields may be another cut of what
+    # UnionPay signed, and even the txnType that picks the kind may have been swallowed.
+    fault = structure_problem(fields) or field_problem(fields, "txnType")
+    if fault is not None:
+        raise InvalidContent(f"verified, but {fault}", account=account, raw=fields)
+    txn_type = fields["txnType"]
     kind = TXN_TYPES.get(txn_type)
     if kind is None and not is_return:
         return _unhandled(provider, account, fields, txn_type, key_id)
     kind = kind or Kind.PAYMENT
-    is_refund = kind is Kind.REFUND
-    _field(fields, "txnSubType", required=False)
-    merchant_id = _field(fields, "merId")
-    order_id = str(_field(fields, "orderId"))
-    resp_code = str(_field(fields, "respCode"))
-    query_id = _field(fields, "queryId", required=not is_return)
-    trade = _field(fields, "origQryId", required=not is_return) if is_refund else query_id
-    fen = _field(fields, "txnAmt", required=not is_return)
-    amount = Decimal(fen).scaleb(-2) if fen is not None else None
-    currency_code = _field(fields, "currencyCode", required=False) or "156"
-    currency = _CURRENCIES.get(currency_code)
-    if currency is None:
-        raise MalformedNotification(f"verified, but currencyCode {currency_code} is not supported (156, CNY)")
-    at = _time(str(_field(fields, "txnTime")))
+    provider_status = RETURN_STATUS if is_return else fields.get("respCode", "")
+    at = _read(fields, kind, is_return)
+    if isinstance(at, str):
+        fault = at
+        ids = ("orderId", "respCode", "origQryId" if kind is Kind.REFUND else "queryId")
+        told = not any(field_problem(fields, name) for name in ids)
+        raise InvalidContent(
+            f"verified, but {fault}",
+            account=account,
+            raw=fields,
+            event_id=make_event_id(account, kind, *_event_parts(fields, kind, provider_status))
+            if told
+            else None,
+        )
 
-    if is_return:
-        status, provider_status = Status.PENDING, RETURN_STATUS
-    else:
-        status, provider_status = status_of(resp_code), resp_code
+    is_refund = kind is Kind.REFUND
+    order_id = fields["orderId"]
+    query_id = fields.get("queryId") or None
+    fen = fields.get("txnAmt")
+    amount = Decimal(fen).scaleb(-2) if fen else None
+    status = Status.PENDING if is_return else status_of(provider_status)
     succeeded = status is Status.SUCCEEDED
     return PaymentResult(
         provider=provider,
@@ -135,19 +146,17 @@ def to_result(
         status=status,
         provider_status=provider_status,
         order_id=order_id,
-        transaction_id=trade,
+        transaction_id=(fields.get("origQryId") or None) if is_refund else query_id,
         refund_id=order_id if is_refund else None,
         provider_refund_id=query_id if is_refund else None,
         amount=amount if not is_refund or txn_type in _WHOLE_AMOUNT else None,
-        currency=currency,
+        currency=_CURRENCIES[fields.get("currencyCode") or "156"],
         refund_amount=amount if is_refund else None,
         paid_at=at if succeeded and not is_refund else None,
         refunded_at=at if succeeded and is_refund else None,
-        merchant_id=merchant_id,
+        merchant_id=fields["merId"],
         source=source,
-        event_id=make_event_id(
-            account, kind, trade or f"orderId:{order_id}", order_id if is_refund else None, provider_status
-        ),
+        event_id=make_event_id(account, kind, *_event_parts(fields, kind, provider_status)),
         key_id=key_id,
         raw=fields,  # validation copies it
     )
@@ -156,7 +165,8 @@ def to_result(
 def _unhandled(
     provider: str, account: str, fields: dict[str, str], txn_type: str, key_id: str
 ) -> UnhandledEvent:
-    # Verified, so acknowledged whatever it holds: its fields are read as they are, not refused by shape.
+    # Verified and cut one way only (structure_problem): acknowledged whatever its other fields
+    # hold, as their meaning belongs to a kind paynotify does not read.
     event_type = f"{txn_type}/{fields.get('txnSubType') or '-'}"
     trade = fields.get("queryId") or fields.get("orderId") or fields.get("txnTime")
     return UnhandledEvent(

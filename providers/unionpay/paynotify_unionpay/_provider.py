@@ -5,12 +5,14 @@ One delivery, in order: the form is decoded once to bytes (`_form`); the signing
 found (5.1.0: `signPubKeyCert`, trusted through the account's CFCA chain at the provider's clock;
 5.0.0: the configured verify certificate `certId` names) and the signature verified over the
 sign string (`_signature`); only then is any business field read (`_mapping`, which has the
-table). The version picks the scheme, but only among what the account trusts: 5.0.0 (SHA-1) is
-refused unless the account configures `verify_certs`.
+table, and `_shapes`, which holds verified fields to their shapes). The version picks the scheme,
+but only among what the account trusts: 5.0.0 (SHA-1) is refused unless the account configures
+`verify_certs`.
 
-Replies: 200 `ok` when handled (UnionPay reads the status only; its demo answers `ok`).
-Otherwise `fail` with 401 (verification), 400 (malformed), 503 (the same event is in flight) or
-500 (a subscriber or the store failed): UnionPay resends on anything but 200.
+Replies: 200 `ok` when handled, and when verified content out of shape is recorded `rejected`
+(UnionPay reads the status only; its demo answers `ok`). Otherwise `fail` with 401 (verification),
+400 (a malformed form, before verifying), 503 (the same event is in flight) or 500 (a subscriber or
+the store failed): UnionPay resends on anything but 200.
 """
 
 from __future__ import annotations
