@@ -40,6 +40,7 @@ class Sink:
         self.changed = asyncio.Condition()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = asyncio.Event()
         self.port = 0
 
     @property
@@ -60,8 +61,8 @@ class Sink:
     async def stop(self) -> None:
         assert self._server is not None
         self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
+        # Handlers end by themselves (a cancelled one makes Python 3.11's asyncio log an error).
+        self._closing.set()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._server.wait_closed()
 
@@ -81,7 +82,8 @@ class Sink:
                     self.received.append(received)
                     self.changed.notify_all()
                 if answer.hang:
-                    await asyncio.Event().wait()
+                    await self._closing.wait()
+                    return
                 await self._answer(writer, answer)
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
             pass
@@ -101,16 +103,20 @@ class Sink:
         if answer.endless:
             writer.write(f"HTTP/1.1 200 OK\r\ncontent-length: {1 << 40}\r\n{extra}\r\n".encode())
             chunk = b"x" * 65536
-            while True:
+            while not self._closing.is_set():
                 writer.write(chunk)
                 await writer.drain()
                 self.endless_written += len(chunk)
+            return
         if answer.trickle is not None:
             writer.write(f"HTTP/1.1 200 OK\r\ncontent-length: 1000000\r\n{extra}\r\n".encode())
             while True:
                 writer.write(b"x")
                 await writer.drain()
-                await asyncio.sleep(answer.trickle)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closing.wait(), answer.trickle)  # the pace of a slow body
+                if self._closing.is_set():
+                    return
         head = f"HTTP/1.1 {answer.status} {reason}\r\ncontent-length: {len(answer.body)}\r\n{extra}\r\n"
         writer.write(head.encode() + answer.body)
         await writer.drain()
