@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 
@@ -50,8 +50,8 @@ class Sink:
     def ids(self) -> list[str]:
         return [r.headers["webhook-id"] for r in self.received]
 
-    async def wait_for(self, predicate: Callable[[Sink], bool], timeout: float = 20.0) -> None:
-        async with asyncio.timeout(timeout), self.changed:
+    async def wait_for(self, predicate: Callable[[Sink], bool], within: float = 20.0) -> None:
+        async with asyncio.timeout(within), self.changed:
             await self.changed.wait_for(lambda: predicate(self))
 
     async def start(self) -> None:
@@ -120,6 +120,15 @@ class Sink:
         head = f"HTTP/1.1 {answer.status} {reason}\r\ncontent-length: {len(answer.body)}\r\n{extra}\r\n"
         writer.write(head.encode() + answer.body)
         await writer.drain()
+
+
+async def until(condition: Callable[[], Awaitable[bool]], within: float = 20.0) -> None:
+    """Poll `condition` (a store another task or process writes: nothing there to await)."""
+    async with asyncio.timeout(within):
+        while True:
+            if await condition():
+                return
+            await asyncio.sleep(0.02)
 
 
 @contextlib.asynccontextmanager

@@ -18,12 +18,12 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from _webhook_sink import OK, Answer, Received, sink, until
 from standardwebhooks.webhooks import Webhook
+from test_webhooks import result
 
 from paynotify import EventState, open_store
 from paynotify.publishers import outbox_url
-from tests._webhook_sink import OK, Answer, Received, sink
-from tests.test_webhooks import result
 
 EVENTS = 60
 ANSWERED_BEFORE_THE_KILL = 20
@@ -87,16 +87,15 @@ async def test_a_killed_sender_loses_nothing_and_repeats_only_what_it_held(tmp_p
         released.set()
         second = await worker()
         try:
-            await s.wait_for(
-                lambda s: set(s.ids()) >= {result(n).event_id for n in range(EVENTS)}, timeout=60
-            )
+            await s.wait_for(lambda s: set(s.ids()) >= {result(n).event_id for n in range(EVENTS)}, within=60)
             store, outbox = open_store(store_url), open_store(outbox_url(store_url, "orders"))
             try:
-                async with asyncio.timeout(30):
-                    while (await outbox.count()).get(EventState.DONE, 0) < EVENTS:
-                        await asyncio.sleep(0.05)  # another process's writes: nothing to await
-                    while (await store.count()).get(EventState.DONE, 0) < EVENTS:
-                        await asyncio.sleep(0.05)
+
+                async def all_done() -> bool:
+                    counts = [await s.count() for s in (outbox, store)]
+                    return all(c.get(EventState.DONE, 0) >= EVENTS for c in counts)
+
+                await until(all_done, within=30)
                 assert await outbox.count() == {EventState.DONE: EVENTS}
                 assert await store.count() == {EventState.DONE: EVENTS}
             finally:
