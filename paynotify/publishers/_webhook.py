@@ -37,7 +37,14 @@ from paynotify.publishers._webhook_state import (
     Stats,
 )
 
-__all__ = ["DEFAULT_WEBHOOK_TIMEOUT", "MAX_RESPONSE_BYTES", "WebhookPublisher", "outbox_url"]
+__all__ = [
+    "DEFAULT_WEBHOOK_TIMEOUT",
+    "MAX_RESPONSE_BYTES",
+    "WebhookPublisher",
+    "dead_letters",
+    "outbox_url",
+    "webhook_publishers",
+]
 
 log = logging.getLogger("paynotify.webhooks")
 
@@ -473,3 +480,8 @@ class WebhookPublisher:
 async def dead_letters(outbox: Store, limit: int = 1000) -> list[StoredEvent]:
     """The endpoint's dead-lettered events, newest first."""
     return await outbox.find(states=[EventState.DEAD], limit=limit)
+
+
+def webhook_publishers(notifier: Any) -> list[WebhookPublisher]:
+    """The WebhookPublishers subscribed to `notifier` (a paynotify.Notifier), in order."""
+    return [s.fn for s in notifier._subscribers.subscribers if isinstance(s.fn, WebhookPublisher)]
