@@ -527,3 +527,35 @@ def test_a_secret_inline_in_the_config_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="inline; use secret_env or secret_file") as caught:
         Notifier.from_config(tmp_path / "paynotify.toml")
     assert SECRET not in str(caught.value)
+
+
+# -- metrics -----------------------------------------------------------------------------------
+
+
+async def test_metrics_per_endpoint(ok_sink: Sink) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from paynotify.ops import Instrumentation
+
+    notifier = Notifier("memory://")
+    good = WebhookPublisher(ok_sink.url, name="good", secret=SECRET, delivery="inline")
+    gone = WebhookPublisher(f"http://127.0.0.1:{free_port()}/", name="gone", secret=SECRET, delivery="inline")
+    notifier.subscribe(good)
+    notifier.subscribe(gone)
+    registry = CollectorRegistry()
+    Instrumentation(registry=registry, tracing=False).attach(notifier)
+    try:
+        await good(result(1))
+        await good(result(2))
+        with pytest.raises(PublishError):
+            await gone(result(1))
+    finally:
+        await good.aclose()
+        await gone.aclose()
+    text = generate_latest(registry).decode()
+    assert 'paynotify_webhook_attempts_total{endpoint="good"} 2.0' in text
+    assert 'paynotify_webhook_failures_total{endpoint="gone"} 1.0' in text
+    assert 'paynotify_webhook_seconds_count{endpoint="good"} 2.0' in text
+    assert 'paynotify_webhook_state{endpoint="gone",state="failing"} 1.0' in text
+    assert 'paynotify_webhook_state{endpoint="good",state="healthy"} 1.0' in text
+    assert "127.0.0.1" not in text
