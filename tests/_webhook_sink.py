@@ -41,6 +41,7 @@ class Sink:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = asyncio.Event()
+        self._writers: set[asyncio.StreamWriter] = set()
         self.port = 0
 
     @property
@@ -63,6 +64,8 @@ class Sink:
         self._server.close()
         # Handlers end by themselves (a cancelled one makes Python 3.11's asyncio log an error).
         self._closing.set()
+        for writer in list(self._writers):
+            writer.transport.abort()  # a keep-alive connection idle in readuntil ends too
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._server.wait_closed()
 
@@ -70,6 +73,7 @@ class Sink:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
+        self._writers.add(writer)
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -92,6 +96,7 @@ class Sink:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
             self._tasks.discard(task)
+            self._writers.discard(writer)
             async with self.changed:
                 self.changed.notify_all()
 

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 
+import httpx
 import pytest
 from _webhook_sink import Answer, sink
 from standardwebhooks.webhooks import Webhook
+from starlette.applications import Starlette
+from starlette.routing import Mount
 from test_webhooks import SECRET, result
 
-from paynotify import EventState, open_store
+from paynotify import EventState, Notifier, open_store
 from paynotify._cli import main
-from paynotify.publishers import decode_message, outbox_url
+from paynotify.ops._console import console_app
+from paynotify.publishers import PublishError, WebhookPublisher, decode_message, outbox_url
 
 
 def write_config(tmp_path: Path, ok_url: str, bad_url: str) -> Path:
@@ -71,3 +76,67 @@ async def test_list_test_and_retry(
             await outbox.close()
         assert await cli("--config", config, "retry", "nobody") == 2
         assert "no webhook named 'nobody'; configured: ok, bad" in capsys.readouterr().err
+
+
+# -- the console's webhooks page ---------------------------------------------------------------
+
+CONSOLE_TOKEN = "t0ken-for-tests-0123456789"
+
+
+async def test_the_console_shows_endpoints_and_retries_one(tmp_path: Path) -> None:
+    async with sink() as ok, sink(Answer(status=500, body=b"<script>x</script>")) as bad:
+        notifier = Notifier("memory://")
+        good = WebhookPublisher(ok.url + "?token=hidden", name="good", secret=SECRET, delivery="inline")
+        broken = WebhookPublisher(
+            bad.url, name="broken", secret=SECRET, outbox=f"sqlite:///{tmp_path / 'o.db'}", circuit_failures=1
+        )
+        notifier.subscribe(good)
+        notifier.subscribe(broken)
+        await good(result(1))
+        with pytest.raises(PublishError):
+            await broken._inline(result(2))  # one failed attempt opens its circuit
+        assert broken.outbox is not None
+        await broken.outbox.enqueue(result(2))
+        [lease] = await broken.outbox.acquire(limit=1, lease_seconds=10)
+        await broken.outbox.dead_letter(lease.event.event_id, lease.token, error="HTTP 500")
+
+        try:
+            await console_checks(notifier, broken)
+        finally:
+            await good.aclose()
+            await broken.aclose()
+
+
+async def console_checks(notifier: Notifier, broken: WebhookPublisher) -> None:
+    app = Starlette(routes=[Mount("/console", app=console_app(notifier, auth=CONSOLE_TOKEN))])
+    headers = {"authorization": f"Bearer {CONSOLE_TOKEN}"}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://console.test", headers=headers
+    ) as client:
+        assert (
+            await client.get("/console/webhooks", headers={"authorization": "Bearer no"})
+        ).status_code == 401
+        page = await client.get("/console/webhooks")
+        assert page.status_code == 200
+        text = page.text
+        assert 'id="endpoint-good"' in text
+        assert "s-healthy" in text
+        assert "s-open" in text
+        assert "hidden" not in text  # the URL's query is never shown
+        assert "&lt;script&gt;x&lt;/script&gt;" in text  # the endpoint's answer, escaped
+        assert "<script>" not in text
+        assert result(1).event_id in text
+        confirm = await client.get("/console/webhooks/broken/retry")
+        assert "1 dead-lettered events" in confirm.text
+        forged = await client.post("/console/webhooks/broken/retry", data={"csrf": "0" * 64})
+        assert forged.status_code == 403
+        assert broken.state.value == "open"
+        token = re.search(r'name="csrf" value="([0-9a-f]+)"', confirm.text)
+        assert token is not None
+        done = await client.post("/console/webhooks/broken/retry", data={"csrf": token.group(1)})
+        assert "1 dead-lettered events due now; endpoint re-enabled" in done.text
+        assert broken.state.value == "healthy"
+        stored = await broken.outbox.get(result(2).event_id)
+        assert stored is not None
+        assert stored.state is EventState.PENDING
+        assert (await client.get("/console/webhooks/nobody/retry")).status_code == 404
