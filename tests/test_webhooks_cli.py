@@ -136,6 +136,7 @@ async def console_checks(notifier: Notifier, broken: WebhookPublisher) -> None:
         done = await client.post("/console/webhooks/broken/retry", data={"csrf": token.group(1)})
         assert "1 dead-lettered events due now; endpoint re-enabled" in done.text
         assert broken.state.value == "healthy"
+        assert broken.outbox is not None
         stored = await broken.outbox.get(result(2).event_id)
         assert stored is not None
         assert stored.state is EventState.PENDING
