@@ -389,6 +389,26 @@ async def wait_done(hook: WebhookPublisher, count: int) -> None:
     await until(done)
 
 
+async def test_an_endpoint_has_at_most_concurrency_sends_in_flight(tmp_path: Path) -> None:
+    async with sink(Answer(hang=True)) as s:
+        hook = WebhookPublisher(
+            s.url, name="o", secret=SECRET, outbox="memory://", concurrency=2, poll_seconds=0.05
+        )
+        outbox = hook.outbox
+        assert outbox is not None
+        for n in range(6):
+            await hook(result(n))
+        await hook.open()
+        try:
+            await s.wait_for(lambda s: len(s.received) == 2)
+            # The worker holds its two leases until they are answered; the rest wait their turn.
+            assert await outbox.count() == {EventState.IN_FLIGHT: 2, EventState.PENDING: 4}
+        finally:
+            await hook.aclose(grace=0)
+    assert len(s.received) == 2
+    assert (await outbox.count()).get(EventState.PENDING) == 6  # handed back at close, due now
+
+
 async def test_the_dead_letter_is_per_endpoint_and_retry_sends_again(tmp_path: Path) -> None:
     failing = True
     async with sink(lambda _: Answer(status=500 if failing else 204)) as s:

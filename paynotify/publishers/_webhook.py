@@ -271,7 +271,9 @@ class WebhookPublisher:
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         seconds = time.perf_counter() - started
-        attempt = Attempt(time.time(), result.event_id, status, seconds, error and error[:300])
+        if error is not None:  # the URL may carry a token: never in an error, a log or a page
+            error = error.replace(self.url, "<url>")[:300]
+        attempt = Attempt(time.time(), result.event_id, status, seconds, error)
         self.stats.record(attempt)
         if attempt.ok:
             self.breaker.succeeded()
