@@ -409,6 +409,34 @@ async def test_an_endpoint_has_at_most_concurrency_sends_in_flight(tmp_path: Pat
     assert (await outbox.count()).get(EventState.PENDING) == 6  # handed back at close, due now
 
 
+async def test_an_open_circuit_keeps_the_outbox_waiting_without_spending_attempts() -> None:
+    failing = True
+    async with sink(lambda _: Answer(status=500 if failing else 204)) as s:
+        now = RetrySchedule(backoff_seconds=1e-6, max_backoff_seconds=1e-6, max_attempts=5, jitter=0)
+        hook = WebhookPublisher(
+            s.url, name="o", secret=SECRET, outbox="memory://", schedule=now, circuit_failures=2,
+            circuit_reset_seconds=3600,
+        )  # fmt: skip
+        outbox = hook.outbox
+        assert outbox is not None
+        try:
+            for n in range(3):
+                await hook(result(n))
+            assert await hook.run_once() == 3  # the worker's step, driven by hand: all three fail
+            assert state(hook) is EndpointState.OPEN
+            assert await hook.run_once() == 0  # open: nothing acquired, nothing sent
+            assert len(s.received) == 3
+            assert {e.attempts for e in await outbox.find()} == {1}
+            failing = False
+            hook.breaker.opened_at -= 3600  # as if the reset time had passed
+            assert await hook.run_once() == 1  # half-open: one probe
+            assert state(hook) is EndpointState.HEALTHY
+            assert await hook.run_once() == 2  # closed again: the rest
+            assert await outbox.count() == {EventState.DONE: 3}
+        finally:
+            await hook.aclose()
+
+
 async def test_the_dead_letter_is_per_endpoint_and_retry_sends_again(tmp_path: Path) -> None:
     failing = True
     async with sink(lambda _: Answer(status=500 if failing else 204)) as s:
