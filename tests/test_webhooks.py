@@ -20,6 +20,7 @@ import pytest
 from _store_backends import BACKENDS, drop, isolated_url
 from _webhook_sink import Answer, Received, Sink, sink, until
 from conftest import example_notify, post_example
+from pydantic import SecretStr
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 import paynotify.webhooks
@@ -229,6 +230,20 @@ def test_settings_are_checked(options: dict[str, object], complaint: str) -> Non
     with pytest.raises(ConfigurationError, match=complaint) as caught:
         WebhookPublisher(url, **values)  # type: ignore[arg-type]
     assert "short" not in str(caught.value).replace("shorter", "")
+
+
+def test_the_signature_is_the_standard_webhooks_published_vector() -> None:
+    from paynotify.publishers._webhook_sign import Signer
+
+    vector = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    at = datetime.fromtimestamp(1614265330, UTC)
+    signer = Signer([SecretStr(vector), SecretStr(SECRET)], "vector")
+    headers = signer.headers("msg_p5jXN8AQM9LWM0D4loKWxJek", b'{"test": 2432232314}', at)
+    assert headers["webhook-timestamp"] == "1614265330"
+    first, second = headers["webhook-signature"].split(" ")
+    assert first == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    assert second.startswith("v1,")
+    assert second != first
 
 
 # -- filters, rotation, the receiving helper ---------------------------------------------------

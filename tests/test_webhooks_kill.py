@@ -1,7 +1,8 @@
 """Exactly once per endpoint across a SIGKILL of the sender.
 
-A real `paynotify worker` (queued delivery, a `[[webhooks]]` endpoint, SQLite) delivers 60 events
-from its store through the endpoint's outbox to a sink in this process. After 20 requests the sink
+A real `paynotify worker` (queued delivery, two `[[webhooks]]` endpoints, SQLite) delivers 60 events
+from its store through each endpoint's outbox to sinks in this process; one endpoint answers 500
+throughout and must hold back nothing of the other's. After 20 requests the sink
 stops answering; the worker is killed with SIGKILL while it holds those sends, and started again.
 Every event must reach the sink (the receiver de-duplicates on webhook-id), each be recorded done
 exactly once in the store and in the outbox, and only the sends caught by the kill come twice.
@@ -46,13 +47,15 @@ async def test_a_killed_sender_loses_nothing_and_repeats_only_what_it_held(tmp_p
         return OK
 
     store_url = f"sqlite:///{tmp_path / 'events.db'}"
-    async with sink(script) as s:
+    async with sink(script) as s, sink(Answer(status=500)) as down:
         config = tmp_path / "paynotify.toml"
         config.write_text(
             f'store = "{store_url}"\ndelivery = "queued"\nlease_seconds = 2\nbackoff_seconds = 0.1\n'
             '[accounts.shop]\nprovider = "examplepay"\napp_id = "app-1"\nsecret_env = "SHOP_SECRET"\n'
             f'[[webhooks]]\nname = "orders"\nurl = "{s.url}"\nsecret_env = "HOOK_SECRET"\n'
             f"timeout = 1\nlease_seconds = 2\nconcurrency = {CONCURRENCY}\nbackoff_seconds = 0.05\n"
+            f'[[webhooks]]\nname = "down"\nurl = "{down.url}"\nsecret_env = "HOOK_SECRET"\n'
+            "timeout = 1\nlease_seconds = 2\nbackoff_seconds = 0.05\ncircuit_reset_seconds = 0.2\n"
         )
         store = open_store(store_url)
         try:
@@ -89,6 +92,7 @@ async def test_a_killed_sender_loses_nothing_and_repeats_only_what_it_held(tmp_p
         try:
             await s.wait_for(lambda s: set(s.ids()) >= {result(n).event_id for n in range(EVENTS)}, within=60)
             store, outbox = open_store(store_url), open_store(outbox_url(store_url, "orders"))
+            down_outbox = open_store(outbox_url(store_url, "down"))
             try:
 
                 async def all_done() -> bool:
@@ -98,9 +102,14 @@ async def test_a_killed_sender_loses_nothing_and_repeats_only_what_it_held(tmp_p
                 await until(all_done, within=30)
                 assert await outbox.count() == {EventState.DONE: EVENTS}
                 assert await store.count() == {EventState.DONE: EVENTS}
+                # The endpoint answering 500 throughout has every event still to send, none lost.
+                counts = await down_outbox.count()
+                assert EventState.DONE not in counts
+                assert sum(counts.values()) == EVENTS
             finally:
                 await store.close()
                 await outbox.close()
+                await down_outbox.close()
         finally:
             second.send_signal(signal.SIGTERM)
             await second.wait()
