@@ -103,9 +103,9 @@ async def test_a_killed_sender_loses_nothing_and_repeats_only_what_it_held(tmp_p
                 assert await outbox.count() == {EventState.DONE: EVENTS}
                 assert await store.count() == {EventState.DONE: EVENTS}
                 # The endpoint answering 500 throughout has every event still to send, none lost.
-                counts = await down_outbox.count()
-                assert EventState.DONE not in counts
-                assert sum(counts.values()) == EVENTS
+                waiting = await down_outbox.count()
+                assert EventState.DONE not in waiting
+                assert sum(waiting.values()) == EVENTS
             finally:
                 await store.close()
                 await outbox.close()
