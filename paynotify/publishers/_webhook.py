@@ -321,7 +321,11 @@ class WebhookPublisher:
         assert self.outbox is not None
         self._stopping = False
         self._wake = asyncio.Event()
-        await self.outbox.open()
+        try:
+            await self.outbox.open()
+        except StoreError as exc:
+            # The worker starts anyway: stores open lazily, and it retries until the outbox answers.
+            log.error("webhook %s: outbox unavailable at start: %s", self.endpoint, exc)
         self._worker = asyncio.get_running_loop().create_task(self._run(), name=f"webhook {self.endpoint}")
 
     async def run_once(self) -> int:
