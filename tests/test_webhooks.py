@@ -622,3 +622,16 @@ async def test_metrics_per_endpoint(ok_sink: Sink) -> None:
     assert 'paynotify_webhook_state{endpoint="gone",state="failing"} 1.0' in text
     assert 'paynotify_webhook_state{endpoint="good",state="healthy"} 1.0' in text
     assert "127.0.0.1" not in text
+
+
+async def test_an_outbox_down_at_start_still_gets_its_worker() -> None:
+    outbox = f"redis://127.0.0.1:{free_port()}/0?timeout=0.2"
+    hook = WebhookPublisher("http://127.0.0.1:9/", name="o", secret=SECRET, outbox=outbox, poll_seconds=0.05)
+    await hook.open()  # logs the outage, does not raise
+    try:
+        assert hook._worker is not None
+        assert not hook._worker.done()
+        with pytest.raises(PublishError, match="could not enqueue"):
+            await hook(result())  # the subscriber fails: the event is retried, not lost
+    finally:
+        await hook.aclose()
