@@ -17,6 +17,12 @@ settings model) given inline is refused. Subscribers are imported with the file'
     appid = "wx8888888888888888"
     mch_id = "1900000109"
     api_key_env = "SHOP_WECHAT_API_KEY"
+
+    [[webhooks]]                             # signed HTTP webhooks (docs/webhooks.md)
+    name = "orders"
+    url = "https://orders.internal/paynotify"
+    secret_env = "ORDERS_WEBHOOK_SECRET"     # or a list, during a rotation; or secret_file
+    kind = "payment"
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from paynotify._registry import Registry
 __all__ = ["Config", "SubscriberSpec", "load_config", "read_toml", "resolve_settings"]
 
 _OPTIONS = tuple(f.name for f in fields(Options))
-_TOP_LEVEL = {"store", "subscribers", "accounts", *_OPTIONS}
+_TOP_LEVEL = {"store", "subscribers", "accounts", "webhooks", *_OPTIONS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,11 +74,13 @@ def load_config(path: Path, registry: Registry) -> Config:
         options = Options(**{k: data[k] for k in _OPTIONS if k in data})
     except ConfigurationError as exc:
         raise ConfigurationError(f"config {str(path)!r}: {exc}") from None
+    store = _store_url(data.get("store"), path.parent)
     return Config(
-        store=_store_url(data.get("store"), path.parent),
+        store=store,
         options=options,
         accounts=_account_specs(registry, data, path),
-        subscribers=[_subscriber(entry, path) for entry in data.get("subscribers", [])],
+        subscribers=[_subscriber(entry, path) for entry in data.get("subscribers", [])]
+        + [_webhook(entry, path, store) for entry in data.get("webhooks", [])],
     )
 
 
@@ -200,6 +208,31 @@ def _subscriber(entry: object, path: Path) -> SubscriberSpec:
     except (ImportError, AttributeError) as exc:
         raise ConfigurationError(f"config {str(path)!r}: cannot import subscriber {entry!r}: {exc}") from None
     return SubscriberSpec(target, options)
+
+
+def _webhook(entry: object, path: Path, store: str | None) -> SubscriberSpec:
+    """A `[[webhooks]]` table as a subscriber (paynotify.publishers.WebhookPublisher); its secret
+    comes from `secret_env` or `secret_file` (a list of them during a rotation), never inline."""
+    if not isinstance(entry, dict):
+        raise ConfigurationError(f"config {str(path)!r}: [[webhooks]] entries are tables")
+    table = dict(entry)
+    what = f"webhook {table.get('name', '?')!r}"
+    if "secret" in table:
+        raise ConfigurationError(
+            f"config {str(path)!r}: {what} gives its secret inline; use secret_env or secret_file"
+        )
+    secret_fields = {"secret": None}
+    table = resolve_settings(what, table, secret_fields, path.parent)
+    outbox = table.get("outbox")
+    if isinstance(outbox, str):
+        table["outbox"] = _store_url(outbox, path.parent)
+    # Imported by name, as subscribers are: the core does not import the publishers' package.
+    publishers = importlib.import_module("paynotify.publishers._webhook")
+    try:
+        publisher = publishers.WebhookPublisher.from_table(table, store_url=store)
+    except (ConfigurationError, ValueError, TypeError) as exc:
+        raise ConfigurationError(f"config {str(path)!r}: {exc}") from None
+    return SubscriberSpec(publisher)
 
 
 def _importable_from(directory: Path) -> None:

@@ -52,15 +52,19 @@ def test_exported_names() -> None:
         "DEFAULT_TIMEOUT",
         "SCHEMA_VERSION",
         "TEMPLATE_FIELDS",
+        "EndpointState",
         "Message",
         "NatsPublisher",
         "PublishError",
         "Publisher",
         "RabbitMQPublisher",
         "RedisStreamPublisher",
+        "RetrySchedule",
+        "WebhookPublisher",
         "decode_message",
         "encode_message",
         "message_schema",
+        "outbox_url",
     ]
     for name in paynotify.publishers.__all__:
         assert hasattr(paynotify.publishers, name), name

@@ -331,6 +331,9 @@ class _Console:
             ],
             exception_handlers={BadRequest: self.bad_request, StoreError: self.store_error},
         )
+        from paynotify.ops._console_webhooks import webhook_routes
+
+        self.app.router.routes.extend(webhook_routes(self))
 
     @property
     def store(self) -> EventLog:

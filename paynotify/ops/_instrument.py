@@ -90,6 +90,10 @@ class Instrumentation(Observer):
     def attach(self, notifier: Any) -> Instrumentation:
         """Observe `notifier` (a `paynotify.Notifier`) from now on; returns self."""
         notifier.observe(self)
+        if self._metrics:  # its webhook endpoints' metrics too (none: nothing is exported)
+            from paynotify.ops._webhook_metrics import WebhookMetrics
+
+            WebhookMetrics(notifier).register(self.registry)
         return self
 
     # -- Observer --------------------------------------------------------------------------------

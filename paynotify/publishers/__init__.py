@@ -7,7 +7,8 @@ notifier.subscribe(NatsPublisher("nats://127.0.0.1:4222", stream="PAYMENTS"), ki
 Each is an async callable returning only after the broker confirmed the message (raising
 `PublishError` otherwise, so the provider is asked to retry or the dispatcher backs off). The broker
 clients are optional extras: paynotify[nats], paynotify[rabbitmq], paynotify[redis]. The message
-format is one for all brokers: `message_schema()`, docs/publishers.md.
+format is one for all brokers and webhooks: `message_schema()`, docs/publishers.md.
+`WebhookPublisher` POSTs it, signed (Standard Webhooks), to an HTTP endpoint: docs/webhooks.md.
 """
 
 from paynotify.publishers._base import DEFAULT_TIMEOUT, Publisher, PublishError
@@ -22,18 +23,24 @@ from paynotify.publishers._message import (
 from paynotify.publishers._nats import NatsPublisher
 from paynotify.publishers._rabbitmq import RabbitMQPublisher
 from paynotify.publishers._redis import RedisStreamPublisher
+from paynotify.publishers._webhook import WebhookPublisher, outbox_url
+from paynotify.publishers._webhook_state import EndpointState, RetrySchedule
 
 __all__ = [
     "DEFAULT_TIMEOUT",
     "SCHEMA_VERSION",
     "TEMPLATE_FIELDS",
+    "EndpointState",
     "Message",
     "NatsPublisher",
     "PublishError",
     "Publisher",
     "RabbitMQPublisher",
     "RedisStreamPublisher",
+    "RetrySchedule",
+    "WebhookPublisher",
     "decode_message",
     "encode_message",
     "message_schema",
+    "outbox_url",
 ]
