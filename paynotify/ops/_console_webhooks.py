@@ -14,8 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from paynotify._errors import PaynotifyError
-from paynotify._stores.base import EventState
+from paynotify import EventState, PaynotifyError
 
 if TYPE_CHECKING:
     from paynotify.ops._console import _Console

@@ -23,9 +23,18 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import httpx
 from pydantic import SecretStr
 
-from paynotify._errors import ConfigurationError, StoreError
-from paynotify._result import Kind, PaymentResult, Status
-from paynotify._stores.base import EventState, Lease, Store, StoredEvent, open_store
+from paynotify import (
+    ConfigurationError,
+    EventState,
+    Kind,
+    Lease,
+    PaymentResult,
+    Status,
+    Store,
+    StoredEvent,
+    StoreError,
+    open_store,
+)
 from paynotify.publishers._base import PublishError
 from paynotify.publishers._message import CONTENT_TYPE, encode_message
 from paynotify.publishers._webhook_sign import Signer, secret_values
