@@ -152,6 +152,11 @@ class Notifier:
 
     # -- subscribers and hooks -----------------------------------------------------------------
 
+    @property
+    def subscribers(self) -> tuple[Callable[..., Any], ...]:
+        """The subscribed callables (publishers included), in the order they run."""
+        return tuple(s.fn for s in self._subscribers.subscribers)
+
     @overload
     def subscribe(
         self, fn: F, /, *, kind: KindFilter = None, status: StatusFilter = None, name: str | None = None

@@ -499,5 +499,4 @@ async def dead_letters(outbox: Store, limit: int = 1000) -> list[StoredEvent]:
 
 def webhook_publishers(notifier: Any) -> list[WebhookPublisher]:
     """The WebhookPublishers subscribed to `notifier` (a paynotify.Notifier), in order."""
-    subscribers = getattr(getattr(notifier, "_subscribers", None), "subscribers", ())
-    return [s.fn for s in subscribers if isinstance(s.fn, WebhookPublisher)]
+    return [fn for fn in notifier.subscribers if isinstance(fn, WebhookPublisher)]
