@@ -29,6 +29,7 @@ serial tells the refresher, which downloads again: single-flight, at most once a
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -243,7 +244,7 @@ class CertificateRefresher:
         self._last: float | None = None
         self._running: asyncio.Future[bool] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._tasks: set[asyncio.Task[bool]] = set()
+        self._scheduled: set[concurrent.futures.Future[bool]] = set()
         self.downloads = 0
         """Downloads started (for tests and metrics)."""
         self.last_error: PaynotifyError | None = None
@@ -294,22 +295,23 @@ class CertificateRefresher:
         if loop is None or not self._due() or loop.is_closed():
             return
         logger.info("Wechatpay-Serial %r is not trusted yet: refreshing platform certificates", serial[:64])
-        loop.call_soon_threadsafe(self._spawn)
-
-    def _spawn(self) -> None:
-        task = asyncio.ensure_future(self.refresh())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        # Thread-safe, and the future exists at once (so `wait()` sees it, whichever thread parsed).
+        future = asyncio.run_coroutine_threadsafe(self.refresh(), loop)
+        self._scheduled.add(future)
+        future.add_done_callback(self._scheduled.discard)
 
     async def wait(self) -> None:
         """Until the refreshes scheduled so far have finished."""
-        while self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        while self._scheduled:
+            await asyncio.gather(
+                *(asyncio.wrap_future(f) for f in list(self._scheduled)), return_exceptions=True
+            )
 
     async def aclose(self) -> None:
         """Stop watching and cancel scheduled refreshes."""
         self._account().settings.certificates.set_listener(None)
         self._loop = None
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        scheduled = list(self._scheduled)
+        for future in scheduled:
+            future.cancel()
+        await asyncio.gather(*(asyncio.wrap_future(f) for f in scheduled), return_exceptions=True)
