@@ -258,3 +258,12 @@ async def test_a_dropped_notification_queried_then_resent_is_one_event() -> None
         assert await emu.push(client, "/shop/notify", paid, copies=2) == [200, 200]
     assert len(delivered) == 1
     assert delivered[0].event_id == answer.result.event_id
+
+
+async def test_an_unsigned_not_found_is_not_believed() -> None:
+    emu = emulator()
+    emu.unsigned = True
+    at = emu.txn_time(emu.pay("order20260101013"))
+    async with emulator_send(emu) as send:
+        with pytest.raises(ProviderApiError, match="respCode '34', unsigned"):
+            await API.query_payment(send, account_of(emu), "order20260101404", at=at)
