@@ -267,3 +267,13 @@ async def test_an_unsigned_not_found_is_not_believed() -> None:
     async with emulator_send(emu) as send:
         with pytest.raises(ProviderApiError, match="respCode '34', unsigned"):
             await API.query_payment(send, account_of(emu), "order20260101404", at=at)
+
+
+async def test_a_genuine_answer_about_another_transaction_does_not_stand_for_this_one() -> None:
+    emu = emulator()
+    paid = emu.pay("order20260101014")
+    at = emu.txn_time(paid)
+    emu.transactions[("order20260101015", paid["txnTime"])] = paid  # a replayed answer
+    async with emulator_send(emu) as send:
+        with pytest.raises(ProviderApiError, match="asked about orderId 'order20260101015'"):
+            await API.query_payment(send, account_of(emu), "order20260101015", at=at)

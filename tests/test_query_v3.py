@@ -339,3 +339,18 @@ async def test_a_rotated_merchant_key_is_used_after_update_account() -> None:
             await API.query_payment(send, notifier.accounts["shop"], "order-1")
         notifier.update_account("shop", PROVIDER, **emu.account_settings())
         assert (await API.query_payment(send, notifier.accounts["shop"], "order-1")).found
+
+
+async def test_a_genuine_answer_about_another_order_does_not_stand_for_this_one() -> None:
+    emu = emulator()
+    acct = account_of(emu)
+    emu.pay("order-paid")
+    emu.orders[(None, "order-unpaid")] = emu.orders[(None, "order-paid")]  # a replayed answer
+    emu.pay("refunded", total=100)
+    emu.refund("refund-a", "refunded", refund=100)
+    emu.refunds[(None, "refund-b")] = emu.refunds[(None, "refund-a")]
+    async with emulator_send(emu) as send:
+        with pytest.raises(ProviderApiError, match=r"asked about 'order-unpaid'.* about 'order-paid'"):
+            await API.query_payment(send, acct, "order-unpaid")
+        with pytest.raises(ProviderApiError, match=r"asked about 'refund-b'.* about 'refund-a'"):
+            await API.query_refund(send, acct, "refund-b")

@@ -148,7 +148,8 @@ class UnionPayApi(ProviderApi[UnionPaySettings]):
     async def _query(
         self, send: Send, account: AccountU, order_id: str, at: datetime | None, kind: Kind
     ) -> QueryAnswer:
-        response = await send(self._request(account, order_id, at))
+        request = self._request(account, order_id, at)
+        response = await send(request)
         name = account.name
         if response.status >= 500:
             raise ProviderUnavailable(
@@ -182,9 +183,12 @@ class UnionPayApi(ProviderApi[UnionPaySettings]):
             raise ProviderApiError(
                 f"account {name!r}: UnionPay's answer: {exc.message}", account=name
             ) from None
-        return self._answer(account, fields, certificate.serial, kind)
+        asked = (order_id, f"{at.astimezone(BEIJING):%Y%m%d%H%M%S}" if at is not None else "")
+        return self._answer(account, fields, certificate.serial, kind, asked)
 
-    def _answer(self, account: AccountU, fields: dict[str, str], key_id: str, kind: Kind) -> QueryAnswer:
+    def _answer(
+        self, account: AccountU, fields: dict[str, str], key_id: str, kind: Kind, asked: tuple[str, str]
+    ) -> QueryAnswer:
         name = account.name
         code = fields.get("respCode", "")
         message = fields.get("respMsg", "")[:_SHOWN]
@@ -201,6 +205,15 @@ class UnionPayApi(ProviderApi[UnionPaySettings]):
                 f"account {name!r}: UnionPay refused the query (respCode {code[:_SHOWN]!r}: {message})",
                 account=name,
                 code=code[:_SHOWN],
+            )
+        answered = (fields.get("orderId", ""), fields.get("txnTime", ""))
+        if answered != asked:
+            # The signature covers the answer, not the question: another transaction's genuine
+            # answer must not stand for this one.
+            raise ProviderApiError(
+                f"account {name!r}: asked about orderId {asked[0][:_SHOWN]!r} at {asked[1]}, UnionPay's "
+                f"answer is about {answered[0][:_SHOWN]!r} at {answered[1][:20]!r}",
+                account=name,
             )
         original = fields.get("origRespCode")
         if not original:

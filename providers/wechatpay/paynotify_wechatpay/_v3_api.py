@@ -20,6 +20,9 @@ in two names only: its state is `status` (the notification's `refund_status`), a
 mchid (the merchant asked for its own refund). Both are filled in, from the account the request was
 signed for, before the same mapping reads it.
 
+The signature covers the answer but not the question: an answer about another order than the
+one asked (a genuine one, replayed) is refused, ProviderApiError.
+
 Errors: an answer that does not verify, VerificationError; 429 and 5xx, ProviderUnavailable;
 any other error answer, ProviderApiError with WeChat Pay's `code`.
 """
@@ -147,7 +150,12 @@ class WeChatPayV3Api(ProviderApi[WeChatPayV3Settings]):
         return key, value
 
     def _answer(
-        self, response: ApiResponse, account: Account3, kind: Kind, adapt: Callable[[dict[str, Any]], None]
+        self,
+        response: ApiResponse,
+        account: Account3,
+        kind: Kind,
+        asked: str,
+        adapt: Callable[[dict[str, Any]], None],
     ) -> QueryAnswer:
         if response.status not in (200, 404):
             raise ProviderApiError(
@@ -178,6 +186,15 @@ class WeChatPayV3Api(ProviderApi[WeChatPayV3Settings]):
             ) from None
         except MalformedNotification as exc:  # e.g. another merchant's order (a VerificationError is not one)
             raise ProviderApiError(f"account {account.name!r}: {exc.message}", account=account.name) from None
+        # The signature covers the answer, not the question: a genuine answer about another order
+        # (replayed inside the window) must not stand for this one.
+        answered = result.order_id if kind is Kind.PAYMENT else result.refund_id
+        if answered != asked:
+            raise ProviderApiError(
+                f"account {account.name!r}: asked about {asked[:_SHOWN]!r}, WeChat Pay's answer is about "
+                f"{str(answered)[:_SHOWN]!r}",
+                account=account.name,
+            )
         return QueryAnswer(result=result.model_copy(update={"source": Source.QUERY}), raw=fields)
 
     async def query_payment(
@@ -192,7 +209,7 @@ class WeChatPayV3Api(ProviderApi[WeChatPayV3Settings]):
             path = f"/v3/pay/transactions/out-trade-no/{_segment(order_id)}"
             query = {"mchid": settings.mchid}
         response = await self._get(send, account, f"{path}?{urlencode(query)}")
-        return self._answer(response, account, Kind.PAYMENT, lambda resource: None)
+        return self._answer(response, account, Kind.PAYMENT, order_id, lambda resource: None)
 
     async def query_refund(
         self,
@@ -222,7 +239,7 @@ class WeChatPayV3Api(ProviderApi[WeChatPayV3Settings]):
             for name, value in ids.items():
                 resource.setdefault(name, value)
 
-        return self._answer(response, account, Kind.REFUND, adapt)
+        return self._answer(response, account, Kind.REFUND, refund_id, adapt)
 
     # -- platform certificates ------------------------------------------------------------------
 
