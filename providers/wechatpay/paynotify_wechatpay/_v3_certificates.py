@@ -275,6 +275,9 @@ class CertificateRefresher:
             level = logging.INFO if isinstance(exc, ProviderUnavailable) else logging.WARNING
             logger.log(level, "account %r: platform certificates not refreshed: %s", account.name, exc)
             return False
+        except Exception:  # a refresh runs in the background: it logs, it never takes anything down
+            logger.exception("account %r: platform certificates not refreshed", account.name)
+            return False
         added = account.settings.certificates.adopt(keys)
         self.last_error = None
         logger.info(
