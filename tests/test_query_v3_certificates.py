@@ -78,17 +78,22 @@ async def test_a_public_key_account_downloads_nothing() -> None:
 async def test_an_unknown_serial_in_a_notification_refreshes_once_and_it_then_verifies() -> None:
     emu = emulator()
     acct = account_of(emu)  # trusts the configured certificate
+    now = [0.0]
     async with emulator_send(emu) as send:
-        refresher = await API.watch_certificates(send, lambda: acct, interval=0)
-        assert refresher is not None
+        refresher = CertificateRefresher(API.download_certificates, send, lambda: acct, clock=lambda: now[0])
+        refresher.watch()
+        assert await refresher.refresh()
         assert downloads(emu) == 1
+        now[0] = 100.0  # over a minute later
         new = emu.rotate_certificate()  # WeChat Pay signs with a certificate the account has never seen
         emu.pay("order-2")
+        emu.stall = asyncio.Event()  # the download answers only once every delivery below was refused
         # Many deliveries at once, from worker threads as a sync WSGI server would run them.
         results = await asyncio.gather(
             *(asyncio.to_thread(parse, emu, acct, "order-2") for _ in range(8)), return_exceptions=True
         )
         assert all(isinstance(r, VerificationError) for r in results)
+        emu.stall.set()
         await refresher.wait()
         assert downloads(emu) == 2  # one download for all eight, not eight
         assert parse(emu, acct, "order-2").key_id == new.key_id
