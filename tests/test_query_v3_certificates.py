@@ -212,3 +212,20 @@ async def test_through_the_notifier_a_new_certificate_is_adopted_without_a_resta
         await refresher.aclose()
     assert [r.order_id for r in delivered] == ["order-4"]
     assert delivered[0].key_id == emu.signing_key.key_id
+
+
+async def test_after_update_account_watch_again_keeps_the_downloaded_certificates() -> None:
+    emu = emulator()
+    emu.pay("order-5")
+    notifier = Notifier(MemoryStore())
+    notifier.add_account("shop", PROVIDER, **emu.account_settings(trust="download"))
+    async with emulator_send(emu) as send:
+        refresher = await API.watch_certificates(send, lambda: notifier.accounts["shop"])
+        assert refresher is not None
+        notifier.update_account("shop", PROVIDER, **emu.account_settings(trust="download"))  # a rotation
+        with pytest.raises(VerificationError, match=r"configured: none"):
+            parse(emu, notifier.accounts["shop"], "order-5")  # a new holder: nothing downloaded yet
+        refresher.watch()
+        assert parse(emu, notifier.accounts["shop"], "order-5").key_id == platform().key_id
+        await refresher.aclose()
+    assert downloads(emu) == 1

@@ -260,7 +260,8 @@ class WeChatPayV3Api(ProviderApi[WeChatPayV3Settings]):
         """For an account in certificate mode with its merchant key: download and adopt its
         platform certificates now, and again whenever a notification names an unknown serial
         (single-flight, at most once per `interval`, a minute by default). None for any other
-        account (public-key mode needs no download). `account` returns the account as it is now."""
+        account (public-key mode needs no download). `account` returns the account as it is now;
+        after an `update_account`, call the refresher's `watch()` again."""
         if not account().settings.downloads_certificates:
             return None
         refresher = CertificateRefresher(

@@ -224,7 +224,8 @@ class CertificateRefresher:
     a call within `interval` seconds of the last download does nothing. `watch()` makes the
     account's holder call `trigger()` on an unknown serial, which schedules `refresh()` on the loop
     (from any thread). `account` returns the account as it is now, so an `update_account` is
-    followed (call `watch()` again after one: the new settings have a new holder).
+    followed (call `watch()` again after one: the new settings' holder gets the certificates
+    downloaded last and is watched).
     """
 
     def __init__(
@@ -248,6 +249,7 @@ class CertificateRefresher:
         self.downloads = 0
         """Downloads started (for tests and metrics)."""
         self.last_error: PaynotifyError | None = None
+        self._keys: tuple[V3Key, ...] = ()
 
     def _due(self) -> bool:
         return self._running is None and (self._last is None or self._clock() - self._last >= self.interval)
@@ -279,6 +281,7 @@ class CertificateRefresher:
             logger.exception("account %r: platform certificates not refreshed", account.name)
             return False
         added = account.settings.certificates.adopt(keys)
+        self._keys = tuple(keys)
         self.last_error = None
         logger.info(
             "account %r: platform certificates %s adopted%s", account.name,
@@ -288,9 +291,15 @@ class CertificateRefresher:
         return True
 
     def watch(self) -> None:
-        """Have the account's holder trigger a refresh on an unknown serial (call on the loop)."""
+        """Have the account's holder trigger a refresh on an unknown serial (call on the loop).
+
+        After an `update_account` call it again: the new settings' holder is given the certificates
+        downloaded last, and watched, without another download."""
         self._loop = asyncio.get_running_loop()
-        self._account().settings.certificates.set_listener(self.trigger)
+        holder = self._account().settings.certificates
+        if self._keys:
+            holder.adopt(self._keys)
+        holder.set_listener(self.trigger)
 
     def trigger(self, serial: str) -> None:
         """An unknown serial was seen: schedule a refresh if one is due. Never raises; cheap."""
