@@ -44,6 +44,7 @@ class Status(StrEnum):
 class Source(StrEnum):
     NOTIFY = "notify"
     RETURN = "return"
+    QUERY = "query"
 
 
 def make_event_id(account: str, kind: Kind | str, *parts: str | None) -> str:

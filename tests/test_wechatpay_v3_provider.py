@@ -65,6 +65,7 @@ def test_public_names_are_pinned() -> None:
     v3_helpers = [name for name in testing.__all__ if "v3" in name.lower()]
     assert v3_helpers == [
         "V3SigningKey",
+        "WeChatPayV3Emulator",
         "encrypt_v3_resource",
         "generate_apiv3_key",
         "generate_v3_platform_certificate",

@@ -37,6 +37,7 @@ from paynotify import (
     UnhandledEvent,
     VerificationError,
 )
+from paynotify_unionpay._api import UnionPayApi
 from paynotify_unionpay._certs import Certificate, parse_signing_certificate
 from paynotify_unionpay._form import Form, decode_form
 from paynotify_unionpay._mapping import to_result
@@ -63,6 +64,18 @@ class UnionPayProvider(Provider[UnionPaySettings]):
 
     def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
+        self._api: UnionPayApi | None = None
+
+    def api(self) -> UnionPayApi:
+        """Transaction status queries (queryTrans.do, `_api`), verified by this provider's rules."""
+        if self._api is None:
+            self._api = UnionPayApi(self)
+        return self._api
+
+    def verify(self, form: Form, settings: UnionPaySettings) -> Certificate:
+        """Verify a decoded form signed by UnionPay (a notification, or an API answer): the
+        certificate that signed it; VerificationError otherwise."""
+        return self._verify(form, settings)
 
     def parse(
         self, request: InboundRequest, account: Account[UnionPaySettings]

@@ -7,10 +7,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Literal, Self, cast
 
-from pydantic import Field, PrivateAttr, ValidationError, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from paynotify import AccountSettings
+from paynotify_unionpay._api_signing import SigningKey, load_signing_pfx
 from paynotify_unionpay._certs import (
     TEST_CN_ORG,
     UNIONPAY_CN_ORG,
@@ -21,7 +22,13 @@ from paynotify_unionpay._certs import (
     load_certificate,
 )
 
-__all__ = ["UnionPaySettings"]
+__all__ = ["BASE_URLS", "UnionPaySettings"]
+
+BASE_URLS: dict[str, str] = {
+    "production": "https://gateway.95516.com",
+    "test": "https://gateway.test.95516.com",
+}
+"""UnionPay's gateway per environment; queries POST to `{base_url}/gateway/api/queryTrans.do`."""
 
 _Loc = tuple[str | int, ...]
 _CN_ORGS: dict[str, frozenset[str]] = {
@@ -40,6 +47,10 @@ class UnionPaySettings(AccountSettings):
     certificates of `environment` (shipped with this package; `root_cert` / `middle_cert` replace
     them). 5.0.0 messages name theirs by `certId`: give UnionPay's verify certificates
     (acp_prod_verify_sign.cer) as `verify_certs`; without them 5.0.0 messages are refused.
+
+    Queries (queryTrans.do) are signed with the merchant's signing certificate: `signing_pfx` (the
+    .pfx UnionPay issued, acp_prod_sign.pfx: a path, or its base64) and `signing_pfx_password`.
+    Without them the account receives notifications as before.
     """
 
     mer_id: str = Field(min_length=1, max_length=32, pattern=r"^[0-9A-Za-z]+$")
@@ -55,7 +66,15 @@ class UnionPaySettings(AccountSettings):
     """Certificates that verify 5.0.0 messages, matched by certId (the decimal serial): PEM text or
     paths. Configuration trusts them: no chain, CN or expiry check."""
 
+    signing_pfx: str | Path | None = Field(default=None, repr=False)
+    """The merchant's signing certificate with its private key (签名证书, .pfx): a path, or base64."""
+    signing_pfx_password: SecretStr | None = Field(default=None, repr=False)
+    """The .pfx's password."""
+    base_url: str | None = Field(default=None, pattern=r"^https?://[^/?#]+(/[^?#]*)?$")
+    """UnionPay's gateway; by default the environment's (`BASE_URLS`), another for the emulator."""
+
     _chain: TrustChain | None = PrivateAttr(default=None)
+    _signing: SigningKey | None = PrivateAttr(default=None)
     _verify: Mapping[str, Certificate] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
@@ -64,6 +83,7 @@ class UnionPaySettings(AccountSettings):
         root = self._anchor("root_cert", self.root_cert, "root", problems)
         middle = self._anchor("middle_cert", self.middle_cert, "middle", problems)
         verify = self._verify_certificates(problems)
+        signing = self._signing_key(problems)
         if root is not None and middle is not None:
             try:
                 self._chain = TrustChain.build(self.environment, root, middle, _CN_ORGS[self.environment])
@@ -84,7 +104,20 @@ class UnionPaySettings(AccountSettings):
                 ],
             )
         self._verify = MappingProxyType(verify)
+        self._signing = signing
         return self
+
+    def _signing_key(self, problems: list[tuple[_Loc, str]]) -> SigningKey | None:
+        if self.signing_pfx is None:
+            if self.signing_pfx_password is not None:
+                problems.append((("signing_pfx",), "is missing: signing_pfx_password is set without it"))
+            return None
+        password = self.signing_pfx_password.get_secret_value() if self.signing_pfx_password else ""
+        try:
+            return load_signing_pfx(self.signing_pfx, password)
+        except ValueError as exc:
+            problems.append((("signing_pfx",), f"this signing certificate {exc}"))
+            return None
 
     def _anchor(
         self,
@@ -127,6 +160,16 @@ class UnionPaySettings(AccountSettings):
     def verify_certificates(self) -> Mapping[str, Certificate]:
         """The 5.0.0 verify certificates by certId (decimal serial); empty when none is configured."""
         return cast(Mapping[str, Certificate], self._loaded("_verify"))
+
+    @property
+    def signing(self) -> SigningKey | None:
+        """The merchant's signing key and its certId, loaded from the .pfx; None without one."""
+        return cast("SigningKey | None", self._loaded("_signing"))
+
+    @property
+    def api_base_url(self) -> str:
+        """Where queries go: `base_url`, or the environment's gateway."""
+        return self.base_url or BASE_URLS[self.environment]
 
     def expected_merchant_id(self) -> str:
         return self.mer_id

@@ -27,7 +27,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
 from cryptography import x509
@@ -41,11 +41,15 @@ from paynotify_unionpay._certs import TEST_CN_ORG, UNIONPAY_CN_ORG
 from paynotify_unionpay._form import python_encoding
 from paynotify_unionpay._signature import Version, sign, sign_string
 
+if TYPE_CHECKING:
+    from paynotify_unionpay._emulator import UnionPayEmulator
+
 __all__ = [
     "MER_ID",
     "TEST_CN_ORG",
     "UNIONPAY_CN_ORG",
     "SigningChain",
+    "UnionPayEmulator",
     "encode_form",
     "generate_chain",
     "generate_key",
@@ -292,3 +296,13 @@ def make_notify(
     present = {k: v for k, v in fields.items() if v is not None}
     present["signature"] = sign_fields(present, chain.leaf_key, version, encoding)
     return encode_form(present, encoding)
+
+
+def __getattr__(name: str) -> Any:
+    # The emulator (a local UnionPay gateway, _emulator) builds on the helpers above: imported on
+    # first use, so neither module has to be imported before the other.
+    if name == "UnionPayEmulator":
+        from paynotify_unionpay._emulator import UnionPayEmulator
+
+        return UnionPayEmulator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -51,6 +51,7 @@ from paynotify import (
     VerificationError,
     make_event_id,
 )
+from paynotify_wechatpay._v3_api import WeChatPayV3Api
 from paynotify_wechatpay._v3_combined import combined_results, is_combined
 from paynotify_wechatpay._v3_envelope import Envelope
 from paynotify_wechatpay._v3_mapping import event_kind, to_result
@@ -99,6 +100,13 @@ class WeChatPayV3Provider(Provider[WeChatPayV3Settings]):
 
     def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
+        self._api: WeChatPayV3Api | None = None
+
+    def api(self) -> WeChatPayV3Api:
+        """Queries and platform certificate downloads (`_v3_api`), on this provider's clock."""
+        if self._api is None:
+            self._api = WeChatPayV3Api(provider=self.name, clock=lambda: self.clock())
+        return self._api
 
     def parse(
         self, request: InboundRequest, account: Account[WeChatPayV3Settings]

@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Self, cast
 
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -12,6 +15,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from paynotify import AccountSettings
 from paynotify_wechatpay._v2_settings import WeChatPayV2Settings
 from paynotify_wechatpay._v2_signature import SignType
+from paynotify_wechatpay._v3_certificates import PlatformCertificates
 from paynotify_wechatpay._v3_crypto import decrypt_resource, resource_json
 from paynotify_wechatpay._v3_keys import (
     PUBLIC_KEY_ID_PREFIX,
@@ -21,9 +25,10 @@ from paynotify_wechatpay._v3_keys import (
     load_public_key,
 )
 
-__all__ = ["APIV3_KEY_LENGTH", "WeChatPayV3Settings"]
+__all__ = ["APIV3_KEY_LENGTH", "PRODUCTION_BASE_URL", "WeChatPayV3Settings"]
 
 APIV3_KEY_LENGTH = 32
+PRODUCTION_BASE_URL = "https://api.mch.weixin.qq.com"
 
 Loc = tuple[str | int, ...]
 
@@ -43,6 +48,11 @@ class WeChatPayV3Settings(AccountSettings):
     `sp_mchid` and `sp_appid` (the service provider's own ids; its keys verify and decrypt) instead,
     plus optionally `sub_mchid` (only that sub-merchant's notifications are accepted; without it,
     any sub-merchant of this service provider's) and `sub_appid` (payments must carry it).
+
+    Asking WeChat Pay (queries, certificate downloads) needs the merchant's API key pair:
+    `merchant_private_key` (apiclient_key.pem) and `merchant_serial` (its certificate's serial).
+    With them an account may configure no WeChat Pay key at all: its platform certificates are then
+    downloaded (`/v3/certificates`). Without them the account receives notifications as before.
     """
 
     mchid: str | None = Field(default=None, min_length=1)
@@ -67,11 +77,19 @@ class WeChatPayV3Settings(AccountSettings):
     apiv2_sign_type: SignType = "MD5"
     """How the account's v2 payment notifications are signed (MD5 or HMAC-SHA256); v2 refund
     notifications carry no signature."""
+    merchant_private_key: SecretStr | None = Field(default=None, repr=False)
+    """The merchant's API private key (商户API私钥, apiclient_key.pem, PEM): signs requests to WeChat Pay."""
+    merchant_serial: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[0-9A-Fa-f]+$")
+    """The serial number of the merchant's API certificate (商户API证书序列号), hex."""
+    base_url: str = Field(default=PRODUCTION_BASE_URL, pattern=r"^https?://[^/?#]+(/[^?#]*)?$")
+    """WeChat Pay's API; another for the emulator (`paynotify_wechatpay.testing`)."""
 
     _apiv3: bytes = PrivateAttr(default=b"")
     _keyring: Keyring = PrivateAttr(default_factory=lambda: Keyring(()))
     _aead: AESGCM | None = PrivateAttr(default=None)
     _v2: WeChatPayV2Settings | None = PrivateAttr(default=None)
+    _certificates: PlatformCertificates = PrivateAttr(default_factory=lambda: PlatformCertificates(()))
+    _merchant_key: RSAPrivateKey | None = PrivateAttr(default=None)
 
     @field_validator("apiv3_key")
     @classmethod
@@ -99,7 +117,8 @@ class WeChatPayV3Settings(AccountSettings):
     @model_validator(mode="after")
     def _load(self) -> Self:
         problems = self._mode_problems()
-        keys = self._load_keys(problems)
+        merchant_key = self._load_merchant_key(problems)
+        keys = self._load_keys(problems, downloadable=merchant_key is not None)
         v2 = self._load_v2(problems)
         if problems:
             # A ValidationError (not a ValueError) keeps each problem's own location, list index included.
@@ -116,6 +135,9 @@ class WeChatPayV3Settings(AccountSettings):
             )
         self._keyring = Keyring(keys)
         self._v2 = v2
+        self._merchant_key = merchant_key
+        # Watched (an unknown serial asks for a download) only where a download can help.
+        self._certificates = PlatformCertificates(keys, watched=self._downloads(merchant_key))
         self._apiv3 = self.apiv3_key.get_secret_value().encode()
         self._aead = AESGCM(self._apiv3)
         return self
@@ -150,7 +172,49 @@ class WeChatPayV3Settings(AccountSettings):
             )
             return None
 
-    def _load_keys(self, problems: list[tuple[Loc, str]]) -> list[V3Key]:
+    def _downloads(self, merchant_key: RSAPrivateKey | None) -> bool:
+        """Certificate mode with a merchant key: platform certificates are downloaded."""
+        return merchant_key is not None and (self.public_key_id is None or bool(self.platform_certificates))
+
+    def _load_merchant_key(self, problems: list[tuple[Loc, str]]) -> RSAPrivateKey | None:
+        if (self.merchant_private_key is None) != (self.merchant_serial is None):
+            missing = "merchant_serial" if self.merchant_serial is None else "merchant_private_key"
+            problems.append(
+                ((missing,), "is missing: merchant_private_key and merchant_serial are set together")
+            )
+            return None
+        if self.merchant_private_key is None:
+            return None
+        text = self.merchant_private_key.get_secret_value()
+        if "PRIVATE KEY" not in text:
+            problems.append(
+                (
+                    ("merchant_private_key",),
+                    "is not a PEM private key (apiclient_key.pem: -----BEGIN PRIVATE KEY-----)",
+                )
+            )
+            return None
+        try:
+            key = serialization.load_pem_private_key(text.encode("ascii"), password=None)
+        except (ValueError, TypeError, UnicodeEncodeError, UnsupportedAlgorithm):
+            problems.append(
+                (
+                    ("merchant_private_key",),
+                    "is a PEM private key that cannot be read (damaged, or encrypted?)",
+                )
+            )
+            return None
+        if not isinstance(key, RSAPrivateKey) or key.key_size < 2048:
+            problems.append(
+                (
+                    ("merchant_private_key",),
+                    "is not an RSA key of 2048 bits or more (WeChat Pay API v3 signs with RSA)",
+                )
+            )
+            return None
+        return key
+
+    def _load_keys(self, problems: list[tuple[Loc, str]], *, downloadable: bool = False) -> list[V3Key]:
         keys = self._load_certificates(problems)
         if (self.public_key_id is None) != (self.public_key is None):
             missing = "public_key" if self.public_key is None else "public_key_id"
@@ -160,7 +224,7 @@ class WeChatPayV3Settings(AccountSettings):
                 keys.append(load_public_key(self.public_key_id, self.public_key))
             except ValueError as exc:
                 problems.append((("public_key",), f"this key {exc}"))
-        if not keys and not problems:
+        if not keys and not problems and not downloadable:
             problems.append(
                 (
                     ("platform_certificates",),
@@ -196,8 +260,34 @@ class WeChatPayV3Settings(AccountSettings):
 
     @property
     def keyring(self) -> Keyring:
-        """The trusted WeChat Pay keys, loaded; their ids appear in errors and in `key_id`."""
-        return cast(Keyring, self._loaded("_keyring"))
+        """The trusted WeChat Pay keys, loaded (and any downloaded platform certificates); their ids
+        appear in errors and in `key_id`."""
+        return cast(PlatformCertificates, self._loaded("_certificates")).keyring
+
+    @property
+    def certificates(self) -> PlatformCertificates:
+        """The holder of this account's trusted keys, downloaded platform certificates included."""
+        return cast(PlatformCertificates, self._loaded("_certificates"))
+
+    @property
+    def downloads_certificates(self) -> bool:
+        """True for an account in certificate mode with its merchant key: it downloads them."""
+        return self._downloads(self.merchant_key)
+
+    @property
+    def merchant_key(self) -> RSAPrivateKey | None:
+        """The merchant's API private key, loaded; None without one. Secret: never log it."""
+        return cast("RSAPrivateKey | None", self._loaded("_merchant_key"))
+
+    @property
+    def aead(self) -> AESGCM:
+        """AES-256-GCM keyed with the APIv3 key. Secret: never log it."""
+        return cast(AESGCM, self._loaded("_aead"))
+
+    @property
+    def api_mchid(self) -> str:
+        """The merchant id requests are signed for: mchid, or a service provider's sp_mchid."""
+        return cast(str, self.sp_mchid if self.service_provider else self.mchid)
 
     @property
     def v2_settings(self) -> WeChatPayV2Settings | None:

@@ -44,7 +44,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -58,6 +58,9 @@ from paynotify_wechatpay._v3_crypto import NONCE_LENGTH, encrypt_resource
 from paynotify_wechatpay._v3_keys import PUBLIC_KEY_ID_PREFIX, certificate_serial
 from paynotify_wechatpay._v3_signature import SIGNATURE_TYPE
 from paynotify_wechatpay._v3_signature import sign as _sign_v3_message
+
+if TYPE_CHECKING:
+    from paynotify_wechatpay._v3_emulator import WeChatPayV3Emulator
 from paynotify_wechatpay._xml import to_xml
 
 __all__ = [
@@ -66,6 +69,7 @@ __all__ = [
     "OPENID",
     "SUB_MCH_ID",
     "V3SigningKey",
+    "WeChatPayV3Emulator",
     "encrypt_v2_req_info",
     "encrypt_v3_resource",
     "generate_api_key",
@@ -513,3 +517,13 @@ def make_v3_refund_notify(
         signing_key, apiv3_key, resource, event_type=f"REFUND.{refund_status}", summary="退款状态变更",
         original_type="refund", timestamp=timestamp,
     )  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    # The emulator (a local WeChat Pay API v3, _v3_emulator) builds on the helpers above: imported
+    # on first use, so neither module has to be imported before the other.
+    if name == "WeChatPayV3Emulator":
+        from paynotify_wechatpay._v3_emulator import WeChatPayV3Emulator
+
+        return WeChatPayV3Emulator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,232 @@
+"""Asking UnionPay about a transaction: 交易状态查询, `POST {base_url}/gateway/api/queryTrans.do`.
+
+Request (a form, UTF-8): version 5.1.0, encoding UTF-8, signMethod 01, txnType 00, txnSubType 00,
+bizType 000000, accessType 0, merId, orderId and txnTime of the transaction asked about (merId +
+orderId + txnTime name one transaction, so the original time is required: `at`), certId of the
+merchant's signing certificate, and `signature` by its private key with the notification rule
+(hex SHA-256 of the sorted sign string, RSA SHA-256).
+
+Answer: a form signed by UnionPay exactly like a notification; it is verified the same way (the
+provider's own check: signPubKeyCert through the CFCA chain, then the signature over the exact
+bytes) before a field is read. Then, as UnionPay's demo reads it:
+
+| respCode        | means                                  | here                                    |
+|-----------------|----------------------------------------|-----------------------------------------|
+| 00              | the query succeeded; origRespCode is the transaction's result | a result |
+| 34              | no such transaction (查无此交易)          | found=False                             |
+| 03, 04, 05      | the query itself timed out at UnionPay | ProviderUnavailable (ask again later)   |
+| anything else   | the query failed                       | ProviderApiError with the respCode      |
+
+The answer describes the transaction asked about (its txnType, queryId, txnAmt, txnTime) with its
+result in origRespCode. So it is read by the notification mapping (`_mapping.to_result`) with
+respCode = origRespCode: origRespCode 00 succeeded, 03/04/05 pending, as a notification's respCode,
+and the same event_id as the notification of that state. A refund's event_id names the consume
+(origQryId); an answer for a refund without origQryId cannot have it and is refused
+(ProviderApiError) rather than delivered under another id. `result.raw` is the answer as received.
+
+An error answer without a signature (UnionPay may not sign a refusal of a malformed request) is a
+ProviderApiError: it is never believed, and a "not found" is accepted only when signed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+from paynotify import (
+    BEIJING,
+    Account,
+    ApiRequest,
+    Kind,
+    MalformedNotification,
+    PaymentResult,
+    ProviderApi,
+    ProviderApiError,
+    ProviderUnavailable,
+    QueryAnswer,
+    Send,
+    Source,
+    VerificationError,
+)
+from paynotify_unionpay._form import decode_form
+from paynotify_unionpay._mapping import TXN_TYPES, to_result
+from paynotify_unionpay._settings import UnionPaySettings
+from paynotify_unionpay._signature import sign, sign_string
+
+if TYPE_CHECKING:
+    from paynotify_unionpay._provider import UnionPayProvider
+
+__all__ = ["NOT_FOUND", "QUERY_PATH", "UnionPayApi", "query_fields"]
+
+QUERY_PATH = "/gateway/api/queryTrans.do"
+NOT_FOUND = "34"
+"""respCode of "no such transaction" (查无此交易)."""
+_TIMED_OUT = frozenset({"03", "04", "05"})
+_CONTENT_TYPE = "application/x-www-form-urlencoded;charset=UTF-8"
+_ASKED = {Kind.PAYMENT: "01", Kind.REFUND: "04"}
+_SHOWN = 60
+
+AccountU = Account[UnionPaySettings]
+
+
+def query_fields(mer_id: str, order_id: str, txn_time: str, cert_id: str) -> dict[str, str]:
+    """The fields of a queryTrans.do request, before its signature."""
+    return {
+        "version": "5.1.0",
+        "encoding": "UTF-8",
+        "signMethod": "01",
+        "txnType": "00",
+        "txnSubType": "00",
+        "bizType": "000000",
+        "accessType": "0",
+        "merId": mer_id,
+        "orderId": order_id,
+        "txnTime": txn_time,
+        "certId": cert_id,
+    }
+
+
+def _encode(fields: Mapping[str, str]) -> bytes:
+    return "&".join(f"{k}={quote(v, safe='')}" for k, v in fields.items()).encode("ascii")
+
+
+class UnionPayApi(ProviderApi[UnionPaySettings]):
+    """UnionPay's 交易状态查询 for payments (consumes) and refunds (退货, 消费撤销) alike: both are
+    transactions named by their own orderId and txnTime."""
+
+    def __init__(self, provider: UnionPayProvider) -> None:
+        self.provider = provider
+
+    def can_query(self, account: AccountU) -> bool:
+        return account.settings.signing is not None
+
+    async def query_payment(
+        self, send: Send, account: AccountU, order_id: str, *, at: datetime | None = None
+    ) -> QueryAnswer:
+        return await self._query(send, account, order_id, at, Kind.PAYMENT)
+
+    async def query_refund(
+        self,
+        send: Send,
+        account: AccountU,
+        refund_id: str,
+        *,
+        order_id: str | None = None,
+        at: datetime | None = None,
+    ) -> QueryAnswer:
+        """`refund_id` is the orderId of the refund (or consume undo) request, `at` its txnTime."""
+        return await self._query(send, account, refund_id, at, Kind.REFUND)
+
+    def _request(self, account: AccountU, order_id: str, at: datetime | None) -> ApiRequest:
+        settings = account.settings
+        signing = settings.signing
+        if signing is None:
+            raise ProviderApiError(
+                f"account {account.name!r} cannot query UnionPay: set signing_pfx and signing_pfx_password",
+                account=account.name,
+            )
+        if at is None or at.tzinfo is None:
+            raise ProviderApiError(
+                f"account {account.name!r}: a UnionPay query needs the transaction's txnTime "
+                "(at=, an aware datetime): merId, orderId and txnTime name one transaction",
+                account=account.name,
+            )
+        fields = query_fields(
+            settings.mer_id, order_id, f"{at.astimezone(BEIJING):%Y%m%d%H%M%S}", signing.cert_id
+        )
+        raw = {k.encode("ascii"): v.encode("utf-8") for k, v in fields.items()}
+        fields["signature"] = sign(sign_string(raw), signing.key, "5.1.0")
+        return ApiRequest(
+            "POST",
+            settings.api_base_url.rstrip("/") + QUERY_PATH,
+            {"Content-Type": _CONTENT_TYPE},
+            _encode(fields),
+        )
+
+    async def _query(
+        self, send: Send, account: AccountU, order_id: str, at: datetime | None, kind: Kind
+    ) -> QueryAnswer:
+        request = self._request(account, order_id, at)
+        response = await send(request)
+        name = account.name
+        if response.status >= 500:
+            raise ProviderUnavailable(
+                f"account {name!r}: UnionPay answered HTTP {response.status}", account=name
+            )
+        if response.status != 200:
+            raise ProviderApiError(
+                f"account {name!r}: UnionPay answered HTTP {response.status}", account=name
+            )
+        try:
+            form = decode_form(response.body)
+        except MalformedNotification as exc:
+            raise ProviderApiError(
+                f"account {name!r}: UnionPay's answer is not a form: {exc}", account=name
+            ) from None
+        if not form.raw.get(b"signature"):
+            code = form.raw.get(b"respCode", b"").decode("ascii", "replace")[:_SHOWN]
+            if code != "00":  # an unsigned refusal: named, never believed
+                raise ProviderApiError(
+                    f"account {name!r}: UnionPay refused the query (respCode {code!r}, unsigned)",
+                    account=name,
+                    code=code or None,
+                )
+        try:
+            certificate = self.provider.verify(form, account.settings)
+            fields = form.text()
+        except VerificationError as exc:
+            exc.account = exc.account or name
+            raise
+        except MalformedNotification as exc:
+            raise ProviderApiError(
+                f"account {name!r}: UnionPay's answer: {exc.message}", account=name
+            ) from None
+        asked = (order_id, f"{at.astimezone(BEIJING):%Y%m%d%H%M%S}" if at is not None else "")
+        return self._answer(account, fields, certificate.serial, kind, asked)
+
+    def _answer(
+        self, account: AccountU, fields: dict[str, str], key_id: str, kind: Kind, asked: tuple[str, str]
+    ) -> QueryAnswer:
+        name = account.name
+        code = fields.get("respCode", "")
+        message = fields.get("respMsg", "")[:_SHOWN]
+        if code == NOT_FOUND:
+            return QueryAnswer(result=None, raw=fields)
+        if code in _TIMED_OUT:
+            raise ProviderUnavailable(
+                f"account {name!r}: UnionPay's query timed out (respCode {code}: {message})",
+                account=name,
+                code=code,
+            )
+        if code != "00":
+            raise ProviderApiError(
+                f"account {name!r}: UnionPay refused the query (respCode {code[:_SHOWN]!r}: {message})",
+                account=name,
+                code=code[:_SHOWN],
+            )
+        answered = (fields.get("orderId", ""), fields.get("txnTime", ""))
+        if answered != asked:
+            # The signature covers the answer, not the question: another transaction's genuine
+            # answer must not stand for this one.
+            raise ProviderApiError(
+                f"account {name!r}: asked about orderId {asked[0][:_SHOWN]!r} at {asked[1]}, UnionPay's "
+                f"answer is about {answered[0][:_SHOWN]!r} at {answered[1][:20]!r}",
+                account=name,
+            )
+        original = fields.get("origRespCode")
+        if not original:
+            raise ProviderApiError(f"account {name!r}: UnionPay's answer (respCode 00) has no origRespCode")
+        read = dict(fields, respCode=original)
+        if read.get("txnType") not in TXN_TYPES:
+            read["txnType"] = _ASKED[kind]
+        try:
+            result = to_result(self.provider.name, name, read, Source.QUERY, key_id)
+        except MalformedNotification as exc:
+            raise ProviderApiError(
+                f"account {name!r}: UnionPay's verified answer: {exc.message}", account=name
+            ) from None
+        if not isinstance(result, PaymentResult):  # pragma: no cover - txnType is one of TXN_TYPES
+            raise ProviderApiError(f"account {name!r}: UnionPay's answer is not a payment or refund")
+        return QueryAnswer(result=result.model_copy(update={"raw": fields}), raw=fields)

@@ -1,0 +1,299 @@
+"""A local UnionPay gateway, as an ASGI app: transactions, signed query answers, pushed notifications.
+
+    emulator = testing.UnionPayEmulator()
+    notifier.add_account("shop", "unionpay", **emulator.account_settings())
+    paid = emulator.pay("order20260101001", txn_amt="8888")   # a consume, answered 00
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=emulator))
+
+`POST /gateway/api/queryTrans.do` is answered as UnionPay does (PROTOCOLS.md, "Asking the
+provider"): the request's signature is checked with the merchant's signing certificate (certId),
+the transaction is found by merId + orderId + txnTime, and the answer (respCode 00 with the
+transaction's fields and origRespCode; 34 when there is none) is a form signed with the throwaway
+CFCA-like chain's leaf, signPubKeyCert included, exactly like a notification. A request that does
+not verify gets an unsigned respCode 11 (验签失败).
+
+`notification(...)` is the signed back-end notification of a transaction (the same fields the
+query answers) and `push(...)` POSTs it to a backUrl: dropped, duplicated, or after an awaitable.
+
+Faults, for tests: `down` (HTTP 503), `stall` (an asyncio.Event awaited before answering),
+`unsigned` (no signature), `tamper` (bytes -> bytes after signing), `answer_code` (respCode of
+every answer, e.g. "04": the query timed out at UnionPay). `requests` lists the decoded requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import secrets
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, pkcs12
+from cryptography.x509.oid import NameOID
+
+from paynotify import BEIJING, MalformedNotification
+from paynotify_unionpay import testing
+from paynotify_unionpay._form import decode_form
+from paynotify_unionpay._signature import sign_string, signed_message
+
+__all__ = ["EMULATOR_BASE_URL", "UnionPayEmulator"]
+
+EMULATOR_BASE_URL = "http://unionpay.emulator"
+_TIME = "%Y%m%d%H%M%S"
+_QUERY_PATH = "/gateway/api/queryTrans.do"
+
+Scope = Mapping[str, Any]
+Receive = Callable[[], Awaitable[Mapping[str, Any]]]
+SendAsgi = Callable[[Mapping[str, Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class MerchantCertificate:
+    """The merchant's throwaway signing certificate, as UnionPay issues it: a .pfx with a password."""
+
+    key: RSAPrivateKey
+    certificate: x509.Certificate
+    password: str
+
+    @property
+    def cert_id(self) -> str:
+        return str(self.certificate.serial_number)
+
+    @property
+    def pfx(self) -> bytes:
+        return pkcs12.serialize_key_and_certificates(
+            b"acp_test_sign",
+            self.key,
+            self.certificate,
+            None,
+            BestAvailableEncryption(self.password.encode()),
+        )
+
+
+def generate_merchant_certificate(key: RSAPrivateKey | None = None) -> MerchantCertificate:
+    """A fresh signing key and certificate for a merchant (a year's validity, an 11-digit serial)."""
+    key = key or testing.generate_key()
+    name = x509.Name(
+        [x509.NameAttribute(NameOID.COMMON_NAME, "paynotify testing merchant signing certificate")]
+    )
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(10**10 + secrets.randbelow(9 * 10**10))
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=365))
+        .sign(key, hashes.SHA256())
+    )
+    return MerchantCertificate(key, certificate, secrets.token_urlsafe(12))
+
+
+class UnionPayEmulator:
+    """UnionPay's gateway for one merchant: its transactions, by (orderId, txnTime)."""
+
+    def __init__(
+        self,
+        *,
+        mer_id: str = testing.MER_ID,
+        chain: testing.SigningChain | None = None,
+        merchant: MerchantCertificate | None = None,
+    ) -> None:
+        self.mer_id = mer_id
+        self.chain = chain or testing.generate_chain()
+        self.merchant = merchant or generate_merchant_certificate()
+        self.transactions: dict[tuple[str, str], dict[str, str]] = {}
+        self.requests: list[dict[str, str]] = []
+        self.down = False
+        self.stall: asyncio.Event | None = None
+        self.unsigned = False
+        self.tamper: Callable[[bytes], bytes] | None = None
+        self.answer_code: str | None = None
+        self.base_url = EMULATOR_BASE_URL
+
+    def account_settings(self) -> dict[str, Any]:
+        """Settings of an account of this merchant, pointed at the emulator (trusting its chain)."""
+        return {
+            "mer_id": self.mer_id,
+            **self.chain.account_settings(),
+            "signing_pfx": base64.b64encode(self.merchant.pfx).decode("ascii"),
+            "signing_pfx_password": self.merchant.password,
+            "base_url": self.base_url,
+        }
+
+    # -- transactions --------------------------------------------------------------------------
+
+    def _record(self, fields: dict[str, str | None]) -> dict[str, str]:
+        kept = {k: v for k, v in fields.items() if v is not None}
+        self.transactions[(kept["orderId"], kept["txnTime"])] = kept
+        return kept
+
+    def _fields(
+        self, order_id: str, txn_type: str, txn_amt: str, resp_code: str, txn_time: datetime | None,
+        orig_qry_id: str | None,
+    ) -> dict[str, str | None]:  # fmt: skip
+        at = (txn_time or datetime.now(BEIJING)).astimezone(BEIJING).replace(microsecond=0)
+        qid = testing.query_id(self.mer_id, order_id)
+        return {
+            "accessType": "0",
+            "bizType": "000201",
+            "currencyCode": "156",
+            "merId": self.mer_id,
+            "orderId": order_id,
+            "origQryId": orig_qry_id,
+            "queryId": qid,
+            "respCode": resp_code,
+            "respMsg": "成功[0000000]" if resp_code == "00" else "交易失败",
+            "settleAmt": txn_amt,
+            "settleCurrencyCode": "156",
+            "settleDate": f"{at:%m%d}",
+            "traceNo": qid[-6:],
+            "traceTime": f"{at:%m%d%H%M%S}",
+            "txnAmt": txn_amt,
+            "txnSubType": "01" if txn_type == "01" else "00",
+            "txnTime": f"{at:{_TIME}}",
+            "txnType": txn_type,
+        }
+
+    def pay(
+        self, order_id: str, *, txn_amt: str = "8888", resp_code: str = "00", txn_time: datetime | None = None
+    ) -> dict[str, str]:
+        """A consume (txnType 01) with result `resp_code` (00 succeeded, 03/04/05 still unknown)."""
+        return self._record(self._fields(order_id, "01", txn_amt, resp_code, txn_time, None))
+
+    def refund(
+        self, order_id: str, consume_order_id: str, *, txn_amt: str, txn_type: str = "04",
+        resp_code: str = "00", txn_time: datetime | None = None,
+    ) -> dict[str, str]:  # fmt: skip
+        """A refund (04) or consume undo (31), `order_id` its own orderId, of a consume's."""
+        orig = testing.query_id(self.mer_id, consume_order_id)
+        return self._record(self._fields(order_id, txn_type, txn_amt, resp_code, txn_time, orig))
+
+    @staticmethod
+    def txn_time(transaction: Mapping[str, str]) -> datetime:
+        """A transaction's txnTime as an aware datetime (what a query's `at` is)."""
+        return datetime.strptime(transaction["txnTime"], _TIME).replace(tzinfo=BEIJING)
+
+    # -- notifications -------------------------------------------------------------------------
+
+    def notification(self, transaction: Mapping[str, str]) -> bytes:
+        """The signed back-end notification of `transaction` (as `pay`/`refund` return it)."""
+        t = transaction
+        return testing.make_notify(
+            self.chain, mer_id=self.mer_id, order_id=t["orderId"], txn_amt=t["txnAmt"], txn_type=t["txnType"],
+            resp_code=t["respCode"], orig_qry_id=t.get("origQryId"), txn_time=self.txn_time(t),
+        )  # fmt: skip
+
+    async def push(
+        self,
+        client: httpx.AsyncClient,
+        back_url: str,
+        transaction: Mapping[str, str],
+        *,
+        copies: int = 1,
+        drop: bool = False,
+        before: Awaitable[object] | None = None,
+    ) -> list[int]:
+        """POST the notification `copies` times; `drop` sends nothing; `before` is awaited first."""
+        body = self.notification(transaction)
+        if before is not None:
+            await before
+        if drop:
+            return []
+        headers = {"content-type": "application/x-www-form-urlencoded; charset=utf-8"}
+        return [
+            (await client.post(back_url, content=body, headers=headers)).status_code for _ in range(copies)
+        ]
+
+    # -- the gateway ---------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: SendAsgi) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        if self.stall is not None:
+            await self.stall.wait()
+        if self.down:
+            await self._reply(send, 503, b"Service Unavailable")
+            return
+        if scope["method"] != "POST" or scope["path"] != _QUERY_PATH:
+            await self._reply(send, 404, b"Not Found")
+            return
+        await self._reply(send, 200, self._answer(body))
+
+    def _answer(self, body: bytes) -> bytes:
+        try:
+            form = decode_form(body)
+            fields = form.text()
+        except MalformedNotification:
+            return self._unsigned({"respCode": "10", "respMsg": "报文格式错误"})
+        self.requests.append(fields)
+        if not self._merchant_signed(form.raw, fields):
+            return self._unsigned({"respCode": "11", "respMsg": "验签失败"})
+        if fields.get("txnType") != "00" or fields.get("merId") != self.mer_id:
+            return self._signed({"respCode": "12", "respMsg": "请求要素有误"}, fields)
+        transaction = self.transactions.get((fields.get("orderId", ""), fields.get("txnTime", "")))
+        if self.answer_code is not None:
+            return self._signed({"respCode": self.answer_code, "respMsg": "交易状态未明"}, fields)
+        if transaction is None:
+            return self._signed({"respCode": "34", "respMsg": "查无此交易[2600000]"}, fields)
+        answer = dict(transaction)
+        answer.update(
+            {"origRespCode": transaction["respCode"], "origRespMsg": transaction["respMsg"], "respCode": "00",
+             "respMsg": "成功[0000000]"}
+        )  # fmt: skip
+        return self._signed(answer, fields)
+
+    def _merchant_signed(self, raw: Mapping[bytes, bytes], fields: Mapping[str, str]) -> bool:
+        if fields.get("certId") != self.merchant.cert_id or fields.get("signMethod") != "01":
+            return False
+        try:
+            signature = base64.b64decode(raw.get(b"signature", b""), validate=True)
+            self.merchant.key.public_key().verify(
+                signature,
+                signed_message(sign_string(dict(raw)), "5.1.0"),
+                padding.PKCS1v15(),
+                hashes.SHA256(),
+            )
+        except (ValueError, InvalidSignature):  # bad base64 or signature: "does not verify"
+            return False
+        return True
+
+    def _base(self, request: Mapping[str, str]) -> dict[str, str]:
+        return {
+            "version": "5.1.0", "encoding": "UTF-8", "signMethod": "01", "accessType": "0",
+            "merId": request.get("merId", ""), "orderId": request.get("orderId", ""),
+            "txnTime": request.get("txnTime", ""), "txnType": "00", "txnSubType": "00", "bizType": "000000",
+        }  # fmt: skip
+
+    def _signed(self, answer: Mapping[str, str], request: Mapping[str, str]) -> bytes:
+        fields = {**self._base(request), **answer, "signPubKeyCert": self.chain.leaf_pem}
+        if not self.unsigned:
+            fields["signature"] = testing.sign_fields(fields, self.chain.leaf_key)
+        body = testing.encode_form(dict(sorted(fields.items())))
+        return self.tamper(body) if self.tamper is not None else body
+
+    def _unsigned(self, answer: Mapping[str, str]) -> bytes:
+        return testing.encode_form({"version": "5.1.0", "encoding": "UTF-8", **answer})
+
+    async def _reply(self, send: SendAsgi, status: int, body: bytes) -> None:
+        headers = [
+            (b"content-type", b"text/plain;charset=UTF-8"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,290 @@
+"""Asking WeChat Pay API v3 about an order or a refund (主动查询), and downloading platform certificates.
+
+| what                  | request                                                                       |
+|-----------------------|-------------------------------------------------------------------------------|
+| payment, merchant     | GET /v3/pay/transactions/out-trade-no/{out_trade_no}?mchid={mchid}            |
+| payment, partner      | GET /v3/pay/partner/transactions/out-trade-no/{out_trade_no}?sp_mchid=&sub_mchid= |
+| refund, merchant      | GET /v3/refund/domestic/refunds/{out_refund_no}                               |
+| refund, partner       | GET /v3/refund/domestic/refunds/{out_refund_no}?sub_mchid={sub_mchid}         |
+| platform certificates | GET /v3/certificates                                                          |
+
+Each request is signed with the merchant's API private key (`_v3_api_auth`). Each answer is
+verified through its Wechatpay-* headers exactly like a notification, on its exact bytes, inside
+the replay window, before a field is read; the "not found" answers (404 ORDER_NOT_EXIST,
+RESOURCE_NOT_EXISTS) too, since they decide that nothing is delivered.
+
+A payment answer is the same JSON as a payment notification's decrypted resource, so it goes
+through the same mapping (`_v3_mapping.to_result`): the same state gives the same `PaymentResult`
+and event_id, with `source="query"`. A refund answer differs from a refund notification's resource
+in two names only: its state is `status` (the notification's `refund_status`), and it carries no
+mchid (the merchant asked for its own refund). Both are filled in, from the account the request was
+signed for, before the same mapping reads it.
+
+The signature covers the answer but not the question: an answer about another order than the
+one asked (a genuine one, replayed) is refused, ProviderApiError.
+
+Errors: an answer that does not verify, VerificationError; 429 and 5xx, ProviderUnavailable;
+any other error answer, ProviderApiError with WeChat Pay's `code`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from paynotify import (
+    Account,
+    ApiResponse,
+    InvalidContent,
+    Kind,
+    MalformedNotification,
+    ProviderApi,
+    ProviderApiError,
+    ProviderUnavailable,
+    QueryAnswer,
+    Send,
+    Source,
+    VerificationError,
+)
+from paynotify_wechatpay._json import loads
+from paynotify_wechatpay._v3_api_auth import signed_request, verify_answer
+from paynotify_wechatpay._v3_certificates import (
+    CERTIFICATES_PATH,
+    REFRESH_INTERVAL,
+    CertificateRefresher,
+    read_certificates,
+)
+from paynotify_wechatpay._v3_envelope import Envelope
+from paynotify_wechatpay._v3_keys import V3Key
+from paynotify_wechatpay._v3_mapping import to_result
+from paynotify_wechatpay._v3_settings import WeChatPayV3Settings
+
+__all__ = ["NOT_FOUND_CODES", "WeChatPayV3Api"]
+
+NOT_FOUND_CODES = frozenset({"ORDER_NOT_EXIST", "RESOURCE_NOT_EXISTS"})
+"""The 404 codes that mean "no such order / refund (yet)": the answer is `found=False`."""
+_UNAVAILABLE = frozenset({429})
+# The query answers read no envelope: raw is the answer's own fields.
+_NO_ENVELOPE = Envelope("", "", {}, {})
+_SHOWN = 80
+
+Account3 = Account[WeChatPayV3Settings]
+
+
+def _segment(value: str) -> str:
+    """A path segment exactly as it is sent and signed: everything but unreserved characters escaped."""
+    return quote(value, safe="")
+
+
+class WeChatPayV3Api(ProviderApi[WeChatPayV3Settings]):
+    """WeChat Pay API v3 queries: `query_payment` by out_trade_no, `query_refund` by out_refund_no.
+
+    `clock` is the unix time requests are signed at and answers' replay window is checked against
+    (the provider's clock, so tests pin both at once).
+    """
+
+    def __init__(self, *, provider: str = "wechatpay-v3", clock: Callable[[], float] = time.time) -> None:
+        self.provider = provider
+        self.clock = clock
+
+    def can_query(self, account: Account3) -> bool:
+        settings = account.settings
+        if settings.merchant_key is None:
+            return False
+        # A partner queries one sub-merchant's orders: without sub_mchid there is no such query.
+        return not settings.service_provider or settings.sub_mchid is not None
+
+    def _require(self, account: Account3) -> None:
+        if not self.can_query(account):
+            missing = (
+                "merchant_private_key and merchant_serial"
+                if account.settings.merchant_key is None
+                else "sub_mchid (a service provider queries one sub-merchant's orders)"
+            )
+            raise ProviderApiError(
+                f"account {account.name!r} cannot query WeChat Pay: set {missing}", account=account.name
+            )
+
+    async def _get(self, send: Send, account: Account3, path_query: str) -> ApiResponse:
+        settings = account.settings
+        key, serial = settings.merchant_key, settings.merchant_serial
+        if key is None or serial is None:  # pragma: no cover - every caller checked can_query
+            raise ProviderApiError(f"account {account.name!r} has no merchant key", account=account.name)
+        request = signed_request(
+            key, base_url=settings.base_url, mchid=settings.api_mchid, serial_no=serial,
+            path_query=path_query, now=self.clock(),
+        )  # fmt: skip
+        response = await send(request)
+        if response.status >= 500 or response.status in _UNAVAILABLE:
+            raise ProviderUnavailable(
+                f"account {account.name!r}: WeChat Pay answered HTTP {response.status}{_code(response)}",
+                account=account.name,
+                code=_error_code(response),
+            )
+        return response
+
+    def _verified(self, response: ApiResponse, account: Account3) -> tuple[V3Key, dict[str, Any]]:
+        """The key that signed the answer and its JSON object; refused before reading if unsigned."""
+        settings = account.settings
+        try:
+            key = verify_answer(
+                response, settings.keyring, now=self.clock(), tolerance=settings.timestamp_tolerance
+            )
+        except VerificationError as exc:
+            exc.account = exc.account or account.name
+            raise
+        try:
+            value = loads(response.body.decode("utf-8"), "answer")
+        except (UnicodeDecodeError, MalformedNotification):
+            raise ProviderApiError(
+                f"account {account.name!r}: WeChat Pay's answer (HTTP {response.status}) is not JSON",
+                account=account.name,
+            ) from None
+        if not isinstance(value, dict):
+            raise ProviderApiError(
+                f"account {account.name!r}: WeChat Pay's answer is not a JSON object", account=account.name
+            )
+        return key, value
+
+    def _answer(
+        self,
+        response: ApiResponse,
+        account: Account3,
+        kind: Kind,
+        asked: str,
+        adapt: Callable[[dict[str, Any]], None],
+    ) -> QueryAnswer:
+        if response.status not in (200, 404):
+            raise ProviderApiError(
+                f"account {account.name!r}: WeChat Pay answered HTTP {response.status}{_code(response)}",
+                account=account.name,
+                code=_error_code(response),
+            )
+        key, fields = self._verified(response, account)
+        if response.status == 404:
+            code = fields.get("code")
+            if code in NOT_FOUND_CODES:
+                return QueryAnswer(result=None, raw=fields)
+            raise ProviderApiError(
+                f"account {account.name!r}: WeChat Pay answered 404 {str(code)[:_SHOWN]!r}",
+                account=account.name,
+                code=str(code),
+            )
+        resource = dict(fields)
+        adapt(resource)
+        try:
+            result = to_result(
+                kind, account, _NO_ENVELOPE, resource, provider=self.provider, key_id=key.key_id
+            )
+        except InvalidContent as exc:
+            raise ProviderApiError(
+                f"account {account.name!r}: WeChat Pay's verified answer is out of shape: {exc.message}",
+                account=account.name,
+            ) from None
+        except MalformedNotification as exc:  # e.g. another merchant's order (a VerificationError is not one)
+            raise ProviderApiError(f"account {account.name!r}: {exc.message}", account=account.name) from None
+        # The signature covers the answer, not the question: a genuine answer about another order
+        # (replayed inside the window) must not stand for this one.
+        answered = result.order_id if kind is Kind.PAYMENT else result.refund_id
+        if answered != asked:
+            raise ProviderApiError(
+                f"account {account.name!r}: asked about {asked[:_SHOWN]!r}, WeChat Pay's answer is about "
+                f"{str(answered)[:_SHOWN]!r}",
+                account=account.name,
+            )
+        return QueryAnswer(result=result.model_copy(update={"source": Source.QUERY}), raw=fields)
+
+    async def query_payment(
+        self, send: Send, account: Account3, order_id: str, *, at: datetime | None = None
+    ) -> QueryAnswer:
+        self._require(account)
+        settings = account.settings
+        if settings.service_provider:
+            path = f"/v3/pay/partner/transactions/out-trade-no/{_segment(order_id)}"
+            query = {"sp_mchid": settings.sp_mchid, "sub_mchid": settings.sub_mchid}
+        else:
+            path = f"/v3/pay/transactions/out-trade-no/{_segment(order_id)}"
+            query = {"mchid": settings.mchid}
+        response = await self._get(send, account, f"{path}?{urlencode(query)}")
+        return self._answer(response, account, Kind.PAYMENT, order_id, lambda resource: None)
+
+    async def query_refund(
+        self,
+        send: Send,
+        account: Account3,
+        refund_id: str,
+        *,
+        order_id: str | None = None,
+        at: datetime | None = None,
+    ) -> QueryAnswer:
+        self._require(account)
+        settings = account.settings
+        path = f"/v3/refund/domestic/refunds/{_segment(refund_id)}"
+        if settings.service_provider:
+            path += "?" + urlencode({"sub_mchid": settings.sub_mchid})
+        response = await self._get(send, account, path)
+
+        def adapt(resource: dict[str, Any]) -> None:
+            # The refund answer's names -> the refund notification's (module docstring).
+            if "refund_status" not in resource and "status" in resource:
+                resource["refund_status"] = resource["status"]
+            ids: Mapping[str, str | None] = (
+                {"sp_mchid": settings.sp_mchid, "sub_mchid": settings.sub_mchid}
+                if settings.service_provider
+                else {"mchid": settings.mchid}
+            )
+            for name, value in ids.items():
+                resource.setdefault(name, value)
+
+        return self._answer(response, account, Kind.REFUND, refund_id, adapt)
+
+    # -- platform certificates ------------------------------------------------------------------
+
+    async def download_certificates(self, send: Send, account: Account3) -> list[V3Key]:
+        """The platform certificates `/v3/certificates` lists, decrypted and verified (not adopted)."""
+        if account.settings.merchant_key is None:
+            raise ProviderApiError(
+                f"account {account.name!r} cannot download platform certificates: set "
+                "merchant_private_key and merchant_serial",
+                account=account.name,
+            )
+        response = await self._get(send, account, CERTIFICATES_PATH)
+        return read_certificates(response, account.settings, now=self.clock(), account=account.name)
+
+    async def watch_certificates(
+        self, send: Send, account: Callable[[], Account3], *, interval: float | None = None
+    ) -> CertificateRefresher | None:
+        """For an account in certificate mode with its merchant key: download and adopt its
+        platform certificates now, and again whenever a notification names an unknown serial
+        (single-flight, at most once per `interval`, a minute by default). None for any other
+        account (public-key mode needs no download). `account` returns the account as it is now;
+        after an `update_account`, call the refresher's `watch()` again."""
+        if not account().settings.downloads_certificates:
+            return None
+        refresher = CertificateRefresher(
+            self.download_certificates,
+            send,
+            account,
+            interval=REFRESH_INTERVAL if interval is None else interval,
+        )
+        refresher.watch()
+        await refresher.refresh()
+        return refresher
+
+
+def _error_code(response: ApiResponse) -> str | None:
+    """WeChat Pay's error `code`, read from an answer that is not believed (for the message only)."""
+    try:
+        value = loads(response.body.decode("utf-8"), "error")
+    except (UnicodeDecodeError, MalformedNotification):
+        return None
+    code = value.get("code") if isinstance(value, dict) else None
+    return code[:_SHOWN] if isinstance(code, str) else None
+
+
+def _code(response: ApiResponse) -> str:
+    code = _error_code(response)
+    return f" {code!r}" if code else ""

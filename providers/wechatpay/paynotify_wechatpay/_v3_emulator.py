@@ -1,0 +1,345 @@
+"""A local WeChat Pay API v3, as an ASGI app: orders, refunds, signed answers, pushed notifications.
+
+    emulator = testing.WeChatPayV3Emulator()
+    notifier.add_account("shop", "wechatpay-v3", **emulator.account_settings())
+    emulator.pay("order-1", total=8888)                   # the buyer paid
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=emulator))
+    # queries of account "shop" now reach the emulator: base_url is emulator.base_url
+
+It answers what paynotify asks, as WeChat Pay does (PROTOCOLS.md, "Asking the provider"):
+`GET /v3/pay/transactions/out-trade-no/{no}?mchid=`, the partner form
+`/v3/pay/partner/transactions/out-trade-no/{no}?sp_mchid=&sub_mchid=`,
+`GET /v3/refund/domestic/refunds/{no}[?sub_mchid=]` and `GET /v3/certificates`. Each request's
+Authorization is checked with the merchant's public key (401 SIGN_ERROR otherwise); each answer,
+404s included, is signed in its Wechatpay-* headers with the emulator's platform certificate (or
+public key), over the exact bytes sent. Unknown orders get 404 ORDER_NOT_EXIST, unknown refunds
+404 RESOURCE_NOT_EXISTS.
+
+`notification(...)` is the signed notification of an order's or refund's current state (the same
+fields as the query answer) and `push(...)` POSTs it to a notify_url: dropped, duplicated, or after
+an awaitable (a delay the test controls).
+
+Faults, for tests: `down` (503 SYSTEM_ERROR), `stall` (an asyncio.Event awaited before answering:
+a provider that is slow until the test says so), `unsigned` (no signature headers), `tamper`
+(bytes -> bytes applied after signing: a forged or re-serialised answer), `answer_timestamp`
+(sign with this unix time: a stale answer). `requests` lists (method, path) received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+import httpx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from paynotify import BEIJING
+from paynotify_wechatpay import testing
+from paynotify_wechatpay._v3_api_auth import parse_authorization, verify_request_signature
+from paynotify_wechatpay._v3_crypto import encrypt_resource
+
+__all__ = ["EMULATOR_BASE_URL", "WeChatPayV3Emulator"]
+
+EMULATOR_BASE_URL = "http://wechatpay-v3.emulator"
+"""The base_url accounts are given; any host works, the ASGI transport ignores it."""
+_TOLERANCE = 300
+
+Scope = Mapping[str, Any]
+Receive = Callable[[], Awaitable[Mapping[str, Any]]]
+SendAsgi = Callable[[Mapping[str, Any]], Awaitable[None]]
+
+
+def _json(value: Mapping[str, Any]) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class WeChatPayV3Emulator:
+    """WeChat Pay API v3 for one merchant (or one service provider, `partner=True`).
+
+    Keys are throwaway and made here unless given: `signing_key` signs answers and notifications
+    (a platform certificate by default; `testing.generate_v3_public_key()` for public-key mode),
+    `merchant_key` is the merchant's API key pair whose public half checks requests.
+    """
+
+    def __init__(
+        self,
+        *,
+        mchid: str = testing.MCH_ID,
+        appid: str = testing.APPID,
+        apiv3_key: str | None = None,
+        signing_key: testing.V3SigningKey | None = None,
+        merchant_key: rsa.RSAPrivateKey | None = None,
+        merchant_serial: str | None = None,
+        partner: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.mchid = mchid
+        self.appid = appid
+        self.apiv3_key = apiv3_key or testing.generate_apiv3_key()
+        self.signing_key = signing_key or testing.generate_v3_platform_certificate()
+        self.platform_certificates: list[testing.V3SigningKey] = (
+            [self.signing_key] if self.signing_key.certificate_pem is not None else []
+        )
+        self.merchant_key = merchant_key or rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.merchant_serial = merchant_serial or secrets.token_hex(20).upper()
+        self.partner = partner
+        self.clock = clock
+        self.orders: dict[tuple[str | None, str], dict[str, Any]] = {}
+        self.refunds: dict[tuple[str | None, str], dict[str, Any]] = {}
+        self.requests: list[tuple[str, str]] = []
+        self.down = False
+        self.stall: asyncio.Event | None = None
+        self.unsigned = False
+        self.tamper: Callable[[bytes], bytes] | None = None
+        self.answer_timestamp: int | None = None
+        self.base_url = EMULATOR_BASE_URL
+
+    # -- set-up --------------------------------------------------------------------------------
+
+    def account_settings(self, *, trust: str = "configured", sub_mchid: str | None = None) -> dict[str, Any]:
+        """Settings of an account of this merchant, pointed at the emulator. `trust`: "configured"
+        (the signing key is configured), or "download" (no WeChat Pay key: certificates are
+        downloaded)."""
+        private = self.merchant_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode("ascii")
+        ids = (
+            {"sp_mchid": self.mchid, "sp_appid": self.appid, "sub_mchid": sub_mchid}
+            if self.partner
+            else {"mchid": self.mchid, "appid": self.appid}
+        )
+        keys = self.signing_key.account_settings() if trust == "configured" else {}
+        return {
+            **{k: v for k, v in ids.items() if v is not None},
+            "apiv3_key": self.apiv3_key,
+            **keys,
+            "merchant_private_key": private,
+            "merchant_serial": self.merchant_serial,
+            "base_url": self.base_url,
+        }
+
+    def rotate_certificate(self) -> testing.V3SigningKey:
+        """A new platform certificate signs from now on; the old one stays listed (WeChat Pay's rotation)."""
+        self.signing_key = testing.generate_v3_platform_certificate()
+        self.platform_certificates.append(self.signing_key)
+        return self.signing_key
+
+    def pay(
+        self,
+        out_trade_no: str,
+        *,
+        total: int = 8888,
+        trade_state: str = "SUCCESS",
+        sub_mchid: str | None = None,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        """Create or move an order to `trade_state`; returns its fields (the query answer's)."""
+        resource = testing.v3_transaction_resource(
+            appid=self.appid, mchid=self.mchid, out_trade_no=out_trade_no, total=total,
+            trade_state=trade_state, sub_mchid=sub_mchid, **extra,
+        )  # fmt: skip
+        self.orders[(sub_mchid, out_trade_no)] = resource
+        return resource
+
+    def refund(
+        self, out_refund_no: str, out_trade_no: str, *, refund: int, refund_status: str = "SUCCESS",
+        sub_mchid: str | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        """Create or move a refund of an existing order; returns its notification resource."""
+        order = self.orders[(sub_mchid, out_trade_no)]
+        resource = testing.v3_refund_resource(
+            mchid=self.mchid, out_trade_no=out_trade_no, out_refund_no=out_refund_no,
+            total=order["amount"]["total"], refund=refund, refund_status=refund_status, sub_mchid=sub_mchid,
+        )  # fmt: skip
+        self.refunds[(sub_mchid, out_refund_no)] = resource
+        return resource
+
+    # -- notifications -------------------------------------------------------------------------
+
+    def notification(
+        self, *, order: str | None = None, refund: str | None = None, sub_mchid: str | None = None
+    ) -> tuple[dict[str, str], bytes]:
+        """The signed notification of an order's (or a refund's) current state."""
+        if refund is not None:
+            resource = self.refunds[(sub_mchid, refund)]
+            event_type, summary, original = f"REFUND.{resource['refund_status']}", "退款状态变更", "refund"
+        elif order is not None:
+            resource = self.orders[(sub_mchid, order)]
+            state = resource["trade_state"]
+            event_type = "TRANSACTION.SUCCESS" if state == "SUCCESS" else "TRANSACTION.FAIL"
+            summary, original = "支付成功", "transaction"
+        else:
+            raise ValueError("name an order or a refund")
+        return testing.make_v3_notify(
+            self.signing_key, self.apiv3_key, resource, event_type=event_type, summary=summary,
+            original_type=original, timestamp=int(self.clock()),
+        )  # fmt: skip
+
+    async def push(
+        self,
+        client: httpx.AsyncClient,
+        notify_url: str,
+        *,
+        order: str | None = None,
+        refund: str | None = None,
+        sub_mchid: str | None = None,
+        copies: int = 1,
+        drop: bool = False,
+        before: Awaitable[object] | None = None,
+    ) -> list[int]:
+        """POST the notification of the current state `copies` times (a duplicate: 2); `drop` sends
+        nothing; `before` is awaited first (a delay). Returns the HTTP statuses received."""
+        headers, body = self.notification(order=order, refund=refund, sub_mchid=sub_mchid)
+        if before is not None:
+            await before
+        if drop:
+            return []
+        statuses = []
+        for _ in range(copies):
+            response = await client.post(notify_url, content=body, headers=headers)
+            statuses.append(response.status_code)
+        return statuses
+
+    # -- the API -------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: SendAsgi) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        raw_path = scope.get("raw_path") or scope["path"].encode()
+        query = scope.get("query_string", b"")
+        path_query = raw_path.decode("ascii") + (("?" + query.decode("ascii")) if query else "")
+        self.requests.append((scope["method"], path_query))
+        if self.stall is not None:
+            await self.stall.wait()
+        status, answer = self._answer(scope, path_query, body)
+        await self._reply(send, status, answer)
+
+    def _answer(self, scope: Scope, path_query: str, body: bytes) -> tuple[int, dict[str, Any]]:
+        if self.down:
+            return 503, {"code": "SYSTEM_ERROR", "message": "系统错误"}
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        refusal = self._authenticate(headers, scope["method"], path_query, body)
+        if refusal is not None:
+            return 401, {"code": "SIGN_ERROR", "message": refusal}
+        path, _, query_text = path_query.partition("?")
+        query = dict(parse_qsl(query_text))
+        if scope["method"] != "GET":
+            return 405, {"code": "NOT_FOUND", "message": "只支持 GET"}
+        if path == "/v3/certificates":
+            return 200, self._certificates()
+        for prefix, partner in (
+            ("/v3/pay/partner/transactions/out-trade-no/", True),
+            ("/v3/pay/transactions/out-trade-no/", False),
+        ):
+            if path.startswith(prefix):
+                return self._order(unquote(path[len(prefix) :]), query, partner)
+        if path.startswith("/v3/refund/domestic/refunds/"):
+            return self._refund(unquote(path[len("/v3/refund/domestic/refunds/") :]), query)
+        return 404, {"code": "NOT_FOUND", "message": "URL不存在"}
+
+    def _authenticate(
+        self, headers: Mapping[str, str], method: str, path_query: str, body: bytes
+    ) -> str | None:
+        fields = parse_authorization(headers.get("authorization", ""))
+        if fields is None:
+            return "Authorization 缺失或格式错误"
+        if fields["mchid"] != self.mchid:
+            return f"商户号 {fields['mchid']} 与请求不符"
+        if fields["serial_no"].upper() != self.merchant_serial.upper():
+            return f"商户证书序列号 {fields['serial_no']} 有误"
+        if not fields["timestamp"].isdigit() or abs(self.clock() - int(fields["timestamp"])) > _TOLERANCE:
+            return "timestamp 超出有效期"
+        public = self.merchant_key.public_key()
+        if not verify_request_signature(fields, public, method=method, path_query=path_query, body=body):
+            return "签名错误"
+        return None
+
+    def _order(
+        self, out_trade_no: str, query: Mapping[str, str], partner: bool
+    ) -> tuple[int, dict[str, Any]]:
+        if partner != self.partner:
+            return 403, {"code": "NO_AUTH", "message": "商户无此接口权限"}
+        if partner:
+            if query.get("sp_mchid") != self.mchid or not query.get("sub_mchid"):
+                return 400, {"code": "PARAM_ERROR", "message": "sp_mchid 或 sub_mchid 有误"}
+            key: tuple[str | None, str] = (query["sub_mchid"], out_trade_no)
+        else:
+            if query.get("mchid") != self.mchid:
+                return 400, {"code": "PARAM_ERROR", "message": "mchid 与 Authorization 不符"}
+            key = (None, out_trade_no)
+        order = self.orders.get(key)
+        if order is None:
+            return 404, {"code": "ORDER_NOT_EXIST", "message": "订单不存在"}
+        return 200, order
+
+    def _refund(self, out_refund_no: str, query: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
+        resource = self.refunds.get((query.get("sub_mchid") if self.partner else None, out_refund_no))
+        if resource is None:
+            return 404, {"code": "RESOURCE_NOT_EXISTS", "message": "退款单不存在"}
+        # The query answer's form: `status`, no merchant ids, a few more fields than the notification.
+        answer = {
+            k: v for k, v in resource.items() if k not in ("mchid", "sp_mchid", "sub_mchid", "refund_status")
+        }
+        amount = dict(resource["amount"])
+        amount.update(
+            {"settlement_refund": amount["refund"], "settlement_total": amount["total"], "discount_refund": 0,
+             "currency": "CNY", "refund_fee": 0}
+        )  # fmt: skip
+        answer.update(
+            {
+                "channel": "ORIGINAL",
+                "create_time": datetime.fromtimestamp(self.clock(), BEIJING).isoformat(timespec="seconds"),
+                "status": resource["refund_status"],
+                "funds_account": "AVAILABLE",
+                "amount": amount,
+            }
+        )
+        return 200, answer
+
+    def _certificates(self) -> dict[str, Any]:
+        data = []
+        for certificate in self.platform_certificates:
+            pem = certificate.certificate_pem or ""
+            sealed = encrypt_resource(
+                pem.encode("ascii"), self.apiv3_key.encode(), nonce=secrets.token_hex(6),
+                associated_data="certificate", original_type="certificate",
+            )  # fmt: skip
+            sealed.pop("original_type")
+            now = datetime.now(BEIJING)
+            data.append(
+                {
+                    "serial_no": certificate.key_id,
+                    "effective_time": (now - timedelta(days=1)).isoformat(timespec="seconds"),
+                    "expire_time": (now + timedelta(days=5 * 365)).isoformat(timespec="seconds"),
+                    "encrypt_certificate": sealed,
+                }
+            )
+        return {"data": data}
+
+    async def _reply(self, send: SendAsgi, status: int, answer: Mapping[str, Any]) -> None:
+        body = _json(answer)
+        headers: dict[str, str] = {"Content-Type": "application/json"}
+        if not self.unsigned and status != 401:
+            stamp = int(self.clock()) if self.answer_timestamp is None else self.answer_timestamp
+            signed = testing.sign_v3(body, self.signing_key, timestamp=stamp)
+            headers.update({k: v for k, v in signed.items() if k.lower().startswith("wechatpay-")})
+        headers["Request-ID"] = secrets.token_hex(16)
+        if self.tamper is not None:
+            body = self.tamper(body)
+        raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        raw.append((b"content-length", str(len(body)).encode("ascii")))
+        await send({"type": "http.response.start", "status": status, "headers": raw})
+        await send({"type": "http.response.body", "body": body})
