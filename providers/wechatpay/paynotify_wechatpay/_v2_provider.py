@@ -74,6 +74,7 @@ from paynotify import (
     VerificationError,
     make_event_id,
 )
+from paynotify_wechatpay._v2_api import WeChatPayV2Api
 from paynotify_wechatpay._v2_mapping import (
     PAYMENT_STATUSES,
     REFUND_STATUSES,
@@ -115,6 +116,15 @@ class WeChatPayV2Provider(Provider[WeChatPayV2Settings]):
     name: ClassVar[str] = "wechatpay-v2"
     settings_model = WeChatPayV2Settings
     channels: ClassVar[frozenset[str]] = frozenset({"notify"})
+
+    def __init__(self) -> None:
+        self._api: WeChatPayV2Api | None = None
+
+    def api(self) -> WeChatPayV2Api:
+        """Order and refund queries (`_v2_api`), signed and verified with the account's API key."""
+        if self._api is None:
+            self._api = WeChatPayV2Api(provider=self.name)
+        return self._api
 
     def parse(
         self, request: InboundRequest, account: Account[WeChatPayV2Settings]
