@@ -24,6 +24,8 @@ The sign covers the values, not the bytes: like a notification, an answer is ver
 fields exactly as received (no trimming, no re-encoding), so an answer whose values were changed
 in any way, a re-serialisation that trims or normalises among them, is refused; one that only
 re-encodes the same values (CDATA or escaped text) carries the same signed content.
+A v2 answer has no timestamp and does not echo the request's nonce_str, so a replayed genuine
+answer about the same order cannot be told by its content; TLS to WeChat Pay is what prevents it.
 
 Payment answers: trade_state decides the state, the rest goes through the notification's mapping
 (`_v2_mapping.payment_result`), so the same state gives the same result and event_id:
