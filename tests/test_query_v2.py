@@ -370,3 +370,15 @@ async def test_a_dropped_notification_queried_then_resent_is_one_event() -> None
     assert delivered[0].event_id == answer.result.event_id
     assert refund.result is not None
     assert delivered[1].event_id == refund.result.event_id
+
+
+async def test_a_rotated_api_key_is_used_after_update_account() -> None:
+    emu = WeChatPayV2Emulator()
+    emu.pay("order-r")
+    notifier = Notifier()
+    notifier.add_account("shop", PROVIDER, **{**emu.account_settings(), "api_key": generate_api_key()})
+    async with emulator_send(emu) as send:
+        with pytest.raises(ProviderApiError, match="签名错误"):
+            await API.query_payment(send, notifier.accounts["shop"], "order-r")
+        notifier.update_account("shop", PROVIDER, **emu.account_settings())
+        assert (await API.query_payment(send, notifier.accounts["shop"], "order-r")).found
