@@ -36,11 +36,14 @@ PROVIDER = WeChatPayV2Provider()
 def test_public_names_are_pinned() -> None:
     assert paynotify_wechatpay.__all__ == sorted(paynotify_wechatpay.__all__)
     assert paynotify_wechatpay.__all__ == [
+        "RefundConfirmation",
         "SignType",
+        "WeChatPayV2Api",
         "WeChatPayV2Provider",
         "WeChatPayV2Settings",
         "WeChatPayV3Provider",
         "WeChatPayV3Settings",
+        "confirm_v2_refund",
     ]
     assert testing.__all__ == sorted(testing.__all__)
 
