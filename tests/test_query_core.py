@@ -201,6 +201,7 @@ async def test_a_queried_payment_is_delivered_once(which: str) -> None:
     assert (answer.outcome, again.outcome) == (Outcome.DELIVERED, Outcome.DUPLICATE)
     assert [r.event_id for r in s.delivered] == [answer.result.event_id]
     assert s.delivered[0].source is Source.QUERY
+    assert s.delivered[0].is_paid  # the provider's signed word: an order is fulfilled on it
     assert event is not None
     assert event.state is EventState.DONE
     assert s.outcomes.queries == [Outcome.DELIVERED, Outcome.DUPLICATE]
