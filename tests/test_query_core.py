@@ -331,8 +331,9 @@ async def test_an_answer_that_does_not_verify_is_refused_and_delivers_nothing(
     assert [r.source for r in s.delivered] == [Source.NOTIFY]
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "refused" in logged or "failed" in logged
-    for body_part in ("9999", "8888", "out_trade_no", "txnAmt", "BEGIN"):
-        assert body_part not in logged  # no answer body, no key
+    # No answer body (its field names; digits would match a random key serial), no key.
+    for body_part in ("out_trade_no", "trade_state", "txnAmt", "orderId=", "signPubKeyCert", "BEGIN"):
+        assert body_part not in logged
 
 
 # -- the provider slow, down, refusing -----------------------------------------------------------
@@ -475,3 +476,24 @@ async def test_query_options_are_checked() -> None:
         Notifier(MemoryStore(), query_timeout=0)
     with pytest.raises(ConfigurationError, match="query_attempts must be a whole number"):
         Notifier(MemoryStore(), query_attempts=1.5)  # type: ignore[arg-type]
+
+
+async def test_queries_are_counted_by_outcome_in_the_metrics() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from paynotify.ops import Instrumentation
+
+    registry = CollectorRegistry()
+    async with setup("wechatpay-v3") as s:
+        Instrumentation(registry=registry, tracing=False).attach(s.notifier)
+        s.side.paid("order-m")
+        await s.run("order-m", "order-m")
+        await s.run("order-m", "order-m")
+        s.side.emulator.unsigned = True
+        with pytest.raises(VerificationError):
+            await s.run("order-m", "order-m")
+    text = generate_latest(registry).decode()
+    for outcome in ("delivered", "duplicate", "query_refused"):
+        line = f'paynotify_queries_total{{account="shop",outcome="{outcome}",provider="wechatpay-v3"}} 1.0'
+        assert line in text
+    assert "paynotify_notifications_total{" not in text  # a query is not an HTTP delivery
