@@ -24,6 +24,7 @@ from _store_backends import BACKENDS, backend_stores
 from cryptography.hazmat.primitives.asymmetric import rsa
 from paynotify_unionpay._emulator import MerchantCertificate, generate_merchant_certificate
 from paynotify_unionpay.testing import SigningChain, UnionPayEmulator, generate_chain
+from paynotify_wechatpay import WeChatPayV3Provider
 from paynotify_wechatpay.testing import (
     V3SigningKey,
     WeChatPayV3Emulator,
@@ -40,8 +41,11 @@ from paynotify import (
     Observer,
     Outcome,
     PaymentResult,
+    ProviderApi,
     ProviderApiError,
     ProviderUnavailable,
+    QueryAnswer,
+    Send,
     Source,
     Store,
     UnknownAccount,
@@ -345,7 +349,7 @@ async def test_a_slow_provider_is_given_the_deadline_and_no_more(which: str) -> 
         s.side.emulator.stall = asyncio.Event()  # never set: no answer comes
         started = time.monotonic()
         with pytest.raises(ProviderUnavailable, match=r"no answer within 0\.3 s"):
-            await s.run("order20260101006", handle)
+            await asyncio.wait_for(s.run("order20260101006", handle), 5)  # a TimeoutError if not honored
         elapsed = time.monotonic() - started
         s.side.emulator.stall.set()
     assert 0.25 < elapsed < 1.0
@@ -497,3 +501,40 @@ async def test_queries_are_counted_by_outcome_in_the_metrics() -> None:
         line = f'paynotify_queries_total{{account="shop",outcome="{outcome}",provider="wechatpay-v3"}} 1.0'
         assert line in text
     assert "paynotify_notifications_total{" not in text  # a query is not an HTTP delivery
+
+
+class _Mislabeling(ProviderApi[Any]):
+    """A client that answers for another account than the one asked for (a plugin's bug)."""
+
+    def __init__(self, inner: ProviderApi[Any]) -> None:
+        self.inner = inner
+
+    def can_query(self, account: Any) -> bool:
+        return True
+
+    async def query_payment(self, send: Send, account: Any, order_id: str, *, at: Any = None) -> QueryAnswer:
+        answer = await self.inner.query_payment(send, account, order_id, at=at)
+        assert answer.result is not None
+        return QueryAnswer(answer.result.model_copy(update={"account": "another"}), answer.raw)
+
+    async def query_refund(self, send: Send, account: Any, refund_id: str, **where: Any) -> QueryAnswer:
+        raise NotImplementedError
+
+
+class _MislabelingProvider(WeChatPayV3Provider):
+    def api(self) -> ProviderApi[Any]:  # type: ignore[override] # another client, on purpose
+        inner = super().api()
+        assert inner is not None
+        return _Mislabeling(inner)
+
+
+async def test_an_answer_labelled_for_another_account_is_not_delivered() -> None:
+    async with setup("wechatpay-v3") as s:
+        s.notifier.update_account("shop", _MislabelingProvider(), **s.side.emulator.account_settings())
+        s.side.paid("order-label")
+        with pytest.raises(ProviderApiError, match="answered for another account"):
+            await s.run("order-label", "order-label")
+        stored = await s.notifier.store.find(limit=10)
+    assert stored == []
+    assert s.delivered == []
+    assert s.outcomes.queries == [Outcome.PROVIDER_ERROR]
