@@ -51,6 +51,7 @@ from paynotify import (
     UnknownAccount,
     VerificationError,
 )
+from paynotify.recovery import MAX_ANSWER_BYTES
 
 
 @functools.cache
@@ -538,3 +539,40 @@ async def test_an_answer_labelled_for_another_account_is_not_delivered() -> None
     assert stored == []
     assert s.delivered == []
     assert s.outcomes.queries == [Outcome.PROVIDER_ERROR]
+
+
+class _Answering(httpx.AsyncBaseTransport):
+    """A network whose every answer is the one given."""
+
+    def __init__(self, response: Callable[[httpx.Request], httpx.Response]) -> None:
+        self.response = response
+        self.attempts = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.attempts += 1
+        return self.response(request)
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        (lambda r: httpx.Response(200, content=b"x" * (MAX_ANSWER_BYTES + 1), request=r), "larger than"),
+        (
+            lambda r: httpx.Response(200, headers={"content-encoding": "gzip"}, content=b"?", request=r),
+            r"unreadable answer \(DecodingError\)",
+        ),
+    ],
+    ids=["too-large", "bad-gzip"],
+)
+async def test_an_answer_that_cannot_be_read_is_a_provider_error_not_retried(
+    answer: Callable[[httpx.Request], httpx.Response], error: str
+) -> None:
+    transport = _Answering(answer)
+    emu = WeChatPayV3Emulator(apiv3_key=apiv3(), signing_key=platform(), merchant_key=merchant_key())
+    notifier = Notifier(MemoryStore(), api_transport=transport)
+    notifier.add_account("shop", "wechatpay-v3", **emu.account_settings())
+    async with notifier:
+        with pytest.raises(ProviderApiError, match=error) as raised:
+            await notifier.query("shop", "order-1")
+    assert not isinstance(raised.value, ProviderUnavailable)
+    assert transport.attempts == 1

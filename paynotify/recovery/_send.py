@@ -98,6 +98,8 @@ class HttpSend:
                 ) from None
             except httpx.TransportError as exc:
                 failure = type(exc).__name__
+            except httpx.HTTPError as exc:  # reached, but the answer cannot be read (bad gzip, say)
+                raise ProviderApiError(f"{target}: unreadable answer ({type(exc).__name__})") from None
             else:
                 if answer.status < 500:
                     return answer
