@@ -541,6 +541,9 @@ async def test_an_answer_labelled_for_another_account_is_not_delivered() -> None
     assert s.outcomes.queries == [Outcome.PROVIDER_ERROR]
 
 
+_NOT_GZIP = b"this is not gzip at all"
+
+
 class _Answering(httpx.AsyncBaseTransport):
     """A network whose every answer is the one given."""
 
@@ -558,7 +561,7 @@ class _Answering(httpx.AsyncBaseTransport):
     [
         (lambda r: httpx.Response(200, content=b"x" * (MAX_ANSWER_BYTES + 1), request=r), "larger than"),
         (
-            lambda r: httpx.Response(200, headers={"content-encoding": "gzip"}, content=b"?", request=r),
+            lambda r: httpx.Response(200, headers={"content-encoding": "gzip"}, content=_NOT_GZIP, request=r),
             r"unreadable answer \(DecodingError\)",
         ),
     ],
