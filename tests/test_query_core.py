@@ -579,3 +579,27 @@ async def test_an_answer_that_cannot_be_read_is_a_provider_error_not_retried(
             await notifier.query("shop", "order-1")
     assert not isinstance(raised.value, ProviderUnavailable)
     assert transport.attempts == 1
+
+
+async def test_a_subscriber_failing_on_a_queried_payment_leaves_it_for_the_notification() -> None:
+    async with setup("wechatpay-v3") as s:
+        failing = [True]
+
+        @s.notifier.subscribe(name="flaky")
+        def flaky(result: PaymentResult) -> None:
+            if failing[0]:
+                raise RuntimeError("down for a moment")
+
+        s.side.paid("order-flaky")
+        answer = await s.run("order-flaky", "order-flaky")
+        event = await s.notifier.store.get(answer.result.event_id)
+        failing[0] = False
+        statuses = await s.side.notify(s.client, "order-flaky")  # the provider's resend
+        done = await s.notifier.store.get(answer.result.event_id)
+    assert answer.outcome is Outcome.DELIVERY_FAILED
+    assert event is not None
+    assert event.state is EventState.RELEASED  # handed back: the next attempt takes it at once
+    assert statuses == [204]
+    assert done is not None
+    assert done.state is EventState.DONE
+    assert len(s.delivered) == 1  # the subscriber that had succeeded is not run again
