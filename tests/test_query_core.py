@@ -1,4 +1,4 @@
-"""`Notifier.query` against the WeChat Pay v3 and UnionPay emulators (reached through httpx's ASGI
+"""`Notifier.query` against the WeChat Pay v2 and v3 and UnionPay emulators (reached through httpx's ASGI
 transport): a queried state goes through the notification's pipeline, so a query and a notification
 of one state are one event, delivered once whichever comes first, also when they race, on every
 store; an answer that does not verify is refused and delivers nothing."""
@@ -27,6 +27,7 @@ from paynotify_unionpay.testing import SigningChain, UnionPayEmulator, generate_
 from paynotify_wechatpay import WeChatPayV3Provider
 from paynotify_wechatpay.testing import (
     V3SigningKey,
+    WeChatPayV2Emulator,
     WeChatPayV3Emulator,
     generate_apiv3_key,
     generate_v3_platform_certificate,
@@ -126,7 +127,23 @@ def unionpay() -> Side:
     return Side(emu, "unionpay", paid, notify, query)
 
 
-SIDES = {"wechatpay-v3": wechat, "unionpay": unionpay}
+def wechat_v2() -> Side:
+    emu = WeChatPayV2Emulator(sign_type="HMAC-SHA256")
+
+    def paid(order_id: str) -> str:
+        emu.pay(order_id, total_fee=8888)
+        return order_id
+
+    async def notify(client: httpx.AsyncClient, order_id: str) -> list[int]:
+        return await emu.push(client, "/shop/notify", order=order_id)
+
+    async def query(notifier: Notifier, order_id: str, handle: str) -> Any:
+        return await notifier.query("shop", order_id)
+
+    return Side(emu, "wechatpay-v2", paid, notify, query)
+
+
+SIDES = {"wechatpay-v3": wechat, "unionpay": unionpay, "wechatpay-v2": wechat_v2}
 
 
 class Counted:
