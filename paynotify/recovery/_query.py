@@ -96,10 +96,13 @@ async def ask(
             )
     except (VerificationError, ProviderApiError) as exc:
         outcome = next(outcome for kind, outcome in _FAILURES if isinstance(exc, kind))
-        if isinstance(exc, VerificationError):
+        refused = isinstance(exc, VerificationError)
+        if refused:
             exc.account = exc.account or account.name
-        log.warning("query of %s on account %r (%s) failed: %s", what, account.name, account.provider.name,
-                    exc, extra=_fields(account, outcome, str(exc)))  # fmt: skip
+        # The cause only: an answer's body is never logged, believed or not.
+        log.warning("query of %s on account %r (%s) %s: %s", what, account.name, account.provider.name,
+                    "refused, the answer does not verify" if refused else "failed", exc,
+                    extra=_fields(account, outcome, str(exc)))  # fmt: skip
         if observer is not None:
             observer.query(account.provider.name, account.name, outcome, time.perf_counter() - started)
         raise
