@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from paynotify._observe import Outcome
 from paynotify._result import PaymentResult
 
 if TYPE_CHECKING:
@@ -65,11 +66,14 @@ class QueryAnswer:
     """What the provider said about one order or refund, after its signature verified.
 
     `result` is None when the provider knows no such order (not, or not yet, created there).
-    `raw` holds the verified fields the result was read from (never a secret).
+    `raw` holds the verified fields the result was read from (never a secret). `outcome` is what
+    `Notifier.query` did with the answer (`delivered`, `duplicate`, `queued`, `rejected_check`, ...,
+    `not_found`); a provider's client leaves it None.
     """
 
     result: PaymentResult | None
     raw: Mapping[str, Any] = field(default_factory=dict)
+    outcome: Outcome | None = None
 
     @property
     def found(self) -> bool:

@@ -33,6 +33,10 @@ from paynotify._errors import (
 from paynotify._http import InboundRequest, Reply
 from paynotify._observe import Observer, Outcome
 from paynotify._options import Options
+from paynotify._pipeline_log import describe as _describe
+from paynotify._pipeline_log import entry_fields as _entry_fields
+from paynotify._pipeline_log import fields as _fields
+from paynotify._pipeline_log import log_delivered as _log_delivered
 from paynotify._provider import Account, Provider
 from paynotify._result import PaymentResult, Source, UnhandledEvent, make_event_id
 from paynotify._return_page import default_return_reply, return_failure_reply
@@ -115,6 +119,12 @@ class Pipeline:
                 observer.annotate({"paynotify.outcome": outcome.value})
         observer.notification(account.provider.name, account.name, outcome, time.perf_counter() - started)
         return account.provider.reply_for(request, reply)
+
+    async def admit(self, result: PaymentResult, account: Account[Any]) -> Outcome:
+        """A verified result that came by another way than a notification (a query's answer):
+        checked, recorded and delivered as a notification of it is, on its event id, so whichever
+        comes first is delivered and the other is a duplicate. Returns how it ended."""
+        return (await self._one(result, account, False, None))[1]
 
     async def _handle(self, account: Account[Any], request: InboundRequest) -> tuple[Reply, Outcome]:
         provider = account.provider
@@ -479,34 +489,3 @@ class Pipeline:
 async def _in_stage(observer: Observer, name: str, step: Awaitable[T]) -> T:
     with observer.stage(name):
         return await step
-
-
-def _log_delivered(result: PaymentResult) -> None:
-    if not log.isEnabledFor(logging.INFO):  # the arguments cost more than the check
-        return
-    log.info(
-        "delivered %s %s/%s order %s (%s), verified with key %s",
-        result.provider,
-        *_describe(result),
-        result.key_id or "-",
-        extra=_entry_fields(result, Outcome.DELIVERED),
-    )
-
-
-def _fields(
-    account: Account[Any], outcome: Outcome, event_id: str | None, *, cause: str
-) -> dict[str, str | None]:
-    """What a structured log line carries (paynotify.ops.JsonFormatter): never a secret."""
-    return {"account": account.name, "provider": account.provider.name, "outcome": outcome.value,
-            "event_id": event_id, "cause": cause}  # fmt: skip
-
-
-def _entry_fields(
-    entry: PaymentResult | UnhandledEvent, outcome: Outcome, cause: str | None = None
-) -> dict[str, str | None]:
-    return {"account": entry.account, "provider": entry.provider, "outcome": outcome.value,
-            "event_id": entry.event_id, "cause": cause}  # fmt: skip
-
-
-def _describe(result: PaymentResult) -> tuple[str, str, str, str]:
-    return result.kind.value, result.status.value, result.order_id, result.event_id

@@ -30,6 +30,7 @@ def private_core_imports(source: str, where: str, own_package: str) -> list[str]
     found = []
     for node in ast.walk(ast.parse(source)):
         names: list[str] = []
+        line = getattr(node, "lineno", 0)
         if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names = [node.module]
         elif isinstance(node, ast.Import):
@@ -37,12 +38,12 @@ def private_core_imports(source: str, where: str, own_package: str) -> list[str]
         for name in names:
             parts = name.split(".")
             if parts[0] == "paynotify" and len(parts) > 1 and parts[1].startswith("_"):
-                found.append(f"{where}:{node.lineno}: {name}")
+                found.append(f"{where}:{line}: {name}")
             elif own_package and name.startswith("paynotify.") and not name.startswith(own_package):
                 # another capability's private module: sideways, not down
                 tail = name.split(".")
                 if len(tail) > 2 and tail[2].startswith("_"):
-                    found.append(f"{where}:{node.lineno}: {name}")
+                    found.append(f"{where}:{line}: {name}")
     return found
 
 
