@@ -110,3 +110,15 @@ class ProviderApi(ABC, Generic[SettingsT]):
     ) -> QueryAnswer:
         """Ask for the merchant's refund request `refund_id` (of order `order_id`, for a provider
         whose refund query needs it, Alipay). Raises as `query_payment`."""
+
+    def needs_confirmation(self, account: Account[SettingsT], result: PaymentResult) -> bool:
+        """Whether `result`, read from a notification, must be confirmed by asking the provider
+        before it is believed: its notification is not authenticated on its own (WeChat Pay v2
+        refunds). Called on every notification, so cheap and synchronous; False by default."""
+        return False
+
+    async def confirm(self, send: Send, account: Account[SettingsT], result: PaymentResult) -> str | None:
+        """Ask the provider about the notified `result` (only when `needs_confirmation`): None when
+        its answer states the same, else why not (the event is recorded `rejected` with that
+        reason, never delivered). Raises as `query_payment` when there is no verified answer."""
+        return None

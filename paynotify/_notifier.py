@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, Unpack, overload
 
 from paynotify._accounts import Accounts, AccountSpec, ProviderRef
-from paynotify._api import QueryAnswer, Send
+from paynotify._api import ApiRequest, ApiResponse, QueryAnswer, Send
 from paynotify._asgi import NotificationApp
 from paynotify._config import load_config
 from paynotify._dispatcher import Dispatcher, purge_periodically
@@ -95,6 +95,7 @@ class Notifier:
         self._accounts = Accounts(self.registry)
         self._subscribers = Subscribers()
         self.pipeline = Pipeline(self._accounts, self._subscribers, opened, self.options)
+        self.pipeline.send = self._send_to_api
         self.dispatcher: Dispatcher | None = None
         self._dispatching: asyncio.Task[None] | None = None
         self._purging: asyncio.Task[None] | None = None
@@ -350,6 +351,10 @@ class Notifier:
         return await self.pipeline.redeliver(event_id, replay=replay)
 
     # -- asking the provider -------------------------------------------------------------------
+
+    async def _send_to_api(self, request: ApiRequest) -> ApiResponse:
+        # The pipeline's Send: the pooled client is made at the first confirmation, not at start.
+        return await self.api_send(request)
 
     @property
     def api_send(self) -> Send:

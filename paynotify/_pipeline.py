@@ -17,6 +17,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from paynotify._accounts import Accounts
+from paynotify._api import Send
+from paynotify._confirmation import confirmation
 from paynotify._errors import (
     CheckFailed,
     ConfigurationError,
@@ -77,6 +79,7 @@ class Pipeline:
         self.inflight: dict[str, str] = {}
         """event_id -> lease token of the inline deliveries in progress, handed back on close."""
         self.observer: Observer | None = None
+        self.send: Send | None = None  # the providers' APIs, to confirm what is not authenticated
 
     def _staged(self, name: str, step: Awaitable[T]) -> Awaitable[T]:
         """`step` inside the stage `name` while the observer traces; else `step` itself (no
@@ -205,6 +208,13 @@ class Pipeline:
                 if refusal
                 else await self._return_reply(parsed, account, lang)
             ), Outcome.RETURN
+        api = provider.api() if refusal is None and parsed.source is Source.NOTIFY else None
+        if api is not None and api.needs_confirmation(account, parsed):
+            confirmed = await confirmation(api, self.send, self.store, account, parsed)
+            if isinstance(confirmed, DeliveryFailed):
+                return provider.nack(confirmed), Outcome.DELIVERY_FAILED
+            if confirmed is not None:
+                return await self._keep_refused(*confirmed, provider, Outcome.REJECTED_CHECK)
         if refusal is not None:
             return await self._rejected(parsed, refusal, provider)
         if self.options.delivery == "queued":
@@ -250,23 +260,22 @@ class Pipeline:
         out of shape can be cut from genuine signed bytes (a re-partitioned Alipay form), and a
         record under the genuine event's id would make the genuine notification look recorded.
         """
-        body_digest = hashlib.sha256(request.body).hexdigest()
-        event_id = make_event_id(account.name, "invalid", body_digest)
+        event_id = make_event_id(account.name, "invalid", hashlib.sha256(request.body).hexdigest())
         raw = dict(exc.raw)
         if exc.event_id is not None:
             raw["paynotify_event_id"] = exc.event_id  # what a well-formed copy would be, to find it
-        entry = UnhandledEvent(
-            provider=account.provider.name,
-            account=account.name,
-            event_type="INVALID",
-            event_id=event_id,
-            raw=raw,
-        )
+        entry = UnhandledEvent(provider=account.provider.name, account=account.name,
+                               event_type="INVALID", event_id=event_id, raw=raw)  # fmt: skip
+        return await self._keep_refused(entry, str(exc), account.provider, Outcome.REJECTED_CONTENT)
+
+    async def _keep_refused(
+        self, entry: UnhandledEvent, reason: str, provider: Provider[Any], outcome: Outcome
+    ) -> tuple[Reply, Outcome]:
         try:
-            await self.store.record(entry, EventState.REJECTED, reason=str(exc))
+            await self.store.record(entry, EventState.REJECTED, reason=reason)
         except Exception as stored:
-            return self._store_down(account.provider, entry, stored)
-        return account.provider.ack(), Outcome.REJECTED_CONTENT
+            return self._store_down(provider, entry, stored)
+        return provider.ack(), outcome
 
     def _store_down(
         self, provider: Provider[Any], entry: PaymentResult | UnhandledEvent, exc: Exception

@@ -28,6 +28,7 @@ from paynotify import (
     Status,
     VerificationError,
 )
+from paynotify.recovery import EmulatorTransport
 
 PROVIDER = WeChatPayV2Provider()
 API = PROVIDER.api()
@@ -354,7 +355,8 @@ async def test_a_dropped_notification_queried_then_resent_is_one_event() -> None
     emu = WeChatPayV2Emulator(sign_type="HMAC-SHA256")
     emu.pay("order-d")
     delivered: list[PaymentResult] = []
-    notifier = Notifier(MemoryStore())
+    # The refund notification is confirmed through the emulator's refundquery before delivery.
+    notifier = Notifier(MemoryStore(), api_transport=EmulatorTransport({"wechatpay-v2.emulator": emu}))
     notifier.add_account("shop", PROVIDER, **emu.account_settings())
     notifier.subscribe(delivered.append)
     async with notifier, emulator_send(emu) as send, app_client(notifier.asgi()) as client:

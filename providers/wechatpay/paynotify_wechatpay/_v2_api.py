@@ -62,6 +62,7 @@ from paynotify import (
     Account,
     ApiRequest,
     InvalidContent,
+    Kind,
     MalformedNotification,
     PaymentResult,
     ProviderApi,
@@ -74,6 +75,7 @@ from paynotify import (
     VerificationError,
 )
 from paynotify_wechatpay._v2_mapping import REFUND_STATUSES, known, payment_result, refund_result, shown
+from paynotify_wechatpay._v2_refund_confirmation import confirm_v2_refund
 from paynotify_wechatpay._v2_settings import WeChatPayV2Settings
 from paynotify_wechatpay._v2_signature import sign, verify
 from paynotify_wechatpay._xml import parse_flat_xml, to_xml
@@ -231,6 +233,18 @@ class WeChatPayV2Api(ProviderApi[WeChatPayV2Settings]):
         )  # fmt: skip
         _asked(account, "order", order_id, result.order_id)
         return QueryAnswer(result=result.model_copy(update={"source": Source.QUERY}), raw=answer)
+
+    def needs_confirmation(self, account: Account2, result: PaymentResult) -> bool:
+        # A refund notification's req_info is encrypted, not authenticated (AES-ECB, no MAC).
+        return result.kind is Kind.REFUND and account.settings.confirm_refunds
+
+    async def confirm(self, send: Send, account: Account2, result: PaymentResult) -> str | None:
+        """refundquery about the notified refund: None when it states the same refund, in the same
+        state, with the same amounts (`confirm_v2_refund`); else why not."""
+        assert result.refund_id is not None  # every v2 refund result has its out_refund_no
+        answer = await self.query_refund(send, account, result.refund_id, order_id=result.order_id)
+        confirmation = confirm_v2_refund(result, answer)
+        return None if confirmation.confirmed else confirmation.reason
 
     async def query_refund(
         self,

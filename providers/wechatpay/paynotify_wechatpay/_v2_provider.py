@@ -10,8 +10,9 @@ mch_id are the account's, req_info decrypts under the account's key with strict 
 into exactly one `<root>` document holding every field WeChat Pay always sends, once, in shape,
 with amounts that agree (refund_fee <= total_fee, settlement_refund_fee <= refund_fee,
 settlement_total_fee <= total_fee); a `sign`, if one is ever present, must verify too. That
-catches clumsy splices, not all: confirm refunds with WeChat Pay's refund query in a check hook
-(docs/providers/wechatpay-v2.md). Verified or decrypted fields out of their documented shapes
+catches clumsy splices, not all: so refunds are confirmed with WeChat Pay's refund query before
+delivery (`WeChatPayV2Api.needs_confirmation`, on by default; docs/providers/wechatpay-v2.md).
+Verified or decrypted fields out of their documented shapes
 (`_shapes`, fen as digits, known result_code / refund_status) raise InvalidContent with the
 fields as `raw`. Times are Beijing time; amounts arrive in fen and become yuan (Decimal, 2 places).
 
@@ -227,24 +228,21 @@ class WeChatPayV2Provider(Provider[WeChatPayV2Settings]):
 
     @classmethod
     def demo(cls) -> DemoAccount:
-        """A throwaway HMAC-SHA256 account, a paid order and its refund; forged: a changed total_fee."""
-        from paynotify_wechatpay import testing
+        """A throwaway HMAC-SHA256 account, a paid order and its refund; forged: a changed total_fee.
+        The refund is confirmed through refundquery, answered by the emulator that holds both."""
+        from paynotify_wechatpay._v2_emulator import WeChatPayV2Emulator
 
-        api_key = testing.generate_api_key()
-        appid, mch_id = testing.APPID, testing.MCH_ID
-        paid = testing.make_v2_payment_notify(
-            api_key, appid=appid, mch_id=mch_id, out_trade_no="demo-order-1", sign_type="HMAC-SHA256"
-        )
-        refund = testing.make_v2_refund_notify(
-            api_key, appid=appid, mch_id=mch_id, out_trade_no="demo-order-1",
-            out_refund_no="demo-refund-1", total_fee=8888, refund_fee=1000,
-        )  # fmt: skip
+        emulator = WeChatPayV2Emulator(sign_type="HMAC-SHA256")
+        emulator.pay("demo-order-1", total_fee=8888)
+        emulator.refund("demo-refund-1", "demo-order-1", refund_fee=1000)
+        paid = emulator.notification(order="demo-order-1")
+        refund = emulator.notification(refund="demo-refund-1")
         forged = paid.replace(b"<total_fee>8888</total_fee>", b"<total_fee>1</total_fee>")
         if forged == paid:  # pragma: no cover - the helper's format changed
             raise RuntimeError("demo: could not forge the payment notification")
         headers = {"content-type": "text/xml"}
         return DemoAccount(
-            settings={"appid": appid, "mch_id": mch_id, "api_key": api_key, "sign_type": "HMAC-SHA256"},
+            settings=emulator.account_settings(),
             requests=[
                 DemoRequest("payment SUCCESS 88.88 CNY", "notify", headers=headers, body=paid),
                 DemoRequest("refund SUCCESS 10.00 of 88.88", "notify", headers=headers, body=refund),
@@ -252,6 +250,7 @@ class WeChatPayV2Provider(Provider[WeChatPayV2Settings]):
             forged=DemoRequest(
                 "forged: total_fee changed after signing", "notify", headers=headers, body=forged
             ),
+            api=emulator,
         )
 
 

@@ -25,7 +25,8 @@ class WeChatPayV2Settings(AccountSettings):
 
     `api_key` is the API v2 key (API密钥) set in the merchant platform: exactly 32 ASCII characters.
     `sign_type` is the algorithm the account signs with (MD5 or HMAC-SHA256); notifications are
-    verified with it whatever they say, and queries are signed with it. `base_url` is where queries
+    verified with it whatever they say, and queries are signed with it. Refund notifications are
+    confirmed through refundquery before delivery (`confirm_refunds`). `base_url` is where queries
     go (production by default; the emulator's for tests and local development). In
     service-provider mode, `appid` and `mch_id` are the service provider's (the sub-merchant's ids
     arrive as sub_appid / sub_mch_id, kept in `raw`); queries are the direct merchant's form only.
@@ -36,6 +37,9 @@ class WeChatPayV2Settings(AccountSettings):
     api_key: SecretStr = Field(repr=False)
     sign_type: SignType = "MD5"
     """MD5 (the default) or HMAC-SHA256. Never taken from a notification."""
+    confirm_refunds: bool = True
+    """Ask refundquery about every refund notification before it is believed (its req_info is not
+    authenticated: AES-ECB without a MAC can be spliced). False believes the notification alone."""
     base_url: str = Field(default=PRODUCTION_BASE_URL, pattern=r"^https?://[^/?#]+(/[^?#]*)?$")
     """WeChat Pay's API, for queries; another for the emulator (`paynotify_wechatpay.testing`)."""
 
