@@ -25,7 +25,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from paynotify._observe import Outcome
 from paynotify._result import PaymentResult
@@ -33,7 +33,7 @@ from paynotify._result import PaymentResult
 if TYPE_CHECKING:
     from paynotify._provider import Account, AccountSettings
 
-__all__ = ["ApiRequest", "ApiResponse", "ProviderApi", "QueryAnswer", "Send"]
+__all__ = ["ApiRequest", "ApiResponse", "ProviderApi", "QueryAnswer", "Send", "Upkeep"]
 
 SettingsT = TypeVar("SettingsT", bound="AccountSettings")
 
@@ -80,6 +80,16 @@ class QueryAnswer:
         return self.result is not None
 
 
+class Upkeep(Protocol):
+    """What an account keeps running while the Notifier is open (`ProviderApi.upkeep`)."""
+
+    def watch(self) -> None:
+        """The account's settings were replaced (`update_account`): follow the new ones."""
+
+    async def aclose(self) -> None:
+        """Stop: the Notifier closes, or the account is gone."""
+
+
 class ProviderApi(ABC, Generic[SettingsT]):
     """A provider's outbound API client. One instance serves every account of that provider."""
 
@@ -121,4 +131,11 @@ class ProviderApi(ABC, Generic[SettingsT]):
         """Ask the provider about the notified `result` (only when `needs_confirmation`): None when
         its answer states the same, else why not (the event is recorded `rejected` with that
         reason, never delivered). Raises as `query_payment` when there is no verified answer."""
+        return None
+
+    async def upkeep(self, send: Send, account: Callable[[], Account[SettingsT]]) -> Upkeep | None:
+        """Start what the account needs kept current while the Notifier is open (WeChat Pay v3: its
+        platform certificates, downloaded at start and again on an unknown serial); None when
+        nothing (the default). `account` returns the account as it is now. Bounded by `send`'s
+        deadline, and never raising for a provider that cannot be reached: it logs and serves."""
         return None

@@ -47,7 +47,7 @@ from paynotify._wsgi import NotificationWSGIApp
 if TYPE_CHECKING:
     import httpx
 
-    from paynotify.recovery import HttpSend
+    from paynotify.recovery import HttpSend, Upkeeps
 
 __all__ = ["DEFAULT_BODY_LIMIT", "DEFAULT_STORE_URL", "Delivery", "Notifier"]
 
@@ -101,6 +101,7 @@ class Notifier:
         self._purging: asyncio.Task[None] | None = None
         self._api_transport = api_transport
         self._api_send: HttpSend | None = None
+        self._upkeep: Upkeeps | None = None
 
     @classmethod
     def from_config(cls, path: str | Path, *, registry: Registry | None = None) -> Notifier:
@@ -143,7 +144,9 @@ class Notifier:
         Settings are validated by the provider's model; a wrong one raises `ConfigurationError`
         naming the account and the field.
         """
-        return self._accounts.add(name, provider, settings)
+        account = self._accounts.add(name, provider, settings)
+        self._accounts_changed()
+        return account
 
     def update_account(self, name: str, provider: ProviderRef | None = None, **settings: Any) -> Account[Any]:
         """Replace an account's settings (all of them, e.g. to rotate keys) without a restart.
@@ -154,7 +157,9 @@ class Notifier:
 
             notifier.update_account("shop", app_id="2021…", alipay_public_key=[old_key, new_key])
         """
-        return self._accounts.update(name, provider, settings)
+        account = self._accounts.update(name, provider, settings)
+        self._accounts_changed()
+        return account
 
     def replace_accounts(self, accounts: Mapping[str, AccountSpec]) -> None:
         """Swap the whole set of accounts at once, all validated first (a configuration reload).
@@ -162,6 +167,11 @@ class Notifier:
         If any account is wrong, `ConfigurationError` is raised and nothing changes.
         """
         self._accounts.replace(accounts)
+        self._accounts_changed()
+
+    def _accounts_changed(self) -> None:
+        if self._upkeep is not None:
+            self._upkeep.changed()
 
     # -- subscribers and hooks -----------------------------------------------------------------
 
@@ -267,6 +277,10 @@ class Notifier:
         if self._purging is not None:
             return
         await self._subscribers.open()
+        from paynotify.recovery import Upkeeps  # the layer above the pipeline, loaded when used
+
+        self._upkeep = Upkeeps(lambda: self.accounts, self._send_to_api)
+        await self._upkeep.start()  # e.g. WeChat Pay v3 platform certificates, before serving
         self._purging = asyncio.create_task(purge_periodically(self.purge), name="paynotify-purge")
         dispatching = self.options.dispatcher if dispatcher is None else dispatcher
         if self.options.delivery == "queued" and dispatching:
@@ -290,6 +304,9 @@ class Notifier:
             await asyncio.gather(self._purging, return_exceptions=True)
             self._purging = None
             await self._subscribers.aclose()
+        if self._upkeep is not None:
+            await self._upkeep.aclose()
+            self._upkeep = None
         if self._api_send is not None:
             await self._api_send.aclose()
         await self.store.close()

@@ -9,5 +9,6 @@ Above the pipeline, on the public names only; `Notifier` imports it when first a
 from paynotify.recovery._emulators import EmulatorTransport
 from paynotify.recovery._query import ask, query_api
 from paynotify.recovery._send import MAX_ANSWER_BYTES, HttpSend
+from paynotify.recovery._upkeep import Upkeeps
 
-__all__ = ["MAX_ANSWER_BYTES", "EmulatorTransport", "HttpSend", "ask", "query_api"]
+__all__ = ["MAX_ANSWER_BYTES", "EmulatorTransport", "HttpSend", "Upkeeps", "ask", "query_api"]
