@@ -4,8 +4,13 @@ replies no provider decides, and the one event loop the Notifier lives on (`Noti
 Django under WSGI runs each async view in an event loop of its own, and neither Django nor WSGI has
 a lifespan; a store (an SQLite writer, an asyncpg pool) opened on one loop cannot serve another,
 nor be closed once the server's loop is gone. So paynotify keeps its own loop, in a daemon thread,
-one per Notifier and process: opened on the first request, closed at interpreter exit (or by
+one per Notifier and process: opened on the first request, closed when the process exits (or by
 `close()`), whatever the framework does with its loops.
+
+"When the process exits" is threading's shutdown, not `atexit`: atexit runs after the interpreter
+has stopped every `ThreadPoolExecutor`'s workers (concurrent.futures registers that with
+threading), so a store that closes through an executor (SQLite's writer thread, `to_thread`) failed
+there with "cannot schedule new futures after shutdown" (issue 23).
 """
 
 from __future__ import annotations
@@ -13,9 +18,11 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import concurrent.futures.thread  # registers its shutdown first, so the close below runs before it
 import logging
 import os
 import threading
+from collections.abc import Callable
 from typing import Protocol
 
 from paynotify._asgi import unknown_reply
@@ -67,6 +74,7 @@ class NotifierLoop:
         self._pid = 0
         self._opened = False
         self._open_lock: asyncio.Lock | None = None
+        self._exit_hook_pid = 0
 
     def submit(self, account: str, request: InboundRequest) -> concurrent.futures.Future[Reply]:
         """Run one delivery on the Notifier's loop; the future's result is the reply to send."""
@@ -75,14 +83,14 @@ class NotifierLoop:
     def close(self, timeout: float = 30.0) -> None:
         """Close the Notifier (its store, its background tasks) and stop the loop.
 
-        Idempotent; registered with `atexit` when the loop starts. A request after it opens again.
+        Idempotent; run at the process's exit once the loop has started. A request after it opens
+        again.
         """
         with self._lock:
             loop, thread = self._loop, self._thread
             self._loop = self._thread = None
             if loop is None or thread is None or self._pid != os.getpid():
                 return
-            atexit.unregister(self.close)
         try:
             if self._opened:
                 asyncio.run_coroutine_threadsafe(self._aclose(), loop).result(timeout)
@@ -107,8 +115,16 @@ class NotifierLoop:
         self._loop, self._pid = loop, os.getpid()
         self._thread = threading.Thread(target=loop.run_forever, name="paynotify-loop", daemon=True)
         self._thread.start()
-        # atexit runs before daemon threads are stopped, so the store is closed on its own loop.
-        atexit.register(self.close)
+        if self._exit_hook_pid != self._pid:  # once per process: a hook cannot be unregistered
+            self._exit_hook_pid = self._pid
+            at_thread_shutdown(self._close_at_exit)
+
+    def _close_at_exit(self) -> None:
+        # An exception here would stop threading's shutdown half-way: log it instead.
+        try:
+            self.close()
+        except Exception:
+            log.exception("paynotify: the notifier did not close cleanly at exit")
 
     async def _handle(self, account: str, request: InboundRequest) -> Reply:
         if not self._opened:
@@ -130,6 +146,23 @@ class NotifierLoop:
         self._opened = False
         await self.notifier.aclose()
         log.info("paynotify: notifier closed")
+
+
+def at_thread_shutdown(callback: Callable[[], None]) -> None:
+    """Run `callback` as the interpreter shuts down, while executors' worker threads still run.
+
+    `threading._register_atexit` is how concurrent.futures itself stops its workers at that point
+    (callbacks run last-registered first, so this one runs before theirs); where it is missing,
+    plain `atexit`, which is too late for executors but still closes what needs no thread.
+    """
+    register = getattr(threading, "_register_atexit", None)
+    try:
+        if register is not None:
+            register(callback)
+            return
+    except RuntimeError:  # the shutdown has begun: nothing will call it now
+        return
+    atexit.register(callback)
 
 
 _loops: dict[Notifier, NotifierLoop] = {}
