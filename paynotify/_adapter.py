@@ -1,5 +1,6 @@
-"""What every framework adapter other than the ASGI one shares: the route's method rules, the
-replies no provider decides, and the one event loop the Notifier lives on (`NotifierLoop`).
+"""What every framework adapter other than the bare ASGI route shares: the route's rules (from
+`_route`, re-exported so an adapter needs this one module), the one event loop the Notifier lives on
+(`NotifierLoop`), and the ASGI route answering through that loop (`notification_asgi`).
 
 Django under WSGI runs each async view in an event loop of its own, and neither Django nor WSGI has
 a lifespan; a store (an SQLite writer, an asyncpg pool) opened on one loop cannot serve another,
@@ -25,11 +26,21 @@ import threading
 from collections.abc import Callable
 from typing import Protocol
 
-from paynotify._asgi import unknown_reply
+from paynotify._asgi import NotificationApp
 from paynotify._errors import UnknownAccount
 from paynotify._http import InboundRequest, Reply
+from paynotify._options import Options
+from paynotify._route import TOO_LARGE, declared_over, method_reply, unknown_reply
 
-__all__ = ["Notifier", "NotifierLoop", "method_reply", "notifier_loop"]
+__all__ = [
+    "TOO_LARGE",
+    "Notifier",
+    "NotifierLoop",
+    "declared_over",
+    "method_reply",
+    "notification_asgi",
+    "notifier_loop",
+]
 
 
 class Notifier(Protocol):
@@ -37,6 +48,8 @@ class Notifier(Protocol):
 
     @property
     def body_limit(self) -> int: ...
+    @property
+    def options(self) -> Options: ...
     async def open(self) -> None: ...
     async def aclose(self) -> None: ...
     async def handle(self, account_name: str, request: InboundRequest) -> Reply: ...
@@ -44,23 +57,8 @@ class Notifier(Protocol):
 
 log = logging.getLogger("paynotify")
 
-NOT_FOUND = Reply.text("not found", 404)
-TOO_LARGE = Reply.text("body too large", 413)
-DISCONNECTED = Reply.text("client disconnected", 400)
-BAD_LENGTH = Reply.text("bad content-length", 400)
 # Any non-success reply makes every provider retry, so a store that cannot open costs one retry.
 UNAVAILABLE = Reply.text("notifications unavailable, retry later", 503)
-_NOTIFY_IS_POST = Reply.text("notifications are POSTed", 405, {"allow": "POST"})
-_GET_OR_POST = Reply.text("method not allowed", 405, {"allow": "GET, POST"})
-
-
-def method_reply(method: str, channel: str) -> Reply | None:
-    """The 405 a method gets on a channel (as the ASGI route answers), or None when it may pass."""
-    if method not in ("POST", "GET"):
-        return _NOTIFY_IS_POST if channel == "notify" else _GET_OR_POST
-    if channel == "notify" and method != "POST":
-        return _NOTIFY_IS_POST
-    return None
 
 
 class NotifierLoop:
@@ -163,6 +161,19 @@ def at_thread_shutdown(callback: Callable[[], None]) -> None:
     except RuntimeError:  # the shutdown has begun: nothing will call it now
         return
     atexit.register(callback)
+
+
+def notification_asgi(notifier: Notifier) -> NotificationApp:
+    """The ASGI route of `notifier` (its body limit, its body deadline, its early 413) answering
+    through the Notifier's own loop, as the Django view and the WSGI app do: a process that serves
+    some requests through this and some through a view opens one store, on one loop."""
+    loop = notifier_loop(notifier)
+
+    def handle(account: str, request: InboundRequest) -> asyncio.Future[Reply]:
+        return asyncio.wrap_future(loop.submit(account, request))
+
+    options = notifier.options
+    return NotificationApp(handle, body_limit=options.body_limit, body_timeout=options.body_timeout)
 
 
 _loops: dict[Notifier, NotifierLoop] = {}

@@ -17,16 +17,17 @@ from collections.abc import Iterable
 from http import HTTPStatus
 from typing import TYPE_CHECKING, BinaryIO
 
-from paynotify._adapter import (
+from paynotify._adapter import Notifier, notifier_loop
+from paynotify._http import InboundRequest, Reply
+from paynotify._route import (
     BAD_LENGTH,
     DISCONNECTED,
     NOT_FOUND,
     TOO_LARGE,
-    Notifier,
+    declared_over,
     method_reply,
-    notifier_loop,
+    split,
 )
-from paynotify._http import InboundRequest, Reply
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -46,7 +47,7 @@ def read_body(environ: WSGIEnvironment, limit: int) -> bytes:
     if length:
         if not length.isdigit():
             raise _Refused(BAD_LENGTH)
-        if int(length) > limit:
+        if declared_over(length, limit):
             raise _Refused(TOO_LARGE)
         body = _read(stream, int(length))
         if len(body) < int(length):
@@ -113,10 +114,10 @@ class NotificationWSGIApp:
         self._loop.close()
 
     def _reply(self, environ: WSGIEnvironment) -> Reply:
-        parts = environ.get("PATH_INFO", "").split("/")
-        if len(parts) != 3 or parts[0] or not parts[1] or not parts[2]:
+        route = split(environ.get("PATH_INFO", ""))
+        if route is None:
             return NOT_FOUND
-        _, account, channel = parts
+        account, channel = route
         method: str = environ["REQUEST_METHOD"]
         refused = method_reply(method, channel)
         if refused is not None:

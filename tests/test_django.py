@@ -74,6 +74,7 @@ def test_exported_names() -> None:
     assert paynotify.contrib.django.__all__ == [
         "close",
         "notification_view",
+        "paynotify_asgi",
         "paynotify_urls",
         "with_lifespan",
     ]
@@ -221,8 +222,14 @@ async def test_concurrent_duplicates_are_dispatched_once() -> None:
 
 SERVERS = {
     # uvicorn stops on SIGTERM; waitress-serve only on SIGINT (docs/django.md).
+    # paynotify_asgi: paynotify's paths answered before Django's handler reads the body.
     "uvicorn-asgi": (
         ("uvicorn", "django_project.asgi:application", "--host", "127.0.0.1", "--port", "0"),
+        signal.SIGTERM,
+    ),
+    # The view under Django's ASGI handler, as a project without paynotify_asgi serves it.
+    "uvicorn-asgi-view": (
+        ("uvicorn", "django_project.asgi:django_view", "--host", "127.0.0.1", "--port", "0"),
         signal.SIGTERM,
     ),
     "waitress-wsgi": (("waitress", "--listen=127.0.0.1:0", "django_project.wsgi:application"), signal.SIGINT),

@@ -11,7 +11,8 @@
 The view is async and CSRF-exempt (a provider has no CSRF token; the signature is the proof). It
 never lets Django parse the body: the pipeline gets the bytes received, and the query string as
 the server received it. The Notifier runs on paynotify's own event loop thread, opened on the
-first request and closed at interpreter exit (paynotify/_adapter.py says why; docs/django.md how).
+first request and closed when the process exits (paynotify/_adapter.py says why; docs/django.md
+how). Under ASGI, `paynotify_asgi` answers the same paths before Django's handler reads a body.
 This is the only module that imports Django.
 """
 
@@ -27,12 +28,12 @@ from django.views.decorators.csrf import csrf_exempt
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from paynotify import InboundRequest, Reply
-from paynotify._adapter import TOO_LARGE, method_reply, notifier_loop
+from paynotify._adapter import TOO_LARGE, declared_over, method_reply, notification_asgi, notifier_loop
 
 if TYPE_CHECKING:
     from paynotify import Notifier
 
-__all__ = ["close", "notification_view", "paynotify_urls", "with_lifespan"]
+__all__ = ["close", "notification_view", "paynotify_asgi", "paynotify_urls", "with_lifespan"]
 
 APP_NAME = "paynotify"
 
@@ -59,8 +60,7 @@ def notification_view(notifier: Notifier) -> View:
         if refused is not None:
             return _response(refused)
         limit = notifier.body_limit
-        length = request.META.get("CONTENT_LENGTH") or ""
-        if length.isdigit() and int(length) > limit:
+        if declared_over(request.META.get("CONTENT_LENGTH"), limit):
             return _response(TOO_LARGE)
         # read(), not request.body: no DATA_UPLOAD_MAX_MEMORY_SIZE in the way, and never more than
         # the limit in memory when Content-Length is missing (chunked).
@@ -100,6 +100,40 @@ def with_lifespan(application: Callable[..., Awaitable[None]], notifier: Notifie
                 await asyncio.to_thread(close, notifier)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    return app
+
+
+def paynotify_asgi(
+    application: Callable[..., Awaitable[None]], notifier: Notifier, *, prefix: str
+) -> ASGIApp:
+    """Django's ASGI application with paynotify's paths answered before Django sees them, and the
+    ASGI lifespan answered as `with_lifespan` does.
+
+        application = paynotify_asgi(get_asgi_application(), notifier, prefix="/payments/")
+
+    Django's ASGI handler reads a whole body (spooled to disk past 2.5 MB) before any view runs, so
+    no view can refuse one early; under `prefix` the request goes instead to paynotify's ASGI route
+    (the body limit, the body deadline and the early 413 of `notifier.asgi()`), answering through
+    the same loop as the view. `prefix` is where `paynotify_urls` is included, so `reverse()` names
+    the URLs this serves; everything else, websockets included, is Django's.
+    """
+    if not (prefix.startswith("/") and prefix.endswith("/")):
+        raise ValueError(f"prefix must start and end with '/', as '/payments/' does, not {prefix!r}")
+    mount = prefix.rstrip("/")
+    notifications = notification_asgi(notifier)
+    django = with_lifespan(application, notifier)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            root: str = scope.get("root_path", "")
+            path: str = scope["path"]
+            below = path[len(root) :] if root and path.startswith(root) else path
+            if below.startswith(prefix):
+                # Mounted as Starlette mounts an app: the route reads its path below root_path.
+                scope = {**scope, "root_path": root + mount, "path": root + below}
+                return await notifications(scope, receive, send)
+        await django(scope, receive, send)
 
     return app
 
