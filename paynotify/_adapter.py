@@ -30,12 +30,16 @@ from paynotify._asgi import NotificationApp
 from paynotify._errors import UnknownAccount
 from paynotify._http import InboundRequest, Reply
 from paynotify._options import Options
-from paynotify._route import TOO_LARGE, declared_over, method_reply, unknown_reply
+from paynotify._route import DISCONNECTED, TOO_LARGE, TOO_SLOW, declared_over, method_reply, unknown_reply
+from paynotify._socket_deadline import body_deadline
 
 __all__ = [
+    "DISCONNECTED",
     "TOO_LARGE",
+    "TOO_SLOW",
     "Notifier",
     "NotifierLoop",
+    "body_deadline",
     "declared_over",
     "method_reply",
     "notification_asgi",

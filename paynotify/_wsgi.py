@@ -24,10 +24,12 @@ from paynotify._route import (
     DISCONNECTED,
     NOT_FOUND,
     TOO_LARGE,
+    TOO_SLOW,
     declared_over,
     method_reply,
     split,
 )
+from paynotify._socket_deadline import body_deadline
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -40,23 +42,28 @@ class _Refused(Exception):
         self.reply = reply
 
 
-def read_body(environ: WSGIEnvironment, limit: int) -> bytes:
-    """The body as bytes, exactly; never more than `limit` of them read (`_Refused` otherwise)."""
-    stream: BinaryIO = environ["wsgi.input"]
+def read_body(environ: WSGIEnvironment, limit: int, timeout: float) -> bytes:
+    """The body as bytes, exactly; never more than `limit` of them read, nor for longer than
+    `timeout` seconds where the server lets the app cut a read short (`_Refused` otherwise)."""
     length = environ.get("CONTENT_LENGTH") or ""
     if length:
         if not length.isdigit():
             raise _Refused(BAD_LENGTH)
         if declared_over(length, limit):
             raise _Refused(TOO_LARGE)
-        body = _read(stream, int(length))
-        if len(body) < int(length):
-            raise _Refused(DISCONNECTED)
-        return body
-    # Without a length PEP 3333 leaves reading undefined, unless the server ends the stream itself.
-    if not environ.get("wsgi.input_terminated"):
+    elif not environ.get("wsgi.input_terminated"):
+        # Without a length PEP 3333 leaves reading undefined, unless the server ends the stream itself.
         return b""
-    body = _read(stream, limit + 1)
+    stream: BinaryIO = environ["wsgi.input"]
+    with body_deadline(environ, timeout) as read:
+        try:
+            body = _read(stream, int(length) if length else limit + 1)
+        except OSError:  # a chunked stream cut short: by the deadline, or by the client
+            body = None
+    if read.expired:
+        raise _Refused(TOO_SLOW)
+    if body is None or (length and len(body) < int(length)):
+        raise _Refused(DISCONNECTED)
     if len(body) > limit:
         raise _Refused(TOO_LARGE)
     return body
@@ -123,7 +130,7 @@ class NotificationWSGIApp:
         if refused is not None:
             return refused
         try:
-            body = read_body(environ, self.notifier.body_limit)
+            body = read_body(environ, self.notifier.body_limit, self.notifier.options.body_timeout)
         except _Refused as exc:
             return exc.reply
         query = environ.get("QUERY_STRING", "").encode("latin-1")

@@ -127,3 +127,29 @@ async def test_the_prefix_is_found_below_the_root_path() -> None:
 def test_a_prefix_must_be_a_path_with_both_slashes(prefix: str) -> None:
     with pytest.raises(ValueError, match="prefix must start and end with '/'"):
         paynotify_asgi(django_application, notifier, prefix=prefix)
+
+
+# -- Django under WSGI: the view's own body deadline, where the server gives the socket --------------
+
+
+@pytest.fixture(scope="module")
+def gunicorn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    pytest.importorskip("gunicorn")
+    home = tmp_path_factory.mktemp("gunicorn")  # its control socket goes there, one per run
+    command = (
+        "gunicorn",
+        "--bind=127.0.0.1:0",
+        "--worker-class=gthread",
+        "--threads=40",
+        "django_project.wsgi:application",
+    )
+    with subprocess_server(*command, env={"HOME": str(home)}) as served:
+        yield served
+
+
+def test_under_gunicorn_a_slow_upload_is_408_within_the_body_deadline(gunicorn: Served) -> None:
+    test_a_slow_upload_is_408_within_the_body_deadline(gunicorn)
+
+
+def test_under_gunicorn_stalled_uploads_are_released(gunicorn: Served) -> None:
+    test_stalled_uploads_are_released_while_notifications_are_answered(gunicorn)

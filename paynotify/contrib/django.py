@@ -28,7 +28,16 @@ from django.views.decorators.csrf import csrf_exempt
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from paynotify import InboundRequest, Reply
-from paynotify._adapter import TOO_LARGE, declared_over, method_reply, notification_asgi, notifier_loop
+from paynotify._adapter import (
+    DISCONNECTED,
+    TOO_LARGE,
+    TOO_SLOW,
+    body_deadline,
+    declared_over,
+    method_reply,
+    notification_asgi,
+    notifier_loop,
+)
 
 if TYPE_CHECKING:
     from paynotify import Notifier
@@ -63,8 +72,17 @@ def notification_view(notifier: Notifier) -> View:
         if declared_over(request.META.get("CONTENT_LENGTH"), limit):
             return _response(TOO_LARGE)
         # read(), not request.body: no DATA_UPLOAD_MAX_MEMORY_SIZE in the way, and never more than
-        # the limit in memory when Content-Length is missing (chunked).
-        body = request.read(limit + 1)
+        # the limit in memory when Content-Length is missing (chunked). Under WSGI the read waits on
+        # the client, so it has the WSGI app's deadline; under ASGI Django has read it all already.
+        with body_deadline(request.META, notifier.options.body_timeout) as reading:
+            try:
+                body = request.read(limit + 1)
+            except OSError:  # UnreadablePostError: cut short, by the deadline or by the client
+                body = None
+        if reading.expired:
+            return _response(TOO_SLOW)
+        if body is None:
+            return _response(DISCONNECTED)
         if len(body) > limit:
             return _response(TOO_LARGE)
         headers = {name.lower(): value for name, value in request.headers.items()}
