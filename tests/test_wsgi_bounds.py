@@ -30,6 +30,12 @@ LIMIT = 64 * 1024
 RELEASED_WITHIN = BODY_TIMEOUT + 2.5
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _close_notifier() -> Iterator[None]:
+    yield
+    application.close()  # the in-process servers opened it; closed while pytest's streams are open
+
+
 @pytest.fixture(scope="module")
 def gunicorn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     pytest.importorskip("gunicorn")
