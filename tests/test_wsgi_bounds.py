@@ -40,8 +40,19 @@ def _close_notifier() -> Iterator[None]:
 def gunicorn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     pytest.importorskip("gunicorn")
     home = tmp_path_factory.mktemp("gunicorn")  # its control socket goes there, one per run
-    # gthread: 40 threads, so 30 stalled uploads and a genuine notification are served side by side.
-    command = ("gunicorn", "--bind=127.0.0.1:0", "--worker-class=gthread", "--threads=40", "_wsgi_bounded")
+    # docs/flask.md's settings, with more threads (30 stalled uploads and a genuine notification
+    # side by side).
+    command = (
+        "gunicorn",
+        "--bind=127.0.0.1:0",
+        "--worker-class=gthread",
+        "--threads=40",
+        "--timeout=30",
+        "--limit-request-line=4094",
+        "--limit-request-fields=50",
+        "--limit-request-field_size=8190",
+        "_wsgi_bounded",
+    )
     with subprocess_server(*command, env={"HOME": str(home)}) as served:
         yield served
 
@@ -127,6 +138,18 @@ def test_a_chunked_256_mib_body_is_413_after_a_bounded_read(base_url: str) -> No
         sent = flood.sent
     assert status == 413
     assert sent < 16 * 1024 * 1024, sent
+
+
+def test_gunicorn_bounds_the_request_line_and_headers(gunicorn: Served) -> None:
+    with contextlib.closing(connect(gunicorn.base_url)) as sock:
+        sock.sendall(head(NOTIFY + "?" + "a" * 5000, "Content-Length: 0"))
+        assert read_status(sock, timeout=10) == 414
+    with contextlib.closing(connect(gunicorn.base_url)) as sock:
+        sock.sendall(head(NOTIFY, "Content-Length: 0", *(f"X-Field-{i}: x" for i in range(60))))
+        assert read_status(sock, timeout=10) in (400, 431)  # gunicorn 27 answers 431
+    with contextlib.closing(connect(gunicorn.base_url)) as sock:
+        sock.sendall(head(NOTIFY, "Content-Length: 0", "X-Field: " + "x" * 9000))
+        assert read_status(sock, timeout=10) in (400, 431)
 
 
 # -- waitress: its own settings ---------------------------------------------------------------------
