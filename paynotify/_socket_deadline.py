@@ -54,9 +54,13 @@ class BodyRead:
 
 class _Watchdog:
     def __init__(self) -> None:
+        self._order = itertools.count()
+        self._reset()
+
+    def _reset(self) -> None:
+        # Also in a forked child: the parent's thread is not there, and its lock may have been held.
         self._wake = threading.Condition()
         self._heap: list[BodyRead] = []
-        self._order = itertools.count()
         self._pid = 0
 
     @contextlib.contextmanager
@@ -66,9 +70,8 @@ class _Watchdog:
             yield read
             return
         with self._wake:
-            if self._pid != os.getpid():  # first use, or a forked worker: the thread is not here
+            if self._pid != os.getpid():  # first use in this process
                 self._pid = os.getpid()
-                self._heap = []
                 threading.Thread(target=self._watch, name="paynotify-body-deadline", daemon=True).start()
             heapq.heappush(self._heap, read)
             self._wake.notify()
@@ -100,6 +103,7 @@ class _Watchdog:
 
 
 _watchdog = _Watchdog()
+os.register_at_fork(after_in_child=_watchdog._reset)
 
 
 def body_deadline(environ: Mapping[str, Any], seconds: float) -> contextlib.AbstractContextManager[BodyRead]:

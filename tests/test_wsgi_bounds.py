@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import http.client
 import socket
 import threading
 import time
@@ -51,6 +52,7 @@ def gunicorn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         "--limit-request-line=4094",
         "--limit-request-fields=50",
         "--limit-request-field_size=8190",
+        "--keep-alive=10",  # longer than the body deadline: a kept-alive socket outlives it
         "_wsgi_bounded",
     )
     with subprocess_server(*command, env={"HOME": str(home)}) as served:
@@ -138,6 +140,27 @@ def test_a_chunked_256_mib_body_is_413_after_a_bounded_read(base_url: str) -> No
         sent = flood.sent
     assert status == 413
     assert sent < 16 * 1024 * 1024, sent
+
+
+def test_a_kept_alive_connection_outlives_the_deadline_of_a_body_read_in_time(gunicorn: Served) -> None:
+    # The watchdog must leave alone a socket whose body arrived in time: the connection's next
+    # request reads from it.
+    host, port = gunicorn.base_url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=5)
+    try:
+        replies = []
+        for order_id in ("order-kept-1", "order-kept-2", "order-kept-3"):
+            headers, body = example_notify(order_id)
+            connection.request("POST", NOTIFY, body=body, headers=headers)
+            if order_id == "order-kept-1":
+                first_socket = connection.sock
+            response = connection.getresponse()
+            replies.append((response.status, response.read()))
+            time.sleep(BODY_TIMEOUT + 1)
+        assert connection.sock is first_socket  # one connection throughout, never reopened
+    finally:
+        connection.close()
+    assert replies == [(200, b"OK")] * 3
 
 
 def test_gunicorn_bounds_the_request_line_and_headers(gunicorn: Served) -> None:
