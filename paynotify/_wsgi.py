@@ -112,7 +112,9 @@ class NotificationWSGIApp:
         headers = [("Content-Length", str(len(reply.body)))]
         if reply.content_type is not None:
             headers.append(("Content-Type", reply.content_type))
-        headers.extend(reply.headers.items())
+        # PEP 3333 leaves hop-by-hop headers to the server (wsgiref refuses them): TOO_SLOW's
+        # `connection: close` is the server's to act on, and its read side is shut anyway.
+        headers.extend((name, value) for name, value in reply.headers.items() if name.lower() != "connection")
         start_response(_status_line(reply.status), headers)
         return [reply.body]
 

@@ -79,8 +79,10 @@ def notification_view(notifier: Notifier) -> View:
                 body = request.read(limit + 1)
             except OSError:  # UnreadablePostError: cut short, by the deadline or by the client
                 body = None
-        if reading.expired:
-            return _response(TOO_SLOW)
+        if reading.expired:  # only under WSGI, where a hop-by-hop header is the server's (PEP 3333)
+            too_slow = _response(TOO_SLOW)
+            del too_slow["Connection"]
+            return too_slow
         if body is None:
             return _response(DISCONNECTED)
         if len(body) > limit:
