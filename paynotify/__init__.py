@@ -12,7 +12,7 @@ async def ship(result):
 app = notifier.asgi()        # POST /shop/notify, GET /shop/return
 """
 
-from paynotify._api import ApiRequest, ApiResponse, ProviderApi, QueryAnswer, Send
+from paynotify._api import ApiRequest, ApiResponse, ProviderApi, QueryAnswer, Send, Upkeep
 from paynotify._encoding import canonical_b64decode, percent_decode
 from paynotify._errors import (
     CheckFailed,
@@ -129,6 +129,7 @@ __all__ = [
     "UnknownAccount",
     "UnknownChannel",
     "UnstorableContent",
+    "Upkeep",
     "VerificationError",
     "beijing_time",
     "canonical_b64decode",

@@ -25,14 +25,15 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
+from paynotify._observe import Outcome
 from paynotify._result import PaymentResult
 
 if TYPE_CHECKING:
     from paynotify._provider import Account, AccountSettings
 
-__all__ = ["ApiRequest", "ApiResponse", "ProviderApi", "QueryAnswer", "Send"]
+__all__ = ["ApiRequest", "ApiResponse", "ProviderApi", "QueryAnswer", "Send", "Upkeep"]
 
 SettingsT = TypeVar("SettingsT", bound="AccountSettings")
 
@@ -65,15 +66,28 @@ class QueryAnswer:
     """What the provider said about one order or refund, after its signature verified.
 
     `result` is None when the provider knows no such order (not, or not yet, created there).
-    `raw` holds the verified fields the result was read from (never a secret).
+    `raw` holds the verified fields the result was read from (never a secret). `outcome` is what
+    `Notifier.query` did with the answer (`delivered`, `duplicate`, `queued`, `rejected_check`, ...,
+    `not_found`); a provider's client leaves it None.
     """
 
     result: PaymentResult | None
     raw: Mapping[str, Any] = field(default_factory=dict)
+    outcome: Outcome | None = None
 
     @property
     def found(self) -> bool:
         return self.result is not None
+
+
+class Upkeep(Protocol):
+    """What an account keeps running while the Notifier is open (`ProviderApi.upkeep`)."""
+
+    def watch(self) -> None:
+        """The account's settings were replaced (`update_account`): follow the new ones."""
+
+    async def aclose(self) -> None:
+        """Stop: the Notifier closes, or the account is gone."""
 
 
 class ProviderApi(ABC, Generic[SettingsT]):
@@ -106,3 +120,22 @@ class ProviderApi(ABC, Generic[SettingsT]):
     ) -> QueryAnswer:
         """Ask for the merchant's refund request `refund_id` (of order `order_id`, for a provider
         whose refund query needs it, Alipay). Raises as `query_payment`."""
+
+    def needs_confirmation(self, account: Account[SettingsT], result: PaymentResult) -> bool:
+        """Whether `result`, read from a notification, must be confirmed by asking the provider
+        before it is believed: its notification is not authenticated on its own (WeChat Pay v2
+        refunds). Called on every notification, so cheap and synchronous; False by default."""
+        return False
+
+    async def confirm(self, send: Send, account: Account[SettingsT], result: PaymentResult) -> str | None:
+        """Ask the provider about the notified `result` (only when `needs_confirmation`): None when
+        its answer states the same, else why not (the event is recorded `rejected` with that
+        reason, never delivered). Raises as `query_payment` when there is no verified answer."""
+        return None
+
+    async def upkeep(self, send: Send, account: Callable[[], Account[SettingsT]]) -> Upkeep | None:
+        """Start what the account needs kept current while the Notifier is open (WeChat Pay v3: its
+        platform certificates, downloaded at start and again on an unknown serial); None when
+        nothing (the default). `account` returns the account as it is now. Bounded by `send`'s
+        deadline, and never raising for a provider that cannot be reached: it logs and serves."""
+        return None

@@ -1,4 +1,4 @@
-"""The `paynotify` command: demo, init, serve, worker, events, webhooks, providers."""
+"""The `paynotify` command: demo, init, serve, worker, events, query, webhooks, providers."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from paynotify._cli_events import add_events_parser, positive_float, positive_int, run_events
+from paynotify._cli_query import add_query_parser, run_query
 from paynotify._cli_serve import add_serve_arguments, check_workers, serve_options, versions
 from paynotify._cli_webhooks import add_webhooks_parser, run_webhooks
 from paynotify._errors import PaynotifyError
@@ -64,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     worker = commands.add_parser("worker", help="dispatch queued events of a TOML config, without HTTP")
     worker.add_argument("--config", type=Path, required=True)
     add_events_parser(commands)
+    add_query_parser(commands)
     add_webhooks_parser(commands)
     commands.add_parser("providers", help="list the installed provider plugins")
     args = parser.parse_args(argv)
@@ -108,6 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "events":
             return _quiet_on_closed_pipe(run_events, args)
+        if args.command == "query":
+            return run_query(args)
         if args.command == "webhooks":
             return _quiet_on_closed_pipe(run_webhooks, args)
         from paynotify._registry import registry

@@ -11,11 +11,13 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
+from urllib.parse import urlsplit
 
 from paynotify._notifier import Notifier
 from paynotify._provider import DemoRequest
 from paynotify._result import Kind, PaymentResult
 from paynotify._serve import background_server
+from paynotify.recovery import EmulatorTransport
 
 __all__ = ["run_demo"]
 
@@ -32,7 +34,9 @@ class _Sent:
 def run_demo(out: TextIO, db_path: Path | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="paynotify-demo-") as tmp:
         db = db_path or Path(tmp) / "events.db"
-        notifier = Notifier(f"sqlite:///{db}")
+        # A provider the demo must ask (a v2 refund's confirmation) is asked through its emulator.
+        emulators = EmulatorTransport()
+        notifier = Notifier(f"sqlite:///{db}", api_transport=emulators)
         delivered: list[PaymentResult] = []
         notifier.subscribe(delivered.append)
 
@@ -44,6 +48,8 @@ def run_demo(out: TextIO, db_path: Path | None = None) -> int:
                 continue
             account = f"demo-{name}"
             notifier.add_account(account, provider, **demo.settings)
+            if demo.api is not None:
+                emulators.mount(urlsplit(demo.settings["base_url"]).hostname or "", demo.api)
             requests = [("first", r) for r in demo.requests]
             notify = [r for r in demo.requests if r.channel == "notify"]
             if notify:

@@ -13,11 +13,13 @@ import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar, Unpack, overload
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack, overload
 
 from paynotify._accounts import Accounts, AccountSpec, ProviderRef
+from paynotify._api import ApiRequest, ApiResponse, QueryAnswer, Send
 from paynotify._asgi import NotificationApp
 from paynotify._config import load_config
 from paynotify._dispatcher import Dispatcher, purge_periodically
@@ -41,6 +43,11 @@ from paynotify._subscribers import (
     normalize_filter,
 )
 from paynotify._wsgi import NotificationWSGIApp
+
+if TYPE_CHECKING:
+    import httpx
+
+    from paynotify.recovery import HttpSend, Upkeeps
 
 __all__ = ["DEFAULT_BODY_LIMIT", "DEFAULT_STORE_URL", "Delivery", "Notifier"]
 
@@ -74,20 +81,27 @@ class Notifier:
         store: Store | str | None = None,
         *,
         registry: Registry | None = None,
+        api_transport: httpx.AsyncBaseTransport | None = None,
         **options: Unpack[OptionValues],
     ) -> None:
         """`options` are `Options`' fields (delivery, body_limit, body_timeout, lease_seconds, max_attempts,
         backoff_seconds, max_backoff_seconds, dispatcher, concurrency, retention_days,
-        close_timeout): see `paynotify.Options`. A wrong one raises `ConfigurationError`."""
+        close_timeout, query_timeout, query_attempts): see `paynotify.Options`. A wrong one raises
+        `ConfigurationError`. `api_transport` is the httpx transport queries of the providers' APIs
+        go through (default: the network; a test: `httpx.ASGITransport(app=emulator)`)."""
         self.options = Options(**options)
         opened = store if isinstance(store, Store) else open_store(store or DEFAULT_STORE_URL)
         self.registry = registry or default_registry
         self._accounts = Accounts(self.registry)
         self._subscribers = Subscribers()
         self.pipeline = Pipeline(self._accounts, self._subscribers, opened, self.options)
+        self.pipeline.send = self._send_to_api
         self.dispatcher: Dispatcher | None = None
         self._dispatching: asyncio.Task[None] | None = None
         self._purging: asyncio.Task[None] | None = None
+        self._api_transport = api_transport
+        self._api_send: HttpSend | None = None
+        self._upkeep: Upkeeps | None = None
 
     @classmethod
     def from_config(cls, path: str | Path, *, registry: Registry | None = None) -> Notifier:
@@ -130,7 +144,9 @@ class Notifier:
         Settings are validated by the provider's model; a wrong one raises `ConfigurationError`
         naming the account and the field.
         """
-        return self._accounts.add(name, provider, settings)
+        account = self._accounts.add(name, provider, settings)
+        self._accounts_changed()
+        return account
 
     def update_account(self, name: str, provider: ProviderRef | None = None, **settings: Any) -> Account[Any]:
         """Replace an account's settings (all of them, e.g. to rotate keys) without a restart.
@@ -141,7 +157,9 @@ class Notifier:
 
             notifier.update_account("shop", app_id="2021…", alipay_public_key=[old_key, new_key])
         """
-        return self._accounts.update(name, provider, settings)
+        account = self._accounts.update(name, provider, settings)
+        self._accounts_changed()
+        return account
 
     def replace_accounts(self, accounts: Mapping[str, AccountSpec]) -> None:
         """Swap the whole set of accounts at once, all validated first (a configuration reload).
@@ -149,6 +167,11 @@ class Notifier:
         If any account is wrong, `ConfigurationError` is raised and nothing changes.
         """
         self._accounts.replace(accounts)
+        self._accounts_changed()
+
+    def _accounts_changed(self) -> None:
+        if self._upkeep is not None:
+            self._upkeep.changed()
 
     # -- subscribers and hooks -----------------------------------------------------------------
 
@@ -254,6 +277,10 @@ class Notifier:
         if self._purging is not None:
             return
         await self._subscribers.open()
+        from paynotify.recovery import Upkeeps  # the layer above the pipeline, loaded when used
+
+        self._upkeep = Upkeeps(lambda: self.accounts, self._send_to_api)
+        await self._upkeep.start()  # e.g. WeChat Pay v3 platform certificates, before serving
         self._purging = asyncio.create_task(purge_periodically(self.purge), name="paynotify-purge")
         dispatching = self.options.dispatcher if dispatcher is None else dispatcher
         if self.options.delivery == "queued" and dispatching:
@@ -277,6 +304,11 @@ class Notifier:
             await asyncio.gather(self._purging, return_exceptions=True)
             self._purging = None
             await self._subscribers.aclose()
+        if self._upkeep is not None:
+            await self._upkeep.aclose()
+            self._upkeep = None
+        if self._api_send is not None:
+            await self._api_send.aclose()
         await self.store.close()
 
     async def __aenter__(self) -> Notifier:
@@ -334,6 +366,45 @@ class Notifier:
         `DeliveryFailed` when a subscriber fails (the event stays where the next attempt finds it).
         """
         return await self.pipeline.redeliver(event_id, replay=replay)
+
+    # -- asking the provider -------------------------------------------------------------------
+
+    async def _send_to_api(self, request: ApiRequest) -> ApiResponse:
+        # The pipeline's Send: the pooled client is made at the first confirmation, not at start.
+        return await self.api_send(request)
+
+    @property
+    def api_send(self) -> Send:
+        """The `Send` the providers' API clients get: one pooled HTTP client for this Notifier (made
+        at the first request, closed by `aclose`), `query_timeout` per request, retries bounded by
+        `query_attempts`; `ProviderUnavailable` when the provider cannot be reached."""
+        if self._api_send is None:
+            from paynotify.recovery import HttpSend  # the layer above the pipeline, loaded when used
+
+            self._api_send = HttpSend(
+                timeout=self.options.query_timeout,
+                attempts=self.options.query_attempts,
+                transport=self._api_transport,
+            )
+        return self._api_send
+
+    async def query(
+        self, account: str, order_id: str, *, refund_id: str | None = None, at: datetime | None = None
+    ) -> QueryAnswer:
+        """Ask the provider about order `order_id` (with `refund_id`: about that refund of it) and
+        deliver a new state it reports exactly as its notification would be: the same checks and
+        event id, so a queried payment and a notified one are delivered once, whichever came first.
+        `at` is when the payment (or refund) was made, for a provider that needs it (UnionPay).
+
+        Returns the verified `QueryAnswer` with its `outcome` (`delivered`, `duplicate`, `queued`,
+        `rejected_check`, `in_flight`, `delivery_failed`, ..., or `not_found`). Raises
+        `UnknownAccount`; `ConfigurationError` when the account cannot query; `VerificationError`
+        when the answer does not verify (nothing is delivered); `ProviderUnavailable` when the
+        provider is not reached within `query_timeout`; `ProviderApiError` for its error answers.
+        """
+        from paynotify.recovery import ask
+
+        return await ask(self, self.api_send, account, order_id, refund_id=refund_id, at=at)
 
     async def purge(
         self,

@@ -20,7 +20,9 @@ _NOTHING = contextlib.nullcontext()
 
 
 class Outcome(StrEnum):
-    """How one HTTP delivery ended; the `outcome` label of `paynotify_notifications_total`."""
+    """How one HTTP delivery ended, the `outcome` label of `paynotify_notifications_total`; or how one
+    query of a provider's API did (`paynotify_queries_total`): an answer with a result ends as a
+    notification of it would, the others as the last four."""
 
     DELIVERED = "delivered"
     """Verified and every subscriber succeeded (inline), acknowledged."""
@@ -48,6 +50,14 @@ class Outcome(StrEnum):
     """The store did not answer: the provider is asked to retry."""
     RETURN = "return"
     """A sync return (the buyer's browser) answered with a page."""
+    QUERY_REFUSED = "query_refused"
+    """A query's answer did not verify (forged, re-serialised, unsigned, stale): never believed."""
+    NOT_FOUND = "not_found"
+    """A query's verified answer: the provider knows no such order or refund (yet)."""
+    PROVIDER_UNAVAILABLE = "provider_unavailable"
+    """The provider's API was not reached within the deadline (refused, timed out, 5xx)."""
+    PROVIDER_ERROR = "provider_error"
+    """The provider's API answered with an error of its own, or with something out of its format."""
 
 
 class Observer:
@@ -62,6 +72,9 @@ class Observer:
     def notification(self, provider: str, account: str, outcome: Outcome, seconds: float) -> None:
         """One HTTP delivery ended with `outcome` after `seconds` (provider and account are `-` when
         no configured account answered: URL segments are not trusted as labels)."""
+
+    def query(self, provider: str, account: str, outcome: Outcome, seconds: float) -> None:
+        """One query of a provider's API (`Notifier.query`) ended with `outcome` after `seconds`."""
 
     def verification(self, provider: str, seconds: float) -> None:
         """The provider's `parse` (verification first, then normalization) took `seconds`."""

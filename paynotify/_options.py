@@ -28,6 +28,8 @@ class Options:
     `retention_days`, longer than any provider's retry window. `close_timeout` is how long
     closing waits for deliveries in progress before handing them back. A body larger than
     `body_limit` bytes is answered 413; one not received within `body_timeout` seconds, 408.
+    A question to a provider's API (`Notifier.query`) gets `query_timeout` seconds in all, within
+    which it is sent up to `query_attempts` times while the provider cannot be reached or answers 5xx.
     """
 
     delivery: Delivery = "inline"
@@ -41,6 +43,8 @@ class Options:
     concurrency: int = 4
     retention_days: float = 30.0
     close_timeout: float = 10.0
+    query_timeout: float = 5.0
+    query_attempts: int = 3
 
     def __post_init__(self) -> None:
         if self.delivery not in ("inline", "queued"):
@@ -85,3 +89,5 @@ class OptionValues(TypedDict, total=False):
     concurrency: int
     retention_days: float
     close_timeout: float
+    query_timeout: float
+    query_attempts: int

@@ -17,6 +17,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from paynotify._accounts import Accounts
+from paynotify._api import Send
+from paynotify._confirmation import confirmation
 from paynotify._errors import (
     CheckFailed,
     ConfigurationError,
@@ -33,6 +35,10 @@ from paynotify._errors import (
 from paynotify._http import InboundRequest, Reply
 from paynotify._observe import Observer, Outcome
 from paynotify._options import Options
+from paynotify._pipeline_log import describe as _describe
+from paynotify._pipeline_log import entry_fields as _entry_fields
+from paynotify._pipeline_log import fields as _fields
+from paynotify._pipeline_log import log_delivered as _log_delivered
 from paynotify._provider import Account, Provider
 from paynotify._result import PaymentResult, Source, UnhandledEvent, make_event_id
 from paynotify._return_page import default_return_reply, return_failure_reply
@@ -73,6 +79,7 @@ class Pipeline:
         self.inflight: dict[str, str] = {}
         """event_id -> lease token of the inline deliveries in progress, handed back on close."""
         self.observer: Observer | None = None
+        self.send: Send | None = None  # the providers' APIs, to confirm what is not authenticated
 
     def _staged(self, name: str, step: Awaitable[T]) -> Awaitable[T]:
         """`step` inside the stage `name` while the observer traces; else `step` itself (no
@@ -115,6 +122,12 @@ class Pipeline:
                 observer.annotate({"paynotify.outcome": outcome.value})
         observer.notification(account.provider.name, account.name, outcome, time.perf_counter() - started)
         return account.provider.reply_for(request, reply)
+
+    async def admit(self, result: PaymentResult, account: Account[Any]) -> Outcome:
+        """A verified result that came by another way than a notification (a query's answer):
+        checked, recorded and delivered as a notification of it is, on its event id, so whichever
+        comes first is delivered and the other is a duplicate. Returns how it ended."""
+        return (await self._one(result, account, False, None))[1]
 
     async def _handle(self, account: Account[Any], request: InboundRequest) -> tuple[Reply, Outcome]:
         provider = account.provider
@@ -195,6 +208,13 @@ class Pipeline:
                 if refusal
                 else await self._return_reply(parsed, account, lang)
             ), Outcome.RETURN
+        api = provider.api() if refusal is None and parsed.source is Source.NOTIFY else None
+        if api is not None and api.needs_confirmation(account, parsed):
+            confirmed = await confirmation(api, self.send, self.store, account, parsed)
+            if isinstance(confirmed, DeliveryFailed):
+                return provider.nack(confirmed), Outcome.DELIVERY_FAILED
+            if confirmed is not None:
+                return await self._keep_refused(*confirmed, provider, Outcome.REJECTED_CHECK)
         if refusal is not None:
             return await self._rejected(parsed, refusal, provider)
         if self.options.delivery == "queued":
@@ -240,23 +260,22 @@ class Pipeline:
         out of shape can be cut from genuine signed bytes (a re-partitioned Alipay form), and a
         record under the genuine event's id would make the genuine notification look recorded.
         """
-        body_digest = hashlib.sha256(request.body).hexdigest()
-        event_id = make_event_id(account.name, "invalid", body_digest)
+        event_id = make_event_id(account.name, "invalid", hashlib.sha256(request.body).hexdigest())
         raw = dict(exc.raw)
         if exc.event_id is not None:
             raw["paynotify_event_id"] = exc.event_id  # what a well-formed copy would be, to find it
-        entry = UnhandledEvent(
-            provider=account.provider.name,
-            account=account.name,
-            event_type="INVALID",
-            event_id=event_id,
-            raw=raw,
-        )
+        entry = UnhandledEvent(provider=account.provider.name, account=account.name,
+                               event_type="INVALID", event_id=event_id, raw=raw)  # fmt: skip
+        return await self._keep_refused(entry, str(exc), account.provider, Outcome.REJECTED_CONTENT)
+
+    async def _keep_refused(
+        self, entry: UnhandledEvent, reason: str, provider: Provider[Any], outcome: Outcome
+    ) -> tuple[Reply, Outcome]:
         try:
-            await self.store.record(entry, EventState.REJECTED, reason=str(exc))
+            await self.store.record(entry, EventState.REJECTED, reason=reason)
         except Exception as stored:
-            return self._store_down(account.provider, entry, stored)
-        return account.provider.ack(), Outcome.REJECTED_CONTENT
+            return self._store_down(provider, entry, stored)
+        return provider.ack(), outcome
 
     def _store_down(
         self, provider: Provider[Any], entry: PaymentResult | UnhandledEvent, exc: Exception
@@ -479,34 +498,3 @@ class Pipeline:
 async def _in_stage(observer: Observer, name: str, step: Awaitable[T]) -> T:
     with observer.stage(name):
         return await step
-
-
-def _log_delivered(result: PaymentResult) -> None:
-    if not log.isEnabledFor(logging.INFO):  # the arguments cost more than the check
-        return
-    log.info(
-        "delivered %s %s/%s order %s (%s), verified with key %s",
-        result.provider,
-        *_describe(result),
-        result.key_id or "-",
-        extra=_entry_fields(result, Outcome.DELIVERED),
-    )
-
-
-def _fields(
-    account: Account[Any], outcome: Outcome, event_id: str | None, *, cause: str
-) -> dict[str, str | None]:
-    """What a structured log line carries (paynotify.ops.JsonFormatter): never a secret."""
-    return {"account": account.name, "provider": account.provider.name, "outcome": outcome.value,
-            "event_id": event_id, "cause": cause}  # fmt: skip
-
-
-def _entry_fields(
-    entry: PaymentResult | UnhandledEvent, outcome: Outcome, cause: str | None = None
-) -> dict[str, str | None]:
-    return {"account": entry.account, "provider": entry.provider, "outcome": outcome.value,
-            "event_id": entry.event_id, "cause": cause}  # fmt: skip
-
-
-def _describe(result: PaymentResult) -> tuple[str, str, str, str]:
-    return result.kind.value, result.status.value, result.order_id, result.event_id

@@ -101,12 +101,15 @@ class DemoRequest:
 class DemoAccount:
     """A throwaway account (fresh keys) and real signed requests for it, for `paynotify demo`.
 
-    `requests` are genuine; `forged` is one that must be refused.
+    `requests` are genuine; `forged` is one that must be refused. `api`, when the provider must
+    be asked about a request (a WeChat Pay v2 refund is confirmed through refundquery), is its
+    emulator (an ASGI app) holding those orders, answering at the host of the settings' `base_url`.
     """
 
     settings: Mapping[str, Any]
     requests: Sequence[DemoRequest]
     forged: DemoRequest | None = None
+    api: Any = None
 
 
 @dataclass(frozen=True, slots=True)

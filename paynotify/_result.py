@@ -93,8 +93,11 @@ class PaymentResult(BaseModel):
 
     @property
     def is_paid(self) -> bool:
-        """True for a payment that succeeded: the only state in which to fulfil an order."""
-        return self.kind is Kind.PAYMENT and self.status is Status.SUCCEEDED and self.source is Source.NOTIFY
+        """True for a payment that succeeded, as the provider itself said (its notification, or its
+        signed answer to a query): the only state in which to fulfil an order. Never for a return,
+        which the buyer's browser brings."""
+        paid = self.kind is Kind.PAYMENT and self.status is Status.SUCCEEDED
+        return paid and self.source is not Source.RETURN
 
 
 class UnhandledEvent(BaseModel):

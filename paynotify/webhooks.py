@@ -17,7 +17,7 @@ from datetime import datetime
 
 from pydantic import SecretStr
 
-from paynotify._result import PaymentResult
+from paynotify import PaymentResult
 from paynotify.publishers._message import decode_message, encode_message
 from paynotify.publishers._webhook_sign import Signer, secret_values, verify_with
 

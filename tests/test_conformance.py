@@ -8,12 +8,14 @@ from __future__ import annotations
 import io
 from dataclasses import replace
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
 from paynotify import DemoRequest, Notifier, PaymentResult, Provider, Source, registry
 from paynotify._demo import run_demo
+from paynotify.recovery import EmulatorTransport
 
 PROVIDERS = [name for name in registry.names() if registry.get(name).demo() is not None]
 
@@ -38,8 +40,12 @@ def setup(
     demo = provider.demo()
     assert demo is not None
     assert demo.forged is not None
-    notifier = Notifier("memory://")
+    # A provider that must be asked about a request (a v2 refund's confirmation) is, at its emulator.
+    emulators = EmulatorTransport()
+    notifier = Notifier("memory://", api_transport=emulators)
     notifier.add_account("acct", provider, **demo.settings)
+    if demo.api is not None:
+        emulators.mount(urlsplit(demo.settings["base_url"]).hostname or "", demo.api)
     seen: list[PaymentResult] = []
     notifier.subscribe(seen.append)
     return notifier, seen, list(demo.requests), demo.forged

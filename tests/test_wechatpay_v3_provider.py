@@ -55,11 +55,14 @@ Notify = tuple[dict[str, str], bytes]
 
 def test_public_names_are_pinned() -> None:
     assert paynotify_wechatpay.__all__ == [
+        "RefundConfirmation",
         "SignType",
+        "WeChatPayV2Api",
         "WeChatPayV2Provider",
         "WeChatPayV2Settings",
         "WeChatPayV3Provider",
         "WeChatPayV3Settings",
+        "confirm_v2_refund",
     ]
     assert testing.__all__ == sorted(testing.__all__)
     v3_helpers = [name for name in testing.__all__ if "v3" in name.lower()]

@@ -106,7 +106,7 @@ def with_lifespan(application: Callable[..., Awaitable[None]], notifier: Notifie
         application = with_lifespan(get_asgi_application(), notifier)   # asgi.py
 
     Django refuses lifespan messages, and uvicorn ends on SIGTERM by re-raising the signal once it
-    has stopped, so interpreter exit (atexit) never comes: the lifespan is the hook that does.
+    has stopped, so no exit hook of the process runs: the lifespan is the hook that does.
     """
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:

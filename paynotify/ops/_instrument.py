@@ -61,6 +61,7 @@ class Instrumentation(Observer):
         self._tracing = tracing
         self._live_checked = -1e18
         self.notifications: defaultdict[tuple[str, str, str], int] = defaultdict(int)
+        self.queries: defaultdict[tuple[str, str, str], int] = defaultdict(int)
         self.handling = _Histogram()
         self.verifying = _Histogram()
         self.subscriber_seconds = _Histogram()
@@ -110,6 +111,10 @@ class Instrumentation(Observer):
                 counts = self.handling[provider]
                 counts[bisect_left(_SECONDS, seconds)] += 1
                 counts[-1] += seconds
+
+    def query(self, provider: str, account: str, outcome: Outcome, seconds: float) -> None:
+        if self._metrics:
+            self.queries[provider, account, outcome._value_] += 1
 
     def verification(self, provider: str, seconds: float) -> None:
         if self._metrics:
@@ -173,6 +178,14 @@ class _Collector:
         for labels, value in list(src.notifications.items()):
             notifications.add_metric(list(labels), value)
         yield notifications
+        queries = CounterMetricFamily(
+            "paynotify_queries",
+            "Queries of a provider's API by outcome",
+            labels=["provider", "account", "outcome"],
+        )
+        for labels, value in list(src.queries.items()):
+            queries.add_metric(list(labels), value)
+        yield queries
         for name, doc, label, histogram in (
             ("paynotify_handling_seconds", "Time to answer a notification", "provider", src.handling),
             ("paynotify_verification_seconds", "Time to verify and normalize", "provider", src.verifying),

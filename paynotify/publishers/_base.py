@@ -9,8 +9,7 @@ import importlib.util
 import logging
 from typing import Generic, TypeVar
 
-from paynotify._errors import ConfigurationError, PaynotifyError
-from paynotify._result import PaymentResult
+from paynotify import ConfigurationError, PaymentResult, PaynotifyError
 from paynotify.publishers._message import Message, encode_message
 
 __all__ = ["DEFAULT_TIMEOUT", "PublishError", "Publisher", "require"]

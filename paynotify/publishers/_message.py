@@ -9,8 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from paynotify._errors import ConfigurationError
-from paynotify._result import PaymentResult
+from paynotify import ConfigurationError, PaymentResult
 
 __all__ = [
     "CONTENT_TYPE",

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from paynotify._result import PaymentResult
+from paynotify import PaymentResult
 from paynotify.publishers._base import DEFAULT_TIMEOUT, Publisher, log, require
 from paynotify.publishers._message import CONTENT_TYPE, Message, check_template, render_template
 

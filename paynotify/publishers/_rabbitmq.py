@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from paynotify._result import PaymentResult
+from paynotify import PaymentResult
 from paynotify.publishers._base import DEFAULT_TIMEOUT, Publisher, require
 from paynotify.publishers._message import CONTENT_TYPE, Message, check_template, render_template
 

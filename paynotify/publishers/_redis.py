@@ -6,8 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from paynotify._errors import ConfigurationError
-from paynotify._result import PaymentResult
+from paynotify import ConfigurationError, PaymentResult
 from paynotify.publishers._base import DEFAULT_TIMEOUT, Publisher, log, require
 from paynotify.publishers._message import CONTENT_TYPE, Message
 

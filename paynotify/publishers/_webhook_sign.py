@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
-from paynotify._errors import ConfigurationError
+from paynotify import ConfigurationError
 
 if TYPE_CHECKING:
     from standardwebhooks.webhooks import Webhook

@@ -10,7 +10,7 @@ from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
 
-from paynotify._errors import ConfigurationError
+from paynotify import ConfigurationError
 
 __all__ = [
     "LATENCY_BUCKETS",

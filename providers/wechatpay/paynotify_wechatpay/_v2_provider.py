@@ -10,8 +10,9 @@ mch_id are the account's, req_info decrypts under the account's key with strict 
 into exactly one `<root>` document holding every field WeChat Pay always sends, once, in shape,
 with amounts that agree (refund_fee <= total_fee, settlement_refund_fee <= refund_fee,
 settlement_total_fee <= total_fee); a `sign`, if one is ever present, must verify too. That
-catches clumsy splices, not all: confirm refunds with WeChat Pay's refund query in a check hook
-(docs/providers/wechatpay-v2.md). Verified or decrypted fields out of their documented shapes
+catches clumsy splices, not all: so refunds are confirmed with WeChat Pay's refund query before
+delivery (`WeChatPayV2Api.needs_confirmation`, on by default; docs/providers/wechatpay-v2.md).
+Verified or decrypted fields out of their documented shapes
 (`_shapes`, fen as digits, known result_code / refund_status) raise InvalidContent with the
 fields as `raw`. Times are Beijing time; amounts arrive in fen and become yuan (Decimal, 2 places).
 
@@ -56,16 +57,13 @@ provider_status: the same for every retry of a notification, new for each refund
 from __future__ import annotations
 
 import re
-from datetime import datetime
-from decimal import Decimal
-from typing import ClassVar, cast
+from typing import ClassVar
 
 from paynotify import (
     Account,
     DemoAccount,
     DemoRequest,
     InboundRequest,
-    InvalidContent,
     Kind,
     MalformedNotification,
     NotificationError,
@@ -73,13 +71,21 @@ from paynotify import (
     Provider,
     Reply,
     StarterAccount,
-    Status,
     UnhandledEvent,
     VerificationError,
-    beijing_time,
     make_event_id,
 )
-from paynotify_wechatpay._shapes import id_problem
+from paynotify_wechatpay._v2_api import WeChatPayV2Api
+from paynotify_wechatpay._v2_mapping import (
+    PAYMENT_STATUSES,
+    REFUND_STATUSES,
+    invalid,
+    known,
+    payment_result,
+    refund_result,
+    required,
+    shown,
+)
 from paynotify_wechatpay._v2_refund_crypto import decrypt_req_info
 from paynotify_wechatpay._v2_settings import WeChatPayV2Settings
 from paynotify_wechatpay._v2_signature import verify
@@ -87,89 +93,8 @@ from paynotify_wechatpay._xml import parse_flat_xml
 
 __all__ = ["WeChatPayV2Provider"]
 
-_PAYMENT_STATUSES = {"SUCCESS": Status.SUCCEEDED, "FAIL": Status.FAILED}
-_REFUND_STATUSES = {"SUCCESS": Status.SUCCEEDED, "CHANGE": Status.FAILED, "REFUNDCLOSE": Status.CLOSED}
-_FEN = re.compile(r"[0-9]{1,18}")  # fen as a 64-bit integer; more digits would round in Decimal
-_TIME_END = ("%Y%m%d%H%M%S", re.compile(r"[0-9]{14}"), "yyyyMMddHHmmss")
-_SUCCESS_TIME = ("%Y-%m-%d %H:%M:%S", re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}"),
-                 "yyyy-MM-dd HH:mm:ss")  # fmt: skip
-# Sent when present, never signed apart: a total_fee that is not fen is refused, so are these.
-_OTHER_PAYMENT_FEES = ("cash_fee", "settlement_total_fee", "coupon_fee")
-# WeChat Pay's own bounds (申请退款金额 <= 订单金额; 退款金额 <= 申请退款金额; 应结订单金额 <= 订单金额).
-_REFUND_BOUNDS = (
-    ("refund_fee", "total_fee"),
-    ("settlement_refund_fee", "refund_fee"),
-    ("settlement_total_fee", "total_fee"),
-)
 _REPLY = "<xml><return_code><![CDATA[{code}]]></return_code><return_msg><![CDATA[{msg}]]></return_msg></xml>"
 _REASON_LENGTH = 120
-_SHOWN_LENGTH = 64
-
-
-def _shown(value: str) -> str:
-    """A received (untrusted) value as it may appear in an error message: quoted and bounded."""
-    return repr(value if len(value) <= _SHOWN_LENGTH else value[:_SHOWN_LENGTH] + "...")
-
-
-def _required(fields: dict[str, str], name: str, what: str) -> str:
-    value = fields.get(name, "")
-    if not value:
-        raise MalformedNotification(f"{what} has no {name}")
-    return value
-
-
-def _yuan(fields: dict[str, str], name: str, what: str) -> Decimal:
-    value = _required(fields, name, what)
-    if not _FEN.fullmatch(value):
-        raise MalformedNotification(
-            f"{what} {name} is {_shown(value)}, not a whole number of fen (1-18 digits)"
-        )
-    return Decimal(value).scaleb(-2)
-
-
-def _id(fields: dict[str, str], name: str, what: str, *, required: bool = True) -> str | None:
-    value = _required(fields, name, what) if required else fields.get(name)
-    if not value:
-        return None
-    rule = id_problem(name, value)
-    if rule is not None:
-        raise MalformedNotification(f"{what} {name} is {_shown(value)}, not {rule}")
-    return value
-
-
-def _known(fields: dict[str, str], name: str, what: str, known: dict[str, Status]) -> str:
-    value = _required(fields, name, what)
-    if value not in known:
-        raise MalformedNotification(f"{what} {name} is {_shown(value)}, not one of {', '.join(known)}")
-    return value
-
-
-def _at_most(fields: dict[str, str], smaller: str, larger: str, what: str) -> None:
-    # Both are digit strings already; compared as numbers.
-    if fields.get(smaller) and fields.get(larger) and int(fields[smaller]) > int(fields[larger]):
-        raise MalformedNotification(
-            f"{what} {smaller} {fields[smaller]} is more than {larger} {fields[larger]}"
-        )
-
-
-def _time(fields: dict[str, str], name: str, what: str, form: tuple[str, re.Pattern[str], str]) -> datetime:
-    value = _required(fields, name, what)
-    fmt, pattern, label = form
-    try:
-        if not pattern.fullmatch(value):
-            raise ValueError(value)
-        return beijing_time(value, fmt)
-    except ValueError:
-        raise MalformedNotification(f"{what} {name} is {_shown(value)}, not a {label} time") from None
-
-
-def _event_id(
-    account: str, kind: Kind, trade: str | None, refund: str | None, status: str | None
-) -> str | None:
-    """The event_id of a notification refused for its content, when its parts are there at all."""
-    if not trade or not status:
-        return None
-    return make_event_id(account, kind, trade, refund, status)
 
 
 def _check_return_code(fields: dict[str, str], what: str) -> None:
@@ -179,7 +104,7 @@ def _check_return_code(fields: dict[str, str], what: str) -> None:
     if return_code != "SUCCESS":
         message = fields.get("return_msg", "")
         raise MalformedNotification(
-            f"{what} return_code {_shown(return_code)}: {_shown(message)} (never a payment or refund result)"
+            f"{what} return_code {shown(return_code)}: {shown(message)} (never a payment or refund result)"
         )
 
 
@@ -192,6 +117,15 @@ class WeChatPayV2Provider(Provider[WeChatPayV2Settings]):
     name: ClassVar[str] = "wechatpay-v2"
     settings_model = WeChatPayV2Settings
     channels: ClassVar[frozenset[str]] = frozenset({"notify"})
+
+    def __init__(self) -> None:
+        self._api: WeChatPayV2Api | None = None
+
+    def api(self) -> WeChatPayV2Api:
+        """Order and refund queries (`_v2_api`), signed and verified with the account's API key."""
+        if self._api is None:
+            self._api = WeChatPayV2Api(provider=self.name)
+        return self._api
 
     def parse(
         self, request: InboundRequest, account: Account[WeChatPayV2Settings]
@@ -215,45 +149,13 @@ class WeChatPayV2Provider(Provider[WeChatPayV2Settings]):
             return _unhandled(self.name, account.name, fields)
         try:
             _check_return_code(fields, what)
-            provider_status = _known(fields, "result_code", what, _PAYMENT_STATUSES)
-            status = _PAYMENT_STATUSES[provider_status]
-            succeeded = status is Status.SUCCEEDED
-            order_id = cast(str, _id(fields, "out_trade_no", what))
-            transaction_id = _id(fields, "transaction_id", what, required=succeeded)
-            amount = _yuan(fields, "total_fee", what) if succeeded or fields.get("total_fee") else None
-            for name in _OTHER_PAYMENT_FEES:
-                if fields.get(name):
-                    _yuan(fields, name, what)
-            paid_at = (
-                _time(fields, "time_end", what, _TIME_END) if succeeded or fields.get("time_end") else None
-            )
+            provider_status = known(fields, "result_code", what, PAYMENT_STATUSES)
         except MalformedNotification as exc:
-            trade = fields.get("transaction_id") or fields.get("out_trade_no")
-            raise InvalidContent(
-                exc.message,
-                account=account.name,
-                raw=fields,
-                event_id=_event_id(account.name, Kind.PAYMENT, trade, None, fields.get("result_code")),
-            ) from None
-        return PaymentResult(
-            provider=self.name,
-            account=account.name,
-            kind=Kind.PAYMENT,
-            status=status,
-            provider_status=provider_status,
-            order_id=order_id,
-            transaction_id=transaction_id,
-            amount=amount,
-            currency=fields.get("fee_type") or "CNY",
-            paid_at=paid_at,
-            payer_id=fields.get("openid") or fields.get("sub_openid") or None,
-            app_id=fields.get("appid") or None,
-            merchant_id=fields.get("mch_id") or None,
-            event_id=make_event_id(
-                account.name, Kind.PAYMENT, transaction_id or order_id, None, provider_status
-            ),
-            raw=fields,  # validation copies it
-        )
+            raise invalid(exc, account, fields, Kind.PAYMENT, fields, fields.get("result_code")) from None
+        return payment_result(
+            self.name, account, fields,
+            provider_status=provider_status, status=PAYMENT_STATUSES[provider_status], what=what,
+        )  # fmt: skip
 
     def _refund(self, outer: dict[str, str], account: Account[WeChatPayV2Settings]) -> PaymentResult:
         what = "refund notification"
@@ -262,13 +164,13 @@ class WeChatPayV2Provider(Provider[WeChatPayV2Settings]):
         if "sign" in outer:  # refund notifications are not signed; a sign that is there must hold
             verify(outer, settings.key_bytes, settings.sign_type)
         for name, expected in (("appid", settings.appid), ("mch_id", settings.mch_id)):
-            received = _required(outer, name, what)
+            received = required(outer, name, what)
             if received != expected:
                 raise VerificationError(
-                    f"{what} is for {name} {_shown(received)}, this account is {name} {expected!r}; "
+                    f"{what} is for {name} {shown(received)}, this account is {name} {expected!r}; "
                     "its req_info is not this account's to decrypt"
                 )
-        plaintext = decrypt_req_info(_required(outer, "req_info", what), settings.refund_aes_key)
+        plaintext = decrypt_req_info(required(outer, "req_info", what), settings.refund_aes_key)
         try:
             inner = parse_flat_xml(plaintext, "root", what="decrypted req_info")
         except MalformedNotification as exc:
@@ -288,52 +190,14 @@ class WeChatPayV2Provider(Provider[WeChatPayV2Settings]):
                 raise MalformedNotification(
                     f"{what} is not exactly one <root> document (something around it)"
                 )
-            provider_status = _known(inner, "refund_status", what, _REFUND_STATUSES)
-            status = _REFUND_STATUSES[provider_status]
-            order_id = cast(str, _id(inner, "out_trade_no", what))
-            refund_id = cast(str, _id(inner, "out_refund_no", what))
-            transaction_id = _id(inner, "transaction_id", what)
-            provider_refund_id = _id(inner, "refund_id", what)
-            amount = _yuan(inner, "total_fee", what)
-            refund_amount = _yuan(inner, "refund_fee", what)
-            _yuan(inner, "settlement_refund_fee", what)
-            if inner.get("settlement_total_fee"):
-                _yuan(inner, "settlement_total_fee", what)
-            for smaller, larger in _REFUND_BOUNDS:
-                _at_most(inner, smaller, larger, what)
-            success_time = (
-                _time(inner, "success_time", what, _SUCCESS_TIME) if inner.get("success_time") else None
-            )
+            provider_status = known(inner, "refund_status", what, REFUND_STATUSES)
         except MalformedNotification as exc:
-            trade = inner.get("transaction_id") or inner.get("out_trade_no")
-            raise InvalidContent(
-                exc.message,
-                account=account.name,
-                raw=raw,
-                event_id=_event_id(
-                    account.name, Kind.REFUND, trade, inner.get("out_refund_no"), inner.get("refund_status")
-                ),
-            ) from None
-        return PaymentResult(
-            provider=self.name,
-            account=account.name,
-            kind=Kind.REFUND,
-            status=status,
-            provider_status=provider_status,
-            order_id=order_id,
-            transaction_id=transaction_id,
-            refund_id=refund_id,
-            provider_refund_id=provider_refund_id,
-            amount=amount,
-            refund_amount=refund_amount,
-            refunded_at=success_time if status is Status.SUCCEEDED else None,
-            app_id=outer["appid"],
-            merchant_id=outer["mch_id"],
-            event_id=make_event_id(
-                account.name, Kind.REFUND, transaction_id or order_id, refund_id, provider_status
-            ),
-            raw=raw,
-        )
+            raise invalid(exc, account, raw, Kind.REFUND, inner, inner.get("refund_status")) from None
+        return refund_result(
+            self.name, account, inner, raw=raw, provider_status=provider_status,
+            status=REFUND_STATUSES[provider_status], app_id=outer["appid"], merchant_id=outer["mch_id"],
+            complete=True, what=what,
+        )  # fmt: skip
 
     def ack(self) -> Reply:
         return _ACK
@@ -364,24 +228,21 @@ class WeChatPayV2Provider(Provider[WeChatPayV2Settings]):
 
     @classmethod
     def demo(cls) -> DemoAccount:
-        """A throwaway HMAC-SHA256 account, a paid order and its refund; forged: a changed total_fee."""
-        from paynotify_wechatpay import testing
+        """A throwaway HMAC-SHA256 account, a paid order and its refund; forged: a changed total_fee.
+        The refund is confirmed through refundquery, answered by the emulator that holds both."""
+        from paynotify_wechatpay._v2_emulator import WeChatPayV2Emulator
 
-        api_key = testing.generate_api_key()
-        appid, mch_id = testing.APPID, testing.MCH_ID
-        paid = testing.make_v2_payment_notify(
-            api_key, appid=appid, mch_id=mch_id, out_trade_no="demo-order-1", sign_type="HMAC-SHA256"
-        )
-        refund = testing.make_v2_refund_notify(
-            api_key, appid=appid, mch_id=mch_id, out_trade_no="demo-order-1",
-            out_refund_no="demo-refund-1", total_fee=8888, refund_fee=1000,
-        )  # fmt: skip
+        emulator = WeChatPayV2Emulator(sign_type="HMAC-SHA256")
+        emulator.pay("demo-order-1", total_fee=8888)
+        emulator.refund("demo-refund-1", "demo-order-1", refund_fee=1000)
+        paid = emulator.notification(order="demo-order-1")
+        refund = emulator.notification(refund="demo-refund-1")
         forged = paid.replace(b"<total_fee>8888</total_fee>", b"<total_fee>1</total_fee>")
         if forged == paid:  # pragma: no cover - the helper's format changed
             raise RuntimeError("demo: could not forge the payment notification")
         headers = {"content-type": "text/xml"}
         return DemoAccount(
-            settings={"appid": appid, "mch_id": mch_id, "api_key": api_key, "sign_type": "HMAC-SHA256"},
+            settings=emulator.account_settings(),
             requests=[
                 DemoRequest("payment SUCCESS 88.88 CNY", "notify", headers=headers, body=paid),
                 DemoRequest("refund SUCCESS 10.00 of 88.88", "notify", headers=headers, body=refund),
@@ -389,6 +250,7 @@ class WeChatPayV2Provider(Provider[WeChatPayV2Settings]):
             forged=DemoRequest(
                 "forged: total_fee changed after signing", "notify", headers=headers, body=forged
             ),
+            api=emulator,
         )
 
 

@@ -10,9 +10,11 @@ from paynotify import AccountSettings
 from paynotify_wechatpay._v2_refund_crypto import refund_key
 from paynotify_wechatpay._v2_signature import SignType
 
-__all__ = ["API_KEY_LENGTH", "WeChatPayV2Settings"]
+__all__ = ["API_KEY_LENGTH", "PRODUCTION_BASE_URL", "WeChatPayV2Settings"]
 
 API_KEY_LENGTH = 32
+PRODUCTION_BASE_URL = "https://api.mch.weixin.qq.com"
+"""Where v2 queries go (`/pay/orderquery`, `/pay/refundquery`) unless the account says otherwise."""
 
 
 class WeChatPayV2Settings(AccountSettings):
@@ -23,8 +25,11 @@ class WeChatPayV2Settings(AccountSettings):
 
     `api_key` is the API v2 key (API密钥) set in the merchant platform: exactly 32 ASCII characters.
     `sign_type` is the algorithm the account signs with (MD5 or HMAC-SHA256); notifications are
-    verified with it whatever they say. In service-provider mode, `appid` and `mch_id` are the
-    service provider's (the sub-merchant's ids arrive as sub_appid / sub_mch_id, kept in `raw`).
+    verified with it whatever they say, and queries are signed with it. Refund notifications are
+    confirmed through refundquery before delivery (`confirm_refunds`). `base_url` is where queries
+    go (production by default; the emulator's for tests and local development). In
+    service-provider mode, `appid` and `mch_id` are the service provider's (the sub-merchant's ids
+    arrive as sub_appid / sub_mch_id, kept in `raw`); queries are the direct merchant's form only.
     """
 
     appid: str = Field(min_length=1)
@@ -32,6 +37,11 @@ class WeChatPayV2Settings(AccountSettings):
     api_key: SecretStr = Field(repr=False)
     sign_type: SignType = "MD5"
     """MD5 (the default) or HMAC-SHA256. Never taken from a notification."""
+    confirm_refunds: bool = True
+    """Ask refundquery about every refund notification before it is believed (its req_info is not
+    authenticated: AES-ECB without a MAC can be spliced). False believes the notification alone."""
+    base_url: str = Field(default=PRODUCTION_BASE_URL, pattern=r"^https?://[^/?#]+(/[^?#]*)?$")
+    """WeChat Pay's API, for queries; another for the emulator (`paynotify_wechatpay.testing`)."""
 
     _key: bytes = PrivateAttr(default=b"")
     _refund_key: bytes = PrivateAttr(default=b"")

@@ -44,24 +44,27 @@ def sign(fields: Mapping[str, str], api_key: bytes, sign_type: SignType) -> str:
     raise ValueError(f"unknown WeChat Pay v2 sign_type {sign_type!r}; expected one of {SIGN_TYPES}")
 
 
-def verify(fields: Mapping[str, str], api_key: bytes, sign_type: SignType) -> None:
+def verify(
+    fields: Mapping[str, str], api_key: bytes, sign_type: SignType, *, what: str = "notification"
+) -> None:
     """Raise VerificationError unless `fields["sign"]` is the `sign_type` signature of `fields`.
 
     Hex case is not significant (the received value is upper-cased). Error messages never include
-    the expected signature: that would make the error a signing oracle.
+    the expected signature: that would make the error a signing oracle. `what` names the message
+    in them (a notification, or a query answer).
     """
     claimed = fields.get("sign_type", "")
     if claimed and claimed != sign_type:
         raise VerificationError(
-            f"notification says sign_type={claimed!r} but the account is configured for {sign_type!r}; "
+            f"{what} says sign_type={claimed!r} but the account is configured for {sign_type!r}; "
             "the algorithm is never taken from the message"
         )
     received = fields.get("sign")
     if received is None:
-        raise VerificationError("notification has no sign; unsigned notifications are refused")
+        raise VerificationError(f"{what} has no sign; unsigned messages are refused")
     expected_length = _HEX_LENGTH[sign_type]
     if not received:
-        raise VerificationError("notification has an empty sign; unsigned notifications are refused")
+        raise VerificationError(f"{what} has an empty sign; unsigned messages are refused")
     if len(received) != expected_length or not _HEX.fullmatch(received):
         problem = "non-hex characters" if len(received) == expected_length else f"{len(received)} characters"
         raise VerificationError(

@@ -274,6 +274,10 @@ class WeChatPayV3Api(ProviderApi[WeChatPayV3Settings]):
         await refresher.refresh()
         return refresher
 
+    async def upkeep(self, send: Send, account: Callable[[], Account3]) -> CertificateRefresher | None:
+        # The Notifier keeps a certificate-mode account's platform certificates current.
+        return await self.watch_certificates(send, account)
+
 
 def _error_code(response: ApiResponse) -> str | None:
     """WeChat Pay's error `code`, read from an answer that is not believed (for the message only)."""

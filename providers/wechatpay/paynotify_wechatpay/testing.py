@@ -60,6 +60,7 @@ from paynotify_wechatpay._v3_signature import SIGNATURE_TYPE
 from paynotify_wechatpay._v3_signature import sign as _sign_v3_message
 
 if TYPE_CHECKING:
+    from paynotify_wechatpay._v2_emulator import WeChatPayV2Emulator
     from paynotify_wechatpay._v3_emulator import WeChatPayV3Emulator
 from paynotify_wechatpay._xml import to_xml
 
@@ -69,6 +70,7 @@ __all__ = [
     "OPENID",
     "SUB_MCH_ID",
     "V3SigningKey",
+    "WeChatPayV2Emulator",
     "WeChatPayV3Emulator",
     "encrypt_v2_req_info",
     "encrypt_v3_resource",
@@ -520,10 +522,14 @@ def make_v3_refund_notify(
 
 
 def __getattr__(name: str) -> Any:
-    # The emulator (a local WeChat Pay API v3, _v3_emulator) builds on the helpers above: imported
-    # on first use, so neither module has to be imported before the other.
+    # The emulators (local WeChat Pay APIs v2 and v3, _v2_emulator, _v3_emulator) build on the
+    # helpers above: imported on first use, so neither module has to be imported before the other.
     if name == "WeChatPayV3Emulator":
         from paynotify_wechatpay._v3_emulator import WeChatPayV3Emulator
 
         return WeChatPayV3Emulator
+    if name == "WeChatPayV2Emulator":
+        from paynotify_wechatpay._v2_emulator import WeChatPayV2Emulator
+
+        return WeChatPayV2Emulator
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
