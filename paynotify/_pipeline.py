@@ -10,7 +10,6 @@ settles the event, for inline delivery, dispatchers' leases and redelivery alike
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -37,10 +36,10 @@ from paynotify._observe import Observer, Outcome
 from paynotify._options import Options
 from paynotify._pipeline_log import describe as _describe
 from paynotify._pipeline_log import entry_fields as _entry_fields
-from paynotify._pipeline_log import fields as _fields
 from paynotify._pipeline_log import log_delivered as _log_delivered
 from paynotify._provider import Account, Provider
-from paynotify._result import PaymentResult, Source, UnhandledEvent, make_event_id
+from paynotify._refusals import RefusalLog, refused_outcome, rejected_id
+from paynotify._result import PaymentResult, Source, UnhandledEvent
 from paynotify._return_page import default_return_reply, return_failure_reply
 from paynotify._stores.base import ClaimState, EventState, Lease, Store
 from paynotify._subscribers import Subscribers, call_maybe_async
@@ -80,6 +79,7 @@ class Pipeline:
         """event_id -> lease token of the inline deliveries in progress, handed back on close."""
         self.observer: Observer | None = None
         self.send: Send | None = None  # the providers' APIs, to confirm what is not authenticated
+        self.refusals = RefusalLog()
 
     def _staged(self, name: str, step: Awaitable[T]) -> Awaitable[T]:
         """`step` inside the stage `name` while the observer traces; else `step` itself (no
@@ -99,7 +99,7 @@ class Pipeline:
         account = self.accounts.get(account_name)
         if account is None or request.channel not in account.provider.channels:
             if self.observer is not None:
-                self.observer.notification("-", "-", Outcome.UNKNOWN_ACCOUNT, 0.0)
+                self.observer.answered("-", "-", "-", Outcome.UNKNOWN_ACCOUNT, 0.0)
             if account is None:
                 raise UnknownAccount(f"no account {account_name!r}")
             channels = frozenset(account.provider.channels)
@@ -120,7 +120,8 @@ class Pipeline:
             with observer.stage("paynotify.notification", attributes):
                 reply, outcome = await self._handle(account, request)
                 observer.annotate({"paynotify.outcome": outcome.value})
-        observer.notification(account.provider.name, account.name, outcome, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        observer.answered(account.provider.name, account.name, request.channel, outcome, seconds)
         return account.provider.reply_for(request, reply)
 
     async def admit(self, result: PaymentResult, account: Account[Any]) -> Outcome:
@@ -136,21 +137,14 @@ class Pipeline:
         lang = request.headers.get("accept-language") if is_return else None
         try:
             parsed = self._parse(account, request)
-        except InvalidContent as exc:
-            exc.account = exc.account or account.name
-            fields = _fields(account, Outcome.REJECTED_CONTENT, exc.event_id, cause=exc.message)
-            log.warning("refused verified %s notification: %s", provider.name, exc, extra=fields)
-            if is_return:
-                return return_failure_reply(400, lang), Outcome.RETURN
-            return await self._record_invalid(exc, account, request)
         except (MalformedNotification, VerificationError) as exc:
             exc.account = exc.account or account.name
-            malformed = isinstance(exc, MalformedNotification)
-            outcome = Outcome.MALFORMED if malformed else Outcome.REFUSED_SIGNATURE
-            log.warning("refused %s notification: %s", provider.name, exc,
-                        extra=_fields(account, outcome, None, cause=exc.message))  # fmt: skip
+            outcome = refused_outcome(exc)
+            self.refusals.refused(account, outcome, exc)
             if is_return:
-                return return_failure_reply(400, lang), Outcome.RETURN
+                return return_failure_reply(400, lang), outcome
+            if isinstance(exc, InvalidContent) and outcome is Outcome.REJECTED_CONTENT:
+                return await self._record_invalid(exc, account, request)
             return provider.nack(exc), outcome
         except Exception:
             log.exception("account %r: provider %s failed on a notification", account.name, provider.name)
@@ -259,8 +253,9 @@ class Pipeline:
         Under an id of its own (the body's digest), never the event id it would have had: content
         out of shape can be cut from genuine signed bytes (a re-partitioned Alipay form), and a
         record under the genuine event's id would make the genuine notification look recorded.
+        The id is the decoded content's (`rejected_id`): a re-encoded copy is the same record.
         """
-        event_id = make_event_id(account.name, "invalid", hashlib.sha256(request.body).hexdigest())
+        event_id = rejected_id(account.name, exc, request.body)
         raw = dict(exc.raw)
         if exc.event_id is not None:
             raw["paynotify_event_id"] = exc.event_id  # what a well-formed copy would be, to find it
