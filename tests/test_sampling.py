@@ -72,7 +72,9 @@ async def wait_for_summary(caplog: pytest.LogCaptureFixture) -> list[logging.Log
     raise AssertionError("no summary line after the window")
 
 
-async def test_forged_notifications_log_the_first_few_then_one_count(caplog: pytest.LogCaptureFixture) -> None:
+async def test_forged_notifications_log_the_first_few_then_one_count(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     n = Notifier("memory://")
     n.add_account("shop", "examplepay", app_id=APP_ID, secret=SECRET)
     n.add_account("other", "examplepay", app_id=APP_ID, secret=SECRET)
