@@ -40,9 +40,9 @@ from paynotify._pipeline_log import log_delivered as _log_delivered
 from paynotify._provider import Account, Provider
 from paynotify._refusals import RefusalLog, refused_outcome, rejected_id
 from paynotify._result import PaymentResult, Source, UnhandledEvent
-from paynotify._return_page import default_return_reply, return_failure_reply
+from paynotify._return_path import answer_return
 from paynotify._stores.base import ClaimState, EventState, Lease, Store
-from paynotify._subscribers import Subscribers, call_maybe_async
+from paynotify._subscribers import Subscribers
 
 __all__ = ["Pipeline", "check_ids"]
 
@@ -109,16 +109,17 @@ class Pipeline:
                 account=account_name,
                 channels=channels,
             )
+        path = self._return if request.channel == Source.RETURN else self._handle
         observer = self.observer
         if observer is None:
-            return account.provider.reply_for(request, (await self._handle(account, request))[0])
+            return account.provider.reply_for(request, (await path(account, request))[0])
         started = time.perf_counter()
         if not observer.tracing:
-            reply, outcome = await self._handle(account, request)
+            reply, outcome = await path(account, request)
         else:
             attributes = {"paynotify.provider": account.provider.name, "paynotify.account": account.name}
             with observer.stage("paynotify.notification", attributes):
-                reply, outcome = await self._handle(account, request)
+                reply, outcome = await path(account, request)
                 observer.annotate({"paynotify.outcome": outcome.value})
         seconds = time.perf_counter() - started
         observer.answered(account.provider.name, account.name, request.channel, outcome, seconds)
@@ -128,60 +129,52 @@ class Pipeline:
         """A verified result that came by another way than a notification (a query's answer):
         checked, recorded and delivered as a notification of it is, on its event id, so whichever
         comes first is delivered and the other is a duplicate. Returns how it ended."""
-        return (await self._one(result, account, False, None))[1]
+        return (await self._one(result, account))[1]
+
+    def _return(self, account: Account[Any], request: InboundRequest) -> Awaitable[tuple[Reply, Outcome]]:
+        return answer_return(account, request, parse=self._parse, refusal=self.refusal,
+                             refusals=self.refusals, handler=self.subscribers.return_handler)  # fmt: skip
 
     async def _handle(self, account: Account[Any], request: InboundRequest) -> tuple[Reply, Outcome]:
         provider = account.provider
-        is_return = request.channel == Source.RETURN
-        # The return page is for a person: in the language the browser asks for.
-        lang = request.headers.get("accept-language") if is_return else None
         try:
             parsed = self._parse(account, request)
         except (MalformedNotification, VerificationError) as exc:
             exc.account = exc.account or account.name
             outcome = refused_outcome(exc)
             self.refusals.refused(account, outcome, exc)
-            if is_return:
-                return return_failure_reply(400, lang), outcome
             if isinstance(exc, InvalidContent) and outcome is Outcome.REJECTED_CONTENT:
                 return await self._record_invalid(exc, account, request)
             return provider.nack(exc), outcome
         except Exception:
             log.exception("account %r: provider %s failed on a notification", account.name, provider.name)
             error = DeliveryFailed("internal error while parsing", account=account.name)
-            if is_return:
-                return return_failure_reply(500, lang), Outcome.RETURN
             return provider.nack(error), Outcome.DELIVERY_FAILED
         if isinstance(parsed, UnhandledEvent):
-            if is_return:
-                return return_failure_reply(400, lang), Outcome.RETURN
             return await self._unhandled(parsed, provider)
         if isinstance(parsed, PaymentResult):
-            return await self._one(parsed, account, is_return, lang)
-        return await self._several(parsed, account, is_return, lang)
+            return await self._one(parsed, account)
+        return await self._several(parsed, account)
 
     async def _several(
-        self, results: Sequence[PaymentResult], account: Account[Any], is_return: bool, lang: str | None
+        self, results: Sequence[PaymentResult], account: Account[Any]
     ) -> tuple[Reply, Outcome]:
         """One notification carrying several results (a combined order): each is checked, recorded
         and delivered on its own event id, in order; the provider is acknowledged only when every
         one was. A resend delivers the ones not done yet (the rest are duplicates)."""
-        if not results or is_return:
-            return return_failure_reply(400, lang) if is_return else account.provider.nack(
-                MalformedNotification("no result in the notification", account=account.name)
-            ), (Outcome.RETURN if is_return else Outcome.MALFORMED)  # fmt: skip
+        if not results:
+            missing = MalformedNotification("no result in the notification", account=account.name)
+            return account.provider.nack(missing), Outcome.MALFORMED
         outcomes = []
         for result in results:
-            reply, outcome = await self._one(result, account, is_return, lang)
+            reply, outcome = await self._one(result, account)
             if outcome not in _SETTLED:
                 return reply, outcome  # the provider resends; what was done stays done
             outcomes.append(outcome)
         best = Outcome.DELIVERED if Outcome.DELIVERED in outcomes else outcomes[0]
         return account.provider.ack(), best
 
-    async def _one(
-        self, parsed: PaymentResult, account: Account[Any], is_return: bool, lang: str | None
-    ) -> tuple[Reply, Outcome]:
+    async def _one(self, parsed: PaymentResult, account: Account[Any]) -> tuple[Reply, Outcome]:
         provider = account.provider
         if self.observer is not None and self.observer.tracing:
             self.observer.annotate({"paynotify.event_id": parsed.event_id})
@@ -192,16 +185,8 @@ class Pipeline:
                 refusal = await self._hook_refusal(parsed, account)
         except Exception:
             log.exception("account %r: a check hook failed on %s", account.name, parsed.event_id)
-            if is_return:
-                return return_failure_reply(500, lang), Outcome.RETURN
             crashed = DeliveryFailed("check hook failed", account=account.name)
             return provider.nack(crashed), Outcome.DELIVERY_FAILED
-        if is_return:
-            return (
-                return_failure_reply(400, lang)
-                if refusal
-                else await self._return_reply(parsed, account, lang)
-            ), Outcome.RETURN
         api = provider.api() if refusal is None and parsed.source is Source.NOTIFY else None
         if api is not None and api.needs_confirmation(account, parsed):
             confirmed = await confirmation(api, self.send, self.store, account, parsed)
@@ -369,24 +354,6 @@ class Pipeline:
             failed = DeliveryFailed("delivery failed, retry later", account=result.account)
             return provider.nack(failed), Outcome.DELIVERY_FAILED
         return provider.ack(), Outcome.DELIVERED
-
-    async def _return_reply(
-        self, result: PaymentResult, account: Account[Any], accept_language: str | None = None
-    ) -> Reply:
-        default = default_return_reply(result, account.settings.return_url, accept_language)
-        handler = self.subscribers.return_handler
-        if handler is None:
-            return default
-        try:
-            reply = await call_maybe_async(handler, result)
-        except Exception:
-            log.exception("return handler failed for order %s", result.order_id)
-            return default
-        if isinstance(reply, Reply):
-            return reply
-        if isinstance(reply, str):
-            return Reply.redirect(reply)
-        return default
 
     # -- settling an event ---------------------------------------------------------------------
 
