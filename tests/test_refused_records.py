@@ -100,6 +100,19 @@ async def test_whitespace_and_sign_case_variants_of_a_wechat_v2_notification_are
     await n.aclose()
 
 
+async def test_encodings_of_a_unionpay_notification_out_of_shape_are_one_record() -> None:
+    from _unionpay import MER_ID, PROVIDER, chain, notify
+
+    n = Notifier("memory://")
+    n.add_account("shop", PROVIDER, mer_id=MER_ID, **chain().account_settings())
+    form = notify(txnType="O1")  # signed by the account's chain, txnType out of shape
+    for body in percent_variants(form, 200):
+        assert (await n.handle("shop", post(body))).status == 200  # on record, acknowledged
+    (event,) = await n.store.find()
+    assert "txnType" in (event.last_error or "")
+    await n.aclose()
+
+
 def test_the_rejected_id_is_the_decoded_fields_digest_not_the_bodys() -> None:
     from paynotify import InvalidContent
 
