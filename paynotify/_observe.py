@@ -37,7 +37,8 @@ class Outcome(StrEnum):
     MALFORMED = "malformed"
     """Not the provider's format (nothing verified): the failure reply."""
     REJECTED_CONTENT = "rejected_content"
-    """Verified, but content out of its documented shape: recorded `rejected`, acknowledged."""
+    """Verified, but content out of its documented shape: recorded `rejected`, acknowledged (on
+    channel `return`: the failure page, nothing recorded)."""
     REJECTED_CHECK = "rejected_check"
     """Verified, refused by an account check or check hook: recorded `rejected`, acknowledged."""
     UNHANDLED = "unhandled"
@@ -49,8 +50,9 @@ class Outcome(StrEnum):
     STORE_UNAVAILABLE = "store_unavailable"
     """The store did not answer: the provider is asked to retry."""
     RETURN = "return"
-    """A verified sync return (the buyer's browser) answered with a page (a forged or malformed
-    one ends as `refused_signature` or `malformed`, on channel `return`)."""
+    """A verified sync return (the buyer's browser) answered with a page (a forged, malformed or
+    out-of-shape one ends as `refused_signature`, `malformed` or `rejected_content`, on channel
+    `return`)."""
     NOT_A_NOTIFICATION = "not_notification"
     """Verified, but not a notification (a sync return posted to notify): the failure reply,
     never recorded."""
