@@ -74,6 +74,7 @@ def test_exported_names() -> None:
     assert paynotify.contrib.django.__all__ == [
         "close",
         "notification_view",
+        "paynotify_asgi",
         "paynotify_urls",
         "with_lifespan",
     ]
@@ -221,8 +222,14 @@ async def test_concurrent_duplicates_are_dispatched_once() -> None:
 
 SERVERS = {
     # uvicorn stops on SIGTERM; waitress-serve only on SIGINT (docs/django.md).
+    # paynotify_asgi: paynotify's paths answered before Django's handler reads the body.
     "uvicorn-asgi": (
         ("uvicorn", "django_project.asgi:application", "--host", "127.0.0.1", "--port", "0"),
+        signal.SIGTERM,
+    ),
+    # The view under Django's ASGI handler, as a project without paynotify_asgi serves it.
+    "uvicorn-asgi-view": (
+        ("uvicorn", "django_project.asgi:django_view", "--host", "127.0.0.1", "--port", "0"),
         signal.SIGTERM,
     ),
     "waitress-wsgi": (("waitress", "--listen=127.0.0.1:0", "django_project.wsgi:application"), signal.SIGINT),
@@ -318,3 +325,25 @@ def test_store_is_closed_when_the_server_stops() -> None:
             log = served.stop(stop_signal)
         assert "paynotify: notifier closed" in log, (name, log)
         assert json.dumps(name)  # names the server in a failure
+
+
+def test_the_django_adapter_imports_only_the_adapters_kit_of_the_core() -> None:
+    # Imports point down, on seams: of paynotify's private modules, contrib/django.py uses the one
+    # made for adapters (issue 26), never the route, the ASGI app or the pipeline directly.
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse(Path(paynotify.contrib.django.__file__).read_text())
+    private = {
+        node.module
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("paynotify._")
+    }
+    private |= {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+        if alias.name.startswith("paynotify._")
+    }
+    assert private == {"paynotify._adapter"}

@@ -155,6 +155,9 @@ async def test_readiness_flips_when_the_database_goes_away_and_back(tmp_path: Pa
         down = await ops.get("/readyz")
         assert down.status_code == 503
         assert down.text.startswith("not ready: ")
+        # Unauthenticated: where the store is (host, port, database, schema) is for the log only.
+        for secret_ish in ("127.0.0.1", str(proxy.port), "/test", "pn_test_"):
+            assert secret_ish not in down.text
         assert (await ops.get("/healthz")).status_code == 200  # alive all the same
         await proxy.restore()
         assert (await ops.get("/readyz")).status_code == 200

@@ -1,5 +1,6 @@
 """The project's Notifier: ExamplePay (HMAC) as "shop", the Alipay sandbox vector's account as
-"sandbox", the echo provider as "echo", and one sync subscriber that records every dispatch."""
+"sandbox", the echo provider as "echo", and one sync subscriber that records every dispatch. Its
+body deadline is 2 s, so the tests of slow and stalled uploads take seconds, not the default 10."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from paynotify import Notifier, PaymentResult
 SLOW_SECONDS = 0.5
 """How long the subscriber holds an order named slow-*, so duplicates arrive while it is in flight."""
 
-notifier = Notifier("memory://")
+BODY_TIMEOUT = 2.0
+notifier = Notifier("memory://", body_timeout=BODY_TIMEOUT)
 notifier.add_account("shop", "examplepay", app_id=APP_ID, secret=SECRET)
 notifier.add_account("sandbox", "alipay", app_id=VECTOR_APP_ID, alipay_public_key=vector_key())
 notifier.add_account("echo", EchoProvider())  # answers with the bytes it was handed
