@@ -34,7 +34,8 @@ trade_status; a paid state with total_amount): the V1 content does not delimit i
 genuine signature also covers the same bytes split into other fields. A field out of shape raises
 InvalidContent with the verified fields as `raw`, and the event_id when out_trade_no is there.
 A return is never a payment result: it is pending with source `return`, whatever it carries; and
-a verified message without notify_id/notify_type (a return replayed to notify_url) is refused.
+a verified message without notify_id/notify_type (a return replayed to notify_url) is refused
+as NotANotification: counted and logged (sampled), never recorded.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from paynotify import (
     InvalidContent,
     Kind,
     MalformedNotification,
+    NotANotification,
     NotificationError,
     PaymentResult,
     Provider,
@@ -305,8 +307,9 @@ def _normalize(
     provider: str, account: str, fields: dict[str, str], is_return: bool, key_id: str
 ) -> PaymentResult:
     if not is_return and not (fields.get("notify_id") and fields.get("notify_type")):
-        # Same key, same rule: a sync return (which the buyer's browser sees) would verify here too.
-        raise InvalidContent(
+        # Same key, same rule: a sync return (which the buyer's browser sees) would verify here too;
+        # not recorded, since any buyer could post re-encoded copies of theirs.
+        raise NotANotification(
             "verified, but not an async notification (no notify_id/notify_type; a sync return?)",
             account=account,
             raw=fields,
