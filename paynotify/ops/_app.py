@@ -17,8 +17,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from paynotify._errors import PaynotifyError
+from paynotify import PaynotifyError
 from paynotify.ops._instrument import Instrumentation
 
 __all__ = ["READY_TIMEOUT", "ops_app"]
@@ -72,5 +73,18 @@ def ops_app(
 
         routes.append(Route("/metrics", metrics))
     if console is not None:
-        routes.append(Mount("/console", app=console))
+        # `/console` itself goes to the console too: its guard answers the redirect to `/console/`
+        # (relative, with its headers), not the router's, which is built from the Host header.
+        routes += [Route("/console", _MountPoint(console, "/console")), Mount("/console", app=console)]
     return Starlette(routes=routes)
+
+
+class _MountPoint:
+    """An app mounted at `prefix`, called for the bare prefix as a `Mount` would call it."""
+
+    def __init__(self, app: ASGIApp, prefix: str) -> None:
+        self.app, self.prefix = app, prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        root = str(scope.get("root_path", ""))
+        await self.app({**scope, "root_path": root + self.prefix}, receive, send)

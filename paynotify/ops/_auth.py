@@ -10,21 +10,19 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import inspect
 import os
-import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import SecretStr
 from starlette.requests import Request
 
-from paynotify._errors import ConfigurationError
+from paynotify import ConfigurationError
 
-__all__ = ["AuthCheck", "Authenticator", "BasicAuth", "BearerToken", "CallableAuth", "CsrfTokens", "resolve"]
+__all__ = ["AuthCheck", "Authenticator", "BasicAuth", "BearerToken", "CallableAuth", "resolve"]
 
 REALM = "paynotify console"
 
@@ -63,9 +61,15 @@ class Authenticator:
     """Base of the built-in schemes: `identify` names who is signed in, or None."""
 
     challenge: str
+    sign_in_fields: tuple[str, ...] = ()
+    """The sign-in form's fields; none: no sign-in page (the application signs its operators in)."""
 
     async def identify(self, request: Request) -> str | None:
         raise NotImplementedError
+
+    def sign_in(self, form: Mapping[str, str]) -> str | None:
+        """The identity the sign-in form's credentials prove, or None."""
+        return None
 
 
 @dataclass(frozen=True)
@@ -89,7 +93,15 @@ class BearerToken(Authenticator):
 
     async def identify(self, request: Request) -> str | None:
         given = _authorization(request, "bearer")
-        return "bearer" if given is not None and _same(given, self.token.get_secret_value()) else None
+        return self._check(given) if given is not None else None
+
+    sign_in_fields: tuple[str, ...] = field(default=("token",), init=False)
+
+    def sign_in(self, form: Mapping[str, str]) -> str | None:
+        return self._check(form.get("token", ""))
+
+    def _check(self, given: str) -> str | None:
+        return "bearer" if _same(given, self.token.get_secret_value()) else None
 
 
 @dataclass(frozen=True)
@@ -130,9 +142,17 @@ class BasicAuth(Authenticator):
             user, sep, password = base64.b64decode(encoded, validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
             return None
+        return self._check(user, password) if sep else None
+
+    sign_in_fields: tuple[str, ...] = field(default=("user", "password"), init=False)
+
+    def sign_in(self, form: Mapping[str, str]) -> str | None:
+        return self._check(form.get("user", ""), form.get("password", ""))
+
+    def _check(self, user: str, password: str) -> str | None:
         # Both compared every time (`&`, not `and`): the answer takes as long for a wrong user.
         ok = _same(user, self.user) & _same(password, self.password.get_secret_value())
-        return f"basic:{self.user}" if sep and ok else None
+        return f"basic:{self.user}" if ok else None
 
 
 @dataclass(frozen=True)
@@ -174,26 +194,3 @@ def _refuse() -> Authenticator:
         "the console needs authentication: auth=BearerToken.from_env(...), BasicAuth.from_env(...), "
         "BasicAuth.from_file(...) or a callable (request) -> bool"
     )
-
-
-class CsrfTokens:
-    """A form's token: the HMAC of a secret and the signed-in identity.
-
-    A cross-site page can make the browser send the operator's basic credentials (or cookie) along
-    with a forged POST, but it cannot read the token out of our pages. The secret is drawn per
-    process unless given: several processes behind one address need the same `secret`, and a
-    restart makes the forms already open stale (reload the page).
-    """
-
-    def __init__(self, secret: bytes | None = None) -> None:
-        self._key = secret if secret is not None else secrets.token_bytes(32)
-        if len(self._key) < 16:
-            raise ConfigurationError("console CSRF secret: 16 bytes or more")
-
-    def token(self, identity: str) -> str:
-        return hmac.new(
-            self._key, b"paynotify-console-csrf\x00" + identity.encode(), hashlib.sha256
-        ).hexdigest()
-
-    def valid(self, identity: str, given: str) -> bool:
-        return hmac.compare_digest(given.encode(), self.token(identity).encode())

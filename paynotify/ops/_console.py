@@ -13,8 +13,6 @@ of indexed reads however large the store: see docs/console.md for what each figu
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import math
 import time
 from collections import Counter
@@ -23,21 +21,29 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import urlencode
 
 import jinja2
 from markupsafe import Markup
 from starlette.applications import Starlette
-from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp
 
-from paynotify._errors import CheckFailed, DeliveryFailed, PaynotifyError, StoreError
-from paynotify._provider import Account
-from paynotify._stores.base import REPLAYABLE, RETRYABLE, EventLog, EventState, StoredEvent
-from paynotify.ops._auth import Authenticator, CsrfTokens, resolve
+from paynotify import (
+    Account,
+    CheckFailed,
+    DeliveryFailed,
+    EventLog,
+    EventState,
+    PaynotifyError,
+    StoredEvent,
+    StoreError,
+)
+from paynotify.ops._auth import resolve
+from paynotify.ops._console_guard import CSS, OPERATOR, BadRequest, Guard, Operator, read_form
+from paynotify.ops._sessions import SESSION_SECONDS, CsrfTokens, Sessions
 
 __all__ = ["ConsoleNotifier", "console_app"]
 
@@ -51,48 +57,11 @@ CHART_LIMIT = 5000
 hours before the oldest one read are drawn as not counted, never as quiet."""
 BULK_LIMIT = 500
 """A selection acts on at most this many events per confirmation (newest first)."""
-FORM_LIMIT = 64 * 1024
 KINDS = ("payment", "refund", "transfer", "unhandled")
-
-_CSS = """
-body{font:14px/1.45 system-ui,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
-header{background:#1d2330;color:#fff;padding:.6em 1.2em;display:flex;gap:1.5em;align-items:baseline}
-header a{color:#cfe0ff;text-decoration:none}header strong{font-size:1.1em}
-main{padding:1em 1.2em;max-width:80em}
-h1{font-size:1.3em;margin:.2em 0 .6em}h2{font-size:1.05em;margin:1.4em 0 .4em}
-table{border-collapse:collapse;background:#fff;margin:.3em 0}
-th,td{border:1px solid #dde1e7;padding:.25em .6em;text-align:left;vertical-align:top}
-th{background:#eef1f5;font-weight:600}td.n{text-align:right;font-variant-numeric:tabular-nums}td.t{white-space:nowrap}
-code,.mono{font-family:ui-monospace,monospace;font-size:.92em;word-break:break-all}th.mono{word-break:normal}
-.state{display:inline-block;padding:0 .45em;border-radius:.6em;font-size:.88em;background:#e4e7ec}
-.s-done{background:#d7f2dd}.s-dead{background:#f8d0d0}.s-rejected{background:#fbe3c4}
-.s-pending,.s-in_flight{background:#d8e6fb}.s-released{background:#efe1fb}.s-unhandled{background:#e8e8e8}
-form.filters{display:flex;flex-wrap:wrap;gap:.6em;align-items:end;background:#fff;padding:.7em;
-border:1px solid #dde1e7}
-form.filters label{display:flex;flex-direction:column;font-size:.85em;gap:.15em}
-input,select,button{font:inherit;padding:.2em .35em}
-button,a.button{background:#2455c3;color:#fff;border:0;border-radius:3px;padding:.3em .8em;
-text-decoration:none;display:inline-block;cursor:pointer}
-a.button.secondary{background:#5b6472}button.danger{background:#b3261e}
-.actions{display:flex;gap:.5em;margin:.6em 0}.note{color:#5b6472;font-size:.9em}
-.error{background:#fde7e7;border:1px solid #f2b8b5;padding:.5em .8em}
-.ok{background:#e3f6e7;border:1px solid #a8dcb4;padding:.5em .8em}
-svg text{font:11px system-ui,sans-serif;fill:#5b6472}svg .bar{fill:#2455c3}svg .uncounted{fill:#e4e7ec}
-svg .axis{stroke:#9aa3b0}
-"""
-_CSS_HASH = base64.b64encode(hashlib.sha256(_CSS.encode()).digest()).decode()
-CONTENT_SECURITY_POLICY = (
-    f"default-src 'none'; style-src 'sha256-{_CSS_HASH}'; img-src 'self' data:; "
-    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-)
-SECURITY_HEADERS = {
-    "content-security-policy": CONTENT_SECURITY_POLICY,
-    "x-frame-options": "DENY",
-    "cache-control": "no-store",
-    "referrer-policy": "no-referrer",
-    "x-content-type-options": "nosniff",
-}
-_IDENTITY = "paynotify_console_identity"
+RETRYABLE = frozenset({EventState.PENDING, EventState.IN_FLIGHT, EventState.RELEASED, EventState.DEAD})
+REPLAYABLE = RETRYABLE | {EventState.DONE, EventState.REJECTED}
+"""What the console offers each action on (tests/test_console_guard.py holds them to the stores'
+own transitions); the store decides in the end."""
 
 
 class ConsoleNotifier(Protocol):
@@ -105,46 +74,34 @@ class ConsoleNotifier(Protocol):
     async def redeliver(self, event_id: str, *, replay: bool = False) -> bool: ...
 
 
-def console_app(notifier: ConsoleNotifier, *, auth: object, csrf_secret: bytes | None = None) -> ASGIApp:
+def console_app(
+    notifier: ConsoleNotifier,
+    *,
+    auth: object,
+    csrf_secret: bytes | None = None,
+    session_seconds: float = SESSION_SECONDS,
+    origins: tuple[str, ...] = (),
+) -> ASGIApp:
     """The console as an ASGI app, to mount (e.g. at `/console`).
 
-    `auth`: `BearerToken`, `BasicAuth` (see their `from_env` / `from_file`), a token string, or a
-    callable `(request) -> bool`; without one, `ConfigurationError`. `csrf_secret`: share one
-    between processes serving the same console (by default each process draws its own).
+    `auth`: `BearerToken`, `BasicAuth` (see their `from_env` / `from_file`; both get a sign-in
+    page), a token string, or a callable `(request) -> bool`; without one, `ConfigurationError`.
+    `csrf_secret`: share one between processes serving the same console (by default each process
+    draws its own). `session_seconds`: how long a sign-in (and a form's token) lasts. `origins`:
+    other origins a POST may come from (`https://ops.example.com`), when a proxy rewrites Host.
     """
     authenticator = resolve(auth)
-    console = _Console(notifier, CsrfTokens(csrf_secret))
-    return _Guard(console.app, authenticator)
-
-
-class _Guard:
-    """Authentication and the security headers, around every response (a 401 and a 404 too)."""
-
-    def __init__(self, app: ASGIApp, auth: Authenticator) -> None:
-        self.app, self.auth = app, auth
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            if scope["type"] == "lifespan":
-                await self.app(scope, receive, send)
-            return  # no websockets here: the connection is refused
-
-        async def secured(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in SECURITY_HEADERS.items():
-                    headers[name] = value
-            await send(message)
-
-        identity = await self.auth.identify(Request(scope))
-        if identity is None:
-            refused = PlainTextResponse(
-                "authentication required\n", 401, headers={"www-authenticate": self.auth.challenge}
-            )
-            await refused(scope, receive, secured)
-            return
-        scope = {**scope, "state": {**scope.get("state", {}), _IDENTITY: identity}}
-        await self.app(scope, receive, secured)
+    tokens = CsrfTokens(csrf_secret, session_seconds)
+    console = _Console(notifier)
+    sessions = Sessions(session_seconds)
+    return Guard(
+        console.app,
+        authenticator,
+        sessions=sessions,
+        tokens=tokens,
+        templates=console.templates,
+        origins=origins,
+    )
 
 
 @dataclass(frozen=True)
@@ -198,10 +155,6 @@ def eligible(action: _Action, event: StoredEvent) -> bool:
     """Whether to offer `action` on `event`; the store decides in the end (it may have moved on)."""
     delivers = action.run is not _requeue
     return event.state in action.takes and not (delivers and event.kind == "unhandled")
-
-
-class BadRequest(Exception):
-    """A filter or form the console cannot read; the message is shown (escaped) with a 400."""
 
 
 @dataclass(frozen=True)
@@ -315,8 +268,8 @@ def _chart(events: list[StoredEvent], t: float) -> tuple[list[_Bar], int, float 
 
 
 class _Console:
-    def __init__(self, notifier: ConsoleNotifier, csrf: CsrfTokens) -> None:
-        self.notifier, self.csrf = notifier, csrf
+    def __init__(self, notifier: ConsoleNotifier) -> None:
+        self.notifier = notifier
         self.templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(Path(__file__).with_name("_console_templates")),
             autoescape=True,
@@ -350,11 +303,12 @@ class _Console:
             path = root + self.app.router.url_path_for(name, **params)
             return f"{path}?{urlencode(query)}" if query else path
 
-        identity: str = getattr(request.state, _IDENTITY)
+        operator: Operator = getattr(request.state, OPERATOR)
         page = self.templates.get_template(template).render(
             url=url,
-            css=Markup(_CSS),  # noqa: S704 - our own constant; its hash is in the CSP
-            csrf=self.csrf.token(identity),
+            css=Markup(CSS),  # noqa: S704 - our own constant; its hash is in the CSP
+            csrf=operator.csrf(),
+            signed_in=operator.session is not None,
             request=request,
             **context,
         )
@@ -489,7 +443,7 @@ class _Console:
         if action is None:
             return self.render(request, "error.html", 404, title="No such action", message="")
         if request.method == "POST":
-            form = await self._form(request)
+            form = await read_form(request)
             refused = await self._refuse_forged(request, form)
             if refused is not None:
                 return refused
@@ -527,36 +481,22 @@ class _Console:
             "not taken: unknown, in flight elsewhere, or in a state this action does not take",
         )
 
-    async def _form(self, request: Request) -> dict[str, list[str]]:
-        if (
-            request.headers.get("content-type", "").split(";")[0].strip()
-            != "application/x-www-form-urlencoded"
-        ):
-            raise BadRequest("a form was expected")
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > FORM_LIMIT:
-                raise BadRequest("the form is too large")
-        try:
-            return parse_qs(body.decode(), keep_blank_values=True, strict_parsing=False)
-        except UnicodeDecodeError:
-            raise BadRequest("the form is not UTF-8") from None
-
     async def _refuse_forged(
         self, request: Request, form: dict[str, list[str]] | None = None
     ) -> Response | None:
         """A 403 unless the form carries this operator's token (checked before anything else)."""
         if form is None:
-            form = await self._form(request)
+            form = await read_form(request)
         given = form.get("csrf", [""])[0]
-        if self.csrf.valid(getattr(request.state, _IDENTITY), given):
+        operator: Operator = getattr(request.state, OPERATOR)
+        if operator.accepts(given):
             return None
         return self.render(
             request,
             "error.html",
             403,
             title="Refused: the form's token is not valid",
-            message="The page was stale (the console restarted) or the form did not come from it. "
+            message="The page was stale (the console restarted, or the session or the token expired) "
+            "or the form did not come from it. "
             "Nothing was changed; reload the page and try again.",
         )

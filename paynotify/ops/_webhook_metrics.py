@@ -30,10 +30,10 @@ class WebhookMetrics:
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-        from paynotify.publishers._webhook import webhook_publishers
-        from paynotify.publishers._webhook_state import LATENCY_BUCKETS, EndpointState
+        from paynotify.publishers import EndpointState, WebhookPublisher
+        from paynotify.publishers._webhook_state import LATENCY_BUCKETS  # not exported yet
 
-        hooks = webhook_publishers(self.notifier)
+        hooks = [fn for fn in self.notifier.subscribers if isinstance(fn, WebhookPublisher)]
         if not hooks:
             return
         attempts = CounterMetricFamily("paynotify_webhook_attempts", "POSTs made", labels=["endpoint"])
