@@ -58,7 +58,7 @@ hours before the oldest one read are drawn as not counted, never as quiet."""
 BULK_LIMIT = 500
 """A selection acts on at most this many events per confirmation (newest first)."""
 KINDS = ("payment", "refund", "transfer", "unhandled")
-RETRYABLE = frozenset({EventState.PENDING, EventState.IN_FLIGHT, EventState.RELEASED, EventState.DEAD})
+RETRYABLE = frozenset({EventState.PENDING, EventState.RELEASED, EventState.DEAD})
 REPLAYABLE = RETRYABLE | {EventState.DONE, EventState.REJECTED}
 """What the console offers each action on (tests/test_console_guard.py holds them to the stores'
 own transitions); the store decides in the end."""
