@@ -24,6 +24,9 @@ from paynotify.ops._console import console_app
 
 TOKEN = "t0ken-for-tests-0123456789"
 BASIC = BasicAuth(USER, SecretStr(PASSWORD))
+CSRF_SECRET = b"one secret for every console here"
+"""Shared, as by processes behind one address: another operator's token must be refused for who
+they are, not because another console drew another secret."""
 
 
 @pytest.fixture
@@ -38,7 +41,9 @@ def client(
     login: tuple[str, str] | None = None,
     headers: dict[str, str] | None = None,
 ) -> httpx.AsyncClient:
-    app = Starlette(routes=[Mount("/console", app=console_app(s.notifier, auth=guard))])
+    app = Starlette(
+        routes=[Mount("/console", app=console_app(s.notifier, auth=guard, csrf_secret=CSRF_SECRET))]
+    )
     transport = httpx.ASGITransport(app=app)
     return httpx.AsyncClient(transport=transport, base_url="http://console.test", auth=login, headers=headers)
 
