@@ -51,6 +51,8 @@ from paynotify._result import (
     make_event_id,
 )
 from paynotify._stores.base import (
+    REPLAYABLE,
+    RETRYABLE,
     Claim,
     ClaimState,
     DeliveryStore,
@@ -74,6 +76,8 @@ __all__ = [
     "DEFAULT_BODY_LIMIT",
     "DEFAULT_STORE_URL",
     "ENTRY_POINT_GROUP",
+    "REPLAYABLE",
+    "RETRYABLE",
     "Account",
     "AccountSettings",
     "ApiRequest",

@@ -19,7 +19,6 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from paynotify._errors import ConfigurationError
 from paynotify._notifier import Notifier
@@ -73,13 +72,6 @@ def _named(hooks: list[WebhookPublisher], name: str) -> WebhookPublisher:
     raise ConfigurationError(f"no webhook named {name!r}; configured: {', '.join(h.endpoint for h in hooks)}")
 
 
-def shown_url(url: str) -> str:
-    """Scheme, host and path: never the user info or the query, which may hold credentials."""
-    parts = urlsplit(url)
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{parts.hostname}{port}{parts.path}"
-
-
 async def _list(hooks: list[WebhookPublisher], *, as_json: bool) -> int:
     if not as_json:
         print("NAME\tDELIVERY\tURL\tPENDING\tIN_FLIGHT\tDEAD\tDONE")
@@ -91,7 +83,7 @@ async def _list(hooks: list[WebhookPublisher], *, as_json: bool) -> int:
         row: dict[str, Any] = {
             "name": hook.endpoint,
             "delivery": hook.delivery,
-            "url": shown_url(hook.url),
+            "url": _shown_url(hook.url),
             **{k: counts.get(k, 0) for k in ("pending", "in_flight", "dead", "done")},
         }
         print(json.dumps(row) if as_json else "\t".join(str(v) for v in row.values()))
@@ -131,3 +123,9 @@ async def _retry(hook: WebhookPublisher, event_ids: list[str]) -> int:
     what = "named events" if event_ids else "dead-lettered events"
     print(f"{hook.endpoint}: {count} {what} due now", file=sys.stdout)
     return 0
+
+
+def _shown_url(url: str) -> str:
+    from paynotify.publishers import shown_url  # loaded with the publishers, when used
+
+    return shown_url(url)

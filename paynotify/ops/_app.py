@@ -19,7 +19,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import Receive, Scope, Send
 
-from paynotify._errors import PaynotifyError
+from paynotify import PaynotifyError
 from paynotify.ops._console import TO_ROOT
 from paynotify.ops._instrument import Instrumentation
 

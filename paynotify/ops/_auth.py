@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr
 from starlette.requests import Request
 
-from paynotify._errors import ConfigurationError
+from paynotify import ConfigurationError
 
 __all__ = [
     "AuthCheck",

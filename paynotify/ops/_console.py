@@ -34,9 +34,18 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from paynotify._errors import CheckFailed, DeliveryFailed, PaynotifyError, StoreError
-from paynotify._provider import Account
-from paynotify._stores.base import REPLAYABLE, RETRYABLE, EventLog, EventState, StoredEvent
+from paynotify import (
+    REPLAYABLE,
+    RETRYABLE,
+    Account,
+    CheckFailed,
+    DeliveryFailed,
+    EventLog,
+    EventState,
+    PaynotifyError,
+    StoredEvent,
+    StoreError,
+)
 from paynotify.ops._auth import Authenticator, CsrfTokens, resolve, same_origin
 
 __all__ = ["ConsoleNotifier", "console_app"]

@@ -18,7 +18,7 @@ from paynotify import EventState, PaynotifyError
 
 if TYPE_CHECKING:
     from paynotify.ops._console import _Console
-    from paynotify.publishers._webhook import WebhookPublisher
+    from paynotify.publishers import WebhookPublisher
 
 __all__ = ["webhook_routes"]
 
@@ -29,7 +29,7 @@ def webhook_routes(console: _Console) -> list[Route]:
     """The routes to add to the console's app."""
 
     def endpoints() -> list[WebhookPublisher]:
-        from paynotify.publishers._webhook import webhook_publishers
+        from paynotify.publishers import webhook_publishers
 
         return webhook_publishers(console.notifier)
 
@@ -37,7 +37,7 @@ def webhook_routes(console: _Console) -> list[Route]:
         return next((h for h in endpoints() if h.endpoint == name), None)
 
     async def page(request: Request) -> Response:
-        from paynotify._cli_webhooks import shown_url
+        from paynotify.publishers import shown_url
 
         rows: list[dict[str, Any]] = []
         for hook in endpoints():

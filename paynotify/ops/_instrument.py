@@ -17,9 +17,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import Any
 
-from paynotify._errors import ConfigurationError
-from paynotify._observe import Observer, Outcome
-from paynotify._stores.base import EventLog, EventState
+from paynotify import ConfigurationError, EventLog, EventState, Observer, Outcome
 
 __all__ = ["Instrumentation"]
 

@@ -30,8 +30,7 @@ class WebhookMetrics:
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-        from paynotify.publishers._webhook import webhook_publishers
-        from paynotify.publishers._webhook_state import LATENCY_BUCKETS, EndpointState
+        from paynotify.publishers import LATENCY_BUCKETS, EndpointState, webhook_publishers
 
         hooks = webhook_publishers(self.notifier)
         if not hooks:
