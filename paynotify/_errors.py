@@ -110,7 +110,13 @@ class InvalidContent(MalformedNotification):
     Raised by a provider after verification, with the verified fields in `raw` and, when it can be
     told, `event_id`: the pipeline records the fields as `rejected`, so nothing verified goes
     unseen, and acknowledges the provider once they are on record (a resend would be refused the
-    same way); while the store cannot take them, it gives the failure reply.
+    same way); while the store cannot take them, it gives the failure reply. They are kept under
+    an id made of the decoded fields, so byte-variants of one content (re-encoded, re-spaced) are
+    one record.
+
+    `misplaced` is true when the content is not a notification at all (a signed sync return
+    posted to notify, which every paying buyer's browser is given): it is counted and logged
+    (sampled), never stored, and the failure reply is given.
     """
 
     def __init__(
@@ -120,10 +126,12 @@ class InvalidContent(MalformedNotification):
         account: str | None = None,
         raw: Mapping[str, Any] | None = None,
         event_id: str | None = None,
+        misplaced: bool = False,
     ) -> None:
         super().__init__(message, account=account)
         self.raw: dict[str, Any] = dict(raw or {})
         self.event_id = event_id
+        self.misplaced = misplaced
 
 
 class VerificationError(NotificationError):

@@ -341,7 +341,7 @@ class Notifier:
 
     def _refused(self, outcome: Outcome) -> None:
         if self.pipeline.observer is not None:
-            self.pipeline.observer.notification("-", "-", outcome, 0.0)
+            self.pipeline.observer.notification("-", "-", outcome, 0.0, channel="-")
 
     def wsgi(self) -> NotificationWSGIApp:
         """The WSGI app serving the same routes (Flask: werkzeug's DispatcherMiddleware); docs/flask.md."""

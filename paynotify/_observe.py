@@ -38,6 +38,9 @@ class Outcome(StrEnum):
     """Not the provider's format (nothing verified): the failure reply."""
     REJECTED_CONTENT = "rejected_content"
     """Verified, but content out of its documented shape: recorded `rejected`, acknowledged."""
+    MISPLACED = "misplaced"
+    """Verified, but not a notification at all (a sync return posted to notify, which every paying
+    buyer holds): counted and logged (sampled), never stored; the failure reply."""
     REJECTED_CHECK = "rejected_check"
     """Verified, refused by an account check or check hook: recorded `rejected`, acknowledged."""
     UNHANDLED = "unhandled"
@@ -49,7 +52,8 @@ class Outcome(StrEnum):
     STORE_UNAVAILABLE = "store_unavailable"
     """The store did not answer: the provider is asked to retry."""
     RETURN = "return"
-    """A sync return (the buyer's browser) answered with a page."""
+    """A sync return (the buyer's browser) answered with a page; a forged or malformed one counts as
+    `refused_signature` or `malformed`, on the `return` channel."""
     QUERY_REFUSED = "query_refused"
     """A query's answer did not verify (forged, re-serialised, unsigned, stale): never believed."""
     NOT_FOUND = "not_found"
@@ -69,9 +73,12 @@ class Observer:
     is true, so an observer that traces nothing (or not yet: no SDK installed) costs no stages; it
     may change at any time, and a notification in progress may then miss some of its stages."""
 
-    def notification(self, provider: str, account: str, outcome: Outcome, seconds: float) -> None:
-        """One HTTP delivery ended with `outcome` after `seconds` (provider and account are `-` when
-        no configured account answered: URL segments are not trusted as labels)."""
+    def notification(
+        self, provider: str, account: str, outcome: Outcome, seconds: float, *, channel: str
+    ) -> None:
+        """One HTTP delivery on `channel` (`notify`, `return`) ended with `outcome` after `seconds`
+        (provider, account and channel are `-` when no configured account and channel answered:
+        URL segments are not trusted as labels)."""
 
     def query(self, provider: str, account: str, outcome: Outcome, seconds: float) -> None:
         """One query of a provider's API (`Notifier.query`) ended with `outcome` after `seconds`."""

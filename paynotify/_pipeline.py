@@ -10,7 +10,6 @@ settles the event, for inline delivery, dispatchers' leases and redelivery alike
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -35,12 +34,13 @@ from paynotify._errors import (
 from paynotify._http import InboundRequest, Reply
 from paynotify._observe import Observer, Outcome
 from paynotify._options import Options
+from paynotify._pipeline_invalid import invalid_entry
 from paynotify._pipeline_log import describe as _describe
 from paynotify._pipeline_log import entry_fields as _entry_fields
-from paynotify._pipeline_log import fields as _fields
 from paynotify._pipeline_log import log_delivered as _log_delivered
+from paynotify._pipeline_log import refusal_sampler, warn_refused
 from paynotify._provider import Account, Provider
-from paynotify._result import PaymentResult, Source, UnhandledEvent, make_event_id
+from paynotify._result import PaymentResult, Source, UnhandledEvent
 from paynotify._return_page import default_return_reply, return_failure_reply
 from paynotify._stores.base import ClaimState, EventState, Lease, Store
 from paynotify._subscribers import Subscribers, call_maybe_async
@@ -80,6 +80,7 @@ class Pipeline:
         """event_id -> lease token of the inline deliveries in progress, handed back on close."""
         self.observer: Observer | None = None
         self.send: Send | None = None  # the providers' APIs, to confirm what is not authenticated
+        self.refusals = refusal_sampler()  # what anyone can send is logged at a bounded rate
 
     def _staged(self, name: str, step: Awaitable[T]) -> Awaitable[T]:
         """`step` inside the stage `name` while the observer traces; else `step` itself (no
@@ -99,7 +100,7 @@ class Pipeline:
         account = self.accounts.get(account_name)
         if account is None or request.channel not in account.provider.channels:
             if self.observer is not None:
-                self.observer.notification("-", "-", Outcome.UNKNOWN_ACCOUNT, 0.0)
+                self.observer.notification("-", "-", Outcome.UNKNOWN_ACCOUNT, 0.0, channel="-")
             if account is None:
                 raise UnknownAccount(f"no account {account_name!r}")
             channels = frozenset(account.provider.channels)
@@ -120,7 +121,8 @@ class Pipeline:
             with observer.stage("paynotify.notification", attributes):
                 reply, outcome = await self._handle(account, request)
                 observer.annotate({"paynotify.outcome": outcome.value})
-        observer.notification(account.provider.name, account.name, outcome, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        observer.notification(account.provider.name, account.name, outcome, seconds, channel=request.channel)
         return account.provider.reply_for(request, reply)
 
     async def admit(self, result: PaymentResult, account: Account[Any]) -> Outcome:
@@ -138,19 +140,25 @@ class Pipeline:
             parsed = self._parse(account, request)
         except InvalidContent as exc:
             exc.account = exc.account or account.name
-            fields = _fields(account, Outcome.REJECTED_CONTENT, exc.event_id, cause=exc.message)
-            log.warning("refused verified %s notification: %s", provider.name, exc, extra=fields)
+            outcome = Outcome.MISPLACED if exc.misplaced else Outcome.REJECTED_CONTENT
+            warn_refused(self.refusals, account, outcome, request.channel, "refused verified %s %s: %s",
+                         provider.name, request.channel, exc, event_id=exc.event_id,
+                         cause=exc.message)  # fmt: skip
             if is_return:
                 return return_failure_reply(400, lang), Outcome.RETURN
-            return await self._record_invalid(exc, account, request)
+            if exc.misplaced:  # every buyer holds one: counted and logged, never stored
+                return provider.nack(exc), outcome
+            return await self._keep_refused(invalid_entry(exc, account), str(exc), provider, outcome)
         except (MalformedNotification, VerificationError) as exc:
             exc.account = exc.account or account.name
             malformed = isinstance(exc, MalformedNotification)
+            # Counted as a notification's are, the channel telling them apart: a forged return is
+            # as much a key problem or an attack as a forged notification.
             outcome = Outcome.MALFORMED if malformed else Outcome.REFUSED_SIGNATURE
-            log.warning("refused %s notification: %s", provider.name, exc,
-                        extra=_fields(account, outcome, None, cause=exc.message))  # fmt: skip
+            warn_refused(self.refusals, account, outcome, request.channel, "refused %s %s: %s",
+                         provider.name, request.channel, exc, cause=exc.message)  # fmt: skip
             if is_return:
-                return return_failure_reply(400, lang), Outcome.RETURN
+                return return_failure_reply(400, lang), outcome
             return provider.nack(exc), outcome
         except Exception:
             log.exception("account %r: provider %s failed on a notification", account.name, provider.name)
@@ -216,7 +224,7 @@ class Pipeline:
             if confirmed is not None:
                 return await self._keep_refused(*confirmed, provider, Outcome.REJECTED_CHECK)
         if refusal is not None:
-            return await self._rejected(parsed, refusal, provider)
+            return await self._rejected(parsed, refusal, account)
         if self.options.delivery == "queued":
             return await self._enqueue(parsed, provider)
         return await self._deliver(parsed, provider)
@@ -249,25 +257,6 @@ class Pipeline:
             refusal.account = refusal.account or account.name
         return refusal
 
-    async def _record_invalid(
-        self, exc: InvalidContent, account: Account[Any], request: InboundRequest
-    ) -> tuple[Reply, Outcome]:
-        """Keep what was verified, though it is refused: an operator sees it with the reason, and
-        the provider is acknowledged (its resend would be refused the same way) once it is on
-        record; if the store cannot take it, the provider is asked to resend.
-
-        Under an id of its own (the body's digest), never the event id it would have had: content
-        out of shape can be cut from genuine signed bytes (a re-partitioned Alipay form), and a
-        record under the genuine event's id would make the genuine notification look recorded.
-        """
-        event_id = make_event_id(account.name, "invalid", hashlib.sha256(request.body).hexdigest())
-        raw = dict(exc.raw)
-        if exc.event_id is not None:
-            raw["paynotify_event_id"] = exc.event_id  # what a well-formed copy would be, to find it
-        entry = UnhandledEvent(provider=account.provider.name, account=account.name,
-                               event_type="INVALID", event_id=event_id, raw=raw)  # fmt: skip
-        return await self._keep_refused(entry, str(exc), account.provider, Outcome.REJECTED_CONTENT)
-
     async def _keep_refused(
         self, entry: UnhandledEvent, reason: str, provider: Provider[Any], outcome: Outcome
     ) -> tuple[Reply, Outcome]:
@@ -294,17 +283,18 @@ class Pipeline:
         ), Outcome.STORE_UNAVAILABLE
 
     async def _rejected(
-        self, result: PaymentResult, refusal: CheckFailed, provider: Provider[Any]
+        self, result: PaymentResult, refusal: CheckFailed, account: Account[Any]
     ) -> tuple[Reply, Outcome]:
+        provider = account.provider
         # Recorded, so that after the account is fixed a replay delivers it; acknowledged, because
         # the provider's resend would be refused the same way.
         try:
             await self.store.record(result, EventState.REJECTED, reason=str(refusal))
         except Exception as exc:
             return self._store_down(provider, result, exc)
-        log.warning("verified notification refused by a check (%s), recorded as rejected: %s",
-                    result.event_id, refusal,
-                    extra=_entry_fields(result, Outcome.REJECTED_CHECK, refusal.message))  # fmt: skip
+        warn_refused(self.refusals, account, Outcome.REJECTED_CHECK, result.source.value,
+                     "verified notification refused by a check (%s), recorded as rejected: %s",
+                     result.event_id, refusal, event_id=result.event_id, cause=refusal.message)  # fmt: skip
         await self.subscribers.tell_rejected(result, refusal)
         return provider.ack(), Outcome.REJECTED_CHECK
 

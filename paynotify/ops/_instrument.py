@@ -60,7 +60,7 @@ class Instrumentation(Observer):
         self._metrics = metrics
         self._tracing = tracing
         self._live_checked = -1e18
-        self.notifications: defaultdict[tuple[str, str, str], int] = defaultdict(int)
+        self.notifications: defaultdict[tuple[str, str, str, str], int] = defaultdict(int)
         self.queries: defaultdict[tuple[str, str, str], int] = defaultdict(int)
         self.handling = _Histogram()
         self.verifying = _Histogram()
@@ -102,11 +102,13 @@ class Instrumentation(Observer):
     # The histograms' observations are written out in each method: a call each would cost more
     # than the counting (these run on every notification; bench.ops measures them).
 
-    def notification(self, provider: str, account: str, outcome: Outcome, seconds: float) -> None:
+    def notification(
+        self, provider: str, account: str, outcome: Outcome, seconds: float, *, channel: str
+    ) -> None:
         if self._tracing and time.monotonic() - self._live_checked > 1.0:
             self._refresh_tracing()
         if self._metrics:
-            self.notifications[provider, account, outcome._value_] += 1
+            self.notifications[provider, account, outcome._value_, channel] += 1
             if provider != "-":
                 counts = self.handling[provider]
                 counts[bisect_left(_SECONDS, seconds)] += 1
@@ -173,7 +175,9 @@ class _Collector:
 
         src = self.source
         notifications = CounterMetricFamily(
-            "paynotify_notifications", "HTTP deliveries by outcome", labels=["provider", "account", "outcome"]
+            "paynotify_notifications",
+            "HTTP deliveries by outcome",
+            labels=["provider", "account", "outcome", "channel"],
         )
         for labels, value in list(src.notifications.items()):
             notifications.add_metric(list(labels), value)
@@ -183,8 +187,8 @@ class _Collector:
             "Queries of a provider's API by outcome",
             labels=["provider", "account", "outcome"],
         )
-        for labels, value in list(src.queries.items()):
-            queries.add_metric(list(labels), value)
+        for query_labels, value in list(src.queries.items()):
+            queries.add_metric(list(query_labels), value)
         yield queries
         for name, doc, label, histogram in (
             ("paynotify_handling_seconds", "Time to answer a notification", "provider", src.handling),

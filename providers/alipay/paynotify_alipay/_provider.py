@@ -285,6 +285,7 @@ def _normalize(
             "verified, but not an async notification (no notify_id/notify_type; a sync return?)",
             account=account,
             raw=fields,
+            misplaced=True,
         )
     kind, status, provider_status, parts = _event_parts(fields, is_return)
     fault = problem(fields, is_return=is_return)

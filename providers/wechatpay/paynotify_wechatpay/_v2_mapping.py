@@ -234,4 +234,7 @@ def invalid(
     trade = fields.get("transaction_id") or fields.get("out_trade_no")
     refund = fields.get("out_refund_no") if kind is Kind.REFUND else None
     event_id = _event_id(account.name, kind, trade, refund, provider_status)
+    if "sign" in raw:
+        # The sign verifies in either case: one spelling, so its case variants are one record.
+        raw = {**raw, "sign": raw["sign"].upper()}
     return InvalidContent(exc.message, account=account.name, raw=raw, event_id=event_id)
