@@ -13,9 +13,21 @@ from urllib.parse import quote
 from paynotify._http import Reply
 from paynotify._result import PaymentResult
 
-__all__ = ["Language", "default_return_reply", "page_language", "return_failure_reply"]
+__all__ = ["SECURITY_HEADERS", "Language", "default_return_reply", "page_language", "return_failure_reply"]
 
 Language = Literal["zh", "en"]
+
+SECURITY_HEADERS = {
+    # The page has no script, style, image or form: nothing may load, frame it or be sniffed in.
+    "content-security-policy": (
+        "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "x-frame-options": "DENY",
+    "x-content-type-options": "nosniff",
+    # It names the buyer's order: no shared cache keeps it, and Back does not show it from one.
+    "cache-control": "no-store",
+}
+"""On every reply paynotify makes for the buyer's browser (a return handler's own reply aside)."""
 
 _PAGE = """<!doctype html>
 <html lang="{lang}"><head><meta charset="utf-8"><title>{title}</title></head>
@@ -63,7 +75,8 @@ def _quality(params: str) -> float:
 def _page(lang: Language, texts: dict[Language, tuple[str, str]], status: int, order: str = "") -> Reply:
     title, text = texts[lang]
     body = _PAGE.format(lang="zh-CN" if lang == "zh" else "en", title=title, text=text.format(order=order))
-    headers = {"content-language": "zh-CN" if lang == "zh" else "en", "vary": "Accept-Language"}
+    headers = {"content-language": "zh-CN" if lang == "zh" else "en", "vary": "Accept-Language",
+               **SECURITY_HEADERS}  # fmt: skip
     return Reply(status, body.encode(), "text/html; charset=utf-8", headers)
 
 
@@ -76,7 +89,8 @@ def default_return_reply(
     async notification is.
     """
     if return_url:
-        return Reply.redirect(return_url.replace("{order_id}", quote(result.order_id, safe="")))
+        location = return_url.replace("{order_id}", quote(result.order_id, safe=""))
+        return Reply(303, b"", None, {"location": location, **SECURITY_HEADERS})
     return _page(page_language(accept_language), _THANKS, 200, html.escape(result.order_id))
 
 
