@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import uuid
@@ -16,11 +17,14 @@ import pytest
 from _alipay_keys import vector
 from _echo_provider import BODY, QUERY, seen
 from _servers import Served, raw_post, subprocess_server
+from _unionpay import chain
 from conftest import SECRET, example_notify
 from django.test import AsyncClient, Client
 from django.urls import reverse
 from django_project.payments import DELIVERED, notifier
 from paynotify_examplepay import sign
+from paynotify_unionpay.testing import MER_ID
+from paynotify_unionpay.testing import make_notify as unionpay_notify
 
 import paynotify.contrib.django
 from paynotify import Reply
@@ -214,6 +218,24 @@ async def test_concurrent_duplicates_are_dispatched_once() -> None:
     replies = await asyncio.gather(*(post() for _ in range(5)))
     assert sorted(replies) == [(200, b"OK")] + [(400, b"RETRY")] * 4  # the in-flight ones are asked to retry
     assert await post() == (200, b"OK")
+    assert delivered(order_id) == 1
+
+
+async def test_in_flight_duplicates_503_is_not_logged_at_error(caplog: pytest.LogCaptureFixture) -> None:
+    order_id = "slow" + uuid.uuid4().hex[:12]  # UnionPay's orderId has no '-'
+    body = unionpay_notify(chain(), mer_id=MER_ID, order_id=order_id)
+    client = AsyncClient(enforce_csrf_checks=True)
+
+    async def post() -> int:
+        response = await client.post("/payments/unionpay/notify", body, content_type=FORM)
+        return int(response.status_code)
+
+    with caplog.at_level(logging.INFO):
+        statuses = await asyncio.gather(*(post() for _ in range(4)))
+    assert sorted(statuses) == [200, 503, 503, 503]  # the in-flight ones are asked to retry
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    in_flight = [r for r in caplog.records if "being handled by another delivery" in r.getMessage()]
+    assert [r.levelno for r in in_flight] == [logging.INFO] * 3  # paynotify's own line, once each
     assert delivered(order_id) == 1
 
 

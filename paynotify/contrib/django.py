@@ -70,7 +70,11 @@ def notification_view(notifier: Notifier) -> View:
         headers = {name.lower(): value for name, value in request.headers.items()}
         inbound = InboundRequest(method, channel, headers, _query_bytes(request), body)
         reply = await asyncio.wrap_future(loop.submit(account, inbound))
-        return _response(reply)
+        response = _response(reply)
+        # paynotify logged the outcome at its own level (an in-flight duplicate's 503 at INFO,
+        # refusals sampled): django.request would add a line per reply, 5xx at ERROR.
+        response._has_been_logged = True  # type: ignore[attr-defined]
+        return response
 
     return notification
 
