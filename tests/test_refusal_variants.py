@@ -223,3 +223,45 @@ async def test_the_refused_signatures_alert_sees_forged_returns() -> None:
     # docs/operations.md's PaynotifyRefusedSignatures sums this outcome by provider and account.
     assert registry.get_sample_value("paynotify_notifications_total", {**labels, "channel": "return"}) == 1
     await n.aclose()
+
+
+def v2_refund_variants(body: bytes, count: int) -> list[bytes]:
+    """Spellings of an unsigned v2 refund notification: whitespace, and outer fields nobody signs
+    (a nonce_str of its own, an element added)."""
+    spellings = []
+    for i in range(count):
+        spelled = re.sub(rb"<nonce_str>.*?</nonce_str>", f"<nonce_str>n{i}</nonce_str>".encode(), body)
+        spelled = spelled.replace(
+            b"</xml>", f"{' ' * (i % 3)}<extra_{i % 5}>{i}</extra_{i % 5}></xml>".encode()
+        )
+        spellings.append(spelled)
+    return spellings
+
+
+async def test_wechat_v2_refunds_out_of_shape_or_contradicted_are_one_row_each() -> None:
+    from paynotify_wechatpay.testing import WeChatPayV2Emulator, make_v2_refund_notify
+
+    from paynotify.recovery import EmulatorTransport
+
+    emu = WeChatPayV2Emulator()
+    emu.pay("order-1", total_fee=10000)
+    n = Notifier("memory://", api_transport=EmulatorTransport({"wechatpay-v2.emulator": emu}))
+    settings = emu.account_settings()
+    n.add_account("shop", "wechatpay-v2", **settings)
+    ids = {"appid": settings["appid"], "mch_id": settings["mch_id"], "out_trade_no": "order-1"}
+    odd = make_v2_refund_notify(settings["api_key"], **ids, out_refund_no="refund-9", total_fee=10000,
+                                refund_fee=100, refund_status="MAYBE")  # fmt: skip
+    emu.refund("refund-1", "order-1", refund_fee=1000)
+    claimed = emu.notification(refund="refund-1")
+    emu.refund("refund-1", "order-1", refund_fee=100)  # WeChat Pay has 1.00: the claim is contradicted
+    async with n:
+        for body in v2_refund_variants(odd, 50):
+            assert (
+                b"SUCCESS" in (await n.handle("shop", InboundRequest("POST", "notify", {}, b"", body))).body
+            )
+        assert await rows(n) == 1
+        for body in v2_refund_variants(claimed, 20):
+            assert (
+                b"SUCCESS" in (await n.handle("shop", InboundRequest("POST", "notify", {}, b"", body))).body
+            )
+        assert await rows(n) == 2
