@@ -1,11 +1,17 @@
-"""What every framework adapter other than the ASGI one shares: the route's method rules, the
-replies no provider decides, and the one event loop the Notifier lives on (`NotifierLoop`).
+"""What every framework adapter other than the bare ASGI route shares: the route's rules (from
+`_route`, re-exported so an adapter needs this one module), the one event loop the Notifier lives on
+(`NotifierLoop`), and the ASGI route answering through that loop (`notification_asgi`).
 
 Django under WSGI runs each async view in an event loop of its own, and neither Django nor WSGI has
 a lifespan; a store (an SQLite writer, an asyncpg pool) opened on one loop cannot serve another,
 nor be closed once the server's loop is gone. So paynotify keeps its own loop, in a daemon thread,
-one per Notifier and process: opened on the first request, closed at interpreter exit (or by
+one per Notifier and process: opened on the first request, closed when the process exits (or by
 `close()`), whatever the framework does with its loops.
+
+"When the process exits" is threading's shutdown, not `atexit`: atexit runs after the interpreter
+has stopped every `ThreadPoolExecutor`'s workers (concurrent.futures registers that with
+threading), so a store that closes through an executor (SQLite's writer thread, `to_thread`) failed
+there with "cannot schedule new futures after shutdown" (issue 23).
 """
 
 from __future__ import annotations
@@ -13,16 +19,32 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import concurrent.futures.thread  # registers its shutdown first, so the close below runs before it
 import logging
 import os
 import threading
+from collections.abc import Callable
 from typing import Protocol
 
-from paynotify._asgi import unknown_reply
+from paynotify._asgi import NotificationApp
 from paynotify._errors import UnknownAccount
 from paynotify._http import InboundRequest, Reply
+from paynotify._options import Options
+from paynotify._route import DISCONNECTED, TOO_LARGE, TOO_SLOW, declared_over, method_reply, unknown_reply
+from paynotify._socket_deadline import body_deadline
 
-__all__ = ["Notifier", "NotifierLoop", "method_reply", "notifier_loop"]
+__all__ = [
+    "DISCONNECTED",
+    "TOO_LARGE",
+    "TOO_SLOW",
+    "Notifier",
+    "NotifierLoop",
+    "body_deadline",
+    "declared_over",
+    "method_reply",
+    "notification_asgi",
+    "notifier_loop",
+]
 
 
 class Notifier(Protocol):
@@ -30,6 +52,8 @@ class Notifier(Protocol):
 
     @property
     def body_limit(self) -> int: ...
+    @property
+    def options(self) -> Options: ...
     async def open(self) -> None: ...
     async def aclose(self) -> None: ...
     async def handle(self, account_name: str, request: InboundRequest) -> Reply: ...
@@ -37,23 +61,8 @@ class Notifier(Protocol):
 
 log = logging.getLogger("paynotify")
 
-NOT_FOUND = Reply.text("not found", 404)
-TOO_LARGE = Reply.text("body too large", 413)
-DISCONNECTED = Reply.text("client disconnected", 400)
-BAD_LENGTH = Reply.text("bad content-length", 400)
 # Any non-success reply makes every provider retry, so a store that cannot open costs one retry.
 UNAVAILABLE = Reply.text("notifications unavailable, retry later", 503)
-_NOTIFY_IS_POST = Reply.text("notifications are POSTed", 405, {"allow": "POST"})
-_GET_OR_POST = Reply.text("method not allowed", 405, {"allow": "GET, POST"})
-
-
-def method_reply(method: str, channel: str) -> Reply | None:
-    """The 405 a method gets on a channel (as the ASGI route answers), or None when it may pass."""
-    if method not in ("POST", "GET"):
-        return _NOTIFY_IS_POST if channel == "notify" else _GET_OR_POST
-    if channel == "notify" and method != "POST":
-        return _NOTIFY_IS_POST
-    return None
 
 
 class NotifierLoop:
@@ -67,6 +76,7 @@ class NotifierLoop:
         self._pid = 0
         self._opened = False
         self._open_lock: asyncio.Lock | None = None
+        self._exit_hook_pid = 0
 
     def submit(self, account: str, request: InboundRequest) -> concurrent.futures.Future[Reply]:
         """Run one delivery on the Notifier's loop; the future's result is the reply to send."""
@@ -75,14 +85,14 @@ class NotifierLoop:
     def close(self, timeout: float = 30.0) -> None:
         """Close the Notifier (its store, its background tasks) and stop the loop.
 
-        Idempotent; registered with `atexit` when the loop starts. A request after it opens again.
+        Idempotent; run at the process's exit once the loop has started. A request after it opens
+        again.
         """
         with self._lock:
             loop, thread = self._loop, self._thread
             self._loop = self._thread = None
             if loop is None or thread is None or self._pid != os.getpid():
                 return
-            atexit.unregister(self.close)
         try:
             if self._opened:
                 asyncio.run_coroutine_threadsafe(self._aclose(), loop).result(timeout)
@@ -107,8 +117,16 @@ class NotifierLoop:
         self._loop, self._pid = loop, os.getpid()
         self._thread = threading.Thread(target=loop.run_forever, name="paynotify-loop", daemon=True)
         self._thread.start()
-        # atexit runs before daemon threads are stopped, so the store is closed on its own loop.
-        atexit.register(self.close)
+        if self._exit_hook_pid != self._pid:  # once per process: a hook cannot be unregistered
+            self._exit_hook_pid = self._pid
+            at_thread_shutdown(self._close_at_exit)
+
+    def _close_at_exit(self) -> None:
+        # An exception here would stop threading's shutdown half-way: log it instead.
+        try:
+            self.close()
+        except Exception:
+            log.exception("paynotify: the notifier did not close cleanly at exit")
 
     async def _handle(self, account: str, request: InboundRequest) -> Reply:
         if not self._opened:
@@ -130,6 +148,36 @@ class NotifierLoop:
         self._opened = False
         await self.notifier.aclose()
         log.info("paynotify: notifier closed")
+
+
+def at_thread_shutdown(callback: Callable[[], None]) -> None:
+    """Run `callback` as the interpreter shuts down, while executors' worker threads still run.
+
+    `threading._register_atexit` is how concurrent.futures itself stops its workers at that point
+    (callbacks run last-registered first, so this one runs before theirs); where it is missing,
+    plain `atexit`, which is too late for executors but still closes what needs no thread.
+    """
+    register = getattr(threading, "_register_atexit", None)
+    try:
+        if register is not None:
+            register(callback)
+            return
+    except RuntimeError:  # the shutdown has begun: nothing will call it now
+        return
+    atexit.register(callback)
+
+
+def notification_asgi(notifier: Notifier) -> NotificationApp:
+    """The ASGI route of `notifier` (its body limit, its body deadline, its early 413) answering
+    through the Notifier's own loop, as the Django view and the WSGI app do: a process that serves
+    some requests through this and some through a view opens one store, on one loop."""
+    loop = notifier_loop(notifier)
+
+    def handle(account: str, request: InboundRequest) -> asyncio.Future[Reply]:
+        return asyncio.wrap_future(loop.submit(account, request))
+
+    options = notifier.options
+    return NotificationApp(handle, body_limit=options.body_limit, body_timeout=options.body_timeout)
 
 
 _loops: dict[Notifier, NotifierLoop] = {}

@@ -20,11 +20,21 @@ from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
-from paynotify._errors import PayloadTooLarge, UnknownAccount, UnknownChannel
+from paynotify._errors import PayloadTooLarge, UnknownAccount
 from paynotify._http import InboundRequest, Reply
 from paynotify._observe import Outcome
+from paynotify._route import (
+    DISCONNECTED,
+    NOT_FOUND,
+    TOO_LARGE,
+    TOO_SLOW,
+    declared_over,
+    method_reply,
+    split,
+    unknown_reply,
+)
 
-__all__ = ["Handle", "NotificationApp", "check_declared", "read_body", "unknown_reply"]
+__all__ = ["Handle", "NotificationApp", "check_declared", "read_body"]
 
 Handle = Callable[[str, InboundRequest], Awaitable[Reply]]
 """The pipeline's entry: (account name, request) -> reply; raises `UnknownAccount`."""
@@ -47,8 +57,8 @@ def route_path(scope: Scope) -> str:
 def check_declared(headers: Mapping[str, str], limit: int) -> None:
     """`PayloadTooLarge` for a Content-Length over `limit`, before anything is read."""
     declared = headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"declared body of {int(declared)} bytes is over the {limit}-byte limit")
+    if declared_over(declared, limit):
+        raise PayloadTooLarge(f"declared body of {declared} bytes is over the {limit}-byte limit")
 
 
 async def read_body(receive: Receive, limit: int) -> bytes:
@@ -76,24 +86,6 @@ async def send_reply(send: Send, reply: Reply) -> None:
         headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
     await send({"type": "http.response.start", "status": reply.status, "headers": headers})
     await send({"type": "http.response.body", "body": reply.body})
-
-
-_NOT_FOUND = Reply.text("not found", 404)
-_UNKNOWN_ACCOUNT = Reply.text("unknown account", 404)
-_TOO_LARGE = Reply.text("body too large", 413)
-_TOO_SLOW = Reply.text("body not received in time", 408, {"connection": "close"})
-_DISCONNECTED = Reply.text("client disconnected", 400)
-_NOTIFY_IS_POST = Reply.text("notifications are POSTed", 405, {"allow": "POST"})
-_GET_OR_POST = Reply.text("method not allowed", 405, {"allow": "GET, POST"})
-
-
-def unknown_reply(exc: UnknownAccount) -> Reply:
-    """404 for a request no account answers; for a known account's unknown channel, the text names
-    the channels it has (a notify_url with a typo is found from the reply alone)."""
-    if isinstance(exc, UnknownChannel):
-        channels = ", ".join(f"/{exc.account}/{c}" for c in sorted(exc.channels))
-        return Reply.text(f"unknown channel; account {exc.account!r} serves {channels}", 404)
-    return _UNKNOWN_ACCOUNT
 
 
 class ReadDeadline:
@@ -174,15 +166,14 @@ class NotificationApp:
             await self._lifespan(receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        parts = route_path(scope).split("/")
-        if len(parts) != 3 or parts[0] or not parts[1] or not parts[2]:
-            return await send_reply(send, _NOT_FOUND)
-        _, account, channel = parts
+        route = split(route_path(scope))
+        if route is None:
+            return await send_reply(send, NOT_FOUND)
+        account, channel = route
         method: str = scope["method"]
-        if method not in ("POST", "GET"):
-            return await send_reply(send, _NOTIFY_IS_POST if channel == "notify" else _GET_OR_POST)
-        if channel == "notify" and method != "POST":
-            return await send_reply(send, _NOTIFY_IS_POST)
+        refused = method_reply(method, channel)
+        if refused is not None:
+            return await send_reply(send, refused)
         # The deadline's bookkeeping is written out here rather than as a wrapper coroutine: one
         # coroutine less per request.
         # Repeated headers: the first one counts (it is written last), as in Starlette's Headers.
@@ -197,13 +188,13 @@ class NotificationApp:
         except asyncio.CancelledError:
             if not deadline.overran(reading):
                 raise
-            refusal = _TOO_SLOW
+            refusal = TOO_SLOW
         except PayloadTooLarge:
             if self.refused is not None:
                 self.refused(Outcome.TOO_LARGE)
-            refusal = _TOO_LARGE
+            refusal = TOO_LARGE
         except _Disconnected:
-            refusal = _DISCONNECTED
+            refusal = DISCONNECTED
         finally:
             deadline.end(reading)  # before any reply: the deadline is the read's, not the send's
         if refusal is not None:

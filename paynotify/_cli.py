@@ -13,12 +13,22 @@ from paynotify._cli_events import add_events_parser, positive_float, positive_in
 from paynotify._cli_query import add_query_parser, run_query
 from paynotify._cli_serve import add_serve_arguments, check_workers, serve_options, versions
 from paynotify._cli_webhooks import add_webhooks_parser, run_webhooks
-from paynotify._errors import PaynotifyError
+from paynotify._errors import ConfigurationError, PaynotifyError
 
 __all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        # Ctrl-C: uvicorn has shut down gracefully already and re-raised the signal; at any other
+        # moment there is nothing half-done to report. 130 is the shell's code for it.
+        print(file=sys.stderr)
+        return 130
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = argparse.ArgumentParser(
         prog="paynotify",
         description="Verified payment notifications.",
@@ -74,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from paynotify._demo import run_demo
 
+            if args.db is not None and not args.db.parent.is_dir():
+                raise ConfigurationError(f"--db {args.db}: no directory {args.db.parent} to create it in")
             return run_demo(sys.stdout, args.db)
         if args.command == "init":
             from paynotify._init import init_project

@@ -9,7 +9,9 @@
     │   ├── PayloadTooLarge         body over the limit                     -> 413
     │   ├── MalformedNotification   not the provider's format               -> failure reply
     │   │   └── InvalidContent      verified, but a field has not its documented shape
-    │   │                           -> recorded `rejected` with the verified fields, then ack
+    │   │   │                       -> recorded `rejected` with the verified fields, then ack
+    │   │   └── NotANotification    verified, but not a notification (a sync return posted to notify)
+    │   │                           -> failure reply, counted, logged sampled, never recorded
     │   ├── VerificationError       bad, missing or unverifiable signature  -> failure reply
     │   ├── CheckFailed             verified, refused by an account check   -> ack, not dispatched
     │   ├── InFlight                the same event is handled elsewhere     -> failure reply, retry
@@ -35,6 +37,7 @@ __all__ = [
     "InFlight",
     "InvalidContent",
     "MalformedNotification",
+    "NotANotification",
     "NotificationError",
     "PayloadTooLarge",
     "PaynotifyError",
@@ -110,13 +113,7 @@ class InvalidContent(MalformedNotification):
     Raised by a provider after verification, with the verified fields in `raw` and, when it can be
     told, `event_id`: the pipeline records the fields as `rejected`, so nothing verified goes
     unseen, and acknowledges the provider once they are on record (a resend would be refused the
-    same way); while the store cannot take them, it gives the failure reply. They are kept under
-    an id made of the decoded fields, so byte-variants of one content (re-encoded, re-spaced) are
-    one record.
-
-    `misplaced` is true when the content is not a notification at all (a signed sync return
-    posted to notify, which every paying buyer's browser is given): it is counted and logged
-    (sampled), never stored, and the failure reply is given.
+    same way); while the store cannot take them, it gives the failure reply.
     """
 
     def __init__(
@@ -126,12 +123,17 @@ class InvalidContent(MalformedNotification):
         account: str | None = None,
         raw: Mapping[str, Any] | None = None,
         event_id: str | None = None,
-        misplaced: bool = False,
     ) -> None:
         super().__init__(message, account=account)
         self.raw: dict[str, Any] = dict(raw or {})
         self.event_id = event_id
-        self.misplaced = misplaced
+
+
+class NotANotification(InvalidContent):
+    """Verified, but not a notification at all: a signed sync return (which every buyer's browser
+    is given) posted to the notify URL. Never recorded: re-encoding its bytes keeps the signature
+    valid, so each copy would be a row any buyer can add; the pipeline counts it
+    (`not_notification`), logs it at a sampled rate and gives the failure reply."""
 
 
 class VerificationError(NotificationError):

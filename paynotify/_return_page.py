@@ -15,19 +15,21 @@ from paynotify._result import PaymentResult
 
 __all__ = ["SECURITY_HEADERS", "Language", "default_return_reply", "page_language", "return_failure_reply"]
 
-Language = Literal["zh", "en"]
-
 SECURITY_HEADERS = {
-    # The page has no script, style, image or form: nothing may load, frame it or be sniffed in.
+    # The page has no script, style, image or form of its own: nothing needs allowing.
     "content-security-policy": (
         "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     ),
     "x-frame-options": "DENY",
     "x-content-type-options": "nosniff",
-    # It names the buyer's order: no shared cache keeps it, and Back does not show it from one.
+    # The query holds the buyer's signed trade details: neither cached nor sent on as a Referer.
     "cache-control": "no-store",
+    "referrer-policy": "no-referrer",
 }
-"""On every reply paynotify makes for the buyer's browser (a return handler's own reply aside)."""
+"""On every page and redirect paynotify answers a sync return with (an `on_return` handler's
+reply is the application's own)."""
+
+Language = Literal["zh", "en"]
 
 _PAGE = """<!doctype html>
 <html lang="{lang}"><head><meta charset="utf-8"><title>{title}</title></head>
@@ -75,8 +77,8 @@ def _quality(params: str) -> float:
 def _page(lang: Language, texts: dict[Language, tuple[str, str]], status: int, order: str = "") -> Reply:
     title, text = texts[lang]
     body = _PAGE.format(lang="zh-CN" if lang == "zh" else "en", title=title, text=text.format(order=order))
-    headers = {"content-language": "zh-CN" if lang == "zh" else "en", "vary": "Accept-Language",
-               **SECURITY_HEADERS}  # fmt: skip
+    headers = {"content-language": "zh-CN" if lang == "zh" else "en", "vary": "Accept-Language"}
+    headers.update(SECURITY_HEADERS)
     return Reply(status, body.encode(), "text/html; charset=utf-8", headers)
 
 

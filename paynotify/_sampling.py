@@ -1,60 +1,69 @@
-"""Sampled log lines: the first `limit` in each `window` seconds for one key (an account and a
-reason), then, once the window is over, one line saying how many were left out.
+"""A log sampler: the first `limit` lines of a kind in each window, then only how many were left out.
 
-Refused requests are made by whoever can reach the endpoint: their log lines must not grow with
-the requests (100,000 junk requests once wrote 50,000 WARNING lines). Keys come from configuration
-(account names, outcomes, channels), never from the request, so the table stays small.
+Refused requests cost their sender nothing, so one WARNING each would let anyone fill the disk
+(100,000 junk requests wrote 50,000 lines); the first few of a window still say what is happening,
+and the count says how much. Keys are few by construction (a configured account and an outcome),
+never taken from a request, so the table of windows stays small.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
 
 __all__ = ["Sampler"]
 
-Report = Callable[[Hashable, int, float], None]
-"""Called with the key, how many lines were suppressed, and the window, when a window closes
-having suppressed any."""
+K = TypeVar("K", bound=Hashable)
 
 
-class Sampler:
-    def __init__(
-        self,
-        report: Report,
-        *,
-        limit: int = 10,
-        window: float = 60.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.report = report
+class Sampler(Generic[K]):
+    """Admit the first `limit` of each key per `window` seconds; count the rest.
+
+    A key's window opens with its first `admit`. `expired()` hands back, once each, the keys
+    whose window has ended with lines left out, and their count. No lock: it runs on one event loop.
+    """
+
+    def __init__(self, limit: int = 10, window: float = 60.0, clock: Callable[[], float] = time.monotonic):
+        if limit < 0 or window <= 0:
+            raise ValueError("limit must be >= 0 and window > 0")
         self.limit = limit
         self.window = window
-        self.clock = clock
-        self._windows: dict[Hashable, list[float]] = {}  # key -> [ends at, lines allowed, suppressed]
+        self._clock = clock
+        self._windows: dict[K, list[float]] = {}  # key -> [opened at, seen]
+        self._ended: list[tuple[K, int]] = []  # windows over with some left out, not yet reported
         self._next_end = float("inf")
 
-    def allow(self, key: Hashable) -> bool:
-        """Whether the line for `key` is to be written now (False: counted, to be summarised)."""
-        now = self.clock()
+    def admit(self, key: K) -> bool:
+        """Whether this one is logged (True) or only counted (False)."""
+        now = self._clock()
         if now >= self._next_end:
-            self._close(now)
-        current = self._windows.get(key)
-        if current is None:
-            current = self._windows[key] = [now + self.window, 0, 0]
-            self._next_end = min(self._next_end, current[0])
-        if current[1] < self.limit:
-            current[1] += 1
-            return True
-        current[2] += 1
-        return False
+            self._roll(now)
+        entry = self._windows.get(key)
+        if entry is None:
+            self._windows[key] = [now, 1]
+            self._next_end = min(self._next_end, now + self.window)
+            return self.limit > 0
+        entry[1] += 1
+        return entry[1] <= self.limit
 
-    def _close(self, now: float) -> None:
-        # A summary is written when the next line of any key comes after a window's end: no timer
-        # to run, and a process that went quiet has nothing new to say.
-        for key, (ends, _, suppressed) in list(self._windows.items()):
-            if ends <= now:
-                del self._windows[key]
-                if suppressed:
-                    self.report(key, int(suppressed), self.window)
-        self._next_end = min((w[0] for w in self._windows.values()), default=float("inf"))
+    def expired(self) -> list[tuple[K, int]]:
+        """The keys whose window ended with some left out, and how many: each reported once."""
+        self._roll(self._clock())
+        ended, self._ended = self._ended, []
+        return ended
+
+    def pending(self) -> bool:
+        """Whether some are counted and not reported yet (in a window still open, or ended)."""
+        return bool(self._ended) or any(seen > self.limit for _, seen in self._windows.values())
+
+    def _roll(self, now: float) -> None:
+        next_end = float("inf")
+        for key, (opened, seen) in list(self._windows.items()):
+            if now - opened < self.window:
+                next_end = min(next_end, opened + self.window)
+                continue
+            del self._windows[key]  # forgotten: the key's next one opens a fresh window
+            if seen > self.limit:
+                self._ended.append((key, int(seen) - self.limit))
+        self._next_end = next_end

@@ -74,15 +74,21 @@ def serve(
         # Spawned workers inherit the environment, not this process's objects.
         os.environ[_CONFIG_ENV] = str(config.resolve())
         os.environ[_LOG_LEVEL_ENV] = log_level
+        for line in served_urls(notifier, f"http://{_netloc(host, port)}{root_path}", None, False):
+            log.info("%s", line)
         uvicorn.run(_APP_FACTORY, factory=True, workers=workers, lifespan="on", **settings)  # type: ignore[arg-type]
         return
     servers = [uvicorn.Server(uvicorn_config(notifier.asgi(), **settings))]
+    console = None
     if ops is not None:
         from paynotify.ops import Instrumentation, ops_app
 
         instrumentation = Instrumentation().attach(notifier)
-        app = ops_app(notifier, instrumentation=instrumentation, console=_console(notifier))
+        console = _console(notifier)
+        app = ops_app(notifier, instrumentation=instrumentation, console=console)
         servers.append(uvicorn.Server(uvicorn.Config(app, host=ops[0], port=ops[1], lifespan="off")))
+    for line in served_urls(notifier, f"http://{_netloc(host, port)}{root_path}", ops, console is not None):
+        log.info("%s", line)
 
     async def main() -> None:
         if config is not None:
@@ -90,6 +96,24 @@ def serve(
         await asyncio.gather(*(server.serve() for server in servers))
 
     asyncio.run(main())
+
+
+def served_urls(notifier: Notifier, base: str, ops: tuple[str, int] | None, console: bool) -> list[str]:
+    """What `serve` says at start: each account's URLs (to give the provider) and the ops port's."""
+    lines = [
+        f"account {name!r} ({account.provider.name}): {channel} URL {base}/{name}/{channel}"
+        for name, account in sorted(notifier.accounts.items())
+        for channel in sorted(account.provider.channels)
+    ]
+    if ops is not None:
+        where = f"http://{_netloc(*ops)}"
+        lines.append(f"ops: {where}/healthz, {where}/readyz, {where}/metrics")
+        lines.append(f"console: {where}/console/" if console else "console: off (no credentials set)")
+    return lines
+
+
+def _netloc(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 _CONFIG_ENV = "PAYNOTIFY_SERVE_CONFIG"

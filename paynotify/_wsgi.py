@@ -17,16 +17,19 @@ from collections.abc import Iterable
 from http import HTTPStatus
 from typing import TYPE_CHECKING, BinaryIO
 
-from paynotify._adapter import (
+from paynotify._adapter import Notifier, notifier_loop
+from paynotify._http import InboundRequest, Reply
+from paynotify._route import (
     BAD_LENGTH,
     DISCONNECTED,
     NOT_FOUND,
     TOO_LARGE,
-    Notifier,
+    TOO_SLOW,
+    declared_over,
     method_reply,
-    notifier_loop,
+    split,
 )
-from paynotify._http import InboundRequest, Reply
+from paynotify._socket_deadline import body_deadline
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -39,23 +42,28 @@ class _Refused(Exception):
         self.reply = reply
 
 
-def read_body(environ: WSGIEnvironment, limit: int) -> bytes:
-    """The body as bytes, exactly; never more than `limit` of them read (`_Refused` otherwise)."""
-    stream: BinaryIO = environ["wsgi.input"]
+def read_body(environ: WSGIEnvironment, limit: int, timeout: float) -> bytes:
+    """The body as bytes, exactly; never more than `limit` of them read, nor for longer than
+    `timeout` seconds where the server lets the app cut a read short (`_Refused` otherwise)."""
     length = environ.get("CONTENT_LENGTH") or ""
     if length:
         if not length.isdigit():
             raise _Refused(BAD_LENGTH)
-        if int(length) > limit:
+        if declared_over(length, limit):
             raise _Refused(TOO_LARGE)
-        body = _read(stream, int(length))
-        if len(body) < int(length):
-            raise _Refused(DISCONNECTED)
-        return body
-    # Without a length PEP 3333 leaves reading undefined, unless the server ends the stream itself.
-    if not environ.get("wsgi.input_terminated"):
+    elif not environ.get("wsgi.input_terminated"):
+        # Without a length PEP 3333 leaves reading undefined, unless the server ends the stream itself.
         return b""
-    body = _read(stream, limit + 1)
+    stream: BinaryIO = environ["wsgi.input"]
+    with body_deadline(environ, timeout) as read:
+        try:
+            body = _read(stream, int(length) if length else limit + 1)
+        except OSError:  # a chunked stream cut short: by the deadline, or by the client
+            body = None
+    if read.expired:
+        raise _Refused(TOO_SLOW)
+    if body is None or (length and len(body) < int(length)):
+        raise _Refused(DISCONNECTED)
     if len(body) > limit:
         raise _Refused(TOO_LARGE)
     return body
@@ -104,7 +112,9 @@ class NotificationWSGIApp:
         headers = [("Content-Length", str(len(reply.body)))]
         if reply.content_type is not None:
             headers.append(("Content-Type", reply.content_type))
-        headers.extend(reply.headers.items())
+        # PEP 3333 leaves hop-by-hop headers to the server (wsgiref refuses them): TOO_SLOW's
+        # `connection: close` is the server's to act on, and its read side is shut anyway.
+        headers.extend((name, value) for name, value in reply.headers.items() if name.lower() != "connection")
         start_response(_status_line(reply.status), headers)
         return [reply.body]
 
@@ -113,16 +123,16 @@ class NotificationWSGIApp:
         self._loop.close()
 
     def _reply(self, environ: WSGIEnvironment) -> Reply:
-        parts = environ.get("PATH_INFO", "").split("/")
-        if len(parts) != 3 or parts[0] or not parts[1] or not parts[2]:
+        route = split(environ.get("PATH_INFO", ""))
+        if route is None:
             return NOT_FOUND
-        _, account, channel = parts
+        account, channel = route
         method: str = environ["REQUEST_METHOD"]
         refused = method_reply(method, channel)
         if refused is not None:
             return refused
         try:
-            body = read_body(environ, self.notifier.body_limit)
+            body = read_body(environ, self.notifier.body_limit, self.notifier.options.body_timeout)
         except _Refused as exc:
             return exc.reply
         query = environ.get("QUERY_STRING", "").encode("latin-1")

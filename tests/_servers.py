@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
 TESTS = Path(__file__).parent
-_LISTENING = re.compile(rb"(?:running on|Serving on) http://127\.0\.0\.1:(\d+)")
+_LISTENING = re.compile(rb"(?:running on|Serving on|Listening at:) http://127\.0\.0\.1:(\d+)")
 
 
 @dataclass

@@ -259,3 +259,23 @@ async def test_every_read_leaves_the_body_deadline_whatever_its_end(notifier: No
         assert sent[0]["status"] in (200, 400, 413)
     assert app._deadline._reading == {}
     assert app._deadline._expired == set()
+
+
+async def test_a_declared_body_over_the_limit_is_413_before_anything_is_received(notifier: Notifier) -> None:
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def receive() -> MutableMapping[str, Any]:
+        raise AssertionError("the body was read")
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/shop/notify",
+        "query_string": b"",
+        "headers": [(b"content-length", str(10**9).encode())],
+    }
+    await notifier.asgi()(scope, receive, send)
+    assert sent[0]["status"] == 413

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 import signal
 import uuid
@@ -17,14 +16,11 @@ import pytest
 from _alipay_keys import vector
 from _echo_provider import BODY, QUERY, seen
 from _servers import Served, raw_post, subprocess_server
-from _unionpay import chain
 from conftest import SECRET, example_notify
 from django.test import AsyncClient, Client
 from django.urls import reverse
 from django_project.payments import DELIVERED, notifier
 from paynotify_examplepay import sign
-from paynotify_unionpay.testing import MER_ID
-from paynotify_unionpay.testing import make_notify as unionpay_notify
 
 import paynotify.contrib.django
 from paynotify import Reply
@@ -78,6 +74,7 @@ def test_exported_names() -> None:
     assert paynotify.contrib.django.__all__ == [
         "close",
         "notification_view",
+        "paynotify_asgi",
         "paynotify_urls",
         "with_lifespan",
     ]
@@ -221,30 +218,18 @@ async def test_concurrent_duplicates_are_dispatched_once() -> None:
     assert delivered(order_id) == 1
 
 
-async def test_in_flight_duplicates_503_is_not_logged_at_error(caplog: pytest.LogCaptureFixture) -> None:
-    order_id = "slow" + uuid.uuid4().hex[:12]  # UnionPay's orderId has no '-'
-    body = unionpay_notify(chain(), mer_id=MER_ID, order_id=order_id)
-    client = AsyncClient(enforce_csrf_checks=True)
-
-    async def post() -> int:
-        response = await client.post("/payments/unionpay/notify", body, content_type=FORM)
-        return int(response.status_code)
-
-    with caplog.at_level(logging.INFO):
-        statuses = await asyncio.gather(*(post() for _ in range(4)))
-    assert sorted(statuses) == [200, 503, 503, 503]  # the in-flight ones are asked to retry
-    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
-    in_flight = [r for r in caplog.records if "being handled by another delivery" in r.getMessage()]
-    assert [r.levelno for r in in_flight] == [logging.INFO] * 3  # paynotify's own line, once each
-    assert delivered(order_id) == 1
-
-
 # -- over HTTP, in a server process ------------------------------------------------------------------
 
 SERVERS = {
     # uvicorn stops on SIGTERM; waitress-serve only on SIGINT (docs/django.md).
+    # paynotify_asgi: paynotify's paths answered before Django's handler reads the body.
     "uvicorn-asgi": (
         ("uvicorn", "django_project.asgi:application", "--host", "127.0.0.1", "--port", "0"),
+        signal.SIGTERM,
+    ),
+    # The view under Django's ASGI handler, as a project without paynotify_asgi serves it.
+    "uvicorn-asgi-view": (
+        ("uvicorn", "django_project.asgi:django_view", "--host", "127.0.0.1", "--port", "0"),
         signal.SIGTERM,
     ),
     "waitress-wsgi": (("waitress", "--listen=127.0.0.1:0", "django_project.wsgi:application"), signal.SIGINT),
@@ -340,3 +325,25 @@ def test_store_is_closed_when_the_server_stops() -> None:
             log = served.stop(stop_signal)
         assert "paynotify: notifier closed" in log, (name, log)
         assert json.dumps(name)  # names the server in a failure
+
+
+def test_the_django_adapter_imports_only_the_adapters_kit_of_the_core() -> None:
+    # Imports point down, on seams: of paynotify's private modules, contrib/django.py uses the one
+    # made for adapters (issue 26), never the route, the ASGI app or the pipeline directly.
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse(Path(paynotify.contrib.django.__file__).read_text())
+    private = {
+        node.module
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("paynotify._")
+    }
+    private |= {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+        if alias.name.startswith("paynotify._")
+    }
+    assert private == {"paynotify._adapter"}

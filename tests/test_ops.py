@@ -82,9 +82,13 @@ async def test_a_scrape_counts_every_outcome_where_it_belongs(
         provider = "-" if account == "-" else "examplepay"
         channel = "-" if account == "-" else "notify"
         return sample(
-            registry, "paynotify_notifications_total",
-            provider=provider, account=account, outcome=outcome, channel=channel,
-        )  # fmt: skip
+            registry,
+            "paynotify_notifications_total",
+            provider=provider,
+            account=account,
+            channel=channel,
+            outcome=outcome,
+        )
 
     assert count("delivered") == 4
     assert count("duplicate") == 1
@@ -125,8 +129,8 @@ async def test_metrics_and_state_gauges_over_http(tmp_path: Path) -> None:
         text = (await ops.get("/metrics")).text
         assert 'paynotify_events{state="pending"} 3.0' in text
         assert (
-            'paynotify_notifications_total{account="shop",channel="notify",'
-            'outcome="queued",provider="examplepay"} 3.0' in text
+            'paynotify_notifications_total{account="shop",channel="notify",outcome="queued",'
+            'provider="examplepay"} 3.0' in text
         )
         assert "paynotify_queue_lag_seconds" in text
         assert "o-1" not in text  # no order or event id as a label, ever
@@ -151,6 +155,9 @@ async def test_readiness_flips_when_the_database_goes_away_and_back(tmp_path: Pa
         down = await ops.get("/readyz")
         assert down.status_code == 503
         assert down.text.startswith("not ready: ")
+        # Unauthenticated: where the store is (host, port, database, schema) is for the log only.
+        for secret_ish in ("127.0.0.1", str(proxy.port), "/test", "pn_test_"):
+            assert secret_ish not in down.text
         assert (await ops.get("/healthz")).status_code == 200  # alive all the same
         await proxy.restore()
         assert (await ops.get("/readyz")).status_code == 200
@@ -262,9 +269,7 @@ class _Recording(Observer):
         self.tracing = tracing
         self.calls: list[str] = []
 
-    def notification(
-        self, provider: str, account: str, outcome: Outcome, seconds: float, *, channel: str
-    ) -> None:
+    def notification(self, provider: str, account: str, outcome: Outcome, seconds: float) -> None:
         self.calls.append(f"notification:{outcome.value}")
 
     def verification(self, provider: str, seconds: float) -> None:

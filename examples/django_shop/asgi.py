@@ -5,12 +5,14 @@ import os
 
 from django.core.asgi import get_asgi_application
 
-from paynotify.contrib.django import with_lifespan
+from paynotify.contrib.django import paynotify_asgi
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "django_shop.settings")
 django_application = get_asgi_application()
 
 from django_shop.payments import notifier  # noqa: E402  (after Django is set up, as models need)
 
-# Closes the Notifier's store when the server stops (Django alone ignores the ASGI lifespan).
-application = with_lifespan(django_application, notifier)
+# /payments/ (where urls.py includes paynotify_urls) is answered before Django reads a body: the
+# body limit, the body deadline and the early 413 hold. The rest is Django's. At shutdown the
+# Notifier's store is closed (Django alone ignores the ASGI lifespan).
+application = paynotify_asgi(django_application, notifier, prefix="/payments/")

@@ -11,7 +11,8 @@
 The view is async and CSRF-exempt (a provider has no CSRF token; the signature is the proof). It
 never lets Django parse the body: the pipeline gets the bytes received, and the query string as
 the server received it. The Notifier runs on paynotify's own event loop thread, opened on the
-first request and closed at interpreter exit (paynotify/_adapter.py says why; docs/django.md how).
+first request and closed when the process exits (paynotify/_adapter.py says why; docs/django.md
+how). Under ASGI, `paynotify_asgi` answers the same paths before Django's handler reads a body.
 This is the only module that imports Django.
 """
 
@@ -27,12 +28,21 @@ from django.views.decorators.csrf import csrf_exempt
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from paynotify import InboundRequest, Reply
-from paynotify._adapter import TOO_LARGE, method_reply, notifier_loop
+from paynotify._adapter import (
+    DISCONNECTED,
+    TOO_LARGE,
+    TOO_SLOW,
+    body_deadline,
+    declared_over,
+    method_reply,
+    notification_asgi,
+    notifier_loop,
+)
 
 if TYPE_CHECKING:
     from paynotify import Notifier
 
-__all__ = ["close", "notification_view", "paynotify_urls", "with_lifespan"]
+__all__ = ["close", "notification_view", "paynotify_asgi", "paynotify_urls", "with_lifespan"]
 
 APP_NAME = "paynotify"
 
@@ -59,22 +69,28 @@ def notification_view(notifier: Notifier) -> View:
         if refused is not None:
             return _response(refused)
         limit = notifier.body_limit
-        length = request.META.get("CONTENT_LENGTH") or ""
-        if length.isdigit() and int(length) > limit:
+        if declared_over(request.META.get("CONTENT_LENGTH"), limit):
             return _response(TOO_LARGE)
         # read(), not request.body: no DATA_UPLOAD_MAX_MEMORY_SIZE in the way, and never more than
-        # the limit in memory when Content-Length is missing (chunked).
-        body = request.read(limit + 1)
+        # the limit in memory when Content-Length is missing (chunked). Under WSGI the read waits on
+        # the client, so it has the WSGI app's deadline; under ASGI Django has read it all already.
+        with body_deadline(request.META, notifier.options.body_timeout) as reading:
+            try:
+                body = request.read(limit + 1)
+            except OSError:  # UnreadablePostError: cut short, by the deadline or by the client
+                body = None
+        if reading.expired:  # only under WSGI, where a hop-by-hop header is the server's (PEP 3333)
+            too_slow = _response(TOO_SLOW)
+            del too_slow["Connection"]
+            return too_slow
+        if body is None:
+            return _response(DISCONNECTED)
         if len(body) > limit:
             return _response(TOO_LARGE)
         headers = {name.lower(): value for name, value in request.headers.items()}
         inbound = InboundRequest(method, channel, headers, _query_bytes(request), body)
         reply = await asyncio.wrap_future(loop.submit(account, inbound))
-        response = _response(reply)
-        # paynotify logged the outcome at its own level (an in-flight duplicate's 503 at INFO,
-        # refusals sampled): django.request would add a line per reply, 5xx at ERROR.
-        response._has_been_logged = True  # type: ignore[attr-defined]
-        return response
+        return _response(reply)
 
     return notification
 
@@ -90,7 +106,7 @@ def with_lifespan(application: Callable[..., Awaitable[None]], notifier: Notifie
         application = with_lifespan(get_asgi_application(), notifier)   # asgi.py
 
     Django refuses lifespan messages, and uvicorn ends on SIGTERM by re-raising the signal once it
-    has stopped, so interpreter exit (atexit) never comes: the lifespan is the hook that does.
+    has stopped, so no exit hook of the process runs: the lifespan is the hook that does.
     """
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -104,6 +120,40 @@ def with_lifespan(application: Callable[..., Awaitable[None]], notifier: Notifie
                 await asyncio.to_thread(close, notifier)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    return app
+
+
+def paynotify_asgi(
+    application: Callable[..., Awaitable[None]], notifier: Notifier, *, prefix: str
+) -> ASGIApp:
+    """Django's ASGI application with paynotify's paths answered before Django sees them, and the
+    ASGI lifespan answered as `with_lifespan` does.
+
+        application = paynotify_asgi(get_asgi_application(), notifier, prefix="/payments/")
+
+    Django's ASGI handler reads a whole body (spooled to disk past 2.5 MB) before any view runs, so
+    no view can refuse one early; under `prefix` the request goes instead to paynotify's ASGI route
+    (the body limit, the body deadline and the early 413 of `notifier.asgi()`), answering through
+    the same loop as the view. `prefix` is where `paynotify_urls` is included, so `reverse()` names
+    the URLs this serves; everything else, websockets included, is Django's.
+    """
+    if not (prefix.startswith("/") and prefix.endswith("/")):
+        raise ValueError(f"prefix must start and end with '/', as '/payments/' does, not {prefix!r}")
+    mount = prefix.rstrip("/")
+    notifications = notification_asgi(notifier)
+    django = with_lifespan(application, notifier)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            root: str = scope.get("root_path", "")
+            path: str = scope["path"]
+            below = path[len(root) :] if root and path.startswith(root) else path
+            if below.startswith(prefix):
+                # Mounted as Starlette mounts an app: the route reads its path below root_path.
+                scope = {**scope, "root_path": root + mount, "path": root + below}
+                return await notifications(scope, receive, send)
+        await django(scope, receive, send)
 
     return app
 
@@ -127,4 +177,8 @@ def _response(reply: Reply) -> HttpResponse:
         response["Content-Type"] = reply.content_type
     for name, value in reply.headers.items():
         response[name] = value
+    # paynotify logged this outcome at its own level (an in-flight duplicate's 503 at INFO, a
+    # forged request's refusal sampled): django.request would log every 5xx again at ERROR and
+    # every 4xx at WARNING, unsampled. This is the flag Django's log_response reads.
+    response._has_been_logged = True  # type: ignore[attr-defined]
     return response

@@ -217,6 +217,8 @@ class Filters:
     @classmethod
     def read(cls, params: Mapping[str, str]) -> Filters:
         found = cls(**{f.name: params.get(f.name, "").strip() for f in fields(cls)})
+        if any("\x00" in value for value in vars(found).values()):  # no store holds one, PostgreSQL errs
+            raise BadRequest("a filter cannot hold a NUL character")
         if found.state and found.state not in EventState._value2member_map_:
             raise BadRequest(f"unknown state {found.state!r}")
         if found.kind and found.kind not in KINDS:

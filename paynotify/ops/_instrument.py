@@ -3,7 +3,7 @@
     instrumentation = Instrumentation(registry=my_registry)      # prometheus_client registry
     instrumentation.attach(notifier)
 
-No label ever holds an order or event id: provider, account, outcome, subscriber and state only,
+No label ever holds an order or event id: provider, account, channel, outcome, subscriber and state only,
 all from configuration, never from the request. Spans are made only when an OpenTelemetry SDK is
 configured (`trace.set_tracer_provider`); with the API alone nothing is recorded or exported.
 """
@@ -102,13 +102,14 @@ class Instrumentation(Observer):
     # The histograms' observations are written out in each method: a call each would cost more
     # than the counting (these run on every notification; bench.ops measures them).
 
-    def notification(
-        self, provider: str, account: str, outcome: Outcome, seconds: float, *, channel: str
-    ) -> None:
+    def notification(self, provider: str, account: str, outcome: Outcome, seconds: float) -> None:
+        self.answered(provider, account, "-", outcome, seconds)
+
+    def answered(self, provider: str, account: str, channel: str, outcome: Outcome, seconds: float) -> None:
         if self._tracing and time.monotonic() - self._live_checked > 1.0:
             self._refresh_tracing()
         if self._metrics:
-            self.notifications[provider, account, outcome._value_, channel] += 1
+            self.notifications[provider, account, channel, outcome._value_] += 1
             if provider != "-":
                 counts = self.handling[provider]
                 counts[bisect_left(_SECONDS, seconds)] += 1
@@ -176,8 +177,8 @@ class _Collector:
         src = self.source
         notifications = CounterMetricFamily(
             "paynotify_notifications",
-            "HTTP deliveries by outcome",
-            labels=["provider", "account", "outcome", "channel"],
+            "HTTP deliveries by channel and outcome",
+            labels=["provider", "account", "channel", "outcome"],
         )
         for labels, value in list(src.notifications.items()):
             notifications.add_metric(list(labels), value)
