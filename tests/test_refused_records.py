@@ -126,3 +126,44 @@ def test_the_rejected_id_is_the_decoded_fields_digest_not_the_bodys() -> None:
 
 def test_not_a_notification_is_counted_under_its_own_outcome() -> None:
     assert Outcome("not_notification") is Outcome.NOT_A_NOTIFICATION
+
+
+def v2_refund_variants(body: bytes, count: int) -> list[bytes]:
+    """Copies of an unsigned v2 refund notification varied where nobody signs: a nonce_str of its
+    own, an element added, whitespace. The req_info (the only protected part) is untouched."""
+    copies = []
+    for i in range(count):
+        copy = re.sub(rb"<nonce_str>.*?</nonce_str>", f"<nonce_str>n{i}</nonce_str>".encode(), body)
+        added = f"{' ' * (i % 3)}<extra_{i % 5}>{i}</extra_{i % 5}></xml>"
+        copies.append(copy.replace(b"</xml>", added.encode()))
+    return copies
+
+
+async def test_unsigned_variants_of_a_v2_refund_out_of_shape_or_contradicted_are_one_record_each() -> None:
+    from paynotify_wechatpay.testing import WeChatPayV2Emulator, make_v2_refund_notify
+
+    from paynotify.recovery import EmulatorTransport
+
+    emu = WeChatPayV2Emulator()
+    emu.pay("order-1", total_fee=10000)
+    n = Notifier("memory://", api_transport=EmulatorTransport({"wechatpay-v2.emulator": emu}))
+    settings = emu.account_settings()
+    n.add_account("shop", "wechatpay-v2", **settings)
+    ids = {"appid": settings["appid"], "mch_id": settings["mch_id"], "out_trade_no": "order-1"}
+    odd = make_v2_refund_notify(settings["api_key"], **ids, out_refund_no="refund-9", total_fee=10000,
+                                refund_fee=100, refund_status="MAYBE")  # fmt: skip
+    emu.refund("refund-1", "order-1", refund_fee=1000)
+    claimed = emu.notification(refund="refund-1")
+    emu.refund("refund-1", "order-1", refund_fee=100)  # WeChat Pay has 1.00: the claim is contradicted
+
+    async def handle(body: bytes) -> bytes:
+        return (await n.handle("shop", InboundRequest("POST", "notify", {}, b"", body))).body
+
+    async with n:
+        for body in v2_refund_variants(odd, 50):
+            assert b"SUCCESS" in await handle(body)  # out of shape: on record, acknowledged
+        assert len(await n.store.find()) == 1
+        for body in v2_refund_variants(claimed, 20):
+            assert b"SUCCESS" in await handle(body)  # contradicted by refundquery: on record
+        assert len(await n.store.find()) == 2
+        assert len([p for p, _ in emu.requests if p.endswith("refundquery")]) == 20
