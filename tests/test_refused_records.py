@@ -167,3 +167,17 @@ async def test_unsigned_variants_of_a_v2_refund_out_of_shape_or_contradicted_are
             assert b"SUCCESS" in await handle(body)  # contradicted by refundquery: on record
         assert len(await n.store.find()) == 2
         assert len([p for p, _ in emu.requests if p.endswith("refundquery")]) == 20
+
+
+async def test_empty_fields_added_to_signed_content_out_of_shape_are_one_record() -> None:
+    # Alipay and WeChat Pay v2 sign without empty values: any name, empty, keeps the signature.
+    n = alipay("memory://")
+    n.add_account("wechat", "wechatpay-v2", appid=APPID, mch_id=MCH_ID, api_key=key())
+    form = make_notify(KEY, app_id=APP_ID, out_trade_no="o-3", total_amount="88.881")
+    xml = payment(cash_fee="1.00")
+    for i in range(100):
+        assert (await n.handle("shop", post(form + f"&x{i}=".encode()))).body == b"success"
+        body = xml.replace(b"</xml>", f"<x{i}></x{i}></xml>".encode())
+        assert b"SUCCESS" in (await n.handle("wechat", InboundRequest("POST", "notify", {}, b"", body))).body
+    assert sorted(e.account for e in await n.store.find()) == ["shop", "wechat"]
+    await n.aclose()
