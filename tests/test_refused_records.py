@@ -181,3 +181,21 @@ async def test_empty_fields_added_to_signed_content_out_of_shape_are_one_record(
         assert b"SUCCESS" in (await n.handle("wechat", InboundRequest("POST", "notify", {}, b"", body))).body
     assert sorted(e.account for e in await n.store.find()) == ["shop", "wechat"]
     await n.aclose()
+
+
+async def test_empty_elements_added_to_a_signed_v2_notification_naming_no_order_are_one_record() -> None:
+    from paynotify_wechatpay._xml import to_xml
+    from paynotify_wechatpay.testing import sign_v2
+
+    n = Notifier("memory://")
+    n.add_account("shop", "wechatpay-v2", appid=APPID, mch_id=MCH_ID, api_key=key())
+    fields = {"mch_id": MCH_ID, "contract_code": "C-1", "change_type": "ADD",  # 委托代扣: no order
+              "result_code": "SUCCESS", "return_code": "SUCCESS"}  # fmt: skip
+    fields["sign"] = sign_v2(fields, key())
+    xml = to_xml(fields).encode()
+    for i in range(50):
+        body = xml.replace(b"</xml>", f"<x{i}></x{i}></xml>".encode())
+        assert b"SUCCESS" in (await n.handle("shop", InboundRequest("POST", "notify", {}, b"", body))).body
+    (event,) = await n.store.find()
+    assert event.state.value == "unhandled"
+    await n.aclose()
