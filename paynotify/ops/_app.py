@@ -17,8 +17,10 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import Receive, Scope, Send
 
 from paynotify._errors import PaynotifyError
+from paynotify.ops._console import TO_ROOT
 from paynotify.ops._instrument import Instrumentation
 
 __all__ = ["READY_TIMEOUT", "ops_app"]
@@ -72,5 +74,18 @@ def ops_app(
 
         routes.append(Route("/metrics", metrics))
     if console is not None:
+        # `/console` without its slash goes through the console's own guard (authentication,
+        # security headers, a relative Location), not Starlette's redirect built from the Host.
+        routes.append(Route("/console", _ConsoleRoot(console), methods=["GET", "HEAD"]))
         routes.append(Mount("/console", app=console))
     return Starlette(routes=routes)
+
+
+class _ConsoleRoot:
+    """`/console` itself, handed to the console marked so that its guard answers the redirect."""
+
+    def __init__(self, console: Any) -> None:
+        self.console = console
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.console({**scope, TO_ROOT: True}, receive, send)

@@ -30,14 +30,14 @@ from markupsafe import Markup
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paynotify._errors import CheckFailed, DeliveryFailed, PaynotifyError, StoreError
 from paynotify._provider import Account
 from paynotify._stores.base import REPLAYABLE, RETRYABLE, EventLog, EventState, StoredEvent
-from paynotify.ops._auth import Authenticator, CsrfTokens, resolve
+from paynotify.ops._auth import Authenticator, CsrfTokens, resolve, same_origin
 
 __all__ = ["ConsoleNotifier", "console_app"]
 
@@ -89,10 +89,12 @@ SECURITY_HEADERS = {
     "content-security-policy": CONTENT_SECURITY_POLICY,
     "x-frame-options": "DENY",
     "cache-control": "no-store",
-    "referrer-policy": "no-referrer",
+    "referrer-policy": "same-origin",  # no-referrer would make a browser send `Origin: null` on our forms
     "x-content-type-options": "nosniff",
 }
 _IDENTITY = "paynotify_console_identity"
+TO_ROOT = "paynotify.console_root"
+"""Set in the scope of a request for the mount point itself (`/console`): the guard redirects it."""
 
 
 class ConsoleNotifier(Protocol):
@@ -142,6 +144,11 @@ class _Guard:
                 "authentication required\n", 401, headers={"www-authenticate": self.auth.challenge}
             )
             await refused(scope, receive, secured)
+            return
+        if scope.get(TO_ROOT):
+            # `/console` itself: to `/console/`, relative (never built from the Host header), and
+            # only once signed in, with the security headers like every other answer.
+            await RedirectResponse("console/", 307)(scope, receive, secured)
             return
         scope = {**scope, "state": {**scope.get("state", {}), _IDENTITY: identity}}
         await self.app(scope, receive, secured)
@@ -547,6 +554,14 @@ class _Console:
         self, request: Request, form: dict[str, list[str]] | None = None
     ) -> Response | None:
         """A 403 unless the form carries this operator's token (checked before anything else)."""
+        if not same_origin(request):
+            return self.render(
+                request,
+                "error.html",
+                403,
+                title="Refused: the form was sent from another site",
+                message="This request's Origin (or Referer) is not this console. Nothing was changed.",
+            )
         if form is None:
             form = await self._form(request)
         given = form.get("csrf", [""])[0]
@@ -557,6 +572,7 @@ class _Console:
             "error.html",
             403,
             title="Refused: the form's token is not valid",
-            message="The page was stale (the console restarted) or the form did not come from it. "
+            message="The page was stale (its form expires after an hour, or the console restarted) or "
+            "the form did not come from it. "
             "Nothing was changed; reload the page and try again.",
         )
