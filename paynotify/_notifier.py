@@ -106,6 +106,9 @@ class Notifier:
         self._api_send: HttpSend | None = None
         self._upkeep: Upkeeps | None = None
         self.sweeper: Sweeper | None = None
+        self.sweeps_by_default = False
+        """Whether `open` starts the sweeper when the `sweeper` option is unset (None): `paynotify
+        serve` and `paynotify worker` set it; your own process decides with the option."""
         self._sweeping: asyncio.Task[None] | None = None
         if self.options.expectations:
             self.pipeline.delivered = self._close_expectation
@@ -296,6 +299,7 @@ class Notifier:
             self.pipeline.wake = self.dispatcher.wake.set
             self._dispatching = asyncio.create_task(self.dispatcher.run(), name="paynotify-dispatcher")
         sweeping = self.options.sweeper if sweeper is None else sweeper
+        sweeping = self.sweeps_by_default if sweeping is None else sweeping
         if sweeping and self.options.expectations:
             from paynotify.recovery import Sweeper
 

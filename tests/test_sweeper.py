@@ -276,3 +276,25 @@ async def test_the_notifier_runs_its_sweeper_and_stops_it_cleanly() -> None:
     assert s.notifier.sweeper is None
     assert task.done()
     assert not task.cancelled()
+
+
+@pytest.mark.parametrize(("line", "sweeps"), [("", True), ("sweeper = false", False)])
+async def test_serve_processes_sweep_unless_the_config_says_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, line: str, sweeps: bool
+) -> None:
+    from paynotify import _serve
+
+    config = tmp_path / "paynotify.toml"
+    given = WeChatPayV2Emulator().account_settings()
+    monkeypatch.setenv("PAYNOTIFY_TEST_V2_KEY", str(given.pop("api_key")))
+    settings = "".join(f'{k} = "{v}"\n' for k, v in given.items()) + 'api_key_env = "PAYNOTIFY_TEST_V2_KEY"\n'
+    config.write_text(f'store = "memory://"\n{line}\n[accounts.shop]\nprovider = "wechatpay-v2"\n{settings}')
+    monkeypatch.setenv("PAYNOTIFY_SERVE_CONFIG", str(config))
+    app = _serve.app_from_environment()
+    notifier = app.lifespan.__self__  # type: ignore[attr-defined]
+    async with notifier:
+        assert (notifier.sweeper is not None) is sweeps
+    own = Notifier("memory://")  # your own process: only when the option says so
+    await own.open()
+    assert own.sweeper is None
+    await own.aclose()
