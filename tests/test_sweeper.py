@@ -298,3 +298,44 @@ async def test_serve_processes_sweep_unless_the_config_says_not(
     await own.open()
     assert own.sweeper is None
     await own.aclose()
+
+
+async def test_a_refund_whose_notification_never_came_is_recovered(store_url: str) -> None:
+    clock = Clock()
+    async with shop(store_url) as s:
+        s.emu.pay("order-1", total_fee=10000)
+        assert await s.notify("order-1") == ACK  # the payment came
+        s.emu.refund("refund-1", "order-1", refund_fee=1000)  # its refund's notification did not
+        await s.notifier.expect(
+            "shop", "order-1", refund_id="refund-1", amount="10.00", until=timedelta(days=1)
+        )
+        clock.t += 61
+        sweep = await sweeper(s, clock).run_once()
+        assert sweep.recovered == [("shop", "order-1", "refund-1")]
+        assert [(r.kind.value, r.refund_id) for r in s.delivered] == [
+            ("payment", None),
+            ("refund", "refund-1"),
+        ]
+        record = await s.notifier.store.expectations.get("shop", "order-1", refund_id="refund-1")
+        assert record is not None
+        assert (record.state, record.outcome) == (ExpectationState.SETTLED, "succeeded")
+
+
+async def test_what_the_notifiers_sweeper_recovers_is_counted() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from paynotify.ops import Instrumentation
+
+    registry = CollectorRegistry()
+    async with shop("memory://", sweeper=True) as s:
+        Instrumentation(registry=registry, tracing=False).attach(s.notifier)
+        s.emu.pay("order-1")
+        await s.notifier.store.expectations.expect(
+            "shop", "order-1", amount=1, until=time.time() + 60, first_due=time.time()
+        )
+        assert s.notifier.sweeper is not None
+        arrived = asyncio.Event()
+        s.notifier.subscribe(lambda result: arrived.set(), name="arrived")
+        await asyncio.wait_for(arrived.wait(), 10)  # the sweeper rounds every 5 s at most
+        labels = {"provider": "wechatpay-v2", "account": "shop"}
+        assert registry.get_sample_value("paynotify_recovered_total", labels) == 1
