@@ -63,6 +63,11 @@ async def test_take_leases_each_due_expectation_once(backend: str, tmp_path: Pat
             None,
             "not found",
         )
+        [o2] = [r for r in rest if r.order_id == "o-2"]
+        assert await x.reschedule(o2, next_due=T0 + 50, now=T0 + 42, attempts=0)  # put back, unasked
+        put_back = await x.get("shop", "o-2")
+        assert put_back is not None
+        assert (put_back.attempts, put_back.next_due) == (0, T0 + 50)
         assert await x.settle("shop", "o-1", outcome="unpaid", state=ExpectationState.EXPIRED, now=T0 + 43)
         late = await x.take(limit=10, lease_seconds=30, now=T0 + 200)
         assert "o-1" not in {r.order_id for r in late}

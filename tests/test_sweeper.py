@@ -258,6 +258,8 @@ async def test_questions_per_account_are_rate_bounded() -> None:
         elapsed = clock.t - start
         assert len(s.api.hits) <= 2 + 0.5 * elapsed  # the burst, then the rate
         assert len(s.api.hits) >= 0.5 * elapsed - 1
+        records = await s.notifier.store.expectations.find(limit=100)
+        assert sum(r.attempts for r in records) == len(s.api.hits)  # put back is not asked
 
 
 async def test_the_notifier_runs_its_sweeper_and_stops_it_cleanly() -> None:

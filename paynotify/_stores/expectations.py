@@ -122,9 +122,17 @@ class ExpectationStore(ABC):
 
     @abstractmethod
     async def reschedule(
-        self, expectation: Expectation, *, next_due: float, error: str | None = None, now: float | None = None
+        self,
+        expectation: Expectation,
+        *,
+        next_due: float,
+        error: str | None = None,
+        now: float | None = None,
+        attempts: int | None = None,
     ) -> bool:
-        """Give the lease back, due again at `next_due`; False (nothing changed) without the lease."""
+        """Give the lease back, due again at `next_due` (with `attempts`, counting that many: a
+        sweeper that put it back without asking uncounts its `take`); False (nothing changed)
+        without the lease."""
 
     @abstractmethod
     async def find(
@@ -224,7 +232,13 @@ class MemoryExpectations(ExpectationStore):
         return taken
 
     async def reschedule(
-        self, expectation: Expectation, *, next_due: float, error: str | None = None, now: float | None = None
+        self,
+        expectation: Expectation,
+        *,
+        next_due: float,
+        error: str | None = None,
+        now: float | None = None,
+        attempts: int | None = None,
     ) -> bool:
         record = self._records.get(expectation.key)
         if (
@@ -236,6 +250,7 @@ class MemoryExpectations(ExpectationStore):
         self._records[record.key] = dataclasses.replace(
             record, next_due=next_due, lease_token=None, lease_until=None, last_error=error,
             updated_at=_now() if now is None else now,
+            attempts=record.attempts if attempts is None else attempts,
         )  # fmt: skip
         return True
 

@@ -51,7 +51,8 @@ class PostgresExpectations(ExpectationStore):
         )
         self._reschedule = (
             f"UPDATE {table} SET next_due = $4, due_at = $4, lease_token = NULL, lease_until = NULL,"
-            f" last_error = $5, updated_at = $6 WHERE {_KEY} AND state = 'open' AND lease_token = $7"
+            f" last_error = $5, updated_at = $6, attempts = coalesce($8::integer, attempts)"
+            f" WHERE {_KEY} AND state = 'open' AND lease_token = $7"
         )
         # SKIP LOCKED leaves the rows another sweeper is taking; FOR UPDATE re-checks a row changed
         # since the snapshot, so each due expectation goes to one caller.
@@ -108,11 +109,17 @@ class PostgresExpectations(ExpectationStore):
         return sorted((_record(row) for row in rows), key=lambda r: r.next_due)
 
     async def reschedule(
-        self, expectation: Expectation, *, next_due: float, error: str | None = None, now: float | None = None
+        self,
+        expectation: Expectation,
+        *,
+        next_due: float,
+        error: str | None = None,
+        now: float | None = None,
+        attempts: int | None = None,
     ) -> bool:
         t = _now() if now is None else now
         account, order_id, refund_id = expectation.key
-        args = (account, order_id, refund_id or "", next_due, error, t, expectation.lease_token)
+        args = (account, order_id, refund_id or "", next_due, error, t, expectation.lease_token, attempts)
         return await self._store._execute(self._reschedule, *args) == 1
 
     async def find(

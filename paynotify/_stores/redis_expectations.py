@@ -78,7 +78,7 @@ redis.call('HSET', key, 'state', ARGV[3], 'outcome', ARGV[4], 'lease_token', '',
 redis.call('ZREM', p .. 'xdue', ARGV[2])
 return 1
 """,
-    # ARGV: prefix, id, token, next_due, error, now.
+    # ARGV: prefix, id, token, next_due, error, now, attempts ('' to keep).
     "reschedule": _PRELUDE
     + """
 local key = p .. 'x:' .. ARGV[2]
@@ -87,6 +87,7 @@ if redis.call('HGET', key, 'state') ~= 'open' or redis.call('HGET', key, 'lease_
 end
 redis.call('HSET', key, 'next_due', ARGV[4], 'lease_token', '', 'lease_until', '', 'last_error', ARGV[5],
            'updated_at', ARGV[6])
+if ARGV[7] ~= '' then redis.call('HSET', key, 'attempts', ARGV[7]) end
 redis.call('ZADD', p .. 'xdue', ARGV[4], ARGV[2])
 return 1
 """,
@@ -165,12 +166,18 @@ class RedisExpectations(ExpectationStore):
         return [from_row(row) for row in rows]
 
     async def reschedule(
-        self, expectation: Expectation, *, next_due: float, error: str | None = None, now: float | None = None
+        self,
+        expectation: Expectation,
+        *,
+        next_due: float,
+        error: str | None = None,
+        now: float | None = None,
+        attempts: int | None = None,
     ) -> bool:
         t = _now() if now is None else now
         changed = await self._run(
             "reschedule", _id(*expectation.key), expectation.lease_token or "", repr(next_due), error or "",
-            repr(t),
+            repr(t), "" if attempts is None else attempts,
         )  # fmt: skip
         return bool(changed)
 

@@ -105,15 +105,23 @@ class SQLiteExpectations(ExpectationStore):
         return await self._writer.run(take, on_thread=True)
 
     async def reschedule(
-        self, expectation: Expectation, *, next_due: float, error: str | None = None, now: float | None = None
+        self,
+        expectation: Expectation,
+        *,
+        next_due: float,
+        error: str | None = None,
+        now: float | None = None,
+        attempts: int | None = None,
     ) -> bool:
         t = _now() if now is None else now
         sql = (
             f"UPDATE {_TABLE} SET next_due = ?, due_at = ?, lease_token = NULL, lease_until = NULL,"
-            f" last_error = ?, updated_at = ? WHERE {_KEY} AND state = 'open' AND lease_token = ?"
+            f" last_error = ?, updated_at = ?, attempts = coalesce(?, attempts)"
+            f" WHERE {_KEY} AND state = 'open' AND lease_token = ?"
         )
         account, order_id, refund_id = expectation.key
-        params = (next_due, next_due, error, t, account, order_id, refund_id or "", expectation.lease_token)
+        key = (account, order_id, refund_id or "")
+        params = (next_due, next_due, error, t, attempts, *key, expectation.lease_token)
         changed: int = await self._writer.run(
             lambda conn: conn.execute(sql, params).rowcount, single_write=True
         )

@@ -13,7 +13,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from paynotify import Expectation, ExpectationStore, Kind, PaymentResult, Status, Store, UnknownAccount
+from paynotify import Expectation, ExpectationStore, Kind, PaymentResult, Status, Store
+from paynotify.recovery._query import query_api
 
 if TYPE_CHECKING:
     from paynotify import Notifier
@@ -92,9 +93,7 @@ async def expect(
     first_due: float | None,
     now: float,
 ) -> Expectation:
-    if account not in notifier.accounts:
-        known = ", ".join(sorted(notifier.accounts)) or "none"
-        raise UnknownAccount(f"no account {account!r} (configured: {known})")
+    query_api(notifier, account)  # UnknownAccount, or ConfigurationError: it could never be asked
     expectations = expectations_of(notifier.store)
     if expectations is None:
         raise NotImplementedError(f"{type(notifier.store).__name__} keeps no expectations")

@@ -173,8 +173,11 @@ class Sweeper:
         failures, again = self._down.get(account, (0, 0.0))
         wait = again - now if again > now else self._bucket(account, now).take(now)
         if wait > 0:
-            # Put back without asking; the attempt `take` counted is not one.
-            await self.expectations.reschedule(expectation, next_due=now + wait, now=now)
+            # Put back without asking: the attempt `take` counted is not one (the schedule goes
+            # by questions asked).
+            await self.expectations.reschedule(
+                expectation, next_due=now + wait, now=now, attempts=expectation.attempts - 1
+            )
             sweep.deferred.append(key)
             return
         sweep.asked.append(key)
