@@ -341,3 +341,22 @@ async def test_what_the_notifiers_sweeper_recovers_is_counted() -> None:
         await asyncio.wait_for(arrived.wait(), 10)  # the sweeper rounds every 5 s at most
         labels = {"provider": "wechatpay-v2", "account": "shop"}
         assert registry.get_sample_value("paynotify_recovered_total", labels) == 1
+
+
+@pytest.mark.parametrize("which", ["wechatpay-v2", "wechatpay-v3", "unionpay"])
+async def test_every_providers_dropped_notification_is_recovered_once(which: str) -> None:
+    from test_query_core import setup
+
+    clock = Clock()
+    async with setup(which) as s:
+        handle = s.side.paid("order00001")
+        at = s.side.emulator.txn_time(handle) if which == "unionpay" else None
+        await s.notifier.expect("shop", "order00001", amount="88.88", until=timedelta(hours=24), at=at)
+        clock.t += 61
+        sweep = await Sweeper(s.notifier.store, s.notifier.query, clock=clock).run_once()
+        assert sweep.recovered == [("shop", "order00001", None)]
+        assert await s.side.notify(s.client, handle)  # the late notification: acknowledged ...
+        assert [(r.order_id, r.source.value) for r in s.delivered] == [
+            ("order00001", "query")
+        ]  # ... not again
+        assert s.front.seen == 1
