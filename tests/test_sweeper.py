@@ -21,7 +21,7 @@ import pytest
 from _store_backends import BACKENDS, drop, isolated_url
 from paynotify_wechatpay.testing import WeChatPayV2Emulator
 
-from paynotify import ExpectationState, Notifier, PaymentResult
+from paynotify import ConfigurationError, ExpectationState, Notifier, PaymentResult
 from paynotify.recovery import EmulatorTransport, Sweeper
 
 ACK = b"<xml><return_code><![CDATA[SUCCESS]]></return_code><return_msg><![CDATA[OK]]></return_msg></xml>"
@@ -360,3 +360,33 @@ async def test_every_providers_dropped_notification_is_recovered_once(which: str
             ("order00001", "query")
         ]  # ... not again
         assert s.front.seen == 1
+
+
+async def test_queued_delivery_closes_the_expectation_when_the_dispatcher_delivers() -> None:
+    async with shop("memory://", delivery="queued") as s:
+        s.emu.pay("order-1")
+        await s.notifier.expect("shop", "order-1", amount="88.88", until=timedelta(hours=1))
+        arrived = asyncio.Event()
+        s.notifier.subscribe(lambda result: arrived.set(), name="arrived")
+        assert await s.notify("order-1") == ACK  # recorded, acknowledged; not delivered yet
+        await asyncio.wait_for(arrived.wait(), 10)
+        assert s.notifier.dispatcher is not None
+        for _ in range(100):  # the completion, then the close, follow the last subscriber
+            if (await state(s, "order-1"))[0] is ExpectationState.SETTLED:
+                break
+            await asyncio.sleep(0.01)
+        assert await state(s, "order-1") == (ExpectationState.SETTLED, "succeeded")
+
+
+async def test_a_pending_state_does_not_close_and_expectations_can_be_off() -> None:
+    async with shop("memory://") as s:
+        s.emu.pay("order-1", trade_state="NOTPAY")
+        await s.notifier.expect("shop", "order-1", amount=1, until=timedelta(hours=1))
+        clock = Clock()
+        clock.t += 61
+        sweep = await sweeper(s, clock).run_once()
+        assert sweep.rescheduled == [("shop", "order-1", None)]
+        assert (await state(s, "order-1"))[0] is ExpectationState.OPEN
+    async with shop("memory://", expectations=False) as off:
+        with pytest.raises(ConfigurationError, match="expectations are off"):
+            await off.notifier.expect("shop", "order-1", amount=1, until=timedelta(hours=1))
