@@ -301,11 +301,13 @@ class Notifier:
         sweeping = self.options.sweeper if sweeper is None else sweeper
         sweeping = self.sweeps_by_default if sweeping is None else sweeping
         if sweeping and self.options.expectations:
-            from paynotify.recovery import Sweeper
+            self._start_sweeper()
 
-            self.sweeper = Sweeper(self.store, self.query, rate_per_account=self.options.sweep_rate,
-                                   lease_seconds=max(120.0, 10 * self.options.query_timeout),
-                                   recovered=self._recovered)  # fmt: skip
+    def _start_sweeper(self) -> None:
+        from paynotify.recovery import notifier_sweeper
+
+        self.sweeper = notifier_sweeper(self)
+        if self.sweeper is not None:
             self._sweeping = asyncio.create_task(self.sweeper.run(), name="paynotify-sweeper")
 
     async def aclose(self) -> None:
@@ -461,11 +463,6 @@ class Notifier:
         from paynotify.recovery import close_delivered
 
         await close_delivered(self.store, result)
-
-    def _recovered(self, provider: str, account: str) -> None:
-        observer = self.pipeline.observer
-        if observer is not None:
-            observer.recovered(provider, account)
 
     async def purge(
         self,

@@ -21,7 +21,15 @@ import pytest
 from _store_backends import BACKENDS, drop, isolated_url
 from paynotify_wechatpay.testing import WeChatPayV2Emulator
 
-from paynotify import ConfigurationError, ExpectationState, Notifier, PaymentResult
+from paynotify import (
+    ConfigurationError,
+    ExpectationState,
+    ExpectationStore,
+    MemoryStore,
+    Notifier,
+    PaymentResult,
+    Store,
+)
 from paynotify.recovery import EmulatorTransport, Sweeper
 
 ACK = b"<xml><return_code><![CDATA[SUCCESS]]></return_code><return_msg><![CDATA[OK]]></return_msg></xml>"
@@ -390,3 +398,35 @@ async def test_a_pending_state_does_not_close_and_expectations_can_be_off() -> N
     async with shop("memory://", expectations=False) as off:
         with pytest.raises(ConfigurationError, match="expectations are off"):
             await off.notifier.expect("shop", "order-1", amount=1, until=timedelta(hours=1))
+
+
+class NoExpectations(MemoryStore):
+    """A third party's store written before expectations: the contract's default."""
+
+    @property
+    def expectations(self) -> ExpectationStore:
+        return Store.expectations.fget(self)  # type: ignore[attr-defined,no-any-return]
+
+
+async def test_a_store_without_expectations_still_delivers_and_runs_no_sweeper(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with shop("memory://", sweeper=True) as s:
+        pass
+    emu = WeChatPayV2Emulator()
+    notifier = Notifier(NoExpectations(), sweeper=True)
+    notifier.add_account("shop", "wechatpay-v2", **emu.account_settings())
+    delivered: list[PaymentResult] = []
+    notifier.subscribe(delivered.append)
+    emu.pay("order-1")
+    transport = httpx.ASGITransport(app=notifier.asgi())
+    async with notifier, httpx.AsyncClient(transport=transport, base_url="http://paynotify.test") as client:
+        assert notifier.sweeper is None
+        assert "keeps no expectations" in caplog.text
+        body = emu.notification(order="order-1")
+        response = await client.post("/shop/notify", content=body, headers={"content-type": "text/xml"})
+        assert response.content == ACK
+        assert len(delivered) == 1
+        with pytest.raises(NotImplementedError):
+            await notifier.expect("shop", "order-2", amount=1, until=timedelta(hours=1))
+    assert s.notifier.sweeper is None

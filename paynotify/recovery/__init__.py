@@ -9,10 +9,17 @@ Above the pipeline, on the public names only; `Notifier` imports it when first a
 """
 
 from paynotify.recovery._emulators import EmulatorTransport
-from paynotify.recovery._expectations import close_delivered, expect
+from paynotify.recovery._expectations import close_delivered, expect, expectations_of
 from paynotify.recovery._query import ask, query_api
 from paynotify.recovery._send import MAX_ANSWER_BYTES, HttpSend
-from paynotify.recovery._sweeper import DEFAULT_SCHEDULE, HOURLY, Sweep, Sweeper, TokenBucket
+from paynotify.recovery._sweeper import (
+    DEFAULT_SCHEDULE,
+    HOURLY,
+    Sweep,
+    Sweeper,
+    TokenBucket,
+    notifier_sweeper,
+)
 from paynotify.recovery._upkeep import Upkeeps
 
 __all__ = [
@@ -28,5 +35,7 @@ __all__ = [
     "ask",
     "close_delivered",
     "expect",
+    "expectations_of",
+    "notifier_sweeper",
     "query_api",
 ]

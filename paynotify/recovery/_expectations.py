@@ -19,7 +19,7 @@ from paynotify.recovery._query import query_api
 if TYPE_CHECKING:
     from paynotify import Notifier
 
-__all__ = ["close_delivered", "expect", "final_outcome", "key_of", "unix_time"]
+__all__ = ["close_delivered", "expect", "expectations_of", "final_outcome", "key_of", "unix_time"]
 
 log = logging.getLogger("paynotify")
 

@@ -32,7 +32,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from paynotify import (
     ConfigurationError,
@@ -45,9 +45,12 @@ from paynotify import (
     Store,
     UnknownAccount,
 )
-from paynotify.recovery._expectations import final_outcome
+from paynotify.recovery._expectations import expectations_of, final_outcome
 
-__all__ = ["DEFAULT_SCHEDULE", "HOURLY", "Sweep", "Sweeper", "TokenBucket"]
+if TYPE_CHECKING:
+    from paynotify import Notifier
+
+__all__ = ["DEFAULT_SCHEDULE", "HOURLY", "Sweep", "Sweeper", "TokenBucket", "notifier_sweeper"]
 
 log = logging.getLogger("paynotify")
 
@@ -244,3 +247,20 @@ class Sweeper:
         if bucket is None:
             bucket = self._buckets[account] = TokenBucket(self.rate, self.burst, now)
         return bucket
+
+
+def notifier_sweeper(notifier: Notifier) -> Sweeper | None:
+    """The sweeper `Notifier.open` runs (options `sweep_rate`, `query_timeout`), telling the
+    notifier's observer what it recovered; None when its store keeps no expectations."""
+    if expectations_of(notifier.store) is None:
+        log.warning("%s keeps no expectations: no sweeper runs", type(notifier.store).__name__)
+        return None
+
+    def recovered(provider: str, account: str) -> None:
+        observer = notifier.pipeline.observer  # the one observing now, attached before or after
+        if observer is not None:
+            observer.recovered(provider, account)
+
+    options = notifier.options
+    return Sweeper(notifier.store, notifier.query, rate_per_account=options.sweep_rate,
+                   lease_seconds=max(120.0, 10 * options.query_timeout), recovered=recovered)  # fmt: skip
