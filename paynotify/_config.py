@@ -35,7 +35,7 @@ import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pydantic import SecretStr
 
@@ -46,7 +46,9 @@ from paynotify._registry import Registry
 __all__ = ["Config", "SubscriberSpec", "load_config", "read_toml", "resolve_settings"]
 
 _OPTIONS = tuple(f.name for f in fields(Options))
-_TOP_LEVEL = {"store", "subscribers", "accounts", "webhooks", *_OPTIONS}
+HOOKS = ("checks", "on_rejected", "on_unhandled")
+"""Top-level lists of "module:function" hooks: `Notifier.check`, `.on_rejected`, `.on_unhandled`."""
+_TOP_LEVEL = {"store", "subscribers", "accounts", "webhooks", *HOOKS, *_OPTIONS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,8 @@ class Config:
     accounts: dict[str, tuple[str, dict[str, Any]]]
     """Each account's provider name and settings."""
     subscribers: list[SubscriberSpec]
+    hooks: dict[str, list[Callable[..., Any]]] = field(default_factory=dict)
+    """`checks`, `on_rejected`, `on_unhandled`: the hooks each list names, imported."""
 
 
 def load_config(path: Path, registry: Registry) -> Config:
@@ -81,7 +85,14 @@ def load_config(path: Path, registry: Registry) -> Config:
         accounts=_account_specs(registry, data, path),
         subscribers=[_subscriber(entry, path) for entry in data.get("subscribers", [])]
         + [_webhook(entry, path, store) for entry in data.get("webhooks", [])],
+        hooks={name: _hooks(name, data.get(name, []), path) for name in HOOKS},
     )
+
+
+def _hooks(name: str, entries: object, path: Path) -> list[Callable[..., Any]]:
+    if not isinstance(entries, list):
+        raise ConfigurationError(f'config {str(path)!r}: {name} takes a list of "module:function"')
+    return [_imported(entry, path, what=f"{name} hook") for entry in entries]
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -199,15 +210,22 @@ def _subscriber(entry: object, path: Path) -> SubscriberSpec:
     if isinstance(entry, dict):
         options = {k: v for k, v in entry.items() if k in ("kind", "status", "name")}
         entry = entry.get("target")
+    return SubscriberSpec(_imported(entry, path, what="subscriber"), options)
+
+
+def _imported(entry: object, path: Path, *, what: str) -> Callable[..., Any]:
+    """The callable a "module:function" string names, imported relative to the config's directory."""
     if not isinstance(entry, str) or ":" not in entry:
-        raise ConfigurationError(f'config {str(path)!r}: subscribers take "module:function", got {entry!r}')
+        raise ConfigurationError(f'config {str(path)!r}: a {what} is "module:function", got {entry!r}')
     module_name, _, attr = entry.partition(":")
     _importable_from(path.parent)
     try:
         target = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
-        raise ConfigurationError(f"config {str(path)!r}: cannot import subscriber {entry!r}: {exc}") from None
-    return SubscriberSpec(target, options)
+        raise ConfigurationError(f"config {str(path)!r}: cannot import {what} {entry!r}: {exc}") from None
+    if not callable(target):
+        raise ConfigurationError(f"config {str(path)!r}: {what} {entry!r} is not callable")
+    return cast("Callable[..., Any]", target)
 
 
 def _webhook(entry: object, path: Path, store: str | None) -> SubscriberSpec:

@@ -9,7 +9,9 @@
     │   ├── PayloadTooLarge         body over the limit                     -> 413
     │   ├── MalformedNotification   not the provider's format               -> failure reply
     │   │   └── InvalidContent      verified, but a field has not its documented shape
-    │   │                           -> recorded `rejected` with the verified fields, then ack
+    │   │   │                       -> recorded `rejected` with the verified fields, then ack
+    │   │   └── NotANotification    verified, but not a notification (a sync return posted to notify)
+    │   │                           -> failure reply, counted, logged sampled, never recorded
     │   ├── VerificationError       bad, missing or unverifiable signature  -> failure reply
     │   ├── CheckFailed             verified, refused by an account check   -> ack, not dispatched
     │   ├── InFlight                the same event is handled elsewhere     -> failure reply, retry
@@ -35,6 +37,7 @@ __all__ = [
     "InFlight",
     "InvalidContent",
     "MalformedNotification",
+    "NotANotification",
     "NotificationError",
     "PayloadTooLarge",
     "PaynotifyError",
@@ -124,6 +127,13 @@ class InvalidContent(MalformedNotification):
         super().__init__(message, account=account)
         self.raw: dict[str, Any] = dict(raw or {})
         self.event_id = event_id
+
+
+class NotANotification(InvalidContent):
+    """Verified, but not a notification at all: a signed sync return (which every buyer's browser
+    is given) posted to the notify URL. Never recorded: re-encoding its bytes keeps the signature
+    valid, so each copy would be a row any buyer can add; the pipeline counts it
+    (`not_notification`), logs it at a sampled rate and gives the failure reply."""
 
 
 class VerificationError(NotificationError):

@@ -123,6 +123,12 @@ class Notifier:
             notifier.add_account(name, provider, **settings)
         for spec in config.subscribers:
             notifier.subscribe(**spec.options)(spec.target)
+        for hook in config.hooks.get("checks", []):
+            notifier.check(hook)
+        for hook in config.hooks.get("on_rejected", []):
+            notifier.on_rejected(hook)
+        for hook in config.hooks.get("on_unhandled", []):
+            notifier.on_unhandled(hook)
         return notifier
 
     @property
@@ -370,7 +376,7 @@ class Notifier:
 
     def _refused(self, outcome: Outcome) -> None:
         if self.pipeline.observer is not None:
-            self.pipeline.observer.notification("-", "-", outcome, 0.0)
+            self.pipeline.observer.answered("-", "-", "-", outcome, 0.0)
 
     def wsgi(self) -> NotificationWSGIApp:
         """The WSGI app serving the same routes (Flask: werkzeug's DispatcherMiddleware); docs/flask.md."""

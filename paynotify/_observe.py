@@ -37,7 +37,8 @@ class Outcome(StrEnum):
     MALFORMED = "malformed"
     """Not the provider's format (nothing verified): the failure reply."""
     REJECTED_CONTENT = "rejected_content"
-    """Verified, but content out of its documented shape: recorded `rejected`, acknowledged."""
+    """Verified, but content out of its documented shape: recorded `rejected`, acknowledged (on
+    channel `return`: the failure page, nothing recorded)."""
     REJECTED_CHECK = "rejected_check"
     """Verified, refused by an account check or check hook: recorded `rejected`, acknowledged."""
     UNHANDLED = "unhandled"
@@ -49,7 +50,12 @@ class Outcome(StrEnum):
     STORE_UNAVAILABLE = "store_unavailable"
     """The store did not answer: the provider is asked to retry."""
     RETURN = "return"
-    """A sync return (the buyer's browser) answered with a page."""
+    """A verified sync return (the buyer's browser) answered with a page (a forged, malformed or
+    out-of-shape one ends as `refused_signature`, `malformed` or `rejected_content`, on channel
+    `return`)."""
+    NOT_A_NOTIFICATION = "not_notification"
+    """Verified, but not a notification (a sync return posted to notify): the failure reply,
+    never recorded."""
     QUERY_REFUSED = "query_refused"
     """A query's answer did not verify (forged, re-serialised, unsigned, stale): never believed."""
     NOT_FOUND = "not_found"
@@ -72,6 +78,12 @@ class Observer:
     def notification(self, provider: str, account: str, outcome: Outcome, seconds: float) -> None:
         """One HTTP delivery ended with `outcome` after `seconds` (provider and account are `-` when
         no configured account answered: URL segments are not trusted as labels)."""
+
+    def answered(self, provider: str, account: str, channel: str, outcome: Outcome, seconds: float) -> None:
+        """One HTTP request on `channel` (`notify`, `return`; `-` when no account answered) ended
+        with `outcome` after `seconds`. The pipeline calls this; by default it calls
+        `notification`, so an observer that does not tell channels apart overrides that alone."""
+        self.notification(provider, account, outcome, seconds)
 
     def query(self, provider: str, account: str, outcome: Outcome, seconds: float) -> None:
         """One query of a provider's API (`Notifier.query`) ended with `outcome` after `seconds`."""

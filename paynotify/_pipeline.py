@@ -10,7 +10,6 @@ settles the event, for inline delivery, dispatchers' leases and redelivery alike
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -37,13 +36,13 @@ from paynotify._observe import Observer, Outcome
 from paynotify._options import Options
 from paynotify._pipeline_log import describe as _describe
 from paynotify._pipeline_log import entry_fields as _entry_fields
-from paynotify._pipeline_log import fields as _fields
 from paynotify._pipeline_log import log_delivered as _log_delivered
 from paynotify._provider import Account, Provider
-from paynotify._result import PaymentResult, Source, UnhandledEvent, make_event_id
-from paynotify._return_page import default_return_reply, return_failure_reply
+from paynotify._refusals import RefusalLog, refused_outcome, rejected_id
+from paynotify._result import PaymentResult, Source, UnhandledEvent
+from paynotify._return_path import answer_return
 from paynotify._stores.base import ClaimState, EventState, Lease, Store
-from paynotify._subscribers import Subscribers, call_maybe_async
+from paynotify._subscribers import Subscribers
 
 __all__ = ["Pipeline", "check_ids"]
 
@@ -81,6 +80,7 @@ class Pipeline:
         """event_id -> lease token of the inline deliveries in progress, handed back on close."""
         self.observer: Observer | None = None
         self.send: Send | None = None  # the providers' APIs, to confirm what is not authenticated
+        self.refusals = RefusalLog()
 
     def _staged(self, name: str, step: Awaitable[T]) -> Awaitable[T]:
         """`step` inside the stage `name` while the observer traces; else `step` itself (no
@@ -100,7 +100,7 @@ class Pipeline:
         account = self.accounts.get(account_name)
         if account is None or request.channel not in account.provider.channels:
             if self.observer is not None:
-                self.observer.notification("-", "-", Outcome.UNKNOWN_ACCOUNT, 0.0)
+                self.observer.answered("-", "-", "-", Outcome.UNKNOWN_ACCOUNT, 0.0)
             if account is None:
                 raise UnknownAccount(f"no account {account_name!r}")
             channels = frozenset(account.provider.channels)
@@ -110,85 +110,72 @@ class Pipeline:
                 account=account_name,
                 channels=channels,
             )
+        path = self._return if request.channel == Source.RETURN else self._handle
         observer = self.observer
         if observer is None:
-            return account.provider.reply_for(request, (await self._handle(account, request))[0])
+            return account.provider.reply_for(request, (await path(account, request))[0])
         started = time.perf_counter()
         if not observer.tracing:
-            reply, outcome = await self._handle(account, request)
+            reply, outcome = await path(account, request)
         else:
             attributes = {"paynotify.provider": account.provider.name, "paynotify.account": account.name}
             with observer.stage("paynotify.notification", attributes):
-                reply, outcome = await self._handle(account, request)
+                reply, outcome = await path(account, request)
                 observer.annotate({"paynotify.outcome": outcome.value})
-        observer.notification(account.provider.name, account.name, outcome, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        observer.answered(account.provider.name, account.name, request.channel, outcome, seconds)
         return account.provider.reply_for(request, reply)
 
     async def admit(self, result: PaymentResult, account: Account[Any]) -> Outcome:
         """A verified result that came by another way than a notification (a query's answer):
         checked, recorded and delivered as a notification of it is, on its event id, so whichever
         comes first is delivered and the other is a duplicate. Returns how it ended."""
-        return (await self._one(result, account, False, None))[1]
+        return (await self._one(result, account))[1]
+
+    def _return(self, account: Account[Any], request: InboundRequest) -> Awaitable[tuple[Reply, Outcome]]:
+        return answer_return(account, request, parse=self._parse, refusal=self.refusal,
+                             refusals=self.refusals, handler=self.subscribers.return_handler)  # fmt: skip
 
     async def _handle(self, account: Account[Any], request: InboundRequest) -> tuple[Reply, Outcome]:
         provider = account.provider
-        is_return = request.channel == Source.RETURN
-        # The return page is for a person: in the language the browser asks for.
-        lang = request.headers.get("accept-language") if is_return else None
         try:
             parsed = self._parse(account, request)
-        except InvalidContent as exc:
-            exc.account = exc.account or account.name
-            fields = _fields(account, Outcome.REJECTED_CONTENT, exc.event_id, cause=exc.message)
-            log.warning("refused verified %s notification: %s", provider.name, exc, extra=fields)
-            if is_return:
-                return return_failure_reply(400, lang), Outcome.RETURN
-            return await self._record_invalid(exc, account, request)
         except (MalformedNotification, VerificationError) as exc:
             exc.account = exc.account or account.name
-            malformed = isinstance(exc, MalformedNotification)
-            outcome = Outcome.MALFORMED if malformed else Outcome.REFUSED_SIGNATURE
-            log.warning("refused %s notification: %s", provider.name, exc,
-                        extra=_fields(account, outcome, None, cause=exc.message))  # fmt: skip
-            if is_return:
-                return return_failure_reply(400, lang), Outcome.RETURN
+            outcome = refused_outcome(exc)
+            self.refusals.refused(account, outcome, exc)
+            if isinstance(exc, InvalidContent) and outcome is Outcome.REJECTED_CONTENT:
+                return await self._record_invalid(exc, account, request)
             return provider.nack(exc), outcome
         except Exception:
             log.exception("account %r: provider %s failed on a notification", account.name, provider.name)
             error = DeliveryFailed("internal error while parsing", account=account.name)
-            if is_return:
-                return return_failure_reply(500, lang), Outcome.RETURN
             return provider.nack(error), Outcome.DELIVERY_FAILED
         if isinstance(parsed, UnhandledEvent):
-            if is_return:
-                return return_failure_reply(400, lang), Outcome.RETURN
             return await self._unhandled(parsed, provider)
         if isinstance(parsed, PaymentResult):
-            return await self._one(parsed, account, is_return, lang)
-        return await self._several(parsed, account, is_return, lang)
+            return await self._one(parsed, account)
+        return await self._several(parsed, account)
 
     async def _several(
-        self, results: Sequence[PaymentResult], account: Account[Any], is_return: bool, lang: str | None
+        self, results: Sequence[PaymentResult], account: Account[Any]
     ) -> tuple[Reply, Outcome]:
         """One notification carrying several results (a combined order): each is checked, recorded
         and delivered on its own event id, in order; the provider is acknowledged only when every
         one was. A resend delivers the ones not done yet (the rest are duplicates)."""
-        if not results or is_return:
-            return return_failure_reply(400, lang) if is_return else account.provider.nack(
-                MalformedNotification("no result in the notification", account=account.name)
-            ), (Outcome.RETURN if is_return else Outcome.MALFORMED)  # fmt: skip
+        if not results:
+            missing = MalformedNotification("no result in the notification", account=account.name)
+            return account.provider.nack(missing), Outcome.MALFORMED
         outcomes = []
         for result in results:
-            reply, outcome = await self._one(result, account, is_return, lang)
+            reply, outcome = await self._one(result, account)
             if outcome not in _SETTLED:
                 return reply, outcome  # the provider resends; what was done stays done
             outcomes.append(outcome)
         best = Outcome.DELIVERED if Outcome.DELIVERED in outcomes else outcomes[0]
         return account.provider.ack(), best
 
-    async def _one(
-        self, parsed: PaymentResult, account: Account[Any], is_return: bool, lang: str | None
-    ) -> tuple[Reply, Outcome]:
+    async def _one(self, parsed: PaymentResult, account: Account[Any]) -> tuple[Reply, Outcome]:
         provider = account.provider
         if self.observer is not None and self.observer.tracing:
             self.observer.annotate({"paynotify.event_id": parsed.event_id})
@@ -199,16 +186,8 @@ class Pipeline:
                 refusal = await self._hook_refusal(parsed, account)
         except Exception:
             log.exception("account %r: a check hook failed on %s", account.name, parsed.event_id)
-            if is_return:
-                return return_failure_reply(500, lang), Outcome.RETURN
             crashed = DeliveryFailed("check hook failed", account=account.name)
             return provider.nack(crashed), Outcome.DELIVERY_FAILED
-        if is_return:
-            return (
-                return_failure_reply(400, lang)
-                if refusal
-                else await self._return_reply(parsed, account, lang)
-            ), Outcome.RETURN
         api = provider.api() if refusal is None and parsed.source is Source.NOTIFY else None
         if api is not None and api.needs_confirmation(account, parsed):
             confirmed = await confirmation(api, self.send, self.store, account, parsed)
@@ -260,8 +239,9 @@ class Pipeline:
         Under an id of its own (the body's digest), never the event id it would have had: content
         out of shape can be cut from genuine signed bytes (a re-partitioned Alipay form), and a
         record under the genuine event's id would make the genuine notification look recorded.
+        The id is the decoded content's (`rejected_id`): a re-encoded copy is the same record.
         """
-        event_id = make_event_id(account.name, "invalid", hashlib.sha256(request.body).hexdigest())
+        event_id = rejected_id(account.name, exc, request.body)
         raw = dict(exc.raw)
         if exc.event_id is not None:
             raw["paynotify_event_id"] = exc.event_id  # what a well-formed copy would be, to find it
@@ -370,24 +350,6 @@ class Pipeline:
             failed = DeliveryFailed("delivery failed, retry later", account=result.account)
             return provider.nack(failed), Outcome.DELIVERY_FAILED
         return provider.ack(), Outcome.DELIVERED
-
-    async def _return_reply(
-        self, result: PaymentResult, account: Account[Any], accept_language: str | None = None
-    ) -> Reply:
-        default = default_return_reply(result, account.settings.return_url, accept_language)
-        handler = self.subscribers.return_handler
-        if handler is None:
-            return default
-        try:
-            reply = await call_maybe_async(handler, result)
-        except Exception:
-            log.exception("return handler failed for order %s", result.order_id)
-            return default
-        if isinstance(reply, Reply):
-            return reply
-        if isinstance(reply, str):
-            return Reply.redirect(reply)
-        return default
 
     # -- settling an event ---------------------------------------------------------------------
 

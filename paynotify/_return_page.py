@@ -13,7 +13,21 @@ from urllib.parse import quote
 from paynotify._http import Reply
 from paynotify._result import PaymentResult
 
-__all__ = ["Language", "default_return_reply", "page_language", "return_failure_reply"]
+__all__ = ["SECURITY_HEADERS", "Language", "default_return_reply", "page_language", "return_failure_reply"]
+
+SECURITY_HEADERS = {
+    # The page has no script, style, image or form of its own: nothing needs allowing.
+    "content-security-policy": (
+        "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "x-frame-options": "DENY",
+    "x-content-type-options": "nosniff",
+    # The query holds the buyer's signed trade details: neither cached nor sent on as a Referer.
+    "cache-control": "no-store",
+    "referrer-policy": "no-referrer",
+}
+"""On every page and redirect paynotify answers a sync return with (an `on_return` handler's
+reply is the application's own)."""
 
 Language = Literal["zh", "en"]
 
@@ -64,6 +78,7 @@ def _page(lang: Language, texts: dict[Language, tuple[str, str]], status: int, o
     title, text = texts[lang]
     body = _PAGE.format(lang="zh-CN" if lang == "zh" else "en", title=title, text=text.format(order=order))
     headers = {"content-language": "zh-CN" if lang == "zh" else "en", "vary": "Accept-Language"}
+    headers.update(SECURITY_HEADERS)
     return Reply(status, body.encode(), "text/html; charset=utf-8", headers)
 
 
@@ -76,7 +91,8 @@ def default_return_reply(
     async notification is.
     """
     if return_url:
-        return Reply.redirect(return_url.replace("{order_id}", quote(result.order_id, safe="")))
+        location = return_url.replace("{order_id}", quote(result.order_id, safe=""))
+        return Reply(303, b"", None, {"location": location, **SECURITY_HEADERS})
     return _page(page_language(accept_language), _THANKS, 200, html.escape(result.order_id))
 
 

@@ -30,7 +30,10 @@ FORM = {"content-type": "application/x-www-form-urlencoded; charset=utf-8"}
 
 def test_public_names_are_pinned() -> None:
     assert paynotify_alipay.__all__ == [
+        "PRODUCTION_GATEWAY",
         "RETURN_STATUS",
+        "SANDBOX_GATEWAY",
+        "AlipayApi",
         "AlipayProvider",
         "AlipayPublicKey",
         "AlipaySettings",

@@ -9,7 +9,7 @@ import pytest
 from conftest import APP_ID, SECRET, example_notify
 from test_notifier import request
 
-from paynotify import ConfigurationError, Notifier, PaymentResult
+from paynotify import ConfigurationError, EventState, Notifier, PaymentResult
 
 CONFIG = """
 store = "sqlite:///events.db"
@@ -143,3 +143,57 @@ async def test_subscribers_are_imported_from_the_config_directory(
     assert reply.body == b"OK"
     assert [r.order_id for r in sys.modules["subs_next_to_config"].seen] == ["o-1"]
     await notifier.aclose()
+
+
+refused_orders: list[str] = []
+unhandled_seen: list[str] = []
+
+
+def no_big_orders(result: PaymentResult) -> bool:
+    return result.amount is None or result.amount < 100
+
+
+def tell_rejected(result: PaymentResult, error: Exception) -> None:
+    refused_orders.append(result.order_id)
+
+
+def tell_unhandled(event: object) -> None:
+    unhandled_seen.append(type(event).__name__)
+
+
+async def test_check_and_rejected_hooks_come_from_the_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PAYNOTIFY_TEST_SECRET", SECRET)
+    remembered.clear()
+    refused_orders.clear()
+    text = (
+        'checks = ["test_config:no_big_orders"]\non_rejected = ["test_config:tell_rejected"]\n'
+        'on_unhandled = ["test_config:tell_unhandled"]\n' + CONFIG
+    )
+    notifier = Notifier.from_config(write_config(tmp_path, text))
+    big = await notifier.handle("shop", request(example_notify(order_id="big", amount="500.00")))
+    small = await notifier.handle("shop", request(example_notify(order_id="small", amount="5.00")))
+    assert (big.body, small.body) == (b"OK", b"OK")  # the refused one is on record, acknowledged
+    assert [r.order_id for r in remembered] == ["small"]
+    assert refused_orders == ["big"]
+    [rejected] = await notifier.store.find(states=[EventState.REJECTED])
+    assert "no_big_orders" in (rejected.last_error or "")  # the hook that refused it, by name
+    await notifier.aclose()
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('checks = "test_config:no_big_orders"', "takes a list"),
+        ('checks = ["test_config"]', '"module:function"'),
+        ('on_rejected = ["test_config:nowhere"]', "cannot import on_rejected hook"),
+        ('on_unhandled = ["test_config:CONFIG"]', "is not callable"),
+    ],
+)
+def test_hooks_in_the_config_are_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, line: str, message: str
+) -> None:
+    monkeypatch.setenv("PAYNOTIFY_TEST_SECRET", SECRET)
+    with pytest.raises(ConfigurationError, match=message):
+        Notifier.from_config(write_config(tmp_path, line + "\n" + CONFIG))

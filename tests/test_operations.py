@@ -245,8 +245,8 @@ def test_serve_with_an_ops_port_and_json_logs(
     assert httpx.get(f"{ops}/readyz").text == "ready\n"
     metrics = httpx.get(f"{ops}/metrics").text
     assert (
-        'paynotify_notifications_total{account="shop",outcome="delivered",provider="examplepay"} 1.0'
-        in metrics
+        'paynotify_notifications_total{account="shop",channel="notify",outcome="delivered",'
+        'provider="examplepay"} 1.0' in metrics
     )
     assert httpx.get(f"http://127.0.0.1:{port}/metrics").status_code == 404  # not on the public port
     assert httpx.get(f"{ops}/console/").status_code == 404  # no console without credentials

@@ -80,8 +80,14 @@ async def test_a_scrape_counts_every_outcome_where_it_belongs(
 
     def count(outcome: str, account: str = "shop") -> float:
         provider = "-" if account == "-" else "examplepay"
+        channel = "-" if account == "-" else "notify"
         return sample(
-            registry, "paynotify_notifications_total", provider=provider, account=account, outcome=outcome
+            registry,
+            "paynotify_notifications_total",
+            provider=provider,
+            account=account,
+            channel=channel,
+            outcome=outcome,
         )
 
     assert count("delivered") == 4
@@ -123,7 +129,8 @@ async def test_metrics_and_state_gauges_over_http(tmp_path: Path) -> None:
         text = (await ops.get("/metrics")).text
         assert 'paynotify_events{state="pending"} 3.0' in text
         assert (
-            'paynotify_notifications_total{account="shop",outcome="queued",provider="examplepay"} 3.0' in text
+            'paynotify_notifications_total{account="shop",channel="notify",outcome="queued",'
+            'provider="examplepay"} 3.0' in text
         )
         assert "paynotify_queue_lag_seconds" in text
         assert "o-1" not in text  # no order or event id as a label, ever

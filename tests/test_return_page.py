@@ -88,3 +88,45 @@ async def test_on_return_still_replaces_the_page() -> None:
     reply = await _get_return(notifier, query, "en")
     await notifier.aclose()
     assert reply.text == "<p>mine o-2</p>"
+
+
+# -- security headers (issue 25): a page of paynotify's is never framed, sniffed or cached ---------
+
+HEADERS = {
+    "content-security-policy": (
+        "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "x-frame-options": "DENY",
+    "x-content-type-options": "nosniff",
+    "cache-control": "no-store",
+    "referrer-policy": "no-referrer",
+}
+
+
+async def _pages() -> list[httpx.Response]:
+    """The thank-you page, the failure page, and the redirect to a return_url."""
+    notifier = _shop()
+    redirecting = Notifier("memory://")
+    redirecting.add_account(
+        "shop",
+        "alipay",
+        app_id=APP_ID,
+        alipay_public_key=pem(),
+        return_url="https://shop.example/o/{order_id}",
+    )
+    query = make_return(key(), app_id=APP_ID, out_trade_no="o-3").decode("ascii")
+    pages = [
+        await _get_return(notifier, query, "en"),
+        await _get_return(notifier, query + "&forged=1", "en"),
+        await _get_return(redirecting, query, "en"),
+    ]
+    await notifier.aclose()
+    await redirecting.aclose()
+    assert [p.status_code for p in pages] == [200, 400, 303]
+    return pages
+
+
+@pytest.mark.parametrize("name", sorted(HEADERS))
+async def test_every_return_page_and_redirect_carries(name: str) -> None:
+    for page in await _pages():
+        assert page.headers.get(name) == HEADERS[name], (page.status_code, name)

@@ -177,4 +177,8 @@ def _response(reply: Reply) -> HttpResponse:
         response["Content-Type"] = reply.content_type
     for name, value in reply.headers.items():
         response[name] = value
+    # paynotify logged this outcome at its own level (an in-flight duplicate's 503 at INFO, a
+    # forged request's refusal sampled): django.request would log every 5xx again at ERROR and
+    # every 4xx at WARNING, unsampled. This is the flag Django's log_response reads.
+    response._has_been_logged = True  # type: ignore[attr-defined]
     return response

@@ -3,7 +3,7 @@
     instrumentation = Instrumentation(registry=my_registry)      # prometheus_client registry
     instrumentation.attach(notifier)
 
-No label ever holds an order or event id: provider, account, outcome, subscriber and state only,
+No label ever holds an order or event id: provider, account, channel, outcome, subscriber and state only,
 all from configuration, never from the request. Spans are made only when an OpenTelemetry SDK is
 configured (`trace.set_tracer_provider`); with the API alone nothing is recorded or exported.
 """
@@ -60,7 +60,7 @@ class Instrumentation(Observer):
         self._metrics = metrics
         self._tracing = tracing
         self._live_checked = -1e18
-        self.notifications: defaultdict[tuple[str, str, str], int] = defaultdict(int)
+        self.notifications: defaultdict[tuple[str, str, str, str], int] = defaultdict(int)
         self.queries: defaultdict[tuple[str, str, str], int] = defaultdict(int)
         self.recoveries: defaultdict[tuple[str, str], int] = defaultdict(int)
         self.handling = _Histogram()
@@ -104,10 +104,13 @@ class Instrumentation(Observer):
     # than the counting (these run on every notification; bench.ops measures them).
 
     def notification(self, provider: str, account: str, outcome: Outcome, seconds: float) -> None:
+        self.answered(provider, account, "-", outcome, seconds)
+
+    def answered(self, provider: str, account: str, channel: str, outcome: Outcome, seconds: float) -> None:
         if self._tracing and time.monotonic() - self._live_checked > 1.0:
             self._refresh_tracing()
         if self._metrics:
-            self.notifications[provider, account, outcome._value_] += 1
+            self.notifications[provider, account, channel, outcome._value_] += 1
             if provider != "-":
                 counts = self.handling[provider]
                 counts[bisect_left(_SECONDS, seconds)] += 1
@@ -178,7 +181,9 @@ class _Collector:
 
         src = self.source
         notifications = CounterMetricFamily(
-            "paynotify_notifications", "HTTP deliveries by outcome", labels=["provider", "account", "outcome"]
+            "paynotify_notifications",
+            "HTTP deliveries by channel and outcome",
+            labels=["provider", "account", "channel", "outcome"],
         )
         for labels, value in list(src.notifications.items()):
             notifications.add_metric(list(labels), value)
@@ -188,8 +193,8 @@ class _Collector:
             "Queries of a provider's API by outcome",
             labels=["provider", "account", "outcome"],
         )
-        for labels, value in list(src.queries.items()):
-            queries.add_metric(list(labels), value)
+        for query_labels, value in list(src.queries.items()):
+            queries.add_metric(list(query_labels), value)
         yield queries
         recovered = CounterMetricFamily(
             "paynotify_recovered",

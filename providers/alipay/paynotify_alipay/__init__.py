@@ -8,18 +8,26 @@ notifier.add_account("shop", "alipay", app_id="2021...",      # certificate mode
 `cert_sn()` and `root_cert_sn()` compute the SNs Alipay names certificates by (app_cert_sn,
 alipay_cert_sn, alipay_root_cert_sn).
 
-`paynotify_alipay.testing` makes genuinely signed notifications with throwaway keys.
+`AlipayProvider().api()` asks Alipay about an order or a refund (`notifier.query`); it needs the
+account's `app_private_key`.
+
+`paynotify_alipay.testing` makes genuinely signed notifications with throwaway keys, and
+`AlipayEmulator` is a local Alipay gateway.
 """
 
+from paynotify_alipay._api import AlipayApi
 from paynotify_alipay._certs import cert_sn, root_cert_sn
 from paynotify_alipay._provider import RETURN_STATUS, AlipayProvider, passback_params
-from paynotify_alipay._settings import AlipaySettings
+from paynotify_alipay._settings import PRODUCTION_GATEWAY, SANDBOX_GATEWAY, AlipaySettings
 from paynotify_alipay._signature import AlipayPublicKey, SignType
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "PRODUCTION_GATEWAY",
     "RETURN_STATUS",
+    "SANDBOX_GATEWAY",
+    "AlipayApi",
     "AlipayProvider",
     "AlipayPublicKey",
     "AlipaySettings",

@@ -23,8 +23,9 @@ of that type: recorded `unhandled` with every field, acknowledged `success`, nev
 
 Refunds: refund_id = out_biz_no (the merchant's refund request number), refund_amount =
 refund_fee, which is the CUMULATIVE amount refunded on the trade so far, not this refund's amount;
-refunded_at = gmt_refund. event_id = account + kind + trade_no + refund request + status, where the
-refund request is out_biz_no, or gmt_refund|refund_fee when Alipay leaves it out; a notification
+refunded_at = gmt_refund. event_id = account + kind + trade_no + (a refund's request, a payment's
+trade_status), where the refund request is out_biz_no, or gmt_refund|refund_fee when Alipay leaves
+it out (a refund query names the same event by out_request_no); a notification
 without trade_status adds its notify_id, so no two of them collapse into one event.
 key_id names the configured key that verified the message: the certificate's SN in certificate
 mode (alipay_public_cert), else the key's 8-hex id (alipay_public_key).
@@ -33,14 +34,15 @@ trade_status; a paid state with total_amount): the V1 content does not delimit i
 genuine signature also covers the same bytes split into other fields. A field out of shape raises
 InvalidContent with the verified fields as `raw`, and the event_id when out_trade_no is there.
 A return is never a payment result: it is pending with source `return`, whatever it carries; and
-a verified message without notify_id/notify_type (a return replayed to notify_url) is refused.
+a verified message without notify_id/notify_type (a return replayed to notify_url) is refused
+as NotANotification: counted and logged (sampled), never recorded.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 from urllib.parse import unquote_plus
 
 from paynotify import (
@@ -52,6 +54,7 @@ from paynotify import (
     InvalidContent,
     Kind,
     MalformedNotification,
+    NotANotification,
     NotificationError,
     PaymentResult,
     Provider,
@@ -69,12 +72,15 @@ from paynotify_alipay._settings import AlipaySettings
 from paynotify_alipay._shapes import problem
 from paynotify_alipay._signature import AlipayPublicKey, sign_content, verify
 
-__all__ = ["RETURN_STATUS", "AlipayProvider", "passback_params"]
+if TYPE_CHECKING:
+    from paynotify_alipay._api import AlipayApi
+
+__all__ = ["PAYMENT_STATUSES", "RETURN_STATUS", "AlipayProvider", "passback_params", "trade_event_parts"]
 
 RETURN_STATUS = "RETURN"
 """provider_status of a sync return, which carries no trade_status and proves nothing."""
 
-_PAYMENT_STATUSES = {
+PAYMENT_STATUSES = {
     "WAIT_BUYER_PAY": Status.PENDING,
     "TRADE_SUCCESS": Status.SUCCEEDED,
     "TRADE_FINISHED": Status.SUCCEEDED,
@@ -103,6 +109,17 @@ class AlipayProvider(Provider[AlipaySettings]):
     name = "alipay"
     settings_model = AlipaySettings
     channels: ClassVar[frozenset[str]] = frozenset({"notify", "return"})
+
+    def __init__(self) -> None:
+        self._api: AlipayApi | None = None
+
+    def api(self) -> AlipayApi:
+        """Order and refund queries (`_api`), signed with the app's private key."""
+        if self._api is None:
+            from paynotify_alipay._api import AlipayApi
+
+            self._api = AlipayApi(provider=self.name)
+        return self._api
 
     def parse(
         self, request: InboundRequest, account: Account[AlipaySettings]
@@ -252,6 +269,15 @@ def _time(fields: dict[str, str], name: str) -> datetime | None:
         raise MalformedNotification(f"{name} is not a 'yyyy-MM-dd HH:mm:ss' time: {text[:30]!r}") from None
 
 
+def trade_event_parts(
+    trade_no: str | None, out_trade_no: str, refund_request: str | None, trade_status: str | None
+) -> list[str | None]:
+    """The event_id parts after the account and kind: the trade, then the refund request (refunds)
+    or the trade_status (payments). A refund is one event per refund request, whatever the trade's
+    state after it: the refund query, which does not say that state, names the same event."""
+    return [trade_no or f"out_trade_no:{out_trade_no}", refund_request, trade_status]
+
+
 def _event_parts(fields: dict[str, str], is_return: bool) -> tuple[Kind, Status, str, list[str | None]]:
     """kind, status, provider_status and the event_id parts after the account, from the fields."""
     trade_no = fields.get("trade_no")
@@ -262,9 +288,10 @@ def _event_parts(fields: dict[str, str], is_return: bool) -> tuple[Kind, Status,
         return Kind.PAYMENT, Status.PENDING, RETURN_STATUS, [trade_key, None, RETURN_STATUS]
     if trade_status in _REFUND_STATUSES and (refund_fee or gmt_refund):
         refund_request = fields.get("out_biz_no") or f"{gmt_refund}|{refund_fee}"
-        return Kind.REFUND, Status.SUCCEEDED, trade_status, [trade_key, refund_request, trade_status]
+        parts = trade_event_parts(trade_no, fields.get("out_trade_no", ""), refund_request, None)
+        return Kind.REFUND, Status.SUCCEEDED, trade_status, parts
     if trade_status:
-        status = _PAYMENT_STATUSES.get(trade_status, Status.PENDING)
+        status = PAYMENT_STATUSES.get(trade_status, Status.PENDING)
         return Kind.PAYMENT, status, trade_status, [trade_key, None, trade_status]
     # Verified yet without a trade_status: keep it (pending) rather than lose it, one event per notify_id.
     notify_type = fields.get("notify_type", "")
@@ -280,8 +307,9 @@ def _normalize(
     provider: str, account: str, fields: dict[str, str], is_return: bool, key_id: str
 ) -> PaymentResult:
     if not is_return and not (fields.get("notify_id") and fields.get("notify_type")):
-        # Same key, same rule: a sync return (which the buyer's browser sees) would verify here too.
-        raise InvalidContent(
+        # Same key, same rule: a sync return (which the buyer's browser sees) would verify here too;
+        # not recorded, since any buyer could post re-encoded copies of theirs.
+        raise NotANotification(
             "verified, but not an async notification (no notify_id/notify_type; a sync return?)",
             account=account,
             raw=fields,

@@ -2,24 +2,33 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Self, TypeVar, cast
 
-from pydantic import Field, PrivateAttr, ValidationError, model_validator
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from paynotify import AccountSettings
-from paynotify_alipay._certs import load_alipay_certificate, load_root_cert_sn
+from paynotify_alipay._certs import cert_sn, load_alipay_certificate, load_root_cert_sn, read_certificates
 from paynotify_alipay._signature import AlipayPublicKey, SignType, load_public_key
 
-__all__ = ["AlipaySettings"]
+__all__ = ["PRODUCTION_GATEWAY", "SANDBOX_GATEWAY", "AlipaySettings"]
+
+PRODUCTION_GATEWAY = "https://openapi.alipay.com/gateway.do"
+SANDBOX_GATEWAY = "https://openapi-sandbox.dl.alipaydev.com/gateway.do"
 
 _R = TypeVar("_R")
 _Problem = tuple[tuple[str | int, ...], str]  # where, and what is wrong (a sentence without subject)
 
 # How each setting's problems begin, after its name: "alipay_public_cert: this certificate file ..."
 _SUBJECT = {
+    "app_cert": ("this app certificate file ", "certificate"),
     "alipay_public_key": ("this key ", "key"),
     "alipay_public_cert": ("this certificate file ", "certificate"),
     "alipay_root_cert": ("this root certificate file ", "root certificate"),
@@ -53,9 +62,18 @@ class AlipaySettings(AccountSettings):
     """The hash the app signs with: RSA2 (SHA-256) or RSA (SHA-1). Never taken from a notification."""
     seller_id: str | None = Field(default=None, min_length=1)
     """The merchant's PID (2088...); when set, notifications for another seller are refused."""
+    app_private_key: SecretStr | None = Field(default=None, repr=False)
+    """The app's private key (应用私钥), to sign queries: PEM, or the one-line base64 Alipay's key
+    tool writes. Without it the account receives notifications and cannot query."""
+    app_cert: str | Path | None = Field(default=None, repr=False)
+    """appCertPublicKey_<app_id>.crt (content or path): certificate mode queries name its SN."""
+    base_url: str = Field(default=PRODUCTION_GATEWAY, pattern=r"^https?://[^/?#]+(/[^?#]*)?$")
+    """Alipay's gateway, for queries: production by default; SANDBOX_GATEWAY, or an emulator's."""
 
     _public_keys: tuple[AlipayPublicKey, ...] = PrivateAttr(default=())
     _root_cert_sn: str | None = PrivateAttr(default=None)
+    _app_key: RSAPrivateKey | None = PrivateAttr(default=None)
+    _app_cert_sn: str | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _load_keys(self) -> Self:
@@ -63,6 +81,8 @@ class AlipaySettings(AccountSettings):
         certs = _load("alipay_public_cert", self.alipay_public_cert, load_alipay_certificate, problems)
         keys = _load("alipay_public_key", self.alipay_public_key, load_public_key, problems)
         roots = _load("alipay_root_cert", self.alipay_root_cert, load_root_cert_sn, problems)
+        app_key = _app_key(self.app_private_key, problems)
+        app_sn = _load("app_cert", self.app_cert, load_app_cert_sn, problems)
         if self.alipay_public_key is None and self.alipay_public_cert is None:
             problems.append(
                 (
@@ -87,6 +107,8 @@ class AlipaySettings(AccountSettings):
         # Certificates first: when one key is configured both ways, results name it by its cert SN.
         self._public_keys = tuple({key.key_id: key for key in [*certs, *keys]}.values())
         self._root_cert_sn = roots[0] if roots else None
+        self._app_key = app_key
+        self._app_cert_sn = app_sn[0] if app_sn else None
         return self
 
     @property
@@ -103,6 +125,21 @@ class AlipaySettings(AccountSettings):
     def alipay_root_cert_sn(self) -> str | None:
         """The alipay_root_cert_sn of `alipay_root_cert`; None when no root certificate is given."""
         return self._root_cert_sn
+
+    @property
+    def app_key(self) -> RSAPrivateKey | None:
+        """The app's private key, loaded; None without one. Secret: never log it."""
+        return cast("RSAPrivateKey | None", self._loaded("_app_key"))
+
+    @property
+    def app_cert_sn(self) -> str | None:
+        """The SN of `app_cert` (app_cert_sn); None when no app certificate is given."""
+        return self._app_cert_sn
+
+    @property
+    def certificate_mode(self) -> bool:
+        """Whether Alipay's key comes from a certificate: queries then carry both SNs."""
+        return self.alipay_public_cert is not None
 
     def expected_app_id(self) -> str:
         return self.app_id
@@ -128,3 +165,29 @@ def _load(name: str, value: object, loader: Callable[[Any], _R], problems: list[
         except ValueError as exc:
             problems.append((loc, subject + str(exc)))
     return loaded
+
+
+def load_app_cert_sn(value: str | bytes | Path) -> str:
+    """app_cert_sn: the SN of the app's public key certificate (its first certificate)."""
+    ders = read_certificates(value)
+    if not ders:
+        raise ValueError("holds no certificate")
+    return cert_sn(ders[0])
+
+
+def _app_key(value: SecretStr | None, problems: list[_Problem]) -> RSAPrivateKey | None:
+    if value is None:
+        return None
+    text = value.get_secret_value().strip()
+    try:
+        if "PRIVATE KEY" in text:
+            key = serialization.load_pem_private_key(text.encode("ascii"), password=None)
+        else:  # the one-line base64 of Alipay's key tool: PKCS#8 DER
+            key = serialization.load_der_private_key(base64.b64decode(text, validate=True), password=None)
+    except (ValueError, TypeError, UnicodeEncodeError, UnsupportedAlgorithm, binascii.Error):
+        problems.append((("app_private_key",), "is not a readable RSA private key (PEM or one-line base64)"))
+        return None
+    if not isinstance(key, RSAPrivateKey) or key.key_size < 2048:
+        problems.append((("app_private_key",), "must be an RSA private key of 2048 bits or more"))
+        return None
+    return key

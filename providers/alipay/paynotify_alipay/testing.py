@@ -26,6 +26,7 @@ import json
 import secrets
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote_plus, urlencode
 
 from cryptography import x509
@@ -38,9 +39,13 @@ from paynotify import BEIJING
 from paynotify_alipay._form import python_charset
 from paynotify_alipay._signature import SignType, sign, sign_content
 
+if TYPE_CHECKING:
+    from paynotify_alipay._emulator import AlipayEmulator
+
 __all__ = [
     "BUYER_ID",
     "SELLER_ID",
+    "AlipayEmulator",
     "certificate_pem",
     "encode_form",
     "generate_key",
@@ -267,3 +272,13 @@ def make_return(
     }
     fields.update(extra)
     return _signed(fields, private_key, sign_type, charset)
+
+
+def __getattr__(name: str) -> Any:
+    # The emulator (a local Alipay gateway, _emulator) builds on the helpers above: imported on
+    # first use, so neither module has to be imported before the other.
+    if name == "AlipayEmulator":
+        from paynotify_alipay._emulator import AlipayEmulator
+
+        return AlipayEmulator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

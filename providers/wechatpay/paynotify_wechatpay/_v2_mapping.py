@@ -234,4 +234,6 @@ def invalid(
     trade = fields.get("transaction_id") or fields.get("out_trade_no")
     refund = fields.get("out_refund_no") if kind is Kind.REFUND else None
     event_id = _event_id(account.name, kind, trade, refund, provider_status)
+    if "sign" in raw:  # verified case-blind: each casing of the hex would be a record of its own
+        raw = {**raw, "sign": raw["sign"].upper()}
     return InvalidContent(exc.message, account=account.name, raw=raw, event_id=event_id)

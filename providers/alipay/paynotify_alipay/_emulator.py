@@ -1,0 +1,272 @@
+"""A local Alipay gateway, as an ASGI app: trades, refunds, signed query answers, pushed notifications.
+
+    emulator = testing.AlipayEmulator()
+    notifier.add_account("shop", "alipay", **emulator.account_settings())
+    emulator.pay("order-1", total_amount="88.88")            # the buyer paid
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=emulator))
+    # queries of account "shop" now reach the emulator: base_url is emulator.base_url
+
+It answers `alipay.trade.query` and `alipay.trade.fastpay.refund.query` as Alipay does (PROTOCOLS.md,
+"Asking the provider"): the request's `sign` is checked with the app's public key over every
+parameter but sign (in certificate mode app_cert_sn and alipay_root_cert_sn must name the
+configured certificates); a bad one gets an unsigned 40002 isv.invalid-signature. Every other answer
+is `{"<method>_response": {...}, "sign": "..."}` signed with the emulator's throwaway Alipay key over
+the response object's exact text: an unknown trade 40004 ACQ.TRADE_NOT_EXIST, an unknown refund
+request 10000 without refund fields (Alipay's own answer).
+
+`notification(...)` is the async notification of a trade's (or a refund's) current state, signed
+with the same key, and `push(...)` POSTs it to a notify_url: dropped, duplicated, or after an
+awaitable.
+
+Faults, for tests: `down` (HTTP 503), `error` (a sub_code answered, signed, to every query, e.g.
+ACQ.SYSTEM_ERROR), `stall` (an asyncio.Event awaited before answering), `unsigned` (no sign),
+`answer_key` (answers signed with another key: a forger's), `tamper` (text -> text applied after
+signing: a forged or re-serialised answer). `requests` lists (method, biz_content) of each query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+import httpx
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+
+from paynotify import BEIJING, canonical_b64decode
+from paynotify_alipay import testing
+from paynotify_alipay._api import REFUND_QUERY, TRADE_QUERY
+from paynotify_alipay._certs import cert_sn, root_cert_sn
+from paynotify_alipay._signature import SignType, sign
+
+__all__ = ["EMULATOR_BASE_URL", "AlipayEmulator"]
+
+EMULATOR_BASE_URL = "http://alipay.emulator/gateway.do"
+"""The base_url accounts are given (an EmulatorTransport routes its host to the emulator)."""
+
+Scope = Mapping[str, Any]
+Receive = Callable[[], Awaitable[Mapping[str, Any]]]
+SendAsgi = Callable[[Mapping[str, Any]], Awaitable[None]]
+
+_TIME = "%Y-%m-%d %H:%M:%S"
+_HASHES = {"RSA2": hashes.SHA256, "RSA": hashes.SHA1}
+_PEM = re.compile(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----\n?", re.DOTALL)
+
+
+class AlipayEmulator:
+    """Alipay for one app; the Alipay key and the app's key are throwaway and made here unless given."""
+
+    def __init__(
+        self,
+        *,
+        app_id: str = "2021000000000001",
+        alipay_key: RSAPrivateKey | None = None,
+        app_key: RSAPrivateKey | None = None,
+        sign_type: SignType = "RSA2",
+        certificate_mode: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.app_id = app_id
+        self.alipay_key = alipay_key or testing.generate_key()
+        self.app_key = app_key or testing.generate_key()
+        self.sign_type: SignType = sign_type
+        self.certificate_mode = certificate_mode
+        self.clock = clock
+        self.trades: dict[str, dict[str, str]] = {}
+        self.refunds: dict[tuple[str, str], dict[str, str]] = {}
+        self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.down = False
+        self.error: str | None = None
+        self.stall: asyncio.Event | None = None
+        self.unsigned = False
+        self.answer_key: RSAPrivateKey | None = None
+        self.tamper: Callable[[str], str] | None = None
+        self.base_url = EMULATOR_BASE_URL
+        chain = testing.certificate_pem(self.alipay_key, chain=True)
+        self.alipay_cert, self.root_cert = _PEM.findall(chain)
+        self.app_cert = testing.certificate_pem(self.app_key)
+
+    # -- set-up --------------------------------------------------------------------------------
+
+    def account_settings(self) -> dict[str, Any]:
+        """Settings of an account of this app, pointed at the emulator, with the app's private key."""
+        settings: dict[str, Any] = {
+            "app_id": self.app_id,
+            "sign_type": self.sign_type,
+            "app_private_key": testing.private_key_pem(self.app_key),
+            "base_url": self.base_url,
+        }
+        if self.certificate_mode:
+            settings |= {"alipay_public_cert": self.alipay_cert + self.root_cert,
+                         "alipay_root_cert": self.root_cert, "app_cert": self.app_cert}  # fmt: skip
+        else:
+            settings["alipay_public_key"] = testing.public_key_pem(self.alipay_key)
+        return settings
+
+    def _now(self) -> str:
+        return datetime.fromtimestamp(self.clock(), BEIJING).strftime(_TIME)
+
+    def pay(
+        self, out_trade_no: str, *, total_amount: str = "88.88", trade_status: str = "TRADE_SUCCESS"
+    ) -> dict[str, str]:
+        """Create or move a trade to `trade_status`; returns its fields (the query answer's)."""
+        trade = {
+            "out_trade_no": out_trade_no,
+            "trade_no": testing._trade_no(self.app_id, out_trade_no),
+            "trade_status": trade_status,
+            "total_amount": total_amount,
+            "buyer_user_id": testing.BUYER_ID,
+            "buyer_logon_id": "pay***@example.com",
+        }
+        if trade_status in ("TRADE_SUCCESS", "TRADE_FINISHED"):
+            trade["send_pay_date"] = self._now()
+            trade["buyer_pay_amount"] = total_amount
+        self.trades[out_trade_no] = trade
+        return trade
+
+    def refund(self, out_request_no: str, out_trade_no: str, *, refund_amount: str) -> dict[str, str]:
+        """A refund of a paid trade, succeeded; returns its fields (the refund query answer's)."""
+        trade = self.trades[out_trade_no]
+        refund = {
+            "out_trade_no": out_trade_no,
+            "trade_no": trade["trade_no"],
+            "out_request_no": out_request_no,
+            "total_amount": trade["total_amount"],
+            "refund_amount": refund_amount,
+            "refund_status": "REFUND_SUCCESS",
+            "gmt_refund_pay": self._now(),
+        }
+        self.refunds[(out_trade_no, out_request_no)] = refund
+        return refund
+
+    # -- notifications -------------------------------------------------------------------------
+
+    def notification(self, *, order: str, refund: str | None = None) -> bytes:
+        """The async notification Alipay sends for the trade's (or the refund's) current state."""
+        trade = self.trades[order]
+        extra: dict[str, str | None] = {"gmt_payment": trade.get("send_pay_date")}
+        if refund is not None:
+            done = self.refunds[(order, refund)]
+            refunded = sum(float(r["refund_amount"]) for (o, _), r in self.refunds.items() if o == order)
+            extra |= {
+                "out_biz_no": refund,
+                "refund_fee": f"{refunded:.2f}",
+                "gmt_refund": done["gmt_refund_pay"],
+            }
+        fields: dict[str, Any] = extra  # str | None, as make_notify's **extra takes
+        return testing.make_notify(
+            self.alipay_key, app_id=self.app_id, out_trade_no=order, total_amount=trade["total_amount"],
+            trade_status=trade["trade_status"], sign_type=self.sign_type, **fields,
+        )  # fmt: skip
+
+    async def push(
+        self,
+        client: httpx.AsyncClient,
+        notify_url: str,
+        *,
+        order: str,
+        refund: str | None = None,
+        copies: int = 1,
+        drop: bool = False,
+        before: Awaitable[object] | None = None,
+    ) -> list[int]:
+        """POST the notification of the current state `copies` times; `drop` sends nothing;
+        `before` is awaited first (a delay). Returns the HTTP statuses received."""
+        body = self.notification(order=order, refund=refund)
+        if before is not None:
+            await before
+        if drop:
+            return []
+        headers = {"content-type": "application/x-www-form-urlencoded; charset=utf-8"}
+        return [
+            (await client.post(notify_url, content=body, headers=headers)).status_code for _ in range(copies)
+        ]
+
+    # -- the gateway ---------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: SendAsgi) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        status, text = await self._answer(body)
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"text/html;charset=utf-8")]})  # fmt: skip
+        await send({"type": "http.response.body", "body": text.encode("utf-8")})
+
+    async def _answer(self, body: bytes) -> tuple[int, str]:
+        if self.stall is not None:
+            await self.stall.wait()
+        if self.down:
+            return 503, "Service Unavailable"
+        params = dict(parse_qsl(body.decode("ascii"), keep_blank_values=True))
+        method = params.get("method", "")
+        key = method.replace(".", "_") + "_response"
+        if not self._request_verifies(params):
+            refused = {"code": "40002", "msg": "Invalid Arguments", "sub_code": "isv.invalid-signature",
+                       "sub_msg": "验签出错"}  # fmt: skip
+            return 200, json.dumps({key: refused}, ensure_ascii=False)
+        biz = json.loads(params.get("biz_content", "{}"))
+        self.requests.append((method, biz))
+        fields = self._fields(method, biz)
+        return 200, self._signed(key, fields)
+
+    def _request_verifies(self, params: Mapping[str, str]) -> bool:
+        signature = canonical_b64decode(params.get("sign", ""))
+        if signature is None or params.get("app_id") != self.app_id:
+            return False
+        if self.certificate_mode and (
+            params.get("app_cert_sn") != cert_sn(self.app_cert)
+            or params.get("alipay_root_cert_sn") != root_cert_sn(self.root_cert)
+        ):
+            return False
+        content = "&".join(f"{k}={v}" for k, v in sorted(params.items()) if k != "sign" and v)
+        hash_name = _HASHES.get(params.get("sign_type", ""))
+        if hash_name is None:
+            return False
+        try:
+            self.app_key.public_key().verify(
+                signature, content.encode("utf-8"), padding.PKCS1v15(), hash_name()
+            )
+        except InvalidSignature:
+            return False
+        return True
+
+    def _fields(self, method: str, biz: Mapping[str, Any]) -> dict[str, Any]:
+        if self.error is not None:
+            return {"code": "40004", "msg": "Business Failed", "sub_code": self.error, "sub_msg": "emulated"}
+        ok = {"code": "10000", "msg": "Success"}
+        if method == TRADE_QUERY:
+            trade = self.trades.get(str(biz.get("out_trade_no", "")))
+            if trade is None:
+                return {"code": "40004", "msg": "Business Failed", "sub_code": "ACQ.TRADE_NOT_EXIST",
+                        "sub_msg": "交易不存在", "out_trade_no": biz.get("out_trade_no", "")}  # fmt: skip
+            return ok | trade
+        if method == REFUND_QUERY:
+            order, request = str(biz.get("out_trade_no", "")), str(biz.get("out_request_no", ""))
+            refund = self.refunds.get((order, request))
+            return ok | (refund if refund is not None else {})
+        return {"code": "40004", "msg": "Business Failed", "sub_code": "isv.invalid-method"}
+
+    def _signed(self, key: str, fields: Mapping[str, Any]) -> str:
+        value = json.dumps(dict(fields), ensure_ascii=False, separators=(",", ":"))
+        text = f'{{"{key}":{value}'
+        if not self.unsigned:
+            signer = self.answer_key or self.alipay_key
+            text += f',"sign":"{sign(value.encode("utf-8"), signer, self.sign_type)}"'
+        if self.certificate_mode:
+            text += f',"alipay_cert_sn":"{cert_sn(self.alipay_cert)}"'
+        text += "}"
+        return self.tamper(text) if self.tamper is not None else text
