@@ -430,3 +430,27 @@ async def test_a_store_without_expectations_still_delivers_and_runs_no_sweeper(
         with pytest.raises(NotImplementedError):
             await notifier.expect("shop", "order-2", amount=1, until=timedelta(hours=1))
     assert s.notifier.sweeper is None
+
+
+async def test_alipays_dropped_notification_is_recovered_once() -> None:
+    from urllib.parse import urlsplit
+
+    from paynotify_alipay.testing import AlipayEmulator, generate_key
+
+    emu = AlipayEmulator(alipay_key=generate_key(), app_key=generate_key())
+    host = urlsplit(emu.base_url).hostname or ""
+    notifier = Notifier("memory://", api_transport=EmulatorTransport({host: emu}))
+    notifier.add_account("shop", "alipay", **emu.account_settings())
+    delivered: list[PaymentResult] = []
+    notifier.subscribe(delivered.append)
+    clock = Clock()
+    transport = httpx.ASGITransport(app=notifier.asgi())
+    async with notifier, httpx.AsyncClient(transport=transport, base_url="http://paynotify.test") as client:
+        emu.pay("order-1")
+        await notifier.expect("shop", "order-1", amount="88.88", until=timedelta(hours=24))
+        clock.t += 61
+        sweep = await Sweeper(notifier.store, notifier.query, clock=clock).run_once()
+        assert sweep.recovered == [("shop", "order-1", None)]
+        await emu.push(client, "/shop/notify", order="order-1")  # the late notification
+        assert [(r.order_id, r.source.value) for r in delivered] == [("order-1", "query")]
+        assert len(emu.requests) == 1
