@@ -64,6 +64,7 @@ from paynotify._stores.base import (
     Store,
     StoredEvent,
 )
+from paynotify._stores.expectations import Expectation, ExpectationState, ExpectationStore
 from paynotify._stores.memory import MemoryStore
 from paynotify._stores.sqlite import SQLiteStore
 from paynotify._stores.urls import open_store, store_schemes
@@ -95,6 +96,9 @@ __all__ = [
     "EventLog",
     "EventQuery",
     "EventState",
+    "Expectation",
+    "ExpectationState",
+    "ExpectationStore",
     "InFlight",
     "InboundRequest",
     "InvalidContent",

@@ -43,7 +43,8 @@ def serve(
     workers: int = 1,
     ops: tuple[str, int] | None = None,
 ) -> None:
-    """Serve every account under uvicorn; SIGHUP re-reads the accounts from `config`.
+    """Serve every account under uvicorn; SIGHUP re-reads the accounts from `config`. The sweeper
+    runs in each process unless the config says `sweeper = false`.
 
     uvicorn's own bounds: past `limit_concurrency` connections new ones get 503 (the provider
     resends), and an idle keep-alive connection is closed after `timeout_keep_alive` seconds. A body
@@ -54,6 +55,7 @@ def serve(
     `ops` (host, port) serves `paynotify.ops.ops_app` there too, with metrics and traces attached
     (one process only: several would all bind that port, and each count only its own requests).
     """
+    notifier.sweeps_by_default = True
     settings: dict[str, object] = {
         "host": host,
         "port": port,
@@ -132,7 +134,9 @@ def app_from_environment() -> ASGIApp:
 
     level = os.environ.get(_LOG_LEVEL_ENV, "info").upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return Notifier.from_config(os.environ[_CONFIG_ENV]).asgi()
+    notifier = Notifier.from_config(os.environ[_CONFIG_ENV])
+    notifier.sweeps_by_default = True  # each process sweeps; the leases keep them apart
+    return notifier.asgi()
 
 
 def _console(notifier: Notifier) -> object | None:
@@ -167,9 +171,12 @@ def reload(notifier: Notifier, config: Path) -> None:
 
 
 def run_worker(notifier: Notifier) -> None:
-    """Run the queued-delivery dispatcher without HTTP until SIGINT or SIGTERM."""
+    """Run the queued-delivery dispatcher (and the sweeper, unless `sweeper = false`) without HTTP
+    until SIGINT or SIGTERM."""
     if notifier.delivery != "queued":
         raise ConfigurationError('paynotify worker dispatches queued delivery: set delivery = "queued"')
+
+    notifier.sweeps_by_default = True
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from paynotify._errors import StoreError
 from paynotify._result import PaymentResult, UnhandledEvent
+from paynotify._stores.expectations import ExpectationStore
 from paynotify._stores.transitions import (
     CLAIMABLE,
     LEASED,
@@ -310,3 +311,8 @@ class Store(DeliveryStore, QueueStore, EventLog):
 
     Times are Unix seconds from the calling process's clock: hosts sharing a store need NTP.
     """
+
+    @property
+    def expectations(self) -> ExpectationStore:
+        """The payments and refunds awaited (`Notifier.expect`, the sweeper), in this store."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no expectations")
