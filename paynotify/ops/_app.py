@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import Receive, Scope, Send
 
 from paynotify import PaynotifyError
-from paynotify.ops._console import TO_ROOT
+from paynotify.ops._console_guard import TO_ROOT
 from paynotify.ops._instrument import Instrumentation
 
 __all__ = ["READY_TIMEOUT", "ops_app"]

@@ -13,13 +13,10 @@ of indexed reads however large the store: see docs/console.md for what each figu
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import math
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,11 +25,10 @@ from urllib.parse import parse_qs, urlencode
 import jinja2
 from markupsafe import Markup
 from starlette.applications import Starlette
-from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from paynotify import (
     REPLAYABLE,
@@ -46,12 +42,19 @@ from paynotify import (
     StoredEvent,
     StoreError,
 )
-from paynotify.ops._auth import Authenticator, CsrfTokens, resolve, same_origin
+from paynotify.ops._auth import CsrfTokens, resolve, same_origin
+from paynotify.ops._console_filters import (
+    KINDS,
+    PAGE_SIZE,
+    BadRequest,
+    Filters,
+    _cursor,
+    _page_size,
+)
+from paynotify.ops._console_guard import IDENTITY, STYLE, Guard
 
 __all__ = ["ConsoleNotifier", "console_app"]
 
-PAGE_SIZE = 50
-PAGE_MAX = 200
 RECENT = 1000
 """The overview's per-account table counts the states of this many most recently created events."""
 CHART_HOURS = 24
@@ -61,49 +64,6 @@ hours before the oldest one read are drawn as not counted, never as quiet."""
 BULK_LIMIT = 500
 """A selection acts on at most this many events per confirmation (newest first)."""
 FORM_LIMIT = 64 * 1024
-KINDS = ("payment", "refund", "transfer", "unhandled")
-
-_CSS = """
-body{font:14px/1.45 system-ui,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
-header{background:#1d2330;color:#fff;padding:.6em 1.2em;display:flex;gap:1.5em;align-items:baseline}
-header a{color:#cfe0ff;text-decoration:none}header strong{font-size:1.1em}
-main{padding:1em 1.2em;max-width:80em}
-h1{font-size:1.3em;margin:.2em 0 .6em}h2{font-size:1.05em;margin:1.4em 0 .4em}
-table{border-collapse:collapse;background:#fff;margin:.3em 0}
-th,td{border:1px solid #dde1e7;padding:.25em .6em;text-align:left;vertical-align:top}
-th{background:#eef1f5;font-weight:600}td.n{text-align:right;font-variant-numeric:tabular-nums}td.t{white-space:nowrap}
-code,.mono{font-family:ui-monospace,monospace;font-size:.92em;word-break:break-all}th.mono{word-break:normal}
-.state{display:inline-block;padding:0 .45em;border-radius:.6em;font-size:.88em;background:#e4e7ec}
-.s-done{background:#d7f2dd}.s-dead{background:#f8d0d0}.s-rejected{background:#fbe3c4}
-.s-pending,.s-in_flight{background:#d8e6fb}.s-released{background:#efe1fb}.s-unhandled{background:#e8e8e8}
-form.filters{display:flex;flex-wrap:wrap;gap:.6em;align-items:end;background:#fff;padding:.7em;
-border:1px solid #dde1e7}
-form.filters label{display:flex;flex-direction:column;font-size:.85em;gap:.15em}
-input,select,button{font:inherit;padding:.2em .35em}
-button,a.button{background:#2455c3;color:#fff;border:0;border-radius:3px;padding:.3em .8em;
-text-decoration:none;display:inline-block;cursor:pointer}
-a.button.secondary{background:#5b6472}button.danger{background:#b3261e}
-.actions{display:flex;gap:.5em;margin:.6em 0}.note{color:#5b6472;font-size:.9em}
-.error{background:#fde7e7;border:1px solid #f2b8b5;padding:.5em .8em}
-.ok{background:#e3f6e7;border:1px solid #a8dcb4;padding:.5em .8em}
-svg text{font:11px system-ui,sans-serif;fill:#5b6472}svg .bar{fill:#2455c3}svg .uncounted{fill:#e4e7ec}
-svg .axis{stroke:#9aa3b0}
-"""
-_CSS_HASH = base64.b64encode(hashlib.sha256(_CSS.encode()).digest()).decode()
-CONTENT_SECURITY_POLICY = (
-    f"default-src 'none'; style-src 'sha256-{_CSS_HASH}'; img-src 'self' data:; "
-    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-)
-SECURITY_HEADERS = {
-    "content-security-policy": CONTENT_SECURITY_POLICY,
-    "x-frame-options": "DENY",
-    "cache-control": "no-store",
-    "referrer-policy": "same-origin",  # no-referrer would make a browser send `Origin: null` on our forms
-    "x-content-type-options": "nosniff",
-}
-_IDENTITY = "paynotify_console_identity"
-TO_ROOT = "paynotify.console_root"
-"""Set in the scope of a request for the mount point itself (`/console`): the guard redirects it."""
 
 
 class ConsoleNotifier(Protocol):
@@ -125,42 +85,7 @@ def console_app(notifier: ConsoleNotifier, *, auth: object, csrf_secret: bytes |
     """
     authenticator = resolve(auth)
     console = _Console(notifier, CsrfTokens(csrf_secret))
-    return _Guard(console.app, authenticator)
-
-
-class _Guard:
-    """Authentication and the security headers, around every response (a 401 and a 404 too)."""
-
-    def __init__(self, app: ASGIApp, auth: Authenticator) -> None:
-        self.app, self.auth = app, auth
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            if scope["type"] == "lifespan":
-                await self.app(scope, receive, send)
-            return  # no websockets here: the connection is refused
-
-        async def secured(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in SECURITY_HEADERS.items():
-                    headers[name] = value
-            await send(message)
-
-        identity = await self.auth.identify(Request(scope))
-        if identity is None:
-            refused = PlainTextResponse(
-                "authentication required\n", 401, headers={"www-authenticate": self.auth.challenge}
-            )
-            await refused(scope, receive, secured)
-            return
-        if scope.get(TO_ROOT):
-            # `/console` itself: to `/console/`, relative (never built from the Host header), and
-            # only once signed in, with the security headers like every other answer.
-            await RedirectResponse("console/", 307)(scope, receive, secured)
-            return
-        scope = {**scope, "state": {**scope.get("state", {}), _IDENTITY: identity}}
-        await self.app(scope, receive, secured)
+    return Guard(console.app, authenticator)
 
 
 @dataclass(frozen=True)
@@ -214,85 +139,6 @@ def eligible(action: _Action, event: StoredEvent) -> bool:
     """Whether to offer `action` on `event`; the store decides in the end (it may have moved on)."""
     delivers = action.run is not _requeue
     return event.state in action.takes and not (delivers and event.kind == "unhandled")
-
-
-class BadRequest(Exception):
-    """A filter or form the console cannot read; the message is shown (escaped) with a 400."""
-
-
-@dataclass(frozen=True)
-class Filters:
-    account: str = ""
-    provider: str = ""
-    kind: str = ""
-    state: str = ""
-    order_id: str = ""
-    since: str = ""
-    until: str = ""
-
-    @classmethod
-    def read(cls, params: Mapping[str, str]) -> Filters:
-        found = cls(**{f.name: params.get(f.name, "").strip() for f in fields(cls)})
-        if any("\x00" in value for value in vars(found).values()):  # no store holds one, PostgreSQL errs
-            raise BadRequest("a filter cannot hold a NUL character")
-        if found.state and found.state not in EventState._value2member_map_:
-            raise BadRequest(f"unknown state {found.state!r}")
-        if found.kind and found.kind not in KINDS:
-            raise BadRequest(f"unknown kind {found.kind!r}")
-        found.window()  # refuse a time that does not parse now, not halfway through a page
-        return found
-
-    def window(self) -> tuple[float | None, float | None]:
-        return _instant(self.since, "since"), _instant(self.until, "until")
-
-    def query(self) -> dict[str, str]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name)}
-
-    def find_args(self, states: frozenset[EventState] | None = None) -> dict[str, Any]:
-        since, until = self.window()
-        wanted = {EventState(self.state)} if self.state else None
-        if states is not None:
-            wanted = set(states) if wanted is None else wanted & states
-        return {
-            "account": self.account or None,
-            "provider": self.provider or None,
-            "kind": self.kind or None,
-            "order_id": self.order_id or None,
-            "states": wanted,
-            "created_after": since,
-            "created_before": until,
-        }
-
-
-def _instant(text: str, name: str) -> float | None:
-    """A `datetime-local` field's value, read as UTC."""
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise BadRequest(f"{name}: {text!r} is not a date and time (YYYY-MM-DDTHH:MM, UTC)") from None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
-
-
-def _cursor(params: Mapping[str, str]) -> tuple[float | None, str | None]:
-    before, before_id = params.get("before", ""), params.get("before_id", "")
-    if not before:
-        return None, None
-    try:
-        t = float(before)
-    except ValueError:
-        raise BadRequest(f"before: {before!r} is not a time") from None
-    if not math.isfinite(t):
-        raise BadRequest(f"before: {before!r} is not a time")
-    return t, before_id or None
-
-
-def _page_size(params: Mapping[str, str]) -> int:
-    text = params.get("limit", "") or str(PAGE_SIZE)
-    if not text.isdigit() or not 1 <= int(text) <= PAGE_MAX:
-        raise BadRequest(f"limit: a number from 1 to {PAGE_MAX}")
-    return int(text)
 
 
 def when(t: float | None) -> str:
@@ -366,10 +212,10 @@ class _Console:
             path = root + self.app.router.url_path_for(name, **params)
             return f"{path}?{urlencode(query)}" if query else path
 
-        identity: str = getattr(request.state, _IDENTITY)
+        identity: str = getattr(request.state, IDENTITY)
         page = self.templates.get_template(template).render(
             url=url,
-            css=Markup(_CSS),  # noqa: S704 - our own constant; its hash is in the CSP
+            css=Markup(STYLE),  # noqa: S704 - our own constant; its hash is in the CSP
             csrf=self.csrf.token(identity),
             request=request,
             **context,
@@ -574,7 +420,7 @@ class _Console:
         if form is None:
             form = await self._form(request)
         given = form.get("csrf", [""])[0]
-        if self.csrf.valid(getattr(request.state, _IDENTITY), given):
+        if self.csrf.valid(getattr(request.state, IDENTITY), given):
             return None
         return self.render(
             request,
