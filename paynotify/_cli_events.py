@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
+import re
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -31,35 +33,98 @@ T = TypeVar("T")
 _UNDELIVERED = frozenset(EventState) - frozenset(RETAINED)
 
 
+_MAX_COUNT = 10**9
+"""The largest count an option takes: far past any real need, and within every store's integers."""
+_MAX_DAYS = 100_000.0
+"""About 270 years: the oldest bound purge can compute without leaving the calendar."""
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    if not 1 <= value <= _MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"must be 1 or more and at most {_MAX_COUNT}, not {text}")
     return value
 
 
-def positive_float(text: str) -> float:
+def port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port must be 0 to 65535, not {text}")
+    return value
+
+
+def positive_float(text: str, *, most: float = float(_MAX_COUNT)) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+    # `not value > 0` also catches nan, which compares false with everything.
+    if not value > 0 or not math.isfinite(value) or value > most:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most {most:g}, not {text}")
     return value
 
 
+def days(text: str) -> float:
+    return positive_float(text, most=_MAX_DAYS)
+
+
+def store_url(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty store URL names no store, e.g. sqlite:///events.db")
+    return text
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_AGO = re.compile(r"(\d{1,9})([smhdw])")
+
+
 def moment(text: str) -> float:
-    """An ISO date or date and time as Unix seconds; UTC unless it carries an offset."""
+    """`30m`, `1h`, `2d`, `1w` ago, or an ISO date or date and time as Unix seconds (UTC unless it
+    carries an offset); refused when it lies outside the calendar (years 1 to 9999, in UTC)."""
+    ago = _AGO.fullmatch(text.strip())
+    if ago:
+        value = time.time() - int(ago[1]) * _UNITS[ago[2]]
+    else:
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is neither a time ago (30m, 1h, 2d, 1w) nor an ISO date or time, "
+                "e.g. 2026-01-31 or 2026-01-31T08:00+08:00"
+            ) from None
+        try:
+            value = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+        except (OverflowError, ValueError):
+            value = math.inf
     try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not an ISO date or time, e.g. 2026-01-31 or 2026-01-31T08:00+08:00"
-        ) from None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+        # Every time shown or compared later is a UTC datetime: one that cannot exist is refused now.
+        datetime.fromtimestamp(value, UTC)
+    except (OverflowError, ValueError, OSError):
+        raise argparse.ArgumentTypeError(f"{text!r} is outside years 1 to 9999 in UTC") from None
+    return value
+
+
+def add_where(parser: argparse.ArgumentParser, *, suppress: bool = False) -> None:
+    """--config and --store; on each action too (`suppress`), so they may follow the action."""
+    default = argparse.SUPPRESS if suppress else None
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=default,
+        help="TOML config: its store, and its subscribers for retries",
+    )
+    parser.add_argument(
+        "--store",
+        type=store_url,
+        default=default,
+        help="store URL, e.g. postgresql://host/db (retries then only requeue); a SQLite file must exist",
+    )
 
 
 def _add_filters(parser: argparse.ArgumentParser, *, purge: bool = False) -> None:
@@ -70,11 +135,13 @@ def _add_filters(parser: argparse.ArgumentParser, *, purge: bool = False) -> Non
     if not purge:
         parser.add_argument("--state", action="append", choices=[s.value for s in EventState])
     parser.add_argument(
-        "--since", type=moment, help="created at or after this ISO date/time (UTC unless an offset is given)"
+        "--since",
+        type=moment,
+        help="created at or after this time: 30m, 1h, 2d, 1w ago or ISO (UTC unless an offset is given)",
     )
     if not purge:
         parser.add_argument(
-            "--until", type=moment, help="created before this ISO date/time (UTC unless an offset)"
+            "--until", type=moment, help="created before this time: 30m, 1h, 2d, 1w ago or ISO"
         )
 
 
@@ -111,9 +178,7 @@ _PURGE_FILTERS = {"account": "account", "provider": "provider", "order": "order_
 
 def add_events_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     events = commands.add_parser("events", help="list, show, retry, replay or purge recorded events")
-    where = events.add_mutually_exclusive_group(required=True)
-    where.add_argument("--config", type=Path, help="TOML config: its store, and its subscribers for retries")
-    where.add_argument("--store", help="store URL, e.g. postgresql://host/db (retries then only requeue)")
+    add_where(events)
     actions = events.add_subparsers(dest="action", required=True)
 
     listing = actions.add_parser("list", help="events, newest first")
@@ -148,9 +213,7 @@ def add_events_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
             )
 
     purge = actions.add_parser("purge", help="delete old settled (or other) events")
-    purge.add_argument(
-        "--older-than", type=positive_float, metavar="DAYS", help="default: the retention_days setting"
-    )
+    purge.add_argument("--older-than", type=days, metavar="DAYS", help="default: the retention_days setting")
     purge.add_argument(
         "--state",
         action="append",
@@ -167,11 +230,37 @@ def add_events_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     purge.add_argument("--dry-run", action="store_true", help="count what would be deleted, delete nothing")
     purge.add_argument("--yes", action="store_true", help="purge undelivered events without asking")
     purge.add_argument("--json", action="store_true", help="print a JSON summary object")
+    for action in actions.choices.values():
+        add_where(action, suppress=True)
+
+
+def open_where(args: argparse.Namespace, command: str = "events") -> Notifier:
+    """The notifier of --config or --store (exactly one), refusing a SQLite file that is not there:
+    a typo would otherwise create an empty store and report that it holds nothing."""
+    config, store = getattr(args, "config", None), getattr(args, "store", None)
+    if (config is None) == (store is None):
+        raise ConfigurationError(f"{command}: give exactly one of --config FILE or --store URL")
+    if config is not None and not config.is_file():
+        raise ConfigurationError(f"no config file {str(config)!r}")
+    notifier = Notifier.from_config(config) if config is not None else Notifier(store)
+    require_existing(notifier, command)
+    return notifier
+
+
+def require_existing(notifier: Notifier, command: str) -> None:
+    from paynotify._stores.sqlite import SQLiteStore
+
+    path = getattr(notifier.store, "path", None)
+    if isinstance(notifier.store, SQLiteStore) and path != ":memory:" and not Path(str(path)).is_file():
+        raise ConfigurationError(
+            f"no SQLite store at {str(path)!r} ({command} never creates one; "
+            "serve, worker, demo and init do): check the path"
+        )
 
 
 def run_events(args: argparse.Namespace, out: IO[str] | None = None) -> int:
     out = out or sys.stdout
-    notifier = Notifier.from_config(args.config) if args.config else Notifier(args.store)
+    notifier = open_where(args)
 
     async def main() -> int:
         try:
@@ -183,7 +272,6 @@ def run_events(args: argparse.Namespace, out: IO[str] | None = None) -> int:
 
 
 async def _dispatch(notifier: Notifier, args: argparse.Namespace, out: IO[str]) -> int:
-    store = notifier.store
     if args.action == "list":
         events = await _select(notifier, args, args.limit)
         if not args.json:
@@ -192,9 +280,7 @@ async def _dispatch(notifier: Notifier, args: argparse.Namespace, out: IO[str]) 
             out.write((json.dumps(_as_dict(event)) if args.json else _line(event)) + "\n")
         return 0
     if args.action == "show":
-        found = await store.get(args.event_id)
-        if found is None:
-            raise ConfigurationError(f"no event {args.event_id!r} in this store")
+        found = await _by_id_or_prefix(notifier, args.event_id)
         details = _as_dict(found) | {"result": json.loads(found.result_json)}
         out.write(json.dumps(details, indent=2, ensure_ascii=False) + "\n")
         return 0
@@ -205,7 +291,7 @@ async def _dispatch(notifier: Notifier, args: argparse.Namespace, out: IO[str]) 
 
 async def _redeliver(notifier: Notifier, args: argparse.Namespace, out: IO[str]) -> int:
     replay = args.action == "replay"
-    ids = _read_ids(args.event_ids)
+    ids = [await _full_id(notifier, i) for i in _read_ids(args.event_ids)]
     selections = [(args.dead, EventState.DEAD), (args.released, EventState.RELEASED)]
     selections.append((getattr(args, "rejected", False), EventState.REJECTED))
     for flag, state in selections:
@@ -215,9 +301,17 @@ async def _redeliver(notifier: Notifier, args: argparse.Namespace, out: IO[str])
         ids += [e.event_id for e in await _select(notifier, _without_dead(args), _ALL)]
     ids = list(dict.fromkeys(ids))  # each once, in the order given
     if not ids:
-        raise ConfigurationError(
-            f"{args.action}: no events selected; give EVENT_IDs (- for stdin), --dead, --released or filters"
+        asked = args.event_ids or args.dead or args.released or getattr(args, "rejected", False)
+        if not (asked or _filtered(args)):
+            raise ConfigurationError(
+                f"{args.action}: no events selected; "
+                "give EVENT_IDs (- for stdin), --dead, --released or filters"
+            )
+        # Asked for a selection that is empty today: a quiet night for a cron job, not an error.
+        out.write(
+            json.dumps({"nothing": True, "ids": []}) + "\n" if args.json else f"nothing to {args.action}\n"
         )
+        return 0
     in_process = args.config is not None
     done, failed = 0, 0
     delivered: list[str] = []
@@ -284,6 +378,36 @@ async def _purge(notifier: Notifier, args: argparse.Namespace, out: IO[str]) -> 
     text = f"purged {purged} events{with_filters}"
     out.write((json.dumps({"purged": purged, **summary}) if args.json else text) + "\n")
     return 0
+
+
+_FULL_ID = 32
+_PREFIX_MIN = 4
+
+
+async def _by_id_or_prefix(notifier: Notifier, given: str) -> StoredEvent:
+    found = await notifier.store.get(await _full_id(notifier, given))
+    if found is None:
+        raise ConfigurationError(f"no event {given!r} in this store")
+    return found
+
+
+async def _full_id(notifier: Notifier, given: str) -> str:
+    """The event id `given` starts, when it is shorter than an id and exactly one event has it.
+
+    Stores look events up by whole id only, so a prefix reads the event list (newest first): a
+    command an operator types, not a hot path."""
+    if len(given) >= _FULL_ID or await notifier.store.get(given) is not None:
+        return given
+    if len(given) < _PREFIX_MIN:
+        raise ConfigurationError(
+            f"event id prefix {given!r} is too short: give {_PREFIX_MIN} or more characters"
+        )
+    matches = [e.event_id for e in await notifier.store.find(limit=_ALL) if e.event_id.startswith(given)]
+    if len(matches) > 1:
+        raise ConfigurationError(
+            f"event id prefix {given!r} is ambiguous: {len(matches)} events start with it"
+        )
+    return matches[0] if matches else given
 
 
 def _read_ids(given: Sequence[str]) -> list[str]:
