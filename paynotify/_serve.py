@@ -77,19 +77,70 @@ def serve(
         uvicorn.run(_APP_FACTORY, factory=True, workers=workers, lifespan="on", **settings)  # type: ignore[arg-type]
         return
     servers = [uvicorn.Server(uvicorn_config(notifier.asgi(), **settings))]
+    console = None
     if ops is not None:
         from paynotify.ops import Instrumentation, ops_app
 
         instrumentation = Instrumentation().attach(notifier)
-        app = ops_app(notifier, instrumentation=instrumentation, console=_console(notifier))
+        console = _console(notifier)
+        app = ops_app(notifier, instrumentation=instrumentation, console=console)
         servers.append(uvicorn.Server(uvicorn.Config(app, host=ops[0], port=ops[1], lifespan="off")))
+    announce(notifier, f"http://{_netloc(host, port)}{root_path}", ops, console=console is not None)
 
     async def main() -> None:
         if config is not None:
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload, notifier, config)
         await asyncio.gather(*(server.serve() for server in servers))
 
-    asyncio.run(main())
+    with _stopped_quietly():
+        asyncio.run(main())
+
+
+class _Stop(Exception):
+    """SIGINT or SIGTERM asked the server to stop."""
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise _Stop
+
+
+@contextmanager
+def _stopped_quietly() -> Iterator[None]:
+    """A stop asked for by SIGINT or SIGTERM is a clean exit (status 0, no traceback).
+
+    uvicorn shuts down gracefully on either signal and then raises it again for the handler it
+    found: Python's default would print a KeyboardInterrupt traceback (SIGINT) or kill the process
+    (SIGTERM). The handler it finds is this one, whose exception ends `asyncio.run` here; before
+    uvicorn has started it stops start-up the same way."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    except _Stop:
+        log.info("stopped")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _netloc(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def announce(notifier: Notifier, base: str, ops: tuple[str, int] | None, *, console: bool) -> None:
+    """Log every account's URLs (what to give the provider as notify_url and return_url) and the
+    ops port's, once at start."""
+    for name in sorted(notifier.accounts):
+        account = notifier.accounts[name]
+        channels = sorted(account.provider.channels)
+        urls = ", ".join(f"{channel} {base}/{name}/{channel}" for channel in channels)
+        log.info("account %s (%s): %s", name, account.provider.name, urls)
+    if ops is not None:
+        at = f"http://{_netloc(*ops)}"
+        pages = ["healthz", "readyz", "metrics"] + (["console/"] if console else [])
+        log.info("ops: %s", ", ".join(f"{at}/{page}" for page in pages))
 
 
 _CONFIG_ENV = "PAYNOTIFY_SERVE_CONFIG"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import Any
 
 from starlette.applications import Starlette
@@ -21,6 +22,8 @@ from paynotify._errors import PaynotifyError
 from paynotify.ops._instrument import Instrumentation
 
 __all__ = ["READY_TIMEOUT", "ops_app"]
+
+log = logging.getLogger("paynotify.ops")
 
 READY_TIMEOUT = 1.0
 """How long readiness waits for the store: well under a probe's own timeout."""
@@ -47,9 +50,14 @@ def ops_app(
         try:
             await asyncio.wait_for(notifier.store.get(_PROBE_ID), READY_TIMEOUT)
         except TimeoutError:
-            return PlainTextResponse(f"not ready: the store did not answer within {READY_TIMEOUT:g} s\n", 503)
+            return PlainTextResponse(
+                f"not ready: the store did not answer within {READY_TIMEOUT:g} s\n", 503, headers=_NO_CACHE
+            )
         except PaynotifyError as exc:
-            return PlainTextResponse(f"not ready: {exc}\n", 503, headers=_NO_CACHE)
+            # The store's message names its host, database or schema: for the log, not for anyone
+            # who can reach the probe.
+            log.warning("not ready: the store is unreachable: %s", exc)
+            return PlainTextResponse("not ready: store unreachable\n", 503, headers=_NO_CACHE)
         return PlainTextResponse("ready\n", headers=_NO_CACHE)
 
     routes: list[BaseRoute] = [Route("/healthz", healthz), Route("/readyz", readyz)]

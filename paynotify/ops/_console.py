@@ -217,6 +217,8 @@ class Filters:
     @classmethod
     def read(cls, params: Mapping[str, str]) -> Filters:
         found = cls(**{f.name: params.get(f.name, "").strip() for f in fields(cls)})
+        if any("\x00" in getattr(found, f.name) for f in fields(cls)):
+            raise BadRequest("a filter holds a NUL character, which no event has")
         if found.state and found.state not in EventState._value2member_map_:
             raise BadRequest(f"unknown state {found.state!r}")
         if found.kind and found.kind not in KINDS:
@@ -259,6 +261,8 @@ def _instant(text: str, name: str) -> float | None:
 
 def _cursor(params: Mapping[str, str]) -> tuple[float | None, str | None]:
     before, before_id = params.get("before", ""), params.get("before_id", "")
+    if "\x00" in before_id:
+        raise BadRequest("before_id holds a NUL character")
     if not before:
         return None, None
     try:
