@@ -4,6 +4,7 @@ PostgreSQL cannot even send one in text, and its refusal would otherwise read as
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -27,8 +28,9 @@ async def test_a_nul_in_a_store_filter_is_refused_as_a_filter(
     url = isolated_url(backend, tmp_path)
     n = Notifier(url)
     try:
+        filters: dict[str, Any] = {field: "o-1\x00"}
         with pytest.raises(InvalidFilter, match="NUL"):
-            await n.store.find(**{field: "o-1\x00"})
+            await n.store.find(**filters)
         with pytest.raises(InvalidFilter, match="NUL"):
             await n.store.find(created_before=1.0, before_event_id="a\x00")
         with pytest.raises(InvalidFilter, match="NUL"):
