@@ -148,6 +148,8 @@ def test_an_unambiguous_id_prefix_is_enough(store: str, tmp_path: Path) -> None:
     ("args", "says"),
     [
         (["demo", "--db", "/nonexistent/x.db"], "no directory '/nonexistent'"),
+        (["init", "/dev/null/svc"], "Not a directory: '/dev/null/svc'"),
+        (["serve", "--config", "/etc"], "no config file '/etc'"),
         (["serve", "--config", "missing.toml"], "no config file 'missing.toml'"),
         (["worker", "--config", "missing.toml"], "no config file 'missing.toml'"),
         (["events", "--config", "missing.toml", "list"], "no config file 'missing.toml'"),
