@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -99,10 +98,11 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command in ("serve", "worker"):
         from paynotify._notifier import Notifier
-        from paynotify._serve import run_worker
+        from paynotify._serve import configure_logging, run_worker
         from paynotify._serve import serve as serve_forever
 
-        _configure_logging(getattr(args, "log_format", "text"), getattr(args, "log_level", "info"))
+        log_format = getattr(args, "log_format", "text")
+        configure_logging(log_format, getattr(args, "log_level", "info"))
         if not args.config.is_file():
             raise PaynotifyError(f"no config file {str(args.config)!r}")
         notifier = Notifier.from_config(args.config)
@@ -119,6 +119,7 @@ def _run(args: argparse.Namespace) -> int:
                 limit_concurrency=args.limit_concurrency,
                 timeout_keep_alive=args.timeout_keep_alive,
                 ops=(args.ops_host, args.ops_port) if args.ops_port else None,
+                log_format=log_format,
                 **serve_options(args),
             )
         return 0
@@ -136,17 +137,6 @@ def _run(args: argparse.Namespace) -> int:
             f"{name}\t{type(provider).__module__}.{type(provider).__qualname__}\t{sorted(provider.channels)}"
         )
     return 0
-
-
-def _configure_logging(log_format: str, level: str = "info") -> None:
-    handler = logging.StreamHandler()
-    if log_format == "json":
-        from paynotify.ops import JsonFormatter
-
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
 
 
 def _quiet_on_closed_pipe(run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:

@@ -197,13 +197,11 @@ def test_serve_says_where_it_listens_and_stops_quietly(tmp_path: Path, sig: sign
         )
         try:
             deadline = time.monotonic() + TIMEOUT
-            while (
-                log.read_text().count("Application startup complete") < 1 or f":{port}" not in log.read_text()
-            ):
+            # The ops URLs are announced last, once the servers listen.
+            while f"http://127.0.0.1:{ops}/metrics" not in log.read_text():
                 assert server.poll() is None, log.read_text()
                 assert time.monotonic() < deadline, log.read_text()
                 time.sleep(0.05)
-            time.sleep(0.2)  # the ops server starts alongside
             server.send_signal(sig)
             code = server.wait(timeout=TIMEOUT)
         finally:
