@@ -35,7 +35,7 @@ TEST_ACCOUNT = "paynotify-test"
 
 def add_webhooks_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     webhooks = commands.add_parser("webhooks", help="list, test or retry the [[webhooks]] endpoints")
-    webhooks.add_argument("--config", type=Path, required=True, help="TOML config with [[webhooks]]")
+    webhooks.add_argument("--config", type=Path, help="TOML config with [[webhooks]] (required)")
     actions = webhooks.add_subparsers(dest="action", required=True)
     listing = actions.add_parser("list", help="endpoints, their delivery and outbox counts")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -44,9 +44,18 @@ def add_webhooks_parser(commands: argparse._SubParsersAction[argparse.ArgumentPa
     retry = actions.add_parser("retry", help="make NAME's dead-lettered (or the named) events due now")
     retry.add_argument("name")
     retry.add_argument("event_ids", nargs="*", metavar="EVENT_ID", help="resend these, whatever their state")
+    for action in actions.choices.values():
+        # Accepted after the action too, as the README's one-liners write it.
+        action.add_argument(
+            "--config", type=Path, default=argparse.SUPPRESS, help="TOML config with [[webhooks]]"
+        )
 
 
 def run_webhooks(args: argparse.Namespace) -> int:
+    if args.config is None:
+        raise ConfigurationError("webhooks: give --config FILE")
+    if not args.config.is_file():
+        raise ConfigurationError(f"no config file {str(args.config)!r}")
     notifier = Notifier.from_config(args.config)
     hooks = endpoints(notifier)
     if not hooks:

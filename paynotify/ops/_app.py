@@ -25,7 +25,7 @@ from paynotify.ops._instrument import Instrumentation
 
 __all__ = ["READY_TIMEOUT", "ops_app"]
 
-log = logging.getLogger("paynotify")
+log = logging.getLogger("paynotify.ops")
 
 READY_TIMEOUT = 1.0
 """How long readiness waits for the store: well under a probe's own timeout."""
@@ -56,8 +56,9 @@ def ops_app(
                 f"not ready: the store did not answer within {READY_TIMEOUT:g} s\n", 503, headers=_NO_CACHE
             )
         except PaynotifyError as exc:
-            # The probe is unauthenticated: the store's host, database and schema go to the log only.
-            log.warning("readyz: store unreachable: %s", exc)
+            # The store's message names its host, database or schema: for the log, not for anyone
+            # who can reach the probe.
+            log.warning("not ready: the store is unreachable: %s", exc)
             return PlainTextResponse("not ready: store unreachable\n", 503, headers=_NO_CACHE)
         return PlainTextResponse("ready\n", headers=_NO_CACHE)
 

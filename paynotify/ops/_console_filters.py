@@ -79,6 +79,8 @@ def _instant(text: str, name: str) -> float | None:
 
 def _cursor(params: Mapping[str, str]) -> tuple[float | None, str | None]:
     before, before_id = params.get("before", ""), params.get("before_id", "")
+    if "\x00" in before_id:
+        raise BadRequest("before_id holds a NUL character")
     if not before:
         return None, None
     try:
