@@ -51,6 +51,8 @@ from paynotify._result import (
     make_event_id,
 )
 from paynotify._stores.base import (
+    REPLAYABLE,
+    RETRYABLE,
     Claim,
     ClaimState,
     DeliveryStore,
@@ -62,6 +64,7 @@ from paynotify._stores.base import (
     Store,
     StoredEvent,
 )
+from paynotify._stores.expectations import Expectation, ExpectationState, ExpectationStore
 from paynotify._stores.memory import MemoryStore
 from paynotify._stores.sqlite import SQLiteStore
 from paynotify._stores.urls import open_store, store_schemes
@@ -74,6 +77,8 @@ __all__ = [
     "DEFAULT_BODY_LIMIT",
     "DEFAULT_STORE_URL",
     "ENTRY_POINT_GROUP",
+    "REPLAYABLE",
+    "RETRYABLE",
     "Account",
     "AccountSettings",
     "ApiRequest",
@@ -91,6 +96,9 @@ __all__ = [
     "EventLog",
     "EventQuery",
     "EventState",
+    "Expectation",
+    "ExpectationState",
+    "ExpectationStore",
     "InFlight",
     "InboundRequest",
     "InvalidContent",

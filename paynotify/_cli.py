@@ -3,32 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from paynotify._cli_events import add_events_parser, positive_float, positive_int, run_events
+from paynotify._cli_events import add_events_parser, port, positive_float, positive_int, run_events
 from paynotify._cli_query import add_query_parser, run_query
 from paynotify._cli_serve import add_serve_arguments, check_workers, serve_options, versions
 from paynotify._cli_webhooks import add_webhooks_parser, run_webhooks
-from paynotify._errors import ConfigurationError, PaynotifyError
+from paynotify._errors import PaynotifyError
 
 __all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        return _main(argv)
-    except KeyboardInterrupt:
-        # Ctrl-C: uvicorn has shut down gracefully already and re-raised the signal; at any other
-        # moment there is nothing half-done to report. 130 is the shell's code for it.
-        print(file=sys.stderr)
-        return 130
-
-
-def _main(argv: Sequence[str] | None) -> int:
     parser = argparse.ArgumentParser(
         prog="paynotify",
         description="Verified payment notifications.",
@@ -44,7 +33,7 @@ def _main(argv: Sequence[str] | None) -> int:
     serve = commands.add_parser("serve", help="serve the accounts of a TOML config file")
     serve.add_argument("--config", type=Path, required=True)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default: %(default)s)")
+    serve.add_argument("--port", type=port, default=8000, help="port to listen on (default: %(default)s)")
     serve.add_argument(
         "--limit-concurrency",
         type=positive_int,
@@ -59,7 +48,7 @@ def _main(argv: Sequence[str] | None) -> int:
     )
     serve.add_argument(
         "--ops-port",
-        type=int,
+        type=port,
         help="also serve /healthz, /readyz, /metrics (and /console when configured) on this port",
     )
     serve.add_argument(
@@ -81,73 +70,73 @@ def _main(argv: Sequence[str] | None) -> int:
     args = parser.parse_args(argv)
 
     try:
-        if args.command == "demo":
-            from paynotify._demo import run_demo
-
-            if args.db is not None and not args.db.parent.is_dir():
-                raise ConfigurationError(f"--db {args.db}: no directory {args.db.parent} to create it in")
-            return run_demo(sys.stdout, args.db)
-        if args.command == "init":
-            from paynotify._init import init_project
-
-            made = init_project(args.directory, force=args.force)
-            config = args.directory / "paynotify.toml"
-            print(
-                f"wrote {config} with accounts {', '.join(s.account for _, s in made)} (throwaway test keys)"
-            )
-            print(f"run it: paynotify serve --config {config}")
-            return 0
-        if args.command in ("serve", "worker"):
-            from paynotify._notifier import Notifier
-            from paynotify._serve import run_worker
-            from paynotify._serve import serve as serve_forever
-
-            _configure_logging(getattr(args, "log_format", "text"), getattr(args, "log_level", "info"))
-            notifier = Notifier.from_config(args.config)
-            if args.command == "serve":
-                check_workers(notifier, args.workers)
-            if args.command == "worker":
-                run_worker(notifier)
-            else:
-                serve_forever(
-                    notifier,
-                    args.host,
-                    args.port,
-                    config=args.config,
-                    limit_concurrency=args.limit_concurrency,
-                    timeout_keep_alive=args.timeout_keep_alive,
-                    ops=(args.ops_host, args.ops_port) if args.ops_port else None,
-                    **serve_options(args),
-                )
-            return 0
-        if args.command == "events":
-            return _quiet_on_closed_pipe(run_events, args)
-        if args.command == "query":
-            return run_query(args)
-        if args.command == "webhooks":
-            return _quiet_on_closed_pipe(run_webhooks, args)
-        from paynotify._registry import registry
-
-        for name in registry.names():
-            provider = registry.get(name)
-            print(
-                f"{name}\t{type(provider).__module__}.{type(provider).__qualname__}\t{sorted(provider.channels)}"
-            )
-        return 0
+        return _run(args)
     except PaynotifyError as exc:
         print(f"paynotify: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        # A path that is not there or not writable (demo --db, init DIR, a config): the message says
+        # which; a traceback would only bury it.
+        print(f"paynotify: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
 
 
-def _configure_logging(log_format: str, level: str = "info") -> None:
-    handler = logging.StreamHandler()
-    if log_format == "json":
-        from paynotify.ops import JsonFormatter
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "demo":
+        from paynotify._demo import run_demo
 
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+        return run_demo(sys.stdout, args.db)
+    if args.command == "init":
+        from paynotify._init import init_project
+
+        made = init_project(args.directory, force=args.force)
+        config = args.directory / "paynotify.toml"
+        print(f"wrote {config} with accounts {', '.join(s.account for _, s in made)} (throwaway test keys)")
+        print(f"run it: paynotify serve --config {config}")
+        return 0
+    if args.command in ("serve", "worker"):
+        from paynotify._notifier import Notifier
+        from paynotify._serve import configure_logging, run_worker
+        from paynotify._serve import serve as serve_forever
+
+        log_format = getattr(args, "log_format", "text")
+        configure_logging(log_format, getattr(args, "log_level", "info"))
+        if not args.config.is_file():
+            raise PaynotifyError(f"no config file {str(args.config)!r}")
+        notifier = Notifier.from_config(args.config)
+        if args.command == "serve":
+            check_workers(notifier, args.workers)
+        if args.command == "worker":
+            run_worker(notifier)
+        else:
+            serve_forever(
+                notifier,
+                args.host,
+                args.port,
+                config=args.config,
+                limit_concurrency=args.limit_concurrency,
+                timeout_keep_alive=args.timeout_keep_alive,
+                ops=(args.ops_host, args.ops_port) if args.ops_port else None,
+                log_format=log_format,
+                **serve_options(args),
+            )
+        return 0
+    if args.command == "events":
+        return _quiet_on_closed_pipe(run_events, args)
+    if args.command == "query":
+        return run_query(args)
+    if args.command == "webhooks":
+        return _quiet_on_closed_pipe(run_webhooks, args)
+    from paynotify._registry import registry
+
+    for name in registry.names():
+        provider = registry.get(name)
+        print(
+            f"{name}\t{type(provider).__module__}.{type(provider).__qualname__}\t{sorted(provider.channels)}"
+        )
+    return 0
 
 
 def _quiet_on_closed_pipe(run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:

@@ -13,10 +13,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import re
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -24,7 +25,6 @@ from typing import IO, Any, TypeVar
 from paynotify._errors import ConfigurationError, PaynotifyError
 from paynotify._notifier import Notifier
 from paynotify._stores.base import RETAINED, EventState, StoredEvent
-from paynotify._stores.sqlite import SQLiteStore
 
 __all__ = ["add_events_parser", "run_events"]
 
@@ -33,88 +33,115 @@ T = TypeVar("T")
 _UNDELIVERED = frozenset(EventState) - frozenset(RETAINED)
 
 
-MAX_LIMIT = 1_000_000
-"""The most events one command lists or selects: more than any store call should return at once."""
-MAX_DAYS = 36_500.0
-"""The longest age a purge takes (a century): further back than any clock of an event."""
+_MAX_COUNT = 10**9
+"""The largest count an option takes: far past any real need, and within every store's integers."""
+_MAX_DAYS = 100_000.0
+"""About 270 years: the oldest bound purge can compute without leaving the calendar."""
 
 
-def positive_int(text: str, *, most: int = MAX_LIMIT) -> int:
+def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 1 <= value <= most:
-        raise argparse.ArgumentTypeError(f"must be from 1 to {most}, not {text}")
+    if not 1 <= value <= _MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"must be 1 or more and at most {_MAX_COUNT}, not {text}")
     return value
 
 
-def positive_float(text: str, *, most: float = 86_400.0 * 365) -> float:
+def port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port must be 0 to 65535, not {text}")
+    return value
+
+
+def positive_float(text: str, *, most: float = float(_MAX_COUNT)) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value <= most:  # nan and inf too
+    # `not value > 0` also catches nan, which compares false with everything.
+    if not value > 0 or not math.isfinite(value) or value > most:
         raise argparse.ArgumentTypeError(f"must be more than 0 and at most {most:g}, not {text}")
     return value
 
 
 def days(text: str) -> float:
-    return positive_float(text, most=MAX_DAYS)
-
-
-_AGO = re.compile(r"([0-9]{1,6})\s*([smhdw])")
-_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def moment(text: str, *, now: Callable[[], float] = time.time) -> float:
-    """Unix seconds from an ISO date or date and time (UTC unless it carries an offset), or from a
-    time ago: `30m`, `1h`, `2d`, `1w`."""
-    ago = _AGO.fullmatch(text.strip())
-    if ago is not None:
-        return now() - int(ago.group(1)) * _UNIT[ago.group(2)]
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a time: an ISO date or time (2026-01-31, 2026-01-31T08:00+08:00) "
-            "or a time ago (30m, 1h, 2d, 1w)"
-        ) from None
-    try:
-        seconds = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
-        datetime.fromtimestamp(seconds, UTC)  # within the years a time can be shown in, in UTC
-    except (ValueError, OverflowError, OSError):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is out of the range of times (years 1 to 9999 in UTC)"
-        ) from None
-    return seconds
-
-
-def text_filter(text: str) -> str:
-    if "\x00" in text:
-        raise argparse.ArgumentTypeError("a filter cannot hold a NUL character")
-    return text
+    return positive_float(text, most=_MAX_DAYS)
 
 
 def store_url(text: str) -> str:
     if not text.strip():
-        raise argparse.ArgumentTypeError("an empty store URL names no store; e.g. sqlite:///events.db")
+        raise argparse.ArgumentTypeError("an empty store URL names no store, e.g. sqlite:///events.db")
     return text
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_AGO = re.compile(r"(\d{1,9})([smhdw])")
+
+
+def moment(text: str) -> float:
+    """`30m`, `1h`, `2d`, `1w` ago, or an ISO date or date and time as Unix seconds (UTC unless it
+    carries an offset); refused when it lies outside the calendar (years 1 to 9999, in UTC)."""
+    ago = _AGO.fullmatch(text.strip())
+    if ago:
+        value = time.time() - int(ago[1]) * _UNITS[ago[2]]
+    else:
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is neither a time ago (30m, 1h, 2d, 1w) nor an ISO date or time, "
+                "e.g. 2026-01-31 or 2026-01-31T08:00+08:00"
+            ) from None
+        try:
+            value = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+        except (OverflowError, ValueError):
+            value = math.inf
+    try:
+        # Every time shown or compared later is a UTC datetime: one that cannot exist is refused now.
+        datetime.fromtimestamp(value, UTC)
+    except (OverflowError, ValueError, OSError):
+        raise argparse.ArgumentTypeError(f"{text!r} is outside years 1 to 9999 in UTC") from None
+    return value
+
+
+def add_where(parser: argparse.ArgumentParser, *, suppress: bool = False) -> None:
+    """--config and --store; on each action too (`suppress`), so they may follow the action."""
+    default = argparse.SUPPRESS if suppress else None
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=default,
+        help="TOML config: its store, and its subscribers for retries",
+    )
+    parser.add_argument(
+        "--store",
+        type=store_url,
+        default=default,
+        help="store URL, e.g. postgresql://host/db (retries then only requeue); a SQLite file must exist",
+    )
 
 
 def _add_filters(parser: argparse.ArgumentParser, *, purge: bool = False) -> None:
     """The filters; purge has a --state and an --until (of the last update) of its own."""
-    parser.add_argument("--account", type=text_filter)
-    parser.add_argument("--provider", type=text_filter, help="provider name, e.g. alipay")
-    parser.add_argument("--order", type=text_filter, help="order id (out_trade_no)")
+    parser.add_argument("--account")
+    parser.add_argument("--provider", help="provider name, e.g. alipay")
+    parser.add_argument("--order", help="order id (out_trade_no)")
     if not purge:
         parser.add_argument("--state", action="append", choices=[s.value for s in EventState])
     parser.add_argument(
-        "--since", type=moment, help="created at or after this time: ISO (UTC unless an offset) or 1h, 2d"
+        "--since",
+        type=moment,
+        help="created at or after this time: 30m, 1h, 2d, 1w ago or ISO (UTC unless an offset is given)",
     )
     if not purge:
         parser.add_argument(
-            "--until", type=moment, help="created before this time: ISO (UTC unless an offset) or 1h, 2d"
+            "--until", type=moment, help="created before this time: 30m, 1h, 2d, 1w ago or ISO"
         )
 
 
@@ -149,46 +176,12 @@ _PURGE_FILTERS = {"account": "account", "provider": "provider", "order": "order_
 """purge's filter options, and what `EventLog.purge` and `find` call them."""
 
 
-def store_options() -> argparse.ArgumentParser:
-    """--config / --store, for a command and each of its actions (given at either place)."""
-    where = argparse.ArgumentParser(add_help=False)
-    where.add_argument(
-        "--config", type=Path, default=argparse.SUPPRESS,
-        help="TOML config: its store, and its subscribers for retries",
-    )  # fmt: skip
-    where.add_argument(
-        "--store", type=store_url, default=argparse.SUPPRESS,
-        help="store URL, e.g. postgresql://host/db (retries then only requeue)",
-    )  # fmt: skip
-    return where
-
-
-def open_notifier(args: argparse.Namespace) -> Notifier:
-    """The Notifier `--config` or `--store` names (exactly one). A SQLite file must exist already:
-    a typo must not answer with an empty store (serve, worker and demo create theirs)."""
-    config, store = getattr(args, "config", None), getattr(args, "store", None)
-    if (config is None) == (store is None):
-        raise ConfigurationError("give --config FILE or --store URL (one of them)")
-    notifier = Notifier.from_config(config) if config is not None else Notifier(store)
-    opened = notifier.store
-    if isinstance(opened, SQLiteStore) and opened.path != ":memory:" and not Path(opened.path).exists():
-        raise ConfigurationError(f"no SQLite store at {opened.path}: nothing has been recorded there")
-    return notifier
-
-
 def add_events_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    where = store_options()
-    events = commands.add_parser(
-        "events", help="list, show, retry, replay or purge recorded events", parents=[where]
-    )
+    events = commands.add_parser("events", help="list, show, retry, replay or purge recorded events")
+    add_where(events)
     actions = events.add_subparsers(dest="action", required=True)
 
-    def action_parser(name: str, **kwargs: Any) -> argparse.ArgumentParser:
-        # --config / --store before the action or after it: `events list --config paynotify.toml`.
-        parser: argparse.ArgumentParser = actions.add_parser(name, parents=[where], **kwargs)
-        return parser
-
-    listing = action_parser("list", help="events, newest first")
+    listing = actions.add_parser("list", help="events, newest first")
     _add_filters(listing)
     listing.add_argument("--dead", action="store_true", help="only dead-lettered events")
     listing.add_argument(
@@ -196,15 +189,15 @@ def add_events_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     )
     listing.add_argument("--json", action="store_true", help="one JSON object per line, no header")
 
-    show = action_parser("show", help="one event with its PaymentResult (JSON)")
-    show.add_argument("event_id", help="the event id, or a unique prefix of it (6 characters or more)")
+    show = actions.add_parser("show", help="one event with its PaymentResult (JSON)")
+    show.add_argument("event_id")
     show.add_argument("--json", action="store_true", help="accepted for symmetry: show always prints JSON")
 
     for name, text in (
         ("retry", "deliver again to the subscribers that have not succeeded"),
         ("replay", "deliver again to every subscriber, even for completed events"),
     ):
-        action = action_parser(name, help=text)
+        action = actions.add_parser(name, help=text)
         action.add_argument(
             "event_ids", nargs="*", metavar="EVENT_ID", help="event ids; - reads them from stdin"
         )
@@ -219,7 +212,7 @@ def add_events_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
                 help="every event an account check refused (re-checked with the current settings)",
             )
 
-    purge = action_parser("purge", help="delete old settled (or other) events")
+    purge = actions.add_parser("purge", help="delete old settled (or other) events")
     purge.add_argument("--older-than", type=days, metavar="DAYS", help="default: the retention_days setting")
     purge.add_argument(
         "--state",
@@ -237,11 +230,37 @@ def add_events_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     purge.add_argument("--dry-run", action="store_true", help="count what would be deleted, delete nothing")
     purge.add_argument("--yes", action="store_true", help="purge undelivered events without asking")
     purge.add_argument("--json", action="store_true", help="print a JSON summary object")
+    for action in actions.choices.values():
+        add_where(action, suppress=True)
+
+
+def open_where(args: argparse.Namespace, command: str = "events") -> Notifier:
+    """The notifier of --config or --store (exactly one), refusing a SQLite file that is not there:
+    a typo would otherwise create an empty store and report that it holds nothing."""
+    config, store = getattr(args, "config", None), getattr(args, "store", None)
+    if (config is None) == (store is None):
+        raise ConfigurationError(f"{command}: give exactly one of --config FILE or --store URL")
+    if config is not None and not config.is_file():
+        raise ConfigurationError(f"no config file {str(config)!r}")
+    notifier = Notifier.from_config(config) if config is not None else Notifier(store)
+    require_existing(notifier, command)
+    return notifier
+
+
+def require_existing(notifier: Notifier, command: str) -> None:
+    from paynotify._stores.sqlite import SQLiteStore
+
+    path = getattr(notifier.store, "path", None)
+    if isinstance(notifier.store, SQLiteStore) and path != ":memory:" and not Path(str(path)).is_file():
+        raise ConfigurationError(
+            f"no SQLite store at {str(path)!r} ({command} never creates one; "
+            "serve, worker, demo and init do): check the path"
+        )
 
 
 def run_events(args: argparse.Namespace, out: IO[str] | None = None) -> int:
     out = out or sys.stdout
-    notifier = open_notifier(args)
+    notifier = open_where(args)
 
     async def main() -> int:
         try:
@@ -253,7 +272,6 @@ def run_events(args: argparse.Namespace, out: IO[str] | None = None) -> int:
 
 
 async def _dispatch(notifier: Notifier, args: argparse.Namespace, out: IO[str]) -> int:
-    store = notifier.store
     if args.action == "list":
         events = await _select(notifier, args, args.limit)
         if not args.json:
@@ -262,7 +280,7 @@ async def _dispatch(notifier: Notifier, args: argparse.Namespace, out: IO[str]) 
             out.write((json.dumps(_as_dict(event)) if args.json else _line(event)) + "\n")
         return 0
     if args.action == "show":
-        found = await store.get(args.event_id) or await _by_prefix(notifier, args.event_id)
+        found = await _by_id_or_prefix(notifier, args.event_id)
         details = _as_dict(found) | {"result": json.loads(found.result_json)}
         out.write(json.dumps(details, indent=2, ensure_ascii=False) + "\n")
         return 0
@@ -273,7 +291,7 @@ async def _dispatch(notifier: Notifier, args: argparse.Namespace, out: IO[str]) 
 
 async def _redeliver(notifier: Notifier, args: argparse.Namespace, out: IO[str]) -> int:
     replay = args.action == "replay"
-    ids = _read_ids(args.event_ids)
+    ids = [await _full_id(notifier, i) for i in _read_ids(args.event_ids)]
     selections = [(args.dead, EventState.DEAD), (args.released, EventState.RELEASED)]
     selections.append((getattr(args, "rejected", False), EventState.REJECTED))
     for flag, state in selections:
@@ -282,15 +300,19 @@ async def _redeliver(notifier: Notifier, args: argparse.Namespace, out: IO[str])
     if _filtered(args):
         ids += [e.event_id for e in await _select(notifier, _without_dead(args), _ALL)]
     ids = list(dict.fromkeys(ids))  # each once, in the order given
-    chose = bool(args.event_ids) or _filtered(args) or any(flag for flag, _ in selections)
-    if not chose:
-        raise ConfigurationError(
-            f"{args.action}: no events selected; give EVENT_IDs (- for stdin), --dead, --released or filters"
+    if not ids:
+        asked = args.event_ids or args.dead or args.released or getattr(args, "rejected", False)
+        if not (asked or _filtered(args)):
+            raise ConfigurationError(
+                f"{args.action}: no events selected; "
+                "give EVENT_IDs (- for stdin), --dead, --released or filters"
+            )
+        # Asked for a selection that is empty today: a quiet night for a cron job, not an error.
+        out.write(
+            json.dumps({"nothing": True, "ids": []}) + "\n" if args.json else f"nothing to {args.action}\n"
         )
-    if not ids:  # a quiet night: a cron job's `retry --dead` has nothing to do, and that is fine
-        out.write(json.dumps({"nothing": True}) + "\n" if args.json else f"nothing to {args.action}\n")
         return 0
-    in_process = getattr(args, "config", None) is not None
+    in_process = args.config is not None
     done, failed = 0, 0
     delivered: list[str] = []
     for event_id in progress(ids, label=args.action):
@@ -358,20 +380,34 @@ async def _purge(notifier: Notifier, args: argparse.Namespace, out: IO[str]) -> 
     return 0
 
 
-_PREFIX = re.compile(r"[0-9a-f]{6,31}")
+_FULL_ID = 32
+_PREFIX_MIN = 4
 
 
-async def _by_prefix(notifier: Notifier, prefix: str) -> StoredEvent:
-    """The one event whose id starts with `prefix` (ids are 32 hex digits). The store has no
-    prefix lookup, so this reads the ids it lists (up to MAX_LIMIT), newest first."""
-    if not _PREFIX.fullmatch(prefix):
-        raise ConfigurationError(f"no event {prefix!r} in this store (an id prefix has 6 to 31 hex digits)")
-    matches = [e for e in await notifier.store.find(limit=MAX_LIMIT) if e.event_id.startswith(prefix)]
-    if not matches:
-        raise ConfigurationError(f"no event {prefix!r} in this store")
+async def _by_id_or_prefix(notifier: Notifier, given: str) -> StoredEvent:
+    found = await notifier.store.get(await _full_id(notifier, given))
+    if found is None:
+        raise ConfigurationError(f"no event {given!r} in this store")
+    return found
+
+
+async def _full_id(notifier: Notifier, given: str) -> str:
+    """The event id `given` starts, when it is shorter than an id and exactly one event has it.
+
+    Stores look events up by whole id only, so a prefix reads the event list (newest first): a
+    command an operator types, not a hot path."""
+    if len(given) >= _FULL_ID or await notifier.store.get(given) is not None:
+        return given
+    if len(given) < _PREFIX_MIN:
+        raise ConfigurationError(
+            f"event id prefix {given!r} is too short: give {_PREFIX_MIN} or more characters"
+        )
+    matches = [e.event_id for e in await notifier.store.find(limit=_ALL) if e.event_id.startswith(given)]
     if len(matches) > 1:
-        raise ConfigurationError(f"{len(matches)} events start with {prefix!r}: give more of the id")
-    return matches[0]
+        raise ConfigurationError(
+            f"event id prefix {given!r} is ambiguous: {len(matches)} events start with it"
+        )
+    return matches[0] if matches else given
 
 
 def _read_ids(given: Sequence[str]) -> list[str]:

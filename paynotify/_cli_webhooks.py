@@ -19,7 +19,6 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from paynotify._errors import ConfigurationError
 from paynotify._notifier import Notifier
@@ -36,7 +35,7 @@ TEST_ACCOUNT = "paynotify-test"
 
 def add_webhooks_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     webhooks = commands.add_parser("webhooks", help="list, test or retry the [[webhooks]] endpoints")
-    webhooks.add_argument("--config", type=Path, required=True, help="TOML config with [[webhooks]]")
+    webhooks.add_argument("--config", type=Path, help="TOML config with [[webhooks]] (required)")
     actions = webhooks.add_subparsers(dest="action", required=True)
     listing = actions.add_parser("list", help="endpoints, their delivery and outbox counts")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -45,9 +44,18 @@ def add_webhooks_parser(commands: argparse._SubParsersAction[argparse.ArgumentPa
     retry = actions.add_parser("retry", help="make NAME's dead-lettered (or the named) events due now")
     retry.add_argument("name")
     retry.add_argument("event_ids", nargs="*", metavar="EVENT_ID", help="resend these, whatever their state")
+    for action in actions.choices.values():
+        # Accepted after the action too, as the README's one-liners write it.
+        action.add_argument(
+            "--config", type=Path, default=argparse.SUPPRESS, help="TOML config with [[webhooks]]"
+        )
 
 
 def run_webhooks(args: argparse.Namespace) -> int:
+    if args.config is None:
+        raise ConfigurationError("webhooks: give --config FILE")
+    if not args.config.is_file():
+        raise ConfigurationError(f"no config file {str(args.config)!r}")
     notifier = Notifier.from_config(args.config)
     hooks = endpoints(notifier)
     if not hooks:
@@ -73,13 +81,6 @@ def _named(hooks: list[WebhookPublisher], name: str) -> WebhookPublisher:
     raise ConfigurationError(f"no webhook named {name!r}; configured: {', '.join(h.endpoint for h in hooks)}")
 
 
-def shown_url(url: str) -> str:
-    """Scheme, host and path: never the user info or the query, which may hold credentials."""
-    parts = urlsplit(url)
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{parts.hostname}{port}{parts.path}"
-
-
 async def _list(hooks: list[WebhookPublisher], *, as_json: bool) -> int:
     if not as_json:
         print("NAME\tDELIVERY\tURL\tPENDING\tIN_FLIGHT\tDEAD\tDONE")
@@ -91,7 +92,7 @@ async def _list(hooks: list[WebhookPublisher], *, as_json: bool) -> int:
         row: dict[str, Any] = {
             "name": hook.endpoint,
             "delivery": hook.delivery,
-            "url": shown_url(hook.url),
+            "url": _shown_url(hook.url),
             **{k: counts.get(k, 0) for k in ("pending", "in_flight", "dead", "done")},
         }
         print(json.dumps(row) if as_json else "\t".join(str(v) for v in row.values()))
@@ -131,3 +132,9 @@ async def _retry(hook: WebhookPublisher, event_ids: list[str]) -> int:
     what = "named events" if event_ids else "dead-lettered events"
     print(f"{hook.endpoint}: {count} {what} due now", file=sys.stdout)
     return 0
+
+
+def _shown_url(url: str) -> str:
+    from paynotify.publishers import shown_url  # loaded with the publishers, when used
+
+    return shown_url(url)

@@ -59,8 +59,9 @@ async def confirmation(
 
 
 def unconfirmed_entry(result: PaymentResult) -> UnhandledEvent:
-    """What a contradicted result is kept as: the content it claimed, under its digest."""
-    claimed = result.model_dump_json().encode()
+    """What a contradicted result is kept as: the content it claimed, under the digest of what it
+    claims (not of `raw`, which holds fields anyone may vary, a v2 refund's unsigned nonce_str)."""
+    claimed = result.model_dump_json(exclude={"raw"}).encode()
     event_id = make_event_id(result.account, "unconfirmed", hashlib.sha256(claimed).hexdigest())
     raw = {**result.model_dump(mode="json"), "paynotify_event_id": result.event_id}
     return UnhandledEvent(

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TextIO
 from urllib.parse import urlsplit
 
+from paynotify._errors import ConfigurationError
 from paynotify._notifier import Notifier
 from paynotify._provider import DemoRequest
 from paynotify._result import Kind, PaymentResult
@@ -34,6 +35,9 @@ class _Sent:
 def run_demo(out: TextIO, db_path: Path | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="paynotify-demo-") as tmp:
         db = db_path or Path(tmp) / "events.db"
+        if not db.parent.is_dir():
+            # Found now, not as a store error inside the server thread once it has started.
+            raise ConfigurationError(f"--db {str(db)!r}: no directory {str(db.parent)!r} to create it in")
         # A provider the demo must ask (a v2 refund's confirmation) is asked through its emulator.
         emulators = EmulatorTransport()
         notifier = Notifier(f"sqlite:///{db}", api_transport=emulators)

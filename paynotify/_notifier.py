@@ -13,7 +13,8 @@ import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, Unpack, overload
@@ -23,6 +24,7 @@ from paynotify._api import ApiRequest, ApiResponse, QueryAnswer, Send
 from paynotify._asgi import NotificationApp
 from paynotify._config import load_config
 from paynotify._dispatcher import Dispatcher, purge_periodically
+from paynotify._errors import ConfigurationError
 from paynotify._http import InboundRequest, Reply
 from paynotify._observe import Observer, Outcome
 from paynotify._options import DEFAULT_BODY_LIMIT, Delivery, Options, OptionValues
@@ -30,8 +32,9 @@ from paynotify._pipeline import Pipeline
 from paynotify._provider import Account
 from paynotify._registry import Registry
 from paynotify._registry import registry as default_registry
-from paynotify._result import Kind, Status
+from paynotify._result import Kind, PaymentResult, Status
 from paynotify._stores.base import RETAINED, EventState, Store
+from paynotify._stores.expectations import Expectation
 from paynotify._stores.urls import open_store
 from paynotify._subscribers import (
     CheckHook,
@@ -47,7 +50,7 @@ from paynotify._wsgi import NotificationWSGIApp
 if TYPE_CHECKING:
     import httpx
 
-    from paynotify.recovery import HttpSend, Upkeeps
+    from paynotify.recovery import HttpSend, Sweeper, Upkeeps
 
 __all__ = ["DEFAULT_BODY_LIMIT", "DEFAULT_STORE_URL", "Delivery", "Notifier"]
 
@@ -102,6 +105,13 @@ class Notifier:
         self._api_transport = api_transport
         self._api_send: HttpSend | None = None
         self._upkeep: Upkeeps | None = None
+        self.sweeper: Sweeper | None = None
+        self.sweeps_by_default = False
+        """Whether `open` starts the sweeper when the `sweeper` option is unset (None): `paynotify
+        serve` and `paynotify worker` set it; your own process decides with the option."""
+        self._sweeping: asyncio.Task[None] | None = None
+        if self.options.expectations:
+            self.pipeline.delivered = self._close_expectation
 
     @classmethod
     def from_config(cls, path: str | Path, *, registry: Registry | None = None) -> Notifier:
@@ -276,9 +286,10 @@ class Notifier:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    async def open(self, *, dispatcher: bool | None = None) -> None:
+    async def open(self, *, dispatcher: bool | None = None, sweeper: bool | None = None) -> None:
         """Open the store and subscribers; start the retention purge and, for queued delivery, the
-        dispatcher (unless `dispatcher` or the `dispatcher` option says not to)."""
+        dispatcher (unless `dispatcher` or the `dispatcher` option says not to), and the sweeper
+        when `sweeper` (default: the `sweeper` option) says so."""
         await self.store.open()
         if self._purging is not None:
             return
@@ -293,11 +304,29 @@ class Notifier:
             self.dispatcher = Dispatcher(self.store, self.pipeline.deliver_lease, self.options)
             self.pipeline.wake = self.dispatcher.wake.set
             self._dispatching = asyncio.create_task(self.dispatcher.run(), name="paynotify-dispatcher")
+        sweeping = self.options.sweeper if sweeper is None else sweeper
+        sweeping = self.sweeps_by_default if sweeping is None else sweeping
+        if sweeping and self.options.expectations:
+            self._start_sweeper()
+
+    def _start_sweeper(self) -> None:
+        from paynotify.recovery import notifier_sweeper
+
+        self.sweeper = notifier_sweeper(self)
+        if self.sweeper is not None:
+            self._sweeping = asyncio.create_task(self.sweeper.run(), name="paynotify-sweeper")
 
     async def aclose(self) -> None:
         """Let deliveries in progress finish (up to `close_timeout` seconds), hand back what is still
         running so another process takes it at once, then close the subscribers and the store."""
         deadline = time.monotonic() + self.options.close_timeout
+        if self.sweeper is not None and self._sweeping is not None:
+            self.sweeper.stop()
+            # A round's questions each have a deadline; past close_timeout the round is cut short
+            # (its leases run out, and another sweeper asks again).
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(self._sweeping, self.options.close_timeout)
+        self.sweeper = self._sweeping = None
         if self.dispatcher is not None and self._dispatching is not None:
             await self.dispatcher.stop(self._dispatching, self.options.close_timeout)
         self.dispatcher = self._dispatching = None
@@ -411,6 +440,35 @@ class Notifier:
         from paynotify.recovery import ask
 
         return await ask(self, self.api_send, account, order_id, refund_id=refund_id, at=at)
+
+    async def expect(
+        self,
+        account: str,
+        order_id: str,
+        *,
+        amount: Decimal | str | int,
+        currency: str = "CNY",
+        refund_id: str | None = None,
+        until: datetime | timedelta | float,
+        at: datetime | None = None,
+    ) -> Expectation:
+        """Record that order `order_id`'s payment (with `refund_id`: that refund) is awaited until
+        `until` (an aware datetime, a timedelta from now, or Unix seconds). If no final state of it
+        is delivered by then, the sweeper asks the provider (1, 3, 10, 30 min, then hourly) and
+        delivers what it says; a final state delivered by either path settles it. Idempotent: the
+        record already there is returned. `at` is when it was paid, for UnionPay's query.
+        """
+        from paynotify.recovery import expect
+
+        if not self.options.expectations:
+            raise ConfigurationError("expectations are off (expectations = false)")
+        return await expect(self, account, order_id, amount=amount, currency=currency, refund_id=refund_id,
+                            until=until, at=at, first_due=None, now=time.time())  # fmt: skip
+
+    async def _close_expectation(self, result: PaymentResult) -> None:
+        from paynotify.recovery import close_delivered
+
+        await close_delivered(self.store, result)
 
     async def purge(
         self,

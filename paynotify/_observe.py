@@ -91,6 +91,10 @@ class Observer:
     def verification(self, provider: str, seconds: float) -> None:
         """The provider's `parse` (verification first, then normalization) took `seconds`."""
 
+    def recovered(self, provider: str, account: str) -> None:
+        """The sweeper's question was first with a final state of an expectation (its notification
+        had not come): it was delivered (or queued) from the provider's answer."""
+
     def subscriber(self, name: str, seconds: float, *, failed: bool) -> None:
         """Subscriber `name` ran for `seconds` on one event."""
 

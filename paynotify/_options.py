@@ -18,6 +18,9 @@ DEFAULT_BODY_LIMIT = 64 * 1024
 Delivery = Literal["inline", "queued"]
 
 
+_NOT_NUMBERS = ("delivery", "dispatcher", "expectations", "sweeper")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Options:
     """`delivery="inline"` acknowledges a notification only after every subscriber succeeded (the
@@ -30,6 +33,9 @@ class Options:
     `body_limit` bytes is answered 413; one not received within `body_timeout` seconds, 408.
     A question to a provider's API (`Notifier.query`) gets `query_timeout` seconds in all, within
     which it is sent up to `query_attempts` times while the provider cannot be reached or answers 5xx.
+    `expectations` lets `Notifier.expect` record awaited payments and refunds, and a delivered final
+    state close them; `sweeper` asks the providers about those overdue, at most `sweep_rate` questions
+    a second per account (None: in `paynotify serve` and `paynotify worker`, not in your own process).
     """
 
     delivery: Delivery = "inline"
@@ -45,15 +51,20 @@ class Options:
     close_timeout: float = 10.0
     query_timeout: float = 5.0
     query_attempts: int = 3
+    expectations: bool = True
+    sweeper: bool | None = None
+    sweep_rate: float = 1.0
 
     def __post_init__(self) -> None:
         if self.delivery not in ("inline", "queued"):
             raise ConfigurationError(f"delivery must be 'inline' or 'queued', not {self.delivery!r}")
         if not isinstance(self.dispatcher, bool):
             raise ConfigurationError(f"dispatcher must be true or false, not {self.dispatcher!r}")
+        if not isinstance(self.expectations, bool) or self.sweeper not in (True, False, None):
+            raise ConfigurationError("expectations and sweeper must be true or false")
         for field in fields(self):
             value = getattr(self, field.name)
-            if field.name in ("delivery", "dispatcher"):
+            if field.name in _NOT_NUMBERS:
                 continue
             whole = field.type == "int"
             kinds = (int,) if whole else (int, float)
@@ -91,3 +102,6 @@ class OptionValues(TypedDict, total=False):
     close_timeout: float
     query_timeout: float
     query_attempts: int
+    expectations: bool
+    sweeper: bool | None
+    sweep_rate: float

@@ -75,6 +75,7 @@ class Pipeline:
         self.options = options
         self.wake: Callable[[], None] = _nothing
         """Called when an event becomes due in this process (the local dispatcher's wake-up)."""
+        self.delivered: Callable[[PaymentResult], Awaitable[None]] | None = None  # closes expectations
         self.inflight: dict[str, str] = {}
         """event_id -> lease token of the inline deliveries in progress, handed back on close."""
         self.observer: Observer | None = None
@@ -293,13 +294,8 @@ class Pipeline:
             await self.store.record(event, EventState.UNHANDLED, reason=None)
         except Exception as exc:
             return self._store_down(provider, event, exc)
-        log.info(
-            "verified %s event %s (%s) on account %r is not a payment or refund; recorded as unhandled",
-            event.provider,
-            event.event_type,
-            event.event_id,
-            event.account,
-        )
+        log.info("verified %s event %s (%s) on account %r is not a payment or refund; recorded as unhandled",
+                 event.provider, event.event_type, event.event_id, event.account)  # fmt: skip
         if not await self.subscribers.tell_unhandled(event):
             error = DeliveryFailed("unhandled-event hook failed", account=event.account)
             return provider.nack(error), Outcome.DELIVERY_FAILED
@@ -372,6 +368,8 @@ class Pipeline:
                 "paynotify.store.complete", self.store.complete(result.event_id, token, done=unrecorded)
             )
             _log_delivered(result)
+            if self.delivered is not None:
+                await self.delivered(result)
             return None
         await self._failed(result.event_id, token, error, attempts)
         return error

@@ -36,7 +36,10 @@ def rejected_id(account: str, exc: InvalidContent, body: bytes) -> str:
     one canonical serialisation), so every byte-variant of one signed content is one record; the
     body's digest only when the provider handed no fields."""
     if exc.raw:
-        content = json.dumps(exc.raw, sort_keys=True, ensure_ascii=True, separators=(",", ":"), default=str)
+        # Empty fields left out: Alipay and WeChat Pay v2 sign without them, so `&x=` or `<x></x>`
+        # under any name would keep the signature and make another record.
+        present = {name: value for name, value in exc.raw.items() if value not in ("", None)}
+        content = json.dumps(present, sort_keys=True, ensure_ascii=True, separators=(",", ":"), default=str)
         digest = hashlib.sha256(content.encode("ascii")).hexdigest()
     else:
         digest = hashlib.sha256(body).hexdigest()

@@ -37,13 +37,15 @@ def serve(
     limit_concurrency: int = 1000,
     timeout_keep_alive: float = 5.0,
     log_level: str = "info",
+    log_format: str = "text",
     root_path: str = "",
     proxy_headers: bool = False,
     forwarded_allow_ips: str = "127.0.0.1",
     workers: int = 1,
     ops: tuple[str, int] | None = None,
 ) -> None:
-    """Serve every account under uvicorn; SIGHUP re-reads the accounts from `config`.
+    """Serve every account under uvicorn; SIGHUP re-reads the accounts from `config`. The sweeper
+    runs in each process unless the config says `sweeper = false`.
 
     uvicorn's own bounds: past `limit_concurrency` connections new ones get 503 (the provider
     resends), and an idle keep-alive connection is closed after `timeout_keep_alive` seconds. A body
@@ -54,12 +56,13 @@ def serve(
     `ops` (host, port) serves `paynotify.ops.ops_app` there too, with metrics and traces attached
     (one process only: several would all bind that port, and each count only its own requests).
     """
+    notifier.sweeps_by_default = True
     settings: dict[str, object] = {
         "host": host,
         "port": port,
         "limit_concurrency": limit_concurrency,
         "timeout_keep_alive": int(timeout_keep_alive) or 1,
-        "log_level": log_level,
+        **logging_settings(log_level),
         "root_path": root_path,
         "proxy_headers": proxy_headers,
         "forwarded_allow_ips": forwarded_allow_ips,
@@ -74,8 +77,7 @@ def serve(
         # Spawned workers inherit the environment, not this process's objects.
         os.environ[_CONFIG_ENV] = str(config.resolve())
         os.environ[_LOG_LEVEL_ENV] = log_level
-        for line in served_urls(notifier, f"http://{_netloc(host, port)}{root_path}", None, False):
-            log.info("%s", line)
+        os.environ[_LOG_FORMAT_ENV] = log_format
         uvicorn.run(_APP_FACTORY, factory=True, workers=workers, lifespan="on", **settings)  # type: ignore[arg-type]
         return
     servers = [uvicorn.Server(uvicorn_config(notifier.asgi(), **settings))]
@@ -86,39 +88,118 @@ def serve(
         instrumentation = Instrumentation().attach(notifier)
         console = _console(notifier)
         app = ops_app(notifier, instrumentation=instrumentation, console=console)
-        servers.append(uvicorn.Server(uvicorn.Config(app, host=ops[0], port=ops[1], lifespan="off")))
-    for line in served_urls(notifier, f"http://{_netloc(host, port)}{root_path}", ops, console is not None):
-        log.info("%s", line)
+        ops_settings = {"host": ops[0], "port": ops[1], **logging_settings(log_level)}
+        servers.append(uvicorn.Server(uvicorn.Config(app, lifespan="off", **ops_settings)))  # type: ignore[arg-type]
+
+    async def announced() -> None:
+        # After start-up, for the port actually bound (--port 0 picks one).
+        main_server = servers[0]
+        while not main_server.started:
+            if main_server.should_exit:
+                return
+            await asyncio.sleep(0.05)
+        bound = [sock.getsockname() for server in main_server.servers for sock in server.sockets]
+        base = f"http://{_netloc(host, bound[0][1] if bound else port)}{root_path}"
+        announce(notifier, base, ops, console=console is not None)
 
     async def main() -> None:
         if config is not None:
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload, notifier, config)
-        await asyncio.gather(*(server.serve() for server in servers))
+        announcing = asyncio.create_task(announced())
+        try:
+            await asyncio.gather(*(server.serve() for server in servers))
+        finally:
+            # Stopped (or failed) before it started: nothing to announce.
+            announcing.cancel()
 
-    asyncio.run(main())
+    with _stopped_quietly():
+        asyncio.run(main())
 
 
-def served_urls(notifier: Notifier, base: str, ops: tuple[str, int] | None, console: bool) -> list[str]:
-    """What `serve` says at start: each account's URLs (to give the provider) and the ops port's."""
-    lines = [
-        f"account {name!r} ({account.provider.name}): {channel} URL {base}/{name}/{channel}"
-        for name, account in sorted(notifier.accounts.items())
-        for channel in sorted(account.provider.channels)
-    ]
-    if ops is not None:
-        where = f"http://{_netloc(*ops)}"
-        lines.append(f"ops: {where}/healthz, {where}/readyz, {where}/metrics")
-        lines.append(f"console: {where}/console/" if console else "console: off (no credentials set)")
-    return lines
+class _Stop(Exception):
+    """SIGINT or SIGTERM asked the server to stop."""
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise _Stop
+
+
+@contextmanager
+def _stopped_quietly() -> Iterator[None]:
+    """A stop asked for by SIGINT or SIGTERM is a clean exit (status 0, no traceback).
+
+    uvicorn shuts down gracefully on either signal and then raises it again for the handler it
+    found: Python's default would print a KeyboardInterrupt traceback (SIGINT) or kill the process
+    (SIGTERM). The handler it finds is this one, whose exception ends `asyncio.run` here; before
+    uvicorn has started it stops start-up the same way."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    except _Stop:
+        log.info("stopped")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _netloc(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def announce(notifier: Notifier, base: str, ops: tuple[str, int] | None, *, console: bool) -> None:
+    """Log every account's URLs (what to give the provider as notify_url and return_url) and the
+    ops port's, once at start."""
+    for name in sorted(notifier.accounts):
+        account = notifier.accounts[name]
+        channels = sorted(account.provider.channels)
+        urls = ", ".join(f"{channel} {base}/{name}/{channel}" for channel in channels)
+        log.info("account %s (%s): %s", name, account.provider.name, urls)
+    if ops is not None:
+        at = f"http://{_netloc(*ops)}"
+        pages = ["healthz", "readyz", "metrics"] + (["console/"] if console else [])
+        log.info("ops: %s", ", ".join(f"{at}/{page}" for page in pages))
+
+
 _CONFIG_ENV = "PAYNOTIFY_SERVE_CONFIG"
 _LOG_LEVEL_ENV = "PAYNOTIFY_SERVE_LOG_LEVEL"
+_LOG_FORMAT_ENV = "PAYNOTIFY_SERVE_LOG_FORMAT"
 _APP_FACTORY = "paynotify._serve:app_from_environment"
+
+
+def logging_settings(log_level: str) -> dict[str, object]:
+    """uvicorn's logging, made paynotify's: no handlers of its own (its lines reach the root
+    logger, so --log-format json makes them JSON too), and the access log only at debug: at the
+    default level a notification writes paynotify's one line, not a second one of uvicorn's."""
+    return {"log_level": log_level, "log_config": None, "access_log": log_level == "debug"}
+
+
+class PathOnly(logging.Filter):
+    """Drops the query string from uvicorn's access lines: a return URL's carries the buyer's
+    order and the provider's `sign`, which have no place in a log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            record.args = (*args[:2], args[2].partition("?")[0], *args[3:])
+        return True
+
+
+def configure_logging(log_format: str = "text", level: str = "info") -> None:
+    """One handler on the root logger, for paynotify's lines and uvicorn's alike."""
+    handler = logging.StreamHandler()
+    if log_format == "json":
+        from paynotify.ops import JsonFormatter
+
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, PathOnly) for f in access.filters):
+        access.addFilter(PathOnly())
 
 
 def uvicorn_config(app: ASGIApp, **settings: object) -> uvicorn.Config:
@@ -130,9 +211,10 @@ def app_from_environment() -> ASGIApp:
     """The app of one worker process of `paynotify serve --workers N` (uvicorn's factory)."""
     from paynotify._notifier import Notifier
 
-    level = os.environ.get(_LOG_LEVEL_ENV, "info").upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return Notifier.from_config(os.environ[_CONFIG_ENV]).asgi()
+    configure_logging(os.environ.get(_LOG_FORMAT_ENV, "text"), os.environ.get(_LOG_LEVEL_ENV, "info"))
+    notifier = Notifier.from_config(os.environ[_CONFIG_ENV])
+    notifier.sweeps_by_default = True  # each process sweeps; the leases keep them apart
+    return notifier.asgi()
 
 
 def _console(notifier: Notifier) -> object | None:
@@ -167,9 +249,12 @@ def reload(notifier: Notifier, config: Path) -> None:
 
 
 def run_worker(notifier: Notifier) -> None:
-    """Run the queued-delivery dispatcher without HTTP until SIGINT or SIGTERM."""
+    """Run the queued-delivery dispatcher (and the sweeper, unless `sweeper = false`) without HTTP
+    until SIGINT or SIGTERM."""
     if notifier.delivery != "queued":
         raise ConfigurationError('paynotify worker dispatches queued delivery: set delivery = "queued"')
+
+    notifier.sweeps_by_default = True
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -112,7 +112,7 @@ def test_since_and_until_are_utc_unless_an_offset_is_given(
     assert events(config, "list", "--json", "--until", naive + "+08:00", capsys=capsys)[1] == ""
     with pytest.raises(SystemExit):
         main(["events", "--config", str(config), "list", "--since", "yesterday"])
-    assert "is not a time" in capsys.readouterr().err
+    assert "nor an ISO date" in capsys.readouterr().err
 
 
 def test_retry_by_filter_and_json_summary(config: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -19,7 +19,8 @@ from starlette.requests import Request
 from starlette.routing import Mount
 
 from paynotify import ConfigurationError, EventState, StoredEvent
-from paynotify.ops._auth import BasicAuth, BearerToken
+from paynotify.ops import ops_app
+from paynotify.ops._auth import BasicAuth, BearerToken, CsrfTokens
 from paynotify.ops._console import console_app
 
 TOKEN = "t0ken-for-tests-0123456789"
@@ -55,7 +56,7 @@ async def http(data: Shop) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def csrf_of(page: httpx.Response) -> str:
-    found = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)
+    found = re.search(r'name="csrf" value="([0-9a-f.]+)"', page.text)
     assert found, page.text
     return found[1]
 
@@ -325,3 +326,55 @@ async def test_a_nul_in_a_filter_is_a_400_not_a_store_error(data: Shop, http: ht
         reply = await http.get("/console/events", params={field: "a\x00b"})
         assert reply.status_code == 400
         assert "NUL" in reply.text
+
+
+async def test_a_cross_site_post_is_refused_even_with_a_good_token(
+    data: Shop, http: httpx.AsyncClient
+) -> None:
+    path = f"/console/events/{data.ids['dead']}/retry"
+    token = csrf_of(await http.get(path))
+    for header in (
+        {"origin": "http://evil.example"},
+        {"origin": "null"},  # a sandboxed frame's, or a page that hides where it comes from
+        {"referer": "http://evil.example/page"},
+        {"origin": "http://console.test.evil.example"},
+    ):
+        refused = await http.post(path, data={"csrf": token}, headers=header)
+        assert refused.status_code == 403, header
+        assert "another site" in refused.text
+    assert data.delivered == []
+    # This console's own page (Origin or, without it, Referer naming this host) goes through.
+    same = await http.post(path, data={"csrf": token}, headers={"origin": "http://console.test"})
+    assert same.status_code == 200
+    assert data.delivered == ["order-dead"]
+
+
+def test_csrf_tokens_expire_and_differ_per_page() -> None:
+    now = [1_000_000.0]
+    tokens = CsrfTokens(b"s" * 32, lifetime=60, clock=lambda: now[0])
+    one, two = tokens.token("alice"), tokens.token("alice")
+    assert one != two  # a fresh token per page
+    assert tokens.valid("alice", one)
+    assert tokens.valid("alice", two)
+    assert not tokens.valid("bob", one)  # bound to the operator
+    assert not tokens.valid(
+        "alice", one.replace(one.split(".")[0], str(int(now[0]) + 10_000))
+    )  # expiry is signed
+    now[0] += 61
+    assert not tokens.valid("alice", one)  # expired
+    assert tokens.valid("alice", tokens.token("alice"))
+
+
+async def test_the_mount_point_redirects_inside_the_guard_with_a_relative_location(data: Shop) -> None:
+    app = ops_app(data.notifier, console=console_app(data.notifier, auth=BASIC))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://ops.test") as ops:
+        anonymous = await ops.get("/console", headers={"host": "evil.example"})
+        assert anonymous.status_code == 401
+        signed_in = await ops.get("/console", auth=(USER, PASSWORD), headers={"host": "evil.example"})
+    assert signed_in.status_code == 307
+    assert signed_in.headers["location"] == "console/"  # never built from the Host header
+    for response in (anonymous, signed_in):
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["cache-control"] == "no-store"
+        assert "default-src" in response.headers["content-security-policy"]

@@ -17,9 +17,7 @@ from starlette.routing import Mount
 from test_console import TOKEN, csrf_of
 
 from paynotify import EventState
-from paynotify._stores.transitions import REPLAYABLE as CORE_REPLAYABLE
-from paynotify._stores.transitions import RETRYABLE as CORE_RETRYABLE
-from paynotify.ops import _console, _sessions, ops_app
+from paynotify.ops import _sessions, ops_app
 from paynotify.ops._auth import BasicAuth, BearerToken
 from paynotify.ops._console import console_app
 
@@ -171,37 +169,25 @@ async def test_a_header_authenticated_token_is_bound_to_the_operator(data: Shop)
         assert (await a.post(retry_path(data), data={"csrf": alices})).status_code == 200
 
 
-async def test_sessions_and_tokens_expire(data: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_session_and_its_token_expire(data: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
     start = time.time()
     monkeypatch.setattr(_sessions, "now", lambda: start)
-    async with client(data, session_seconds=600) as browser, client(data, session_seconds=600) as script:
-        await signed_in(browser)
-        signed = csrf_of(await browser.get(retry_path(data)))
-        script.headers["authorization"] = f"Bearer {TOKEN}"
-        stamped = csrf_of(await script.get(retry_path(data)))
+    async with client(data, session_seconds=600) as browser:
         assert "max-age=600" in (await signed_in(browser)).headers["set-cookie"].lower()
-        signed = csrf_of(await browser.get(retry_path(data)))
+        token = csrf_of(await browser.get(retry_path(data)))
 
         monkeypatch.setattr(_sessions, "now", lambda: start + 599)
         assert (await browser.get("/console/")).status_code == 200
 
         monkeypatch.setattr(_sessions, "now", lambda: start + 601)
-        assert (await browser.post(retry_path(data), data={"csrf": signed}, headers=SAME)).status_code == 401
-        expired = await script.post(retry_path(data), data={"csrf": stamped})
-        assert expired.status_code == 403
-        assert "expired" in expired.text
-        fresh = csrf_of(await script.get(retry_path(data)))
-        assert (await script.post(retry_path(data), data={"csrf": fresh})).status_code == 200
+        expired = await browser.post(retry_path(data), data={"csrf": token}, headers=SAME)
+        assert expired.status_code == 401  # the session is gone, and its token with it
+        assert 'name="token"' in expired.text
+        await signed_in(browser)
+        assert (await browser.post(retry_path(data), data={"csrf": token}, headers=SAME)).status_code == 403
+        fresh = csrf_of(await browser.get(retry_path(data)))
+        assert (await browser.post(retry_path(data), data={"csrf": fresh}, headers=SAME)).status_code == 200
     assert data.delivered == ["order-dead"]
-
-
-async def test_a_token_cannot_be_stretched(data: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
-    async with client(data) as script:
-        script.headers["authorization"] = f"Bearer {TOKEN}"
-        token = csrf_of(await script.get(retry_path(data)))
-        later = f"{int(token[:12], 16) + 10**6:012x}" + token[12:]
-        assert (await script.post(retry_path(data), data={"csrf": later})).status_code == 403
-    assert data.delivered == []
 
 
 # -- Origin ----------------------------------------------------------------------------------------
@@ -212,7 +198,7 @@ async def test_a_token_cannot_be_stretched(data: Shop, monkeypatch: pytest.Monke
     [
         {"origin": "http://evil.example"},
         {"origin": "null"},
-        {"origin": "https://console.test"},  # another scheme is another origin
+        {"origin": "http://console.test.evil.example"},
         {"referer": "http://evil.example/console/"},
         {},  # a browser's cookie always comes with one of them
     ],
@@ -223,8 +209,8 @@ async def test_a_cross_origin_post_is_refused_even_with_the_right_token(
     token = csrf_of(await session.get(retry_path(data)))
     refused = await session.post(retry_path(data), data={"csrf": token}, headers=headers)
     assert refused.status_code == 403
-    assert "did not come from the console's own pages" in refused.text
-    assert "nothing was changed" in refused.text
+    assert "another site" in refused.text
+    assert "Nothing was changed" in refused.text
     assert await state(data) is EventState.DEAD
     assert data.delivered == []
 
@@ -258,14 +244,6 @@ async def test_a_matching_referer_stands_in_for_a_missing_origin(
     assert data.delivered == ["order-dead"]
 
 
-async def test_an_origin_named_in_the_settings_is_accepted(data: Shop) -> None:
-    async with client(data, origins=("https://ops.example.com",)) as c:
-        response = await c.post(
-            "/console/sign-in", data={"token": TOKEN}, headers={"origin": "https://ops.example.com"}
-        )
-        assert response.status_code == 303
-
-
 # -- the mount point, headers ----------------------------------------------------------------------
 
 
@@ -281,11 +259,13 @@ async def test_the_mount_point_redirects_inside_the_guard_with_a_relative_locati
         assert "location" not in anonymous.headers
         signed = await c.get("/console", headers={"host": "evil.example", "authorization": f"Bearer {TOKEN}"})
         assert signed.status_code == 307
-        assert signed.headers["location"] == "./console/"
+        assert signed.headers["location"] == "console/"
         assert signed.headers["x-frame-options"] == "DENY"
         assert signed.headers["cache-control"] == "no-store"
         followed = await c.get("/console/", headers={"authorization": f"Bearer {TOKEN}"})
         assert followed.status_code == 200
+        # The sign-in form served at the mount point posts to the console's own sign-in.
+        assert 'action="/console/sign-in"' in anonymous.text
 
 
 async def test_every_kind_of_response_carries_the_headers(data: Shop, session: httpx.AsyncClient) -> None:
@@ -320,8 +300,3 @@ async def test_every_kind_of_response_carries_the_headers(data: Shop, session: h
         assert r.headers["content-security-policy"].startswith("default-src 'none'; style-src 'sha256-")
         assert TOKEN not in r.text
         assert TOKEN not in str(r.headers)
-
-
-def test_the_actions_are_offered_on_the_states_the_stores_take() -> None:
-    assert _console.RETRYABLE == CORE_RETRYABLE
-    assert _console.REPLAYABLE == CORE_REPLAYABLE

@@ -83,7 +83,18 @@ def test_init_then_serve_delivers_genuinely_signed_notifications(
     assert "paynotify serve --config" in capsys.readouterr().out
     config = directory / "paynotify.toml"
     # Started from elsewhere (the tests directory): subs.py is found next to the config.
-    command = ("paynotify", "serve", "--config", str(config), "--port", "0", "--proxy-headers")
+    # At debug, for the access log that shows the forwarded client address (off at the default level).
+    command = (
+        "paynotify",
+        "serve",
+        "--config",
+        str(config),
+        "--port",
+        "0",
+        "--proxy-headers",
+        "--log-level",
+        "debug",
+    )
     with subprocess_server(*command) as served, httpx.Client(base_url=served.base_url) as client:
         replies = []
         for path, headers, body in _signed_notifications(directory):

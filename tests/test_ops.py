@@ -361,3 +361,33 @@ def test_spans_begin_once_an_sdk_is_installed_after_attach(tmp_path: Path) -> No
         "after True ['paynotify.notification', 'paynotify.store.claim', 'paynotify.store.complete', "
         "'paynotify.verify']"
     )
+
+
+async def test_readiness_names_no_host_database_or_schema(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A PostgreSQL server nobody listens for, and a SQLite file in a directory that is not there.
+    schema = "pn_secret_schema"
+    for url, private in [
+        (
+            f"postgresql://pn-user@127.0.0.1:9/pn_secret_db?schema={schema}&connect_timeout=0.3",
+            "pn_secret_db",
+        ),
+        (f"sqlite:///{tmp_path}/missing-dir/pn-secret.db", "pn-secret"),
+    ]:
+        n = Notifier(url)
+        n.add_account("shop", "examplepay", app_id=APP_ID, secret=SECRET)
+        app = ops_app(n)
+        with caplog.at_level(logging.WARNING, logger="paynotify.ops"):
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://ops"
+            ) as ops:
+                reply = await ops.get("/readyz")
+        assert (reply.status_code, reply.text) == (503, "not ready: store unreachable\n")
+        assert reply.headers["cache-control"] == "no-store"
+        for name in (private, "127.0.0.1", schema, str(tmp_path)):
+            assert name not in reply.text
+        # The operator still learns why, from the log.
+        assert "store is unreachable" in caplog.text
+        caplog.clear()
+        await n.aclose()

@@ -50,6 +50,7 @@ RESULT = PaymentResult(
 def test_exported_names() -> None:
     assert paynotify.publishers.__all__ == [
         "DEFAULT_TIMEOUT",
+        "LATENCY_BUCKETS",
         "SCHEMA_VERSION",
         "TEMPLATE_FIELDS",
         "EndpointState",
@@ -65,6 +66,8 @@ def test_exported_names() -> None:
         "encode_message",
         "message_schema",
         "outbox_url",
+        "shown_url",
+        "webhook_publishers",
     ]
     for name in paynotify.publishers.__all__:
         assert hasattr(paynotify.publishers, name), name

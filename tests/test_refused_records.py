@@ -126,3 +126,76 @@ def test_the_rejected_id_is_the_decoded_fields_digest_not_the_bodys() -> None:
 
 def test_not_a_notification_is_counted_under_its_own_outcome() -> None:
     assert Outcome("not_notification") is Outcome.NOT_A_NOTIFICATION
+
+
+def v2_refund_variants(body: bytes, count: int) -> list[bytes]:
+    """Copies of an unsigned v2 refund notification varied where nobody signs: a nonce_str of its
+    own, an element added, whitespace. The req_info (the only protected part) is untouched."""
+    copies = []
+    for i in range(count):
+        copy = re.sub(rb"<nonce_str>.*?</nonce_str>", f"<nonce_str>n{i}</nonce_str>".encode(), body)
+        added = f"{' ' * (i % 3)}<extra_{i % 5}>{i}</extra_{i % 5}></xml>"
+        copies.append(copy.replace(b"</xml>", added.encode()))
+    return copies
+
+
+async def test_unsigned_variants_of_a_v2_refund_out_of_shape_or_contradicted_are_one_record_each() -> None:
+    from paynotify_wechatpay.testing import WeChatPayV2Emulator, make_v2_refund_notify
+
+    from paynotify.recovery import EmulatorTransport
+
+    emu = WeChatPayV2Emulator()
+    emu.pay("order-1", total_fee=10000)
+    n = Notifier("memory://", api_transport=EmulatorTransport({"wechatpay-v2.emulator": emu}))
+    settings = emu.account_settings()
+    n.add_account("shop", "wechatpay-v2", **settings)
+    ids = {"appid": settings["appid"], "mch_id": settings["mch_id"], "out_trade_no": "order-1"}
+    odd = make_v2_refund_notify(settings["api_key"], **ids, out_refund_no="refund-9", total_fee=10000,
+                                refund_fee=100, refund_status="MAYBE")  # fmt: skip
+    emu.refund("refund-1", "order-1", refund_fee=1000)
+    claimed = emu.notification(refund="refund-1")
+    emu.refund("refund-1", "order-1", refund_fee=100)  # WeChat Pay has 1.00: the claim is contradicted
+
+    async def handle(body: bytes) -> bytes:
+        return (await n.handle("shop", InboundRequest("POST", "notify", {}, b"", body))).body
+
+    async with n:
+        for body in v2_refund_variants(odd, 50):
+            assert b"SUCCESS" in await handle(body)  # out of shape: on record, acknowledged
+        assert len(await n.store.find()) == 1
+        for body in v2_refund_variants(claimed, 20):
+            assert b"SUCCESS" in await handle(body)  # contradicted by refundquery: on record
+        assert len(await n.store.find()) == 2
+        assert len([p for p, _ in emu.requests if p.endswith("refundquery")]) == 20
+
+
+async def test_empty_fields_added_to_signed_content_out_of_shape_are_one_record() -> None:
+    # Alipay and WeChat Pay v2 sign without empty values: any name, empty, keeps the signature.
+    n = alipay("memory://")
+    n.add_account("wechat", "wechatpay-v2", appid=APPID, mch_id=MCH_ID, api_key=key())
+    form = make_notify(KEY, app_id=APP_ID, out_trade_no="o-3", total_amount="88.881")
+    xml = payment(cash_fee="1.00")
+    for i in range(100):
+        assert (await n.handle("shop", post(form + f"&x{i}=".encode()))).body == b"success"
+        body = xml.replace(b"</xml>", f"<x{i}></x{i}></xml>".encode())
+        assert b"SUCCESS" in (await n.handle("wechat", InboundRequest("POST", "notify", {}, b"", body))).body
+    assert sorted(e.account for e in await n.store.find()) == ["shop", "wechat"]
+    await n.aclose()
+
+
+async def test_empty_elements_added_to_a_signed_v2_notification_naming_no_order_are_one_record() -> None:
+    from paynotify_wechatpay._xml import to_xml
+    from paynotify_wechatpay.testing import sign_v2
+
+    n = Notifier("memory://")
+    n.add_account("shop", "wechatpay-v2", appid=APPID, mch_id=MCH_ID, api_key=key())
+    fields = {"mch_id": MCH_ID, "contract_code": "C-1", "change_type": "ADD",  # 委托代扣: no order
+              "result_code": "SUCCESS", "return_code": "SUCCESS"}  # fmt: skip
+    fields["sign"] = sign_v2(fields, key())
+    xml = to_xml(fields).encode()
+    for i in range(50):
+        body = xml.replace(b"</xml>", f"<x{i}></x{i}></xml>".encode())
+        assert b"SUCCESS" in (await n.handle("shop", InboundRequest("POST", "notify", {}, b"", body))).body
+    (event,) = await n.store.find()
+    assert event.state.value == "unhandled"
+    await n.aclose()

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from paynotify._errors import StoreError
 from paynotify._result import PaymentResult, UnhandledEvent
+from paynotify._stores.expectations import ExpectationStore
 from paynotify._stores.transitions import (
     CLAIMABLE,
     LEASED,
@@ -130,9 +131,6 @@ class EventQuery:
     def __post_init__(self) -> None:
         if self.before_event_id is not None and self.created_before is None:
             raise ValueError("find(before_event_id=...) needs created_before, the time of that event")
-        if any(value is not None and "\x00" in value for value in self.columns().values()):
-            # No event holds one (ids are printable); PostgreSQL would refuse the query itself.
-            raise ValueError("a find or purge filter cannot hold a NUL character")
 
     def columns(self) -> dict[str, str | None]:
         """The equality filters by column name (None: any)."""
@@ -310,3 +308,8 @@ class Store(DeliveryStore, QueueStore, EventLog):
 
     Times are Unix seconds from the calling process's clock: hosts sharing a store need NTP.
     """
+
+    @property
+    def expectations(self) -> ExpectationStore:
+        """The payments and refunds awaited (`Notifier.expect`, the sweeper), in this store."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no expectations")

@@ -5,9 +5,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from paynotify._errors import ConfigurationError
 from paynotify._stores.base import StoredEvent
 
-__all__ = ["in_window", "keyset_window", "newest_first", "sql_filters"]
+__all__ = ["InvalidFilter", "check_filters", "in_window", "keyset_window", "newest_first", "sql_filters"]
+
+
+class InvalidFilter(ConfigurationError):
+    """A filter no stored value can match and some backends cannot even send (a NUL character:
+    PostgreSQL refuses it in text, which would otherwise read as the store being down)."""
+
+
+def check_filters(values: Mapping[str, object]) -> None:
+    """Refuse a text filter holding a NUL (the SQL backends call it; in memory and Redis such a
+    filter simply matches nothing)."""
+    for name, value in values.items():
+        if isinstance(value, str) and "\x00" in value:
+            raise InvalidFilter(f"filter {name} holds a NUL character, which no event id or field has")
 
 
 def in_window(
@@ -42,6 +56,7 @@ def keyset_window(
     The position is written `created_at <= t AND (created_at < t OR event_id < id)` rather than as
     one OR, so the planner still sees a range on the created_at indexes and reads them in order.
     """
+    check_filters({"before_event_id": before_event_id})
     where: list[str] = []
     params: list[object] = []
     if created_after is not None:
@@ -67,6 +82,7 @@ def sql_filters(
     """`find`'s and `purge`'s filters as SQL conditions with `?` placeholders, and their parameters:
     `column = ?` for each column given a value (None: any), then the time window (`keyset_window`).
     """
+    check_filters(columns)
     where = [f"{column} = ?" for column, value in columns.items() if value is not None]
     params: list[object] = [value for value in columns.values() if value is not None]
     where_time, time_params = keyset_window(created_after, created_before, before_event_id, event_id=event_id)

@@ -20,6 +20,7 @@ from paynotify._stores.base import (
     Store,
     StoredEvent,
 )
+from paynotify._stores.expectations import ExpectationStore, MemoryExpectations
 from paynotify._stores.filters import in_window
 from paynotify._stores.rows import event_fields
 from paynotify._stores.tokens import new_token, now
@@ -175,6 +176,11 @@ class MemoryStore(Store):
 
     def __init__(self, url: str = "memory://") -> None:
         self._records: dict[str, _Record | _Frozen] = {}
+        self._expectations = MemoryExpectations()
+
+    @property
+    def expectations(self) -> ExpectationStore:
+        return self._expectations
 
     def _record(self, event_id: str) -> _Record | None:
         """The record to change; a completed one is thawed, and kept thawed, first."""

@@ -46,6 +46,7 @@ from paynotify._stores.base import (
     Store,
     StoredEvent,
 )
+from paynotify._stores.expectations import ExpectationStore
 from paynotify._stores.filters import sql_filters
 from paynotify._stores.postgresql_sql import (
     BYTEWISE,
@@ -272,6 +273,12 @@ class PostgresStore(Store):
 
     async def open(self) -> None:
         await self._ready()
+
+    @property
+    def expectations(self) -> ExpectationStore:
+        from paynotify._stores.postgresql_expectations import PostgresExpectations
+
+        return PostgresExpectations(self, self._schema_sql)
 
     async def close(self) -> None:
         async with self._lock:

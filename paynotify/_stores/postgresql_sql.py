@@ -75,7 +75,36 @@ def _migration_1(schema: str) -> Sequence[str]:
     )
 
 
-MIGRATIONS: list[Callable[[str], Sequence[str]]] = [_migration_1]
+def _migration_2(schema: str) -> Sequence[str]:
+    """The expectations (the sweeper's); due_at is next_due while free, lease_until while leased."""
+    table = f"{schema}.paynotify_expectations"
+    return (
+        f"""CREATE TABLE {table} (
+            account     text NOT NULL,
+            order_id    text NOT NULL,
+            refund_id   text NOT NULL,
+            amount      text NOT NULL,
+            currency    text NOT NULL,
+            created_at  double precision NOT NULL,
+            updated_at  double precision NOT NULL,
+            until_at    double precision NOT NULL,
+            paid_at     double precision,
+            next_due    double precision NOT NULL,
+            attempts    integer NOT NULL,
+            state       text NOT NULL,
+            outcome     text,
+            lease_token text,
+            lease_until double precision,
+            last_error  text,
+            due_at      double precision,
+            PRIMARY KEY (account, order_id, refund_id)
+        )""",
+        f"CREATE INDEX paynotify_expectations_due ON {table} (due_at) WHERE due_at IS NOT NULL",
+        f"CREATE INDEX paynotify_expectations_created ON {table} (created_at)",
+    )
+
+
+MIGRATIONS: list[Callable[[str], Sequence[str]]] = [_migration_1, _migration_2]
 """Ordered: migration i takes the schema from version i to i + 1. Each gets the quoted schema name
 and returns its statements; all of a start-up's migrations run in one transaction. Append only."""
 

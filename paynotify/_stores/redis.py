@@ -51,6 +51,7 @@ from paynotify._stores.base import (
     Store,
     StoredEvent,
 )
+from paynotify._stores.expectations import ExpectationStore
 from paynotify._stores.filters import in_window
 from paynotify._stores.redis_scripts import SCRIPTS
 from paynotify._stores.rows import event_fields, stored_event
@@ -163,6 +164,12 @@ class RedisStore(Store):
 
     async def open(self) -> None:
         await self._call(lambda client: client.ping())
+
+    @property
+    def expectations(self) -> ExpectationStore:
+        from paynotify._stores.redis_expectations import RedisExpectations
+
+        return RedisExpectations(self)
 
     async def close(self) -> None:
         if self._client is not None:

@@ -31,6 +31,7 @@ from paynotify._stores.base import (
     Store,
     StoredEvent,
 )
+from paynotify._stores.expectations import ExpectationStore
 from paynotify._stores.filters import sql_filters
 from paynotify._stores.rows import event_fields, stored_event
 from paynotify._stores.sql import attempts_after, leave, sql_in, sql_sources, with_lease
@@ -142,6 +143,12 @@ class SQLiteStore(Store):
 
     async def open(self) -> None:
         await self._writer.run(lambda conn: None)
+
+    @property
+    def expectations(self) -> ExpectationStore:
+        from paynotify._stores.sqlite_expectations import SQLiteExpectations
+
+        return SQLiteExpectations(self._writer)
 
     async def close(self) -> None:
         await self._writer.close()

@@ -10,7 +10,7 @@ from paynotify._errors import StoreError
 
 __all__ = ["SCHEMA_VERSION", "migrate"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # due_at is the time a dispatcher may take the event: next_attempt_at while PENDING, lease_until
 # while IN_FLIGHT (an expired lease is due), NULL otherwise. One indexed column keeps acquire cheap.
@@ -46,6 +46,33 @@ CREATE INDEX IF NOT EXISTS paynotify_events_created ON paynotify_events (created
 CREATE INDEX IF NOT EXISTS paynotify_events_due ON paynotify_events (due_at) WHERE due_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS paynotify_events_purge ON paynotify_events (state, updated_at);
 CREATE INDEX IF NOT EXISTS paynotify_events_state ON paynotify_events (state, created_at);
+"""
+# Version 3 added the expectations (the sweeper's); due_at is next_due while free, lease_until while
+# leased, so `take` reads one index and an expired lease is due by itself.
+_EXPECTATIONS = """
+CREATE TABLE IF NOT EXISTS paynotify_expectations (
+    account     TEXT NOT NULL,
+    order_id    TEXT NOT NULL,
+    refund_id   TEXT NOT NULL,
+    amount      TEXT NOT NULL,
+    currency    TEXT NOT NULL,
+    created_at  REAL NOT NULL,
+    updated_at  REAL NOT NULL,
+    until_at    REAL NOT NULL,
+    paid_at     REAL,
+    next_due    REAL NOT NULL,
+    attempts    INTEGER NOT NULL,
+    state       TEXT NOT NULL,
+    outcome     TEXT,
+    lease_token TEXT,
+    lease_until REAL,
+    last_error  TEXT,
+    due_at      REAL,
+    PRIMARY KEY (account, order_id, refund_id)
+);
+CREATE INDEX IF NOT EXISTS paynotify_expectations_due ON paynotify_expectations (due_at)
+    WHERE due_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS paynotify_expectations_created ON paynotify_expectations (created_at)
 """
 # Version 1 (paynotify 0.1 development builds) lacked the queue and per-subscriber columns.
 _FROM_V1 = """
@@ -93,5 +120,7 @@ def migrate(conn: sqlite3.Connection, path: str) -> None:
                 if statement.strip():
                     conn.execute(statement)
         for statement in _INDEXES.strip().splitlines():
+            conn.execute(statement)
+        for statement in _EXPECTATIONS.split(";\n"):
             conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

@@ -17,14 +17,15 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from paynotify import PaynotifyError
+from paynotify.ops._console_guard import TO_ROOT
 from paynotify.ops._instrument import Instrumentation
 
 __all__ = ["READY_TIMEOUT", "ops_app"]
 
-log = logging.getLogger("paynotify")
+log = logging.getLogger("paynotify.ops")
 
 READY_TIMEOUT = 1.0
 """How long readiness waits for the store: well under a probe's own timeout."""
@@ -55,8 +56,9 @@ def ops_app(
                 f"not ready: the store did not answer within {READY_TIMEOUT:g} s\n", 503, headers=_NO_CACHE
             )
         except PaynotifyError as exc:
-            # The probe is unauthenticated: the store's host, database and schema go to the log only.
-            log.warning("readyz: store unreachable: %s", exc)
+            # The store's message names its host, database or schema: for the log, not for anyone
+            # who can reach the probe.
+            log.warning("not ready: the store is unreachable: %s", exc)
             return PlainTextResponse("not ready: store unreachable\n", 503, headers=_NO_CACHE)
         return PlainTextResponse("ready\n", headers=_NO_CACHE)
 
@@ -73,18 +75,18 @@ def ops_app(
 
         routes.append(Route("/metrics", metrics))
     if console is not None:
-        # `/console` itself goes to the console too: its guard answers the redirect to `/console/`
-        # (relative, with its headers), not the router's, which is built from the Host header.
-        routes += [Route("/console", _MountPoint(console, "/console")), Mount("/console", app=console)]
+        # `/console` without its slash goes through the console's own guard (authentication,
+        # security headers, a relative Location), not Starlette's redirect built from the Host.
+        routes.append(Route("/console", _ConsoleRoot(console), methods=["GET", "HEAD"]))
+        routes.append(Mount("/console", app=console))
     return Starlette(routes=routes)
 
 
-class _MountPoint:
-    """An app mounted at `prefix`, called for the bare prefix as a `Mount` would call it."""
+class _ConsoleRoot:
+    """`/console` itself, handed to the console marked so that its guard answers the redirect."""
 
-    def __init__(self, app: ASGIApp, prefix: str) -> None:
-        self.app, self.prefix = app, prefix
+    def __init__(self, console: Any) -> None:
+        self.console = console
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        root = str(scope.get("root_path", ""))
-        await self.app({**scope, "root_path": root + self.prefix}, receive, send)
+        await self.console({**scope, TO_ROOT: True}, receive, send)

@@ -10,19 +10,32 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import inspect
 import os
+import secrets
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 from starlette.requests import Request
 
 from paynotify import ConfigurationError
 
-__all__ = ["AuthCheck", "Authenticator", "BasicAuth", "BearerToken", "CallableAuth", "resolve"]
+__all__ = [
+    "AuthCheck",
+    "Authenticator",
+    "BasicAuth",
+    "BearerToken",
+    "CallableAuth",
+    "CsrfTokens",
+    "resolve",
+    "same_origin",
+]
 
 REALM = "paynotify console"
 
@@ -194,3 +207,58 @@ def _refuse() -> Authenticator:
         "the console needs authentication: auth=BearerToken.from_env(...), BasicAuth.from_env(...), "
         "BasicAuth.from_file(...) or a callable (request) -> bool"
     )
+
+
+class CsrfTokens:
+    """A form's token: random, bound to the signed-in identity, expiring.
+
+    A cross-site page can make the browser send the operator's basic credentials (or cookie) along
+    with a forged POST, but it cannot read the token out of our pages. Each page gets a fresh token
+    `<expiry>.<nonce>.<mac>`, mac = HMAC(secret, identity, expiry, nonce): it is good for this
+    operator only (another identity's MAC differs) and for `lifetime` seconds, so a token that
+    leaks (a screenshot, a proxy log) soon stops working though the bearer token is one for all.
+    The secret is drawn per process unless given: several processes behind one address need the
+    same `secret`, and a restart makes the forms already open stale (reload the page).
+    """
+
+    def __init__(
+        self, secret: bytes | None = None, *, lifetime: float = 3600.0, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._key = secret if secret is not None else secrets.token_bytes(32)
+        if len(self._key) < 16:
+            raise ConfigurationError("console CSRF secret: 16 bytes or more")
+        self.lifetime = lifetime
+        self._clock = clock
+
+    def _mac(self, identity: str, expiry: str, nonce: str) -> str:
+        message = b"\x00".join(
+            [b"paynotify-console-csrf", identity.encode(), expiry.encode(), nonce.encode()]
+        )
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
+
+    def token(self, identity: str) -> str:
+        expiry, nonce = str(int(self._clock() + self.lifetime)), secrets.token_hex(8)
+        return f"{expiry}.{nonce}.{self._mac(identity, expiry, nonce)}"
+
+    def valid(self, identity: str, given: str) -> bool:
+        expiry, _, rest = given.partition(".")
+        nonce, _, mac = rest.partition(".")
+        if not (expiry.isdigit() and len(nonce) == 16 and len(mac) == 64):
+            return False
+        if not hmac.compare_digest(mac.encode(), self._mac(identity, expiry, nonce).encode()):
+            return False
+        return int(expiry) >= self._clock()
+
+
+def same_origin(request: Request) -> bool:
+    """Whether a POST comes from a page of this console: its Origin (or, without one, its
+    Referer) names this host. A request with neither is not a browser's form (a script's), so
+    the CSRF token alone decides."""
+    claimed = request.headers.get("origin") or request.headers.get("referer")
+    if not claimed:
+        return True
+    if claimed == "null":
+        return False
+    # The host (and port) the browser asked for, not the scheme: behind a proxy that ends TLS the
+    # page is https to the browser and http here.
+    return urlsplit(claimed).netloc.lower() == urlsplit(str(request.base_url)).netloc.lower()

@@ -13,11 +13,10 @@ of indexed reads however large the store: see docs/console.md for what each figu
 
 from __future__ import annotations
 
-import math
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,6 +31,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from paynotify import (
+    REPLAYABLE,
+    RETRYABLE,
     Account,
     CheckFailed,
     DeliveryFailed,
@@ -41,14 +42,20 @@ from paynotify import (
     StoredEvent,
     StoreError,
 )
-from paynotify.ops._auth import resolve
-from paynotify.ops._console_guard import CSS, OPERATOR, BadRequest, Guard, Operator, read_form
-from paynotify.ops._sessions import SESSION_SECONDS, CsrfTokens, Sessions
+from paynotify.ops._auth import CsrfTokens, resolve
+from paynotify.ops._console_filters import (
+    KINDS,
+    PAGE_SIZE,
+    BadRequest,
+    Filters,
+    _cursor,
+    _page_size,
+)
+from paynotify.ops._console_guard import OPERATOR, STYLE, Guard, Operator, read_form
+from paynotify.ops._sessions import SESSION_SECONDS, Sessions
 
 __all__ = ["ConsoleNotifier", "console_app"]
 
-PAGE_SIZE = 50
-PAGE_MAX = 200
 RECENT = 1000
 """The overview's per-account table counts the states of this many most recently created events."""
 CHART_HOURS = 24
@@ -57,11 +64,6 @@ CHART_LIMIT = 5000
 hours before the oldest one read are drawn as not counted, never as quiet."""
 BULK_LIMIT = 500
 """A selection acts on at most this many events per confirmation (newest first)."""
-KINDS = ("payment", "refund", "transfer", "unhandled")
-RETRYABLE = frozenset({EventState.PENDING, EventState.RELEASED, EventState.DEAD})
-REPLAYABLE = RETRYABLE | {EventState.DONE, EventState.REJECTED}
-"""What the console offers each action on (tests/test_console_guard.py holds them to the stores'
-own transitions); the store decides in the end."""
 
 
 class ConsoleNotifier(Protocol):
@@ -80,27 +82,22 @@ def console_app(
     auth: object,
     csrf_secret: bytes | None = None,
     session_seconds: float = SESSION_SECONDS,
-    origins: tuple[str, ...] = (),
 ) -> ASGIApp:
     """The console as an ASGI app, to mount (e.g. at `/console`).
 
     `auth`: `BearerToken`, `BasicAuth` (see their `from_env` / `from_file`; both get a sign-in
     page), a token string, or a callable `(request) -> bool`; without one, `ConfigurationError`.
     `csrf_secret`: share one between processes serving the same console (by default each process
-    draws its own). `session_seconds`: how long a sign-in (and a form's token) lasts. `origins`:
-    other origins a POST may come from (`https://ops.example.com`), when a proxy rewrites Host.
+    draws its own). `session_seconds`: how long a sign-in lasts.
     """
     authenticator = resolve(auth)
-    tokens = CsrfTokens(csrf_secret, session_seconds)
     console = _Console(notifier)
-    sessions = Sessions(session_seconds)
     return Guard(
         console.app,
         authenticator,
-        sessions=sessions,
-        tokens=tokens,
+        sessions=Sessions(session_seconds),
+        tokens=CsrfTokens(csrf_secret),
         templates=console.templates,
-        origins=origins,
     )
 
 
@@ -155,81 +152,6 @@ def eligible(action: _Action, event: StoredEvent) -> bool:
     """Whether to offer `action` on `event`; the store decides in the end (it may have moved on)."""
     delivers = action.run is not _requeue
     return event.state in action.takes and not (delivers and event.kind == "unhandled")
-
-
-@dataclass(frozen=True)
-class Filters:
-    account: str = ""
-    provider: str = ""
-    kind: str = ""
-    state: str = ""
-    order_id: str = ""
-    since: str = ""
-    until: str = ""
-
-    @classmethod
-    def read(cls, params: Mapping[str, str]) -> Filters:
-        found = cls(**{f.name: params.get(f.name, "").strip() for f in fields(cls)})
-        if any("\x00" in value for value in vars(found).values()):  # no store holds one, PostgreSQL errs
-            raise BadRequest("a filter cannot hold a NUL character")
-        if found.state and found.state not in EventState._value2member_map_:
-            raise BadRequest(f"unknown state {found.state!r}")
-        if found.kind and found.kind not in KINDS:
-            raise BadRequest(f"unknown kind {found.kind!r}")
-        found.window()  # refuse a time that does not parse now, not halfway through a page
-        return found
-
-    def window(self) -> tuple[float | None, float | None]:
-        return _instant(self.since, "since"), _instant(self.until, "until")
-
-    def query(self) -> dict[str, str]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name)}
-
-    def find_args(self, states: frozenset[EventState] | None = None) -> dict[str, Any]:
-        since, until = self.window()
-        wanted = {EventState(self.state)} if self.state else None
-        if states is not None:
-            wanted = set(states) if wanted is None else wanted & states
-        return {
-            "account": self.account or None,
-            "provider": self.provider or None,
-            "kind": self.kind or None,
-            "order_id": self.order_id or None,
-            "states": wanted,
-            "created_after": since,
-            "created_before": until,
-        }
-
-
-def _instant(text: str, name: str) -> float | None:
-    """A `datetime-local` field's value, read as UTC."""
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise BadRequest(f"{name}: {text!r} is not a date and time (YYYY-MM-DDTHH:MM, UTC)") from None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
-
-
-def _cursor(params: Mapping[str, str]) -> tuple[float | None, str | None]:
-    before, before_id = params.get("before", ""), params.get("before_id", "")
-    if not before:
-        return None, None
-    try:
-        t = float(before)
-    except ValueError:
-        raise BadRequest(f"before: {before!r} is not a time") from None
-    if not math.isfinite(t):
-        raise BadRequest(f"before: {before!r} is not a time")
-    return t, before_id or None
-
-
-def _page_size(params: Mapping[str, str]) -> int:
-    text = params.get("limit", "") or str(PAGE_SIZE)
-    if not text.isdigit() or not 1 <= int(text) <= PAGE_MAX:
-        raise BadRequest(f"limit: a number from 1 to {PAGE_MAX}")
-    return int(text)
 
 
 def when(t: float | None) -> str:
@@ -306,7 +228,7 @@ class _Console:
         operator: Operator = getattr(request.state, OPERATOR)
         page = self.templates.get_template(template).render(
             url=url,
-            css=Markup(CSS),  # noqa: S704 - our own constant; its hash is in the CSP
+            css=Markup(STYLE),  # noqa: S704 - our own constant; its hash is in the CSP
             csrf=operator.csrf(),
             signed_in=operator.session is not None,
             request=request,
@@ -485,6 +407,7 @@ class _Console:
         self, request: Request, form: dict[str, list[str]] | None = None
     ) -> Response | None:
         """A 403 unless the form carries this operator's token (checked before anything else)."""
+        # The Origin (or Referer) was checked by the guard, for every POST.
         if form is None:
             form = await read_form(request)
         given = form.get("csrf", [""])[0]
@@ -496,7 +419,7 @@ class _Console:
             "error.html",
             403,
             title="Refused: the form's token is not valid",
-            message="The page was stale (the console restarted, or the session or the token expired) "
-            "or the form did not come from it. "
+            message="The page was stale (its form expires after an hour, the session ended, or the "
+            "console restarted) or the form did not come from it. "
             "Nothing was changed; reload the page and try again.",
         )

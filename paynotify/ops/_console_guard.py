@@ -8,10 +8,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs
 
 import jinja2
 from markupsafe import Markup
@@ -20,14 +19,16 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from paynotify.ops._auth import Authenticator
-from paynotify.ops._sessions import COOKIE, CsrfTokens, Session, Sessions
+from paynotify.ops._auth import Authenticator, CsrfTokens, same_origin
+from paynotify.ops._console_filters import BadRequest
+from paynotify.ops._sessions import COOKIE, Session, Sessions
 
 __all__ = [
     "CONTENT_SECURITY_POLICY",
-    "CSS",
     "OPERATOR",
     "SECURITY_HEADERS",
+    "STYLE",
+    "TO_ROOT",
     "BadRequest",
     "Guard",
     "Operator",
@@ -36,8 +37,10 @@ __all__ = [
 FORM_LIMIT = 64 * 1024
 OPERATOR = "paynotify_console_operator"
 """Where the guard leaves the `Operator` in the request's state."""
+TO_ROOT = "paynotify.console_root"
+"""Set in the scope of a request for the mount point itself (`/console`): the guard redirects it."""
 
-CSS = """
+STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
 header{background:#1d2330;color:#fff;padding:.6em 1.2em;display:flex;gap:1.5em;align-items:baseline}
 header a{color:#cfe0ff;text-decoration:none}header strong{font-size:1.1em}
@@ -64,7 +67,7 @@ a.button.secondary{background:#5b6472}button.danger{background:#b3261e}
 svg text{font:11px system-ui,sans-serif;fill:#5b6472}svg .bar{fill:#2455c3}svg .uncounted{fill:#e4e7ec}
 svg .axis{stroke:#9aa3b0}
 """
-_CSS_HASH = base64.b64encode(hashlib.sha256(CSS.encode()).digest()).decode()
+_CSS_HASH = base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
 CONTENT_SECURITY_POLICY = (
     f"default-src 'none'; style-src 'sha256-{_CSS_HASH}'; img-src 'self' data:; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -78,16 +81,6 @@ SECURITY_HEADERS = {
     "referrer-policy": "same-origin",
     "x-content-type-options": "nosniff",
 }
-
-
-def get_route_path(scope: Scope) -> str:
-    """The path under the mount point ("" for the mount point itself)."""
-    path, root = str(scope["path"]), str(scope.get("root_path", ""))
-    return path[len(root) :] if root and path.startswith(root) else path
-
-
-class BadRequest(Exception):
-    """A filter or form the console cannot read; the message is shown (escaped) with a 400."""
 
 
 async def read_form(request: Request) -> dict[str, list[str]]:
@@ -133,11 +126,9 @@ class Guard:
         sessions: Sessions,
         tokens: CsrfTokens,
         templates: jinja2.Environment,
-        origins: Iterable[str] = (),
     ) -> None:
         self.app, self.auth, self.sessions, self.tokens = app, auth, sessions, tokens
         self.templates = templates
-        self.origins = frozenset(o.rstrip("/").lower() for o in origins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -164,7 +155,8 @@ class Guard:
 
     async def _door(self, request: Request) -> Response | None:
         """A response of the guard's own, or None with the operator left in the request's state."""
-        route = get_route_path(request.scope)
+        to_root = bool(request.scope.get(TO_ROOT))
+        route = "" if to_root else _route_path(request.scope)
         post = request.method == "POST"
         if route == "/sign-in" and self.auth.sign_in_fields:
             return await self._sign_in(request) if post else self._form(request, 200)
@@ -185,27 +177,22 @@ class Guard:
                 return PlainTextResponse("refused: the form's token is not valid; nothing was changed\n", 403)
             self.sessions.close(sid)
             return self._cookie(request, RedirectResponse("sign-in", 303), "", 0)
-        if route == "":
-            # Relative to the mount point itself, never built from the Host header.
-            segment = str(request.scope.get("root_path", "")).rstrip("/").rsplit("/", 1)[-1]
-            return RedirectResponse(f"./{quote(segment)}/", 307)
+        if to_root:
+            # `/console` itself: to `/console/`, relative (never built from the Host header), and
+            # only once signed in, with the security headers like every other answer.
+            return RedirectResponse("console/", 307)
         request.scope.setdefault("state", {})[OPERATOR] = operator
         return None
 
     def _cross_origin(self, request: Request, *, required: bool) -> Response | None:
-        headers = request.headers
-        origin = headers.get("origin")
-        if origin is None and "referer" in headers:
-            parts = urlsplit(headers["referer"])
-            origin = f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else "null"
-        if origin is None and not required:
-            return None
-        own = f"{request.url.scheme}://{headers.get('host', '')}".lower()
-        if origin is not None and origin.rstrip("/").lower() in {own, *self.origins}:
+        if "origin" in request.headers or "referer" in request.headers:
+            if same_origin(request):
+                return None
+        elif not required:
             return None
         return PlainTextResponse(
-            "refused: this POST did not come from the console's own pages "
-            "(its Origin or Referer names another site, or none); nothing was changed\n",
+            "Refused: the form was sent from another site (its Origin or Referer is not this "
+            "console, or it has neither). Nothing was changed.\n",
             403,
         )
 
@@ -226,7 +213,7 @@ class Guard:
             COOKIE,
             value,
             max_age=max_age,
-            path=str(request.scope.get("root_path", "")).rstrip("/") + "/",
+            path=_mount_point(request.scope) + "/",
             secure=request.url.scheme == "https",
             httponly=True,
             samesite="strict",
@@ -242,11 +229,23 @@ class Guard:
         return response
 
     def _form(self, request: Request, status: int, *, failed: bool = False) -> Response:
-        root = str(request.scope.get("root_path", "")).rstrip("/")
+        root = _mount_point(request.scope)
         context: dict[str, Any] = {
             "fields": self.auth.sign_in_fields,
             "failed": failed,
             "action": root + "/sign-in",
         }
-        page = self.templates.get_template("sign_in.html").render(css=Markup(CSS), **context)  # noqa: S704
+        page = self.templates.get_template("sign_in.html").render(css=Markup(STYLE), **context)  # noqa: S704
         return HTMLResponse(page, status)
+
+
+def _mount_point(scope: Scope) -> str:
+    """Where the console is mounted (`/console`), without its slash."""
+    where = scope["path"] if scope.get(TO_ROOT) else scope.get("root_path", "")
+    return str(where).rstrip("/")
+
+
+def _route_path(scope: Scope) -> str:
+    """The path under the mount point."""
+    path, root = str(scope["path"]), str(scope.get("root_path", ""))
+    return path[len(root) :] if root and path.startswith(root) else path

@@ -9,7 +9,6 @@ counts are the store's.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -26,27 +25,20 @@ __all__ = ["webhook_routes"]
 RECENT_ATTEMPTS = 20
 
 
-def shown_url(url: str) -> str:
-    """Scheme, host and path: never the user info or the query, which may hold credentials
-    (as `paynotify webhooks list` shows them)."""
-    parts = urlsplit(url)
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{parts.hostname}{port}{parts.path}"
-
-
 def webhook_routes(console: _Console) -> list[Route]:
     """The routes to add to the console's app."""
 
     def endpoints() -> list[WebhookPublisher]:
-        from paynotify.publishers import WebhookPublisher
+        from paynotify.publishers import webhook_publishers
 
-        notifier: Any = console.notifier  # a Notifier: ConsoleNotifier does not name its subscribers
-        return [fn for fn in notifier.subscribers if isinstance(fn, WebhookPublisher)]
+        return webhook_publishers(console.notifier)
 
     def named(name: str) -> WebhookPublisher | None:
         return next((h for h in endpoints() if h.endpoint == name), None)
 
     async def page(request: Request) -> Response:
+        from paynotify.publishers import shown_url
+
         rows: list[dict[str, Any]] = []
         for hook in endpoints():
             counts: dict[str, int] = {}

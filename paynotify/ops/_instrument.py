@@ -60,6 +60,7 @@ class Instrumentation(Observer):
         self._live_checked = -1e18
         self.notifications: defaultdict[tuple[str, str, str, str], int] = defaultdict(int)
         self.queries: defaultdict[tuple[str, str, str], int] = defaultdict(int)
+        self.recoveries: defaultdict[tuple[str, str], int] = defaultdict(int)
         self.handling = _Histogram()
         self.verifying = _Histogram()
         self.subscriber_seconds = _Histogram()
@@ -116,6 +117,10 @@ class Instrumentation(Observer):
     def query(self, provider: str, account: str, outcome: Outcome, seconds: float) -> None:
         if self._metrics:
             self.queries[provider, account, outcome._value_] += 1
+
+    def recovered(self, provider: str, account: str) -> None:
+        if self._metrics:
+            self.recoveries[provider, account] += 1
 
     def verification(self, provider: str, seconds: float) -> None:
         if self._metrics:
@@ -189,6 +194,14 @@ class _Collector:
         for query_labels, value in list(src.queries.items()):
             queries.add_metric(list(query_labels), value)
         yield queries
+        recovered = CounterMetricFamily(
+            "paynotify_recovered",
+            "Final states the sweeper's questions were first with (their notification had not come)",
+            labels=["provider", "account"],
+        )
+        for pair, value in list(src.recoveries.items()):
+            recovered.add_metric(list(pair), value)
+        yield recovered
         for name, doc, label, histogram in (
             ("paynotify_handling_seconds", "Time to answer a notification", "provider", src.handling),
             ("paynotify_verification_seconds", "Time to verify and normalize", "provider", src.verifying),

@@ -30,10 +30,9 @@ class WebhookMetrics:
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-        from paynotify.publishers import EndpointState, WebhookPublisher
-        from paynotify.publishers._webhook_state import LATENCY_BUCKETS  # not exported yet
+        from paynotify.publishers import LATENCY_BUCKETS, EndpointState, webhook_publishers
 
-        hooks = [fn for fn in self.notifier.subscribers if isinstance(fn, WebhookPublisher)]
+        hooks = webhook_publishers(self.notifier)
         if not hooks:
             return
         attempts = CounterMetricFamily("paynotify_webhook_attempts", "POSTs made", labels=["endpoint"])

@@ -23,11 +23,13 @@ from paynotify.publishers._message import (
 from paynotify.publishers._nats import NatsPublisher
 from paynotify.publishers._rabbitmq import RabbitMQPublisher
 from paynotify.publishers._redis import RedisStreamPublisher
-from paynotify.publishers._webhook import WebhookPublisher, outbox_url
-from paynotify.publishers._webhook_state import EndpointState, RetrySchedule
+from paynotify.publishers._webhook import WebhookPublisher, webhook_publishers
+from paynotify.publishers._webhook_state import LATENCY_BUCKETS, EndpointState, RetrySchedule
+from paynotify.publishers._webhook_urls import outbox_url, shown_url
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "LATENCY_BUCKETS",
     "SCHEMA_VERSION",
     "TEMPLATE_FIELDS",
     "EndpointState",
@@ -43,4 +45,6 @@ __all__ = [
     "encode_message",
     "message_schema",
     "outbox_url",
+    "shown_url",
+    "webhook_publishers",
 ]

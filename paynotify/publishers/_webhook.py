@@ -18,7 +18,7 @@ import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import httpx
 from pydantic import SecretStr
@@ -45,6 +45,7 @@ from paynotify.publishers._webhook_state import (
     RetrySchedule,
     Stats,
 )
+from paynotify.publishers._webhook_urls import outbox_url
 
 __all__ = [
     "DEFAULT_WEBHOOK_TIMEOUT",
@@ -65,30 +66,6 @@ _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _RESERVED = frozenset(
     {"webhook-id", "webhook-timestamp", "webhook-signature", "content-type", "content-length", "host"}
 )
-
-
-def outbox_url(store_url: str, endpoint: str) -> str:
-    """The outbox of endpoint `endpoint` beside a Notifier's store: the same backend, its own space
-    (`events.db` -> `events.webhook-NAME.db`; PostgreSQL schema `<schema>_webhook_NAME`; Redis
-    prefix `<prefix>webhook:NAME:`; memory: a store of its own)."""
-    scheme, _, rest = store_url.partition("://")
-    if scheme == "memory":
-        return "memory://"
-    if scheme == "sqlite":
-        path = rest[1:]
-        stem, dot, suffix = path.rpartition(".")
-        if not dot or "/" in suffix:
-            return f"sqlite:///{path}.webhook-{endpoint}"
-        return f"sqlite:///{stem}.webhook-{endpoint}.{suffix}"
-    parts = urlsplit(store_url)
-    query = dict(parse_qsl(parts.query, keep_blank_values=True))
-    if scheme in ("postgresql", "postgres"):
-        query["schema"] = f"{query.get('schema', 'public')}_webhook_{endpoint.replace('-', '_')}"
-    elif scheme in ("redis", "rediss"):
-        query["prefix"] = f"{query.get('prefix', 'paynotify:')}webhook:{endpoint}:"
-    else:
-        raise ConfigurationError(f"webhook {endpoint!r}: give outbox = URL (no default beside {scheme}://)")
-    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def _names(values: str | Iterable[str] | None) -> frozenset[str] | None:

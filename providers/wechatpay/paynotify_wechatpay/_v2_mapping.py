@@ -234,6 +234,10 @@ def invalid(
     trade = fields.get("transaction_id") or fields.get("out_trade_no")
     refund = fields.get("out_refund_no") if kind is Kind.REFUND else None
     event_id = _event_id(account.name, kind, trade, refund, provider_status)
+    if kind is Kind.REFUND and "sign" not in raw:
+        # Unsigned, a refund's outer fields are anyone's to vary (nonce_str, an element added):
+        # only what was checked or decrypted is kept, so the variants are one record.
+        raw = {**{name: raw[name] for name in ("return_code", "appid", "mch_id") if name in raw}, **fields}
     if "sign" in raw:  # verified case-blind: each casing of the hex would be a record of its own
         raw = {**raw, "sign": raw["sign"].upper()}
     return InvalidContent(exc.message, account=account.name, raw=raw, event_id=event_id)

@@ -271,9 +271,10 @@ def v2_event_type(fields: dict[str, str]) -> str:
 def _unhandled(provider: str, account: str, fields: dict[str, str]) -> UnhandledEvent:
     """A verified notification with no order in it (no out_trade_no, no transaction_id): recorded
     `unhandled` with every field and acknowledged, never refused for a kind paynotify does not map.
-    Its event_id is the same for every resend (all fields but sign and nonce_str)."""
+    Its event_id is the same for every resend (all fields but sign and nonce_str) and every copy
+    with empty elements added (signed without them: each would be a record of its own)."""
     event_type = v2_event_type(fields)
-    identity = "&".join(f"{k}={v}" for k, v in sorted(fields.items()) if k not in _NOT_IDENTITY)
+    identity = "&".join(f"{k}={v}" for k, v in sorted(fields.items()) if v and k not in _NOT_IDENTITY)
     return UnhandledEvent(
         provider=provider,
         account=account,
