@@ -287,6 +287,7 @@ async def test_every_kind_of_response_carries_the_headers(data: Shop, session: h
     async with ops(data) as c:
         responses.append(await c.get("/console", headers={"authorization": f"Bearer {TOKEN}"}))  # 307
         responses.append(await c.get("/console"))  # 401 at the mount point
+        responses.append(await c.post("/console"))  # any method: the guard's 401, not a bare 405
     assert {r.status_code for r in responses} == {200, 303, 307, 400, 401, 403}
     expected = {
         "x-frame-options": "DENY",
@@ -300,3 +301,10 @@ async def test_every_kind_of_response_carries_the_headers(data: Shop, session: h
         assert r.headers["content-security-policy"].startswith("default-src 'none'; style-src 'sha256-")
         assert TOKEN not in r.text
         assert TOKEN not in str(r.headers)
+
+
+def test_a_session_shows_no_secret_in_its_repr() -> None:
+    sessions = _sessions.Sessions()
+    sid, session = sessions.open("bearer")
+    assert session.csrf not in repr(session)
+    assert sid not in repr(sessions)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from paynotify import ConfigurationError
 
@@ -31,8 +31,8 @@ def now() -> float:
 @dataclass(frozen=True)
 class Session:
     identity: str
-    csrf: str
-    expires: float
+    csrf: str = field(repr=False)
+    expires: float = 0.0
 
 
 class Sessions:
