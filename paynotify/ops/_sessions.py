@@ -3,7 +3,7 @@
 A session is a random id (never the credential) in an HttpOnly, SameSite=Strict cookie, held in
 this process's memory with its operator, its own CSRF token and its expiry: signing out, a restart
 or the expiry ends it. Requests that carry credentials in a header (scripts, a browser's basic
-auth) get `CsrfTokens`' instead: bound to the operator's identity, expiring.
+auth) get a `CsrfTokens` token instead: bound to the operator's identity, expiring.
 """
 
 from __future__ import annotations
