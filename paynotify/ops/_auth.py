@@ -16,7 +16,7 @@ import inspect
 import os
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -74,9 +74,15 @@ class Authenticator:
     """Base of the built-in schemes: `identify` names who is signed in, or None."""
 
     challenge: str
+    sign_in_fields: tuple[str, ...] = ()
+    """The sign-in form's fields; none: no sign-in page (the application signs its operators in)."""
 
     async def identify(self, request: Request) -> str | None:
         raise NotImplementedError
+
+    def sign_in(self, form: Mapping[str, str]) -> str | None:
+        """The identity the sign-in form's credentials prove, or None."""
+        return None
 
 
 @dataclass(frozen=True)
@@ -100,7 +106,15 @@ class BearerToken(Authenticator):
 
     async def identify(self, request: Request) -> str | None:
         given = _authorization(request, "bearer")
-        return "bearer" if given is not None and _same(given, self.token.get_secret_value()) else None
+        return self._check(given) if given is not None else None
+
+    sign_in_fields: tuple[str, ...] = field(default=("token",), init=False)
+
+    def sign_in(self, form: Mapping[str, str]) -> str | None:
+        return self._check(form.get("token", ""))
+
+    def _check(self, given: str) -> str | None:
+        return "bearer" if _same(given, self.token.get_secret_value()) else None
 
 
 @dataclass(frozen=True)
@@ -141,9 +155,17 @@ class BasicAuth(Authenticator):
             user, sep, password = base64.b64decode(encoded, validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
             return None
+        return self._check(user, password) if sep else None
+
+    sign_in_fields: tuple[str, ...] = field(default=("user", "password"), init=False)
+
+    def sign_in(self, form: Mapping[str, str]) -> str | None:
+        return self._check(form.get("user", ""), form.get("password", ""))
+
+    def _check(self, user: str, password: str) -> str | None:
         # Both compared every time (`&`, not `and`): the answer takes as long for a wrong user.
         ok = _same(user, self.user) & _same(password, self.password.get_secret_value())
-        return f"basic:{self.user}" if sep and ok else None
+        return f"basic:{self.user}" if ok else None
 
 
 @dataclass(frozen=True)

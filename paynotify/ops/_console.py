@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import urlencode
 
 import jinja2
 from markupsafe import Markup
@@ -42,7 +42,7 @@ from paynotify import (
     StoredEvent,
     StoreError,
 )
-from paynotify.ops._auth import CsrfTokens, resolve, same_origin
+from paynotify.ops._auth import CsrfTokens, resolve
 from paynotify.ops._console_filters import (
     KINDS,
     PAGE_SIZE,
@@ -51,7 +51,8 @@ from paynotify.ops._console_filters import (
     _cursor,
     _page_size,
 )
-from paynotify.ops._console_guard import IDENTITY, STYLE, Guard
+from paynotify.ops._console_guard import OPERATOR, STYLE, Guard, Operator, read_form
+from paynotify.ops._sessions import SESSION_SECONDS, Sessions
 
 __all__ = ["ConsoleNotifier", "console_app"]
 
@@ -63,7 +64,6 @@ CHART_LIMIT = 5000
 hours before the oldest one read are drawn as not counted, never as quiet."""
 BULK_LIMIT = 500
 """A selection acts on at most this many events per confirmation (newest first)."""
-FORM_LIMIT = 64 * 1024
 
 
 class ConsoleNotifier(Protocol):
@@ -76,16 +76,29 @@ class ConsoleNotifier(Protocol):
     async def redeliver(self, event_id: str, *, replay: bool = False) -> bool: ...
 
 
-def console_app(notifier: ConsoleNotifier, *, auth: object, csrf_secret: bytes | None = None) -> ASGIApp:
+def console_app(
+    notifier: ConsoleNotifier,
+    *,
+    auth: object,
+    csrf_secret: bytes | None = None,
+    session_seconds: float = SESSION_SECONDS,
+) -> ASGIApp:
     """The console as an ASGI app, to mount (e.g. at `/console`).
 
-    `auth`: `BearerToken`, `BasicAuth` (see their `from_env` / `from_file`), a token string, or a
-    callable `(request) -> bool`; without one, `ConfigurationError`. `csrf_secret`: share one
-    between processes serving the same console (by default each process draws its own).
+    `auth`: `BearerToken`, `BasicAuth` (see their `from_env` / `from_file`; both get a sign-in
+    page), a token string, or a callable `(request) -> bool`; without one, `ConfigurationError`.
+    `csrf_secret`: share one between processes serving the same console (by default each process
+    draws its own). `session_seconds`: how long a sign-in lasts.
     """
     authenticator = resolve(auth)
-    console = _Console(notifier, CsrfTokens(csrf_secret))
-    return Guard(console.app, authenticator)
+    console = _Console(notifier)
+    return Guard(
+        console.app,
+        authenticator,
+        sessions=Sessions(session_seconds),
+        tokens=CsrfTokens(csrf_secret),
+        templates=console.templates,
+    )
 
 
 @dataclass(frozen=True)
@@ -177,8 +190,8 @@ def _chart(events: list[StoredEvent], t: float) -> tuple[list[_Bar], int, float 
 
 
 class _Console:
-    def __init__(self, notifier: ConsoleNotifier, csrf: CsrfTokens) -> None:
-        self.notifier, self.csrf = notifier, csrf
+    def __init__(self, notifier: ConsoleNotifier) -> None:
+        self.notifier = notifier
         self.templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(Path(__file__).with_name("_console_templates")),
             autoescape=True,
@@ -212,11 +225,12 @@ class _Console:
             path = root + self.app.router.url_path_for(name, **params)
             return f"{path}?{urlencode(query)}" if query else path
 
-        identity: str = getattr(request.state, IDENTITY)
+        operator: Operator = getattr(request.state, OPERATOR)
         page = self.templates.get_template(template).render(
             url=url,
             css=Markup(STYLE),  # noqa: S704 - our own constant; its hash is in the CSP
-            csrf=self.csrf.token(identity),
+            csrf=operator.csrf(),
+            signed_in=operator.session is not None,
             request=request,
             **context,
         )
@@ -351,7 +365,7 @@ class _Console:
         if action is None:
             return self.render(request, "error.html", 404, title="No such action", message="")
         if request.method == "POST":
-            form = await self._form(request)
+            form = await read_form(request)
             refused = await self._refuse_forged(request, form)
             if refused is not None:
                 return refused
@@ -389,45 +403,23 @@ class _Console:
             "not taken: unknown, in flight elsewhere, or in a state this action does not take",
         )
 
-    async def _form(self, request: Request) -> dict[str, list[str]]:
-        if (
-            request.headers.get("content-type", "").split(";")[0].strip()
-            != "application/x-www-form-urlencoded"
-        ):
-            raise BadRequest("a form was expected")
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > FORM_LIMIT:
-                raise BadRequest("the form is too large")
-        try:
-            return parse_qs(body.decode(), keep_blank_values=True, strict_parsing=False)
-        except UnicodeDecodeError:
-            raise BadRequest("the form is not UTF-8") from None
-
     async def _refuse_forged(
         self, request: Request, form: dict[str, list[str]] | None = None
     ) -> Response | None:
         """A 403 unless the form carries this operator's token (checked before anything else)."""
-        if not same_origin(request):
-            return self.render(
-                request,
-                "error.html",
-                403,
-                title="Refused: the form was sent from another site",
-                message="This request's Origin (or Referer) is not this console. Nothing was changed.",
-            )
+        # The Origin (or Referer) was checked by the guard, for every POST.
         if form is None:
-            form = await self._form(request)
+            form = await read_form(request)
         given = form.get("csrf", [""])[0]
-        if self.csrf.valid(getattr(request.state, IDENTITY), given):
+        operator: Operator = getattr(request.state, OPERATOR)
+        if operator.accepts(given):
             return None
         return self.render(
             request,
             "error.html",
             403,
             title="Refused: the form's token is not valid",
-            message="The page was stale (its form expires after an hour, or the console restarted) or "
-            "the form did not come from it. "
+            message="The page was stale (its form expires after an hour, the session ended, or the "
+            "console restarted) or the form did not come from it. "
             "Nothing was changed; reload the page and try again.",
         )
