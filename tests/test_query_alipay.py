@@ -228,3 +228,35 @@ async def test_a_dropped_notification_queried_then_resent_is_one_event() -> None
         (Kind.PAYMENT, Source.QUERY),
         (Kind.REFUND, Source.QUERY),
     ]
+
+
+async def test_rsa1_accounts_sign_and_verify_with_sha1() -> None:
+    emu = emulator(sign_type="RSA")
+    emu.pay("order-1")
+    acct = account_of(emu)
+    async with emulator_send(emu) as send:
+        answer = await API.query_payment(send, acct, "order-1")
+    assert answer.result is not None
+    same_state(answer.result, notified(emu, acct, order="order-1"))
+    emu.pay("order-2")
+    # An RSA2 signature is not an RSA1 one: the account's hash is the one checked.
+    emu.sign_type = "RSA2"
+    async with emulator_send(emu) as send:
+        with pytest.raises(VerificationError):
+            await API.query_payment(send, acct, "order-2")
+
+
+async def test_an_unsigned_not_found_is_not_believed() -> None:
+    emu = emulator()
+    emu.unsigned = True
+    async with emulator_send(emu) as send:
+        with pytest.raises(ProviderApiError):
+            await API.query_payment(send, account_of(emu), "order-1")
+
+
+def test_the_app_key_never_shows_in_a_repr() -> None:
+    settings = emulator().account_settings()
+    body = settings["app_private_key"].splitlines()[1]
+    acct = account_of(emulator())
+    assert body not in repr(acct.settings)
+    assert body not in repr(acct)
