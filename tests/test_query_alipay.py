@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,6 +30,7 @@ from paynotify import (
     Status,
     VerificationError,
 )
+from paynotify._config import resolve_settings
 from paynotify.recovery import EmulatorTransport
 
 PROVIDER = AlipayProvider()
@@ -228,3 +230,58 @@ async def test_a_dropped_notification_queried_then_resent_is_one_event() -> None
         (Kind.PAYMENT, Source.QUERY),
         (Kind.REFUND, Source.QUERY),
     ]
+
+
+async def test_rsa1_accounts_sign_and_verify_with_sha1() -> None:
+    emu = emulator(sign_type="RSA")
+    emu.pay("order-1")
+    acct = account_of(emu)
+    async with emulator_send(emu) as send:
+        answer = await API.query_payment(send, acct, "order-1")
+    assert answer.result is not None
+    same_state(answer.result, notified(emu, acct, order="order-1"))
+    emu.pay("order-2")
+    # An RSA2 signature is not an RSA1 one: the account's hash is the one checked.
+    emu.sign_type = "RSA2"
+    async with emulator_send(emu) as send:
+        with pytest.raises(VerificationError):
+            await API.query_payment(send, acct, "order-2")
+
+
+async def test_an_unsigned_not_found_is_not_believed() -> None:
+    emu = emulator()
+    emu.unsigned = True
+    async with emulator_send(emu) as send:
+        with pytest.raises(ProviderApiError):
+            await API.query_payment(send, account_of(emu), "order-1")
+
+
+def test_the_app_key_never_shows_in_a_repr() -> None:
+    settings = emulator().account_settings()
+    body = settings["app_private_key"].splitlines()[1]
+    acct = account_of(emulator())
+    assert body not in repr(acct.settings)
+    assert body not in repr(acct)
+
+
+async def test_the_app_key_comes_from_the_environment_and_is_rotated_by_update_account(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    emu = emulator()
+    emu.pay("order-1")
+    settings = emu.account_settings()
+    old = emulator(app_key=keys()[2]).account_settings()["app_private_key"]
+    monkeypatch.setenv("SHOP_ALIPAY_APP_KEY", old)
+    spec = {k: v for k, v in settings.items() if k != "app_private_key"} | {
+        "app_private_key_env": "SHOP_ALIPAY_APP_KEY"
+    }
+    resolved = resolve_settings("shop", spec, AlipaySettings.model_fields, tmp_path)
+    notifier = Notifier("memory://", api_transport=EmulatorTransport({"alipay.emulator": emu}))
+    notifier.add_account("shop", "alipay", **resolved)
+    async with notifier:
+        # The gateway knows the app by its new key only: the old one is refused there.
+        with pytest.raises(ProviderApiError, match=r"isv\.invalid-signature"):
+            await notifier.query("shop", "order-1")
+        notifier.update_account("shop", "alipay", **settings)
+        answer = await notifier.query("shop", "order-1")
+    assert answer.result is not None
