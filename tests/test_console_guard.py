@@ -100,6 +100,13 @@ async def test_the_cookie_is_secure_when_served_over_tls(data: Shop) -> None:
         assert "secure" in {p.strip().lower() for p in done.headers["set-cookie"].split(";")}
 
 
+async def test_the_cookie_is_secure_behind_a_proxy_that_ends_tls_when_told(data: Shop) -> None:
+    # The proxy speaks http to the console; the browser saw https.
+    async with client(data, secure_cookie=True) as c:
+        done = await signed_in(c)
+        assert "secure" in {p.strip().lower() for p in done.headers["set-cookie"].split(";")}
+
+
 async def test_basic_sign_in_checks_the_user_name_as_well_as_the_password(data: Shop) -> None:
     async with client(data, BasicAuth(USER, SecretStr(PASSWORD))) as c:
         form = (await c.get("/console/sign-in")).text

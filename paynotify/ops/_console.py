@@ -82,13 +82,16 @@ def console_app(
     auth: object,
     csrf_secret: bytes | None = None,
     session_seconds: float = SESSION_SECONDS,
+    secure_cookie: bool | None = None,
 ) -> ASGIApp:
     """The console as an ASGI app, to mount (e.g. at `/console`).
 
     `auth`: `BearerToken`, `BasicAuth` (see their `from_env` / `from_file`; both get a sign-in
     page), a token string, or a callable `(request) -> bool`; without one, `ConfigurationError`.
     `csrf_secret`: share one between processes serving the same console (by default each process
-    draws its own). `session_seconds`: how long a sign-in lasts.
+    draws its own). `session_seconds`: how long a sign-in lasts. `secure_cookie`: the session
+    cookie's Secure flag; by default set when the request came over https, which behind a proxy
+    that ends TLS it did not (give True there).
     """
     authenticator = resolve(auth)
     console = _Console(notifier)
@@ -98,6 +101,7 @@ def console_app(
         sessions=Sessions(session_seconds),
         tokens=CsrfTokens(csrf_secret),
         templates=console.templates,
+        secure_cookie=secure_cookie,
     )
 
 

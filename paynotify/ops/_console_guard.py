@@ -126,9 +126,11 @@ class Guard:
         sessions: Sessions,
         tokens: CsrfTokens,
         templates: jinja2.Environment,
+        secure_cookie: bool | None = None,
     ) -> None:
         self.app, self.auth, self.sessions, self.tokens = app, auth, sessions, tokens
         self.templates = templates
+        self.secure_cookie = secure_cookie
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -214,7 +216,8 @@ class Guard:
             value,
             max_age=max_age,
             path=_mount_point(request.scope) + "/",
-            secure=request.url.scheme == "https",
+            # Behind a proxy that ends TLS the scheme here is http: `secure_cookie=True` says so.
+            secure=request.url.scheme == "https" if self.secure_cookie is None else self.secure_cookie,
             httponly=True,
             samesite="strict",
         )
