@@ -79,7 +79,6 @@ class ExpectationStore(ABC):
     """The expectations of one store; `Store.expectations`. Times are Unix seconds; `now` defaults
     to the clock (a sweeper with a clock of its own passes its time)."""
 
-    @abstractmethod
     async def expect(
         self,
         account: str,
@@ -96,6 +95,13 @@ class ExpectationStore(ABC):
         """Record that this payment (with `refund_id`: refund) is awaited, first due at `first_due`
         (default: FIRST_QUERY_AFTER from now). Idempotent on (account, order_id, refund_id): an
         existing record, in any state, is returned unchanged."""
+        record = new_expectation(account, order_id, refund_id, amount, currency, until, at, first_due, now)
+        return await self.add(record)
+
+    @abstractmethod
+    async def add(self, record: Expectation) -> Expectation:
+        """Store `record` (made and checked by `expect`) unless one with its key is there; the
+        stored one either way."""
 
     @abstractmethod
     async def get(self, account: str, order_id: str, *, refund_id: str | None = None) -> Expectation | None:
@@ -176,20 +182,7 @@ class MemoryExpectations(ExpectationStore):
     def __init__(self) -> None:
         self._records: dict[tuple[str, str, str | None], Expectation] = {}
 
-    async def expect(
-        self,
-        account: str,
-        order_id: str,
-        *,
-        amount: Decimal | str | int,
-        currency: str = "CNY",
-        refund_id: str | None = None,
-        until: float,
-        at: float | None = None,
-        first_due: float | None = None,
-        now: float | None = None,
-    ) -> Expectation:
-        record = new_expectation(account, order_id, refund_id, amount, currency, until, at, first_due, now)
+    async def add(self, record: Expectation) -> Expectation:
         return self._records.setdefault(record.key, record)
 
     async def get(self, account: str, order_id: str, *, refund_id: str | None = None) -> Expectation | None:

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from paynotify._stores.expectations import (
@@ -16,7 +15,6 @@ from paynotify._stores.expectations import (
     ExpectationState,
     ExpectationStore,
     from_row,
-    new_expectation,
     sql_values,
 )
 from paynotify._stores.tokens import new_token
@@ -67,22 +65,9 @@ class PostgresExpectations(ExpectationStore):
              WHERE (x.account, x.order_id, x.refund_id) = (due.account, due.order_id, due.refund_id)
             RETURNING {", ".join(f"x.{name}" for name in _NAMES)}"""
 
-    async def expect(
-        self,
-        account: str,
-        order_id: str,
-        *,
-        amount: Decimal | str | int,
-        currency: str = "CNY",
-        refund_id: str | None = None,
-        until: float,
-        at: float | None = None,
-        first_due: float | None = None,
-        now: float | None = None,
-    ) -> Expectation:
-        record = new_expectation(account, order_id, refund_id, amount, currency, until, at, first_due, now)
+    async def add(self, record: Expectation) -> Expectation:
         await self._store._execute(self._insert, *sql_values(record))
-        found = await self.get(account, order_id, refund_id=refund_id)
+        found = await self.get(record.account, record.order_id, refund_id=record.refund_id)
         return record if found is None else found
 
     async def get(self, account: str, order_id: str, *, refund_id: str | None = None) -> Expectation | None:

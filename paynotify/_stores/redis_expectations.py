@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from paynotify._stores.expectations import (
@@ -18,7 +17,6 @@ from paynotify._stores.expectations import (
     ExpectationState,
     ExpectationStore,
     from_row,
-    new_expectation,
     sql_values,
 )
 from paynotify._stores.tokens import new_token
@@ -116,24 +114,11 @@ class RedisExpectations(ExpectationStore):
 
         return await self._store._call(run)
 
-    async def expect(
-        self,
-        account: str,
-        order_id: str,
-        *,
-        amount: Decimal | str | int,
-        currency: str = "CNY",
-        refund_id: str | None = None,
-        until: float,
-        at: float | None = None,
-        first_due: float | None = None,
-        now: float | None = None,
-    ) -> Expectation:
-        record = new_expectation(account, order_id, refund_id, amount, currency, until, at, first_due, now)
+    async def add(self, record: Expectation) -> Expectation:
         values = [_text(value) for value in sql_values(record)[:-1]]
         row = await self._run(
             "expect",
-            _id(account, order_id, refund_id),
+            _id(*record.key),
             repr(record.created_at),
             repr(record.next_due),
             *values,

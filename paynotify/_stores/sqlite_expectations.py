@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
-from decimal import Decimal
 
 from paynotify._stores.expectations import (
     SQL_COLUMNS,
@@ -15,7 +14,6 @@ from paynotify._stores.expectations import (
     ExpectationState,
     ExpectationStore,
     from_row,
-    new_expectation,
     sql_values,
 )
 from paynotify._stores.sqlite_writer import GroupCommitWriter
@@ -42,21 +40,8 @@ class SQLiteExpectations(ExpectationStore):
     def __init__(self, writer: GroupCommitWriter) -> None:
         self._writer = writer
 
-    async def expect(
-        self,
-        account: str,
-        order_id: str,
-        *,
-        amount: Decimal | str | int,
-        currency: str = "CNY",
-        refund_id: str | None = None,
-        until: float,
-        at: float | None = None,
-        first_due: float | None = None,
-        now: float | None = None,
-    ) -> Expectation:
-        record = new_expectation(account, order_id, refund_id, amount, currency, until, at, first_due, now)
-        key = (account, order_id, refund_id or "")
+    async def add(self, record: Expectation) -> Expectation:
+        key = (record.account, record.order_id, record.refund_id or "")
 
         def expect(conn: sqlite3.Connection) -> Expectation:
             conn.execute(_INSERT, sql_values(record))
