@@ -13,8 +13,10 @@ app = notifier.asgi()        # POST /shop/notify, GET /shop/return
 """
 
 from paynotify._api import ApiRequest, ApiResponse, ProviderApi, QueryAnswer, Send, Upkeep
+from paynotify._bills import Bill, BillLine, Download
 from paynotify._encoding import canonical_b64decode, percent_decode
 from paynotify._errors import (
+    BillFormatError,
     CheckFailed,
     ConfigurationError,
     DeliveryFailed,
@@ -83,6 +85,9 @@ __all__ = [
     "AccountSettings",
     "ApiRequest",
     "ApiResponse",
+    "Bill",
+    "BillFormatError",
+    "BillLine",
     "CheckFailed",
     "CheckHook",
     "Claim",
@@ -93,6 +98,7 @@ __all__ = [
     "DeliveryStore",
     "DemoAccount",
     "DemoRequest",
+    "Download",
     "EventLog",
     "EventQuery",
     "EventState",

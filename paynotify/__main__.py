@@ -2,6 +2,6 @@
 
 import sys
 
-from paynotify._cli import main
+from paynotify.cli._main import main
 
 sys.exit(main())

@@ -27,10 +27,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
+from paynotify._errors import ProviderApiError
 from paynotify._observe import Outcome
 from paynotify._result import PaymentResult
 
 if TYPE_CHECKING:
+    from datetime import date
+
+    from paynotify._bills import Bill, Download
     from paynotify._provider import Account, AccountSettings
 
 __all__ = ["ApiRequest", "ApiResponse", "ProviderApi", "QueryAnswer", "Send", "Upkeep"]
@@ -139,3 +143,16 @@ class ProviderApi(ABC, Generic[SettingsT]):
         nothing (the default). `account` returns the account as it is now. Bounded by `send`'s
         deadline, and never raising for a provider that cannot be reached: it logs and serves."""
         return None
+
+    def can_fetch_bills(self, account: Account[SettingsT]) -> bool:
+        """Whether the account can download its daily bills (`fetch_bill`); False by default."""
+        return False
+
+    async def fetch_bill(
+        self, send: Send, download: Download, account: Account[SettingsT], day: date
+    ) -> Bill:
+        """Fetch the trade bill (payments and refunds) of `day`, a Beijing calendar date: the signed
+        answers through `send`, verified like a query's; the file through `download`. Raises as
+        `query_payment`, and `ProviderApiError` when the provider offers no bill for that day (not
+        published yet, or no trade: say which in the message). See `paynotify._bills`."""
+        raise ProviderApiError(f"{type(self).__name__} offers no bills")

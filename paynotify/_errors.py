@@ -19,8 +19,9 @@
     ├── StoreError                  the store could not be read or written  -> failure reply, retry
     │   └── UnstorableContent       verified content no store can hold (a lone surrogate)
     │                               -> the provider's malformed reply
-    └── ProviderApiError            an outbound call to a provider's API gave no usable answer
-        └── ProviderUnavailable     not reached in time (refused, timed out, 5xx): try later
+    ├── ProviderApiError            an outbound call to a provider's API gave no usable answer
+    │   └── ProviderUnavailable     not reached in time (refused, timed out, 5xx): try later
+    └── BillFormatError             a provider's bill is not in its format: names the line
 
 Messages name the account, the rule and the key id involved; they never contain a secret.
 """
@@ -31,6 +32,7 @@ from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
+    "BillFormatError",
     "CheckFailed",
     "ConfigurationError",
     "DeliveryFailed",
@@ -178,3 +180,15 @@ class ProviderApiError(PaynotifyError):
 class ProviderUnavailable(ProviderApiError):
     """The provider's API could not be reached within the deadline (connection refused, timeout,
     a 5xx): a later attempt may succeed."""
+
+
+class BillFormatError(PaynotifyError, ValueError):
+    """A downloaded bill that is not in its provider's format (a malformed line, a summary that
+    does not add up, a truncated file): nothing of it is believed.
+
+    `line` is the 1-based line number in the provider's file (0 when the file as a whole is wrong).
+    """
+
+    def __init__(self, message: str, *, line: int = 0) -> None:
+        super().__init__(f"line {line}: {message}" if line else message)
+        self.line = line

@@ -13,7 +13,7 @@ from conftest import APP_ID, SECRET, example_notify
 from test_delivery import request
 
 from paynotify import Notifier
-from paynotify._cli import main
+from paynotify.cli._main import main
 
 
 def fill(config: Path, orders: dict[str, str], *, failing: bool = False) -> None:

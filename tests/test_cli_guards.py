@@ -13,7 +13,7 @@ from conftest import APP_ID, SECRET, example_notify
 from test_delivery import request
 
 from paynotify import EventState, Notifier
-from paynotify._cli import main
+from paynotify.cli._main import main
 
 
 def fill(url: str, *, queued: int = 0, done: int = 0) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from test_cli_guards import fill
 
-from paynotify._init import init_project
+from paynotify.cli._init import init_project
 
 TIMEOUT = 60
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from paynotify import DemoRequest, Notifier, PaymentResult, Provider, Source, registry
-from paynotify._demo import run_demo
+from paynotify.cli._demo import run_demo
 from paynotify.recovery import EmulatorTransport
 
 PROVIDERS = [name for name in registry.names() if registry.get(name).demo() is not None]

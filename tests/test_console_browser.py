@@ -24,7 +24,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from paynotify import EventState, StoredEvent
-from paynotify._serve import background_server
+from paynotify.cli._serve import background_server
 from paynotify.ops._auth import BasicAuth
 from paynotify.ops._console import console_app
 

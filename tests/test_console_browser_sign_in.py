@@ -17,7 +17,7 @@ from test_console import TOKEN
 from test_console_browser import Console, aside, browser, shot
 
 from paynotify import EventState
-from paynotify._serve import background_server
+from paynotify.cli._serve import background_server
 from paynotify.ops._auth import BearerToken
 from paynotify.ops._console import console_app
 from paynotify.ops._sessions import COOKIE

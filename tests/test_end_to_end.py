@@ -15,7 +15,7 @@ import httpx
 from conftest import APP_ID, SECRET, example_notify
 
 from paynotify import Notifier, PaymentResult
-from paynotify._serve import background_server
+from paynotify.cli._serve import background_server
 
 
 def make_notifier(db: Path) -> Notifier:
@@ -88,7 +88,7 @@ def test_paynotify_serve_runs_a_config(tmp_path: Path) -> None:
     )
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "paynotify._cli", "serve", "--config", str(config), "--port", str(port)],
+        [sys.executable, "-m", "paynotify", "serve", "--config", str(config), "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -115,7 +115,7 @@ def test_serve_with_a_bad_config_exits_with_a_message(tmp_path: Path) -> None:
     config = tmp_path / "paynotify.toml"
     config.write_text('[accounts.shop]\nprovider = "examplepay"\napp_id = "x"\n')
     done = subprocess.run(
-        [sys.executable, "-m", "paynotify._cli", "serve", "--config", str(config)],
+        [sys.executable, "-m", "paynotify", "serve", "--config", str(config)],
         capture_output=True,
         text=True,
         timeout=60,

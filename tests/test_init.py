@@ -20,8 +20,8 @@ from paynotify_unionpay import testing as unionpay_testing
 from paynotify_wechatpay import testing as wx_testing
 
 from paynotify import ConfigurationError
-from paynotify._cli import main
-from paynotify._init import init_project
+from paynotify.cli._init import init_project
+from paynotify.cli._main import main
 
 FORM = {"content-type": "application/x-www-form-urlencoded"}
 

@@ -64,7 +64,7 @@ def test_the_walk_sees_every_kind_of_forbidden_import() -> None:
     source = (
         "from paynotify._errors import ConfigurationError\n"
         "import paynotify.ops._auth\n"
-        "def later():\n    from paynotify._cli import main\n"
+        "def later():\n    from paynotify.cli._main import main\n"
         "from paynotify import Notifier\n"
         "from paynotify.publishers._base import Publisher\n"
     )
@@ -72,5 +72,5 @@ def test_the_walk_sees_every_kind_of_forbidden_import() -> None:
     assert [hit.rsplit(": ", 1)[1] for hit in hits] == [
         "paynotify._errors",
         "paynotify.ops._auth",
-        "paynotify._cli",
+        "paynotify.cli._main",
     ]

@@ -20,7 +20,7 @@ from conftest import APP_ID, SECRET, example_notify
 from test_notifier import request
 
 from paynotify import EventState, Notifier, make_event_id
-from paynotify._cli import main
+from paynotify.cli._main import main
 
 TESTS = Path(__file__).parent
 

@@ -30,7 +30,7 @@ from paynotify import (
     UnhandledEvent,
     make_event_id,
 )
-from paynotify._cli import main
+from paynotify.cli._main import main
 
 ALIPAY_APP_ID = "2021004100000000"
 TYPO = "2088000000000009"  # one digit off the SELLER_ID the notifications carry

@@ -11,7 +11,7 @@ import httpx
 from _servers import subprocess_server
 from test_init import _signed_notifications
 
-from paynotify._init import init_project
+from paynotify.cli._init import init_project
 
 SIGN = "c2VjcmV0LXNpZ24tb2YtdGhlLXJldHVybg"
 

@@ -14,8 +14,8 @@ import uvicorn
 from _servers import subprocess_server
 from conftest import APP_ID, SECRET, example_notify
 
-import paynotify._serve
-from paynotify._cli import main
+import paynotify.cli._serve
+from paynotify.cli._main import main
 
 
 def write_config(tmp_path: Path, store: str = "sqlite:///events.db") -> Path:
@@ -64,7 +64,7 @@ def test_several_workers_refuse_a_store_of_one_process(
 
 def test_serve_passes_its_options_to_uvicorn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[uvicorn.Config] = []
-    real = paynotify._serve.uvicorn_config
+    real = paynotify.cli._serve.uvicorn_config
 
     def capture(app: Any, **settings: object) -> uvicorn.Config:
         seen.append(real(app, **settings))
@@ -73,7 +73,7 @@ def test_serve_passes_its_options_to_uvicorn(tmp_path: Path, monkeypatch: pytest
     async def no_serving(self: uvicorn.Server, sockets: object = None) -> None:
         pass
 
-    monkeypatch.setattr(paynotify._serve, "uvicorn_config", capture)
+    monkeypatch.setattr(paynotify.cli._serve, "uvicorn_config", capture)
     monkeypatch.setattr(uvicorn.Server, "serve", no_serving)
     config = write_config(tmp_path)
     argv = ["serve", "--config", str(config), "--root-path", "/payments", "--log-level", "warning"]

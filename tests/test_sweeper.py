@@ -292,7 +292,7 @@ async def test_the_notifier_runs_its_sweeper_and_stops_it_cleanly() -> None:
 async def test_serve_processes_sweep_unless_the_config_says_not(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, line: str, sweeps: bool
 ) -> None:
-    from paynotify import _serve
+    from paynotify.cli import _serve
 
     config = tmp_path / "paynotify.toml"
     given = WeChatPayV2Emulator().account_settings()

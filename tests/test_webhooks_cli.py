@@ -16,7 +16,7 @@ from starlette.routing import Mount
 from test_webhooks import SECRET, result
 
 from paynotify import EventState, Notifier, open_store
-from paynotify._cli import main
+from paynotify.cli._main import main
 from paynotify.ops._console import console_app
 from paynotify.publishers import PublishError, WebhookPublisher, decode_message, outbox_url
 

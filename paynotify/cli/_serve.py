@@ -166,7 +166,7 @@ def announce(notifier: Notifier, base: str, ops: tuple[str, int] | None, *, cons
 _CONFIG_ENV = "PAYNOTIFY_SERVE_CONFIG"
 _LOG_LEVEL_ENV = "PAYNOTIFY_SERVE_LOG_LEVEL"
 _LOG_FORMAT_ENV = "PAYNOTIFY_SERVE_LOG_FORMAT"
-_APP_FACTORY = "paynotify._serve:app_from_environment"
+_APP_FACTORY = "paynotify.cli._serve:app_from_environment"
 
 
 def logging_settings(log_level: str) -> dict[str, object]:

@@ -8,11 +8,11 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from paynotify._cli_events import add_events_parser, port, positive_float, positive_int, run_events
-from paynotify._cli_query import add_query_parser, run_query
-from paynotify._cli_serve import add_serve_arguments, check_workers, serve_options, versions
-from paynotify._cli_webhooks import add_webhooks_parser, run_webhooks
 from paynotify._errors import PaynotifyError
+from paynotify.cli._events import add_events_parser, port, positive_float, positive_int, run_events
+from paynotify.cli._query import add_query_parser, run_query
+from paynotify.cli._serve_options import add_serve_arguments, check_workers, serve_options, versions
+from paynotify.cli._webhooks import add_webhooks_parser, run_webhooks
 
 __all__ = ["main"]
 
@@ -85,11 +85,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     if args.command == "demo":
-        from paynotify._demo import run_demo
+        from paynotify.cli._demo import run_demo
 
         return run_demo(sys.stdout, args.db)
     if args.command == "init":
-        from paynotify._init import init_project
+        from paynotify.cli._init import init_project
 
         made = init_project(args.directory, force=args.force)
         config = args.directory / "paynotify.toml"
@@ -98,8 +98,8 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command in ("serve", "worker"):
         from paynotify._notifier import Notifier
-        from paynotify._serve import configure_logging, run_worker
-        from paynotify._serve import serve as serve_forever
+        from paynotify.cli._serve import configure_logging, run_worker
+        from paynotify.cli._serve import serve as serve_forever
 
         log_format = getattr(args, "log_format", "text")
         configure_logging(log_format, getattr(args, "log_level", "info"))

@@ -17,7 +17,7 @@ from paynotify._errors import ConfigurationError
 from paynotify._notifier import Notifier
 from paynotify._provider import DemoRequest
 from paynotify._result import Kind, PaymentResult
-from paynotify._serve import background_server
+from paynotify.cli._serve import background_server
 from paynotify.recovery import EmulatorTransport
 
 __all__ = ["run_demo"]
