@@ -189,12 +189,25 @@ async def test_totals_that_do_not_add_up_are_refused() -> None:
         await lines_of(emu, acct)
 
 
-async def test_a_line_removed_from_the_table_breaks_its_total() -> None:
-    emu, acct, clock = setup()
+def test_a_line_removed_from_the_table_breaks_its_total() -> None:
+    emu, _acct, clock = setup()
     ledger(emu, clock)
-    emu.bill_faults.malformed[7] = "#"  # a payment line turned into a comment: the count is off
-    with pytest.raises(BillFormatError, match="line 7"):
-        await lines_of(emu, acct)
+    rows = _details(emu.bill_zip(DAY)).split("\r\n")
+    del rows[6]  # order-2's payment line: the #交易合计 line (now line 9) still counts it
+    with pytest.raises(BillFormatError, match="line 9: the total says 2 lines"):
+        list(AlipayBill(DAY, io.BytesIO(_zip("\r\n".join(rows)))).lines())
+
+
+def test_a_refund_line_with_a_positive_amount_is_refused() -> None:
+    emu, _acct, clock = setup()
+    ledger(emu, clock)
+    rows = _details(emu.bill_zip(DAY)).split("\r\n")
+    cells = rows[7].split(",")
+    assert cells[2] == "退款\t"
+    cells[11] = "8.88"
+    rows[7] = ",".join(cells)
+    with pytest.raises(BillFormatError, match="line 8: a 退款 line needs a negative 订单金额"):
+        list(AlipayBill(DAY, io.BytesIO(_zip("\r\n".join(rows)))).lines())
 
 
 async def test_a_bill_of_another_day_or_a_truncated_file_is_refused() -> None:
