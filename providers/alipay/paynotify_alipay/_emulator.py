@@ -310,7 +310,7 @@ class AlipayEmulator:
 
     def _bill_file(self, query: str) -> tuple[int, bytes]:
         day = self._bill_tokens.pop(dict(parse_qsl(query)).get("token", ""), None)
-        if day is None:  # Alipay's URLs are short-lived and used once
+        if day is None:  # Alipay's URLs expire after about 30 s; the emulator's work once
             return 404, "下载超时, 请重新下载".encode()
         return 200, self.bill_zip(day)
 
