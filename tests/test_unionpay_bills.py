@@ -5,9 +5,11 @@ day, another day's file, the emulator's discrepancies."""
 
 from __future__ import annotations
 
+import base64
 import functools
 import io
 import zipfile
+import zlib
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -18,6 +20,7 @@ from paynotify_unionpay import UnionPayProvider, UnionPaySettings
 from paynotify_unionpay._bills import UnionPayBill, zm_line_length
 from paynotify_unionpay._emulator import MerchantCertificate, generate_merchant_certificate
 from paynotify_unionpay._emulator_bills import zm_line
+from paynotify_unionpay._file_transfer import _inflated
 from paynotify_unionpay.testing import SigningChain, UnionPayEmulator, generate_chain
 
 from paynotify import (
@@ -202,3 +205,14 @@ def _zip(mer_id: str, *lines: bytes) -> bytes:
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr(f"INN{DAY:%y%m%d}88ZM_{mer_id}", b"".join(line + b"\r\n" for line in lines))
     return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [("not base64!", "not base64"), ("bm90IGRlZmxhdGVk", "not deflated"), ("truncated", "truncated")],
+)
+def test_file_content_that_does_not_inflate_is_refused(content: str, says: str) -> None:
+    if content == "truncated":
+        content = base64.b64encode(zlib.compress(b"x" * 10_000)[:-8]).decode()
+    with pytest.raises(ProviderApiError, match=says):
+        _inflated(content, "shop")
