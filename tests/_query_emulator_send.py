@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, BinaryIO
 
 import httpx
 
-from paynotify import ApiRequest, ApiResponse, ProviderUnavailable, Send
+from paynotify import ApiRequest, ApiResponse, Download, ProviderApiError, ProviderUnavailable, Send
 
 
 @contextlib.asynccontextmanager
@@ -43,3 +44,27 @@ async def app_client(app: Any, base_url: str = "http://paynotify.test") -> Async
     """An httpx client for a notifier's (or any) ASGI app: where an emulator pushes notifications."""
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url) as client:
         yield client
+
+
+@contextlib.asynccontextmanager
+async def emulator_download(app: Any, *, deadline: float = 5.0) -> AsyncIterator[Download]:
+    """A `Download` for the bill tests: the body of a request to the ASGI `app`, written to a
+    temporary file (the core's own, with its size cap, is tested with the core)."""
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app)) as client:
+
+        async def download(request: ApiRequest) -> BinaryIO:
+            try:
+                async with asyncio.timeout(deadline):
+                    response = await client.request(
+                        request.method, request.url, headers=dict(request.headers), content=request.body
+                    )
+            except TimeoutError:
+                raise ProviderUnavailable(f"no answer from {request.url} within {deadline} s") from None
+            if response.status_code != 200:
+                raise ProviderApiError(f"the download answered HTTP {response.status_code}")
+            file = tempfile.TemporaryFile()  # noqa: SIM115 - the caller closes it (Download's contract)
+            file.write(response.content)
+            file.seek(0)
+            return file
+
+        yield download

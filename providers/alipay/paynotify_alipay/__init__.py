@@ -8,8 +8,9 @@ notifier.add_account("shop", "alipay", app_id="2021...",      # certificate mode
 `cert_sn()` and `root_cert_sn()` compute the SNs Alipay names certificates by (app_cert_sn,
 alipay_cert_sn, alipay_root_cert_sn).
 
-`AlipayProvider().api()` asks Alipay about an order or a refund (`notifier.query`); it needs the
-account's `app_private_key`.
+`AlipayProvider().api()` asks Alipay about an order or a refund (`notifier.query`), and fetches
+a day's trade bill (`fetch_bill`, the GBK ZIP read strictly); it needs the account's
+`app_private_key`.
 
 `paynotify_alipay.testing` makes genuinely signed notifications with throwaway keys, and
 `AlipayEmulator` is a local Alipay gateway.

@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlencode
@@ -42,6 +42,8 @@ from paynotify import (
     Account,
     ApiRequest,
     ApiResponse,
+    Bill,
+    Download,
     InvalidContent,
     Kind,
     MalformedNotification,
@@ -56,14 +58,18 @@ from paynotify import (
     VerificationError,
     make_event_id,
 )
+from paynotify_alipay._bills import AlipayBill
 from paynotify_alipay._provider import PAYMENT_STATUSES, trade_event_parts
 from paynotify_alipay._settings import AlipaySettings
 from paynotify_alipay._shapes import problem
 from paynotify_alipay._signature import sign, verify
 
-__all__ = ["REFUND_QUERY", "TRADE_QUERY", "AlipayApi", "response_value"]
+__all__ = ["BILL_QUERY", "NO_BILL", "REFUND_QUERY", "TRADE_QUERY", "AlipayApi", "response_value"]
 
 TRADE_QUERY = "alipay.trade.query"
+BILL_QUERY = "alipay.data.dataservice.bill.downloadurl.query"
+NO_BILL = "isp.bill_not_exist"
+"""sub_code of "no bill for that day" (账单不存在): not published yet, or no such day."""
 REFUND_QUERY = "alipay.trade.fastpay.refund.query"
 _RETRY_LATER = frozenset({"ACQ.SYSTEM_ERROR", "isp.unknow-error", "aop.ACQ.SYSTEM_ERROR"})
 _NOT_FOUND = frozenset({"ACQ.TRADE_NOT_EXIST"})
@@ -186,6 +192,33 @@ class AlipayApi(ProviderApi[AlipaySettings]):
         if code == "20000" or sub_code in _RETRY_LATER:
             raise ProviderUnavailable(reason, account=name, code=sub_code or code)
         raise ProviderApiError(reason, account=name, code=sub_code or code)
+
+    def can_fetch_bills(self, account: AccountA) -> bool:
+        return self.can_query(account)
+
+    async def fetch_bill(self, send: Send, download: Download, account: AccountA, day: date) -> Bill:
+        """The trade bill of `day`: its short-lived URL asked for and verified like a query answer,
+        then the ZIP behind it downloaded (unsigned: see `paynotify_alipay._bills`)."""
+        biz = {"bill_type": "trade", "bill_date": day.isoformat()}
+        try:
+            fields = await self._ask(send, account, BILL_QUERY, biz)
+        except ProviderApiError as exc:
+            if exc.code != NO_BILL:
+                raise
+            raise ProviderApiError(
+                f"account {account.name!r}: Alipay has no trade bill of {day} ({NO_BILL}): not published "
+                "yet (a day's bill is ready from about 10:00 Beijing time the next day), or too old",
+                account=account.name,
+                code=NO_BILL,
+            ) from None
+        url = fields.get("bill_download_url") if fields is not None else None
+        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+            raise ProviderApiError(
+                f"account {account.name!r}: Alipay's verified bill answer has no bill_download_url",
+                account=account.name,
+            )
+        file = await download(ApiRequest("GET", url))
+        return AlipayBill(day, file)
 
     def _verified(self, response: ApiResponse, account: AccountA, key: str) -> dict[str, Any]:
         name = account.name

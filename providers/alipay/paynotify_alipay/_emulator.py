@@ -18,6 +18,12 @@ request 10000 without refund fields (Alipay's own answer).
 with the same key, and `push(...)` POSTs it to a notify_url: dropped, duplicated, or after an
 awaitable.
 
+`alipay.data.dataservice.bill.downloadurl.query` (bill_type trade) answers, signed, a
+`bill_download_url` on the emulator, whose GET serves the day's trade bill written from the ledger
+in Alipay's format (a ZIP of GBK CSV files, `_emulator_bills`), with the discrepancies of
+`bill_faults`. A day not over yet (Beijing time, by `clock`) or in `no_bill` answers 40004
+isp.bill_not_exist; a past day without trades has a bill with an empty table.
+
 Faults, for tests: `down` (HTTP 503), `error` (a sub_code answered, signed, to every query, e.g.
 ACQ.SYSTEM_ERROR), `stall` (an asyncio.Event awaited before answering), `unsigned` (no sign),
 `answer_key` (answers signed with another key: a forger's), `tamper` (text -> text applied after
@@ -29,9 +35,10 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -43,14 +50,17 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from paynotify import BEIJING, canonical_b64decode
 from paynotify_alipay import testing
-from paynotify_alipay._api import REFUND_QUERY, TRADE_QUERY
+from paynotify_alipay._api import BILL_QUERY, NO_BILL, REFUND_QUERY, TRADE_QUERY
 from paynotify_alipay._certs import cert_sn, root_cert_sn
+from paynotify_alipay._emulator_bills import BillFaults, trade_bill_zip
 from paynotify_alipay._signature import SignType, sign
 
-__all__ = ["EMULATOR_BASE_URL", "AlipayEmulator"]
+__all__ = ["BILL_PATH", "EMULATOR_BASE_URL", "AlipayEmulator", "BillFaults"]
 
 EMULATOR_BASE_URL = "http://alipay.emulator/gateway.do"
 """The base_url accounts are given (an EmulatorTransport routes its host to the emulator)."""
+BILL_PATH = "/downloadBillFile.resource"
+"""Where the emulator's bill_download_url points (GET, on the gateway's host)."""
 
 Scope = Mapping[str, Any]
 Receive = Callable[[], Awaitable[Mapping[str, Any]]]
@@ -90,6 +100,9 @@ class AlipayEmulator:
         self.answer_key: RSAPrivateKey | None = None
         self.tamper: Callable[[str], str] | None = None
         self.base_url = EMULATOR_BASE_URL
+        self.bill_faults = BillFaults()
+        self.no_bill: set[date] = set()
+        self._bill_tokens: dict[str, date] = {}
         chain = testing.certificate_pem(self.alipay_key, chain=True)
         self.alipay_cert, self.root_cert = _PEM.findall(chain)
         self.app_cert = testing.certificate_pem(self.app_key)
@@ -201,6 +214,12 @@ class AlipayEmulator:
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
+        if scope.get("method") == "GET" and scope.get("path") == BILL_PATH:
+            status, data = self._bill_file(scope.get("query_string", b"").decode("ascii"))
+            await send({"type": "http.response.start", "status": status,
+                        "headers": [(b"content-type", b"application/octet-stream")]})  # fmt: skip
+            await send({"type": "http.response.body", "body": data})
+            return
         status, text = await self._answer(body)
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"text/html;charset=utf-8")]})  # fmt: skip
@@ -258,7 +277,42 @@ class AlipayEmulator:
             order, request = str(biz.get("out_trade_no", "")), str(biz.get("out_request_no", ""))
             refund = self.refunds.get((order, request))
             return ok | (refund if refund is not None else {})
+        if method == BILL_QUERY:
+            return self._bill_answer(biz)
         return {"code": "40004", "msg": "Business Failed", "sub_code": "isv.invalid-method"}
+
+    # -- bills ---------------------------------------------------------------------------------
+
+    def _bill_answer(self, biz: Mapping[str, Any]) -> dict[str, Any]:
+        try:
+            day = date.fromisoformat(str(biz.get("bill_date", "")))
+        except ValueError:
+            day = None
+        if biz.get("bill_type") != "trade" or day is None:
+            return {"code": "40004", "msg": "Business Failed", "sub_code": "isv.invalid-arguments",
+                    "sub_msg": "参数不合法"}  # fmt: skip
+        today = datetime.fromtimestamp(self.clock(), BEIJING).date()
+        if day >= today or day in self.no_bill:
+            return {"code": "40004", "msg": "Business Failed", "sub_code": NO_BILL, "sub_msg": "账单不存在"}
+        token = secrets.token_hex(16)
+        self._bill_tokens[token] = day
+        url = (f"{self.base_url.rsplit('/', 1)[0]}{BILL_PATH}?bizType=trade&fileType=csv.zip"
+               f"&bizDates={day:%Y%m%d}&token={token}")  # fmt: skip
+        return {"code": "10000", "msg": "Success", "bill_download_url": url}
+
+    def bill_zip(self, day: date) -> bytes:
+        """The trade bill ZIP of `day` as the emulator serves it (ledger plus `bill_faults`)."""
+        pid = "2088" + self.app_id[-12:]
+        return trade_bill_zip(
+            pid, day, self.trades.values(), self.refunds.values(), self.bill_faults,
+            exported=datetime.fromtimestamp(self.clock(), BEIJING).strftime("%Y年%m月%d日 %H:%M:%S"),
+        )  # fmt: skip
+
+    def _bill_file(self, query: str) -> tuple[int, bytes]:
+        day = self._bill_tokens.pop(dict(parse_qsl(query)).get("token", ""), None)
+        if day is None:  # Alipay's URLs expire after about 30 s; the emulator's work once
+            return 404, "下载超时, 请重新下载".encode()
+        return 200, self.bill_zip(day)
 
     def _signed(self, key: str, fields: Mapping[str, Any]) -> str:
         value = json.dumps(dict(fields), ensure_ascii=False, separators=(",", ":"))

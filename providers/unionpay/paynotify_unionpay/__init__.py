@@ -7,6 +7,9 @@ notifier.add_account("shop", "unionpay", mer_id="777290058167151",   # POST /sho
 5.1.0 messages are verified with the certificate they carry, trusted through UnionPay's CFCA chain
 (shipped with this package); 5.0.0 ones with the configured `verify_certs`, by certId.
 
+`UnionPayProvider().api()` queries transactions and fetches a settlement day's bill (the file
+transfer transaction, txnType 76: the ZM file read strictly); it needs the merchant's `signing_pfx`.
+
 `paynotify_unionpay.testing` makes genuinely signed notifications with a throwaway chain.
 """
 

@@ -31,7 +31,7 @@ ProviderApiError: it is never believed, and a "not found" is accepted only when 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
@@ -39,6 +39,8 @@ from paynotify import (
     BEIJING,
     Account,
     ApiRequest,
+    Bill,
+    Download,
     Kind,
     MalformedNotification,
     PaymentResult,
@@ -101,6 +103,16 @@ class UnionPayApi(ProviderApi[UnionPaySettings]):
 
     def can_query(self, account: AccountU) -> bool:
         return account.settings.signing is not None
+
+    def can_fetch_bills(self, account: AccountU) -> bool:
+        return self.can_query(account)
+
+    async def fetch_bill(self, send: Send, download: Download, account: AccountU, day: date) -> Bill:
+        """`day`'s bill (settleDate): the ZIP comes inside the signed answer, so `download` is unused.
+        See `paynotify_unionpay._file_transfer` and `_bills` for what is supported."""
+        from paynotify_unionpay._file_transfer import fetch_bill
+
+        return await fetch_bill(self.provider, send, account, day, datetime.now(BEIJING))
 
     async def query_payment(
         self, send: Send, account: AccountU, order_id: str, *, at: datetime | None = None

@@ -15,6 +15,13 @@ not verify gets an unsigned respCode 11 (验签失败).
 `notification(...)` is the signed back-end notification of a transaction (the same fields the
 query answers) and `push(...)` POSTs it to a backUrl: dropped, duplicated, or after an awaitable.
 
+The file transfer endpoint (`POST {base_url}/`, the account's `file_url`; txnType 76, txnSubType 01,
+fileType 00, settleDate MMDD) answers, signed like a query, respCode 00 with `fileContent`: the
+base64 of a deflated ZIP holding `INN<yymmdd>88ZM_<merId>`, the settled (respCode 00) transactions
+of that day as ZM lines (`_emulator_bills`), with the discrepancies of `bill_faults`. A day not
+over yet (Beijing time) or in `no_bill` answers respCode 98 (文件不存在): the emulator's choice,
+UnionPay's own code for "no file" is not confirmed here.
+
 Faults, for tests: `down` (HTTP 503), `stall` (an asyncio.Event awaited before answering),
 `unsigned` (no signature), `tamper` (bytes -> bytes after signing), `answer_code` (respCode of
 every answer, e.g. "04": the query timed out at UnionPay). `requests` lists the decoded requests.
@@ -25,9 +32,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import secrets
+import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -41,14 +49,16 @@ from cryptography.x509.oid import NameOID
 
 from paynotify import BEIJING, MalformedNotification
 from paynotify_unionpay import testing
+from paynotify_unionpay._emulator_bills import BillFaults, bill_zip
 from paynotify_unionpay._form import decode_form
 from paynotify_unionpay._signature import sign_string, signed_message
 
-__all__ = ["EMULATOR_BASE_URL", "UnionPayEmulator"]
+__all__ = ["EMULATOR_BASE_URL", "BillFaults", "UnionPayEmulator"]
 
 EMULATOR_BASE_URL = "http://unionpay.emulator"
 _TIME = "%Y%m%d%H%M%S"
 _QUERY_PATH = "/gateway/api/queryTrans.do"
+_FILE_PATH = "/"
 
 Scope = Mapping[str, Any]
 Receive = Callable[[], Awaitable[Mapping[str, Any]]]
@@ -119,6 +129,8 @@ class UnionPayEmulator:
         self.tamper: Callable[[bytes], bytes] | None = None
         self.answer_code: str | None = None
         self.base_url = EMULATOR_BASE_URL
+        self.bill_faults = BillFaults()
+        self.no_bill: set[date] = set()
 
     def account_settings(self) -> dict[str, Any]:
         """Settings of an account of this merchant, pointed at the emulator (trusting its chain)."""
@@ -128,6 +140,7 @@ class UnionPayEmulator:
             "signing_pfx": base64.b64encode(self.merchant.pfx).decode("ascii"),
             "signing_pfx_password": self.merchant.password,
             "base_url": self.base_url,
+            "file_url": self.base_url + _FILE_PATH,
         }
 
     # -- transactions --------------------------------------------------------------------------
@@ -230,6 +243,9 @@ class UnionPayEmulator:
         if self.down:
             await self._reply(send, 503, b"Service Unavailable")
             return
+        if scope["method"] == "POST" and scope["path"] == _FILE_PATH:
+            await self._reply(send, 200, self._file_answer(body))
+            return
         if scope["method"] != "POST" or scope["path"] != _QUERY_PATH:
             await self._reply(send, 404, b"Not Found")
             return
@@ -257,6 +273,49 @@ class UnionPayEmulator:
              "respMsg": "成功[0000000]"}
         )  # fmt: skip
         return self._signed(answer, fields)
+
+    # -- bills ---------------------------------------------------------------------------------
+
+    def bill_zip(self, day: date) -> tuple[str, bytes]:
+        """The bill ZIP of settlement day `day` (its file name and bytes), faults included."""
+        return bill_zip(self.mer_id, day, self.transactions.values(), self.bill_faults)
+
+    def _file_answer(self, body: bytes) -> bytes:
+        try:
+            form = decode_form(body)
+            fields = form.text()
+        except MalformedNotification:
+            return self._unsigned({"respCode": "10", "respMsg": "报文格式错误"})
+        self.requests.append(fields)
+        if not self._merchant_signed(form.raw, fields):
+            return self._unsigned({"respCode": "11", "respMsg": "验签失败"})
+        asked = {k: fields.get(k, "") for k in ("merId", "settleDate", "txnTime", "fileType")}
+        answer = {"version": "5.1.0", "encoding": "UTF-8", "signMethod": "01", "accessType": "0",
+                  "txnType": "76", "txnSubType": "01", "bizType": "000000", **asked}  # fmt: skip
+        wanted = (
+            fields.get("txnType"),
+            fields.get("txnSubType"),
+            fields.get("fileType"),
+            fields.get("merId"),
+        )
+        day = _settle_day(fields.get("settleDate", ""))
+        if wanted != ("76", "01", "00", self.mer_id) or day is None:
+            return self._signed_form(answer | {"respCode": "12", "respMsg": "请求要素有误"})
+        if self.answer_code is not None:
+            return self._signed_form(answer | {"respCode": self.answer_code, "respMsg": "emulated"})
+        if day >= datetime.now(BEIJING).date() or day in self.no_bill:
+            return self._signed_form(answer | {"respCode": "98", "respMsg": "文件不存在"})
+        name, data = self.bill_zip(day)
+        content = base64.b64encode(zlib.compress(data)).decode("ascii")
+        return self._signed_form(answer | {"respCode": "00", "respMsg": "成功[0000000]", "fileName": name,
+                                           "fileContent": content})  # fmt: skip
+
+    def _signed_form(self, answer: Mapping[str, str]) -> bytes:
+        fields = {**answer, "signPubKeyCert": self.chain.leaf_pem}
+        if not self.unsigned:
+            fields["signature"] = testing.sign_fields(fields, self.chain.leaf_key)
+        body = testing.encode_form(dict(sorted(fields.items())))
+        return self.tamper(body) if self.tamper is not None else body
 
     def _merchant_signed(self, raw: Mapping[bytes, bytes], fields: Mapping[str, str]) -> bool:
         if fields.get("certId") != self.merchant.cert_id or fields.get("signMethod") != "01":
@@ -297,3 +356,16 @@ class UnionPayEmulator:
         ]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+def _settle_day(mmdd: str) -> date | None:
+    """The latest date with month and day `mmdd` that is not after today (Beijing)."""
+    today = datetime.now(BEIJING).date()
+    for year in (today.year, today.year - 1):
+        try:
+            day = date(year, int(mmdd[:2]), int(mmdd[2:]))
+        except ValueError:
+            return None
+        if len(mmdd) == 4 and day <= today:
+            return day
+    return None

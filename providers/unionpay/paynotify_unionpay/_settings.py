@@ -22,13 +22,18 @@ from paynotify_unionpay._certs import (
     load_certificate,
 )
 
-__all__ = ["BASE_URLS", "UnionPaySettings"]
+__all__ = ["BASE_URLS", "FILE_URLS", "UnionPaySettings"]
 
 BASE_URLS: dict[str, str] = {
     "production": "https://gateway.95516.com",
     "test": "https://gateway.test.95516.com",
 }
 """UnionPay's gateway per environment; queries POST to `{base_url}/gateway/api/queryTrans.do`."""
+FILE_URLS: dict[str, str] = {
+    "production": "https://filedownload.95516.com/",
+    "test": "https://filedownload.test.95516.com/",
+}
+"""UnionPay's file transfer endpoint (文件传输类交易, the daily bill) per environment: POSTed as is."""
 
 _Loc = tuple[str | int, ...]
 _CN_ORGS: dict[str, frozenset[str]] = {
@@ -72,6 +77,8 @@ class UnionPaySettings(AccountSettings):
     """The .pfx's password."""
     base_url: str | None = Field(default=None, pattern=r"^https?://[^/?#]+(/[^?#]*)?$")
     """UnionPay's gateway; by default the environment's (`BASE_URLS`), another for the emulator."""
+    file_url: str | None = Field(default=None, pattern=r"^https?://[^/?#]+(/[^?#]*)?$")
+    """UnionPay's file transfer endpoint (bills); by default the environment's (`FILE_URLS`)."""
 
     _chain: TrustChain | None = PrivateAttr(default=None)
     _signing: SigningKey | None = PrivateAttr(default=None)
@@ -170,6 +177,11 @@ class UnionPaySettings(AccountSettings):
     def api_base_url(self) -> str:
         """Where queries go: `base_url`, or the environment's gateway."""
         return self.base_url or BASE_URLS[self.environment]
+
+    @property
+    def file_transfer_url(self) -> str:
+        """Where bill requests go: `file_url`, or the environment's file transfer endpoint."""
+        return self.file_url or FILE_URLS[self.environment]
 
     def expected_merchant_id(self) -> str:
         return self.mer_id
