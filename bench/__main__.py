@@ -10,18 +10,30 @@
 6. the cost of publishing each event to NATS, RabbitMQ and Redis (bench.publishers; brokers
    that do not answer are left out).
 `--quick` runs everything smaller (a smoke test of the harness, not figures to quote).
+
+    python -m bench merchant [...]
+
+runs only the careful-merchant comparison (bench.merchant): per notification, paynotify on SQLite and
+PostgreSQL against a hand-written route that verifies and records the event idempotently.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from bench import ops, pipeline, publishers, report, stores, throughput
+from bench import merchant, ops, pipeline, publishers, report, stores, throughput
 from bench._common import BENCH_DIR
+
+NAMED = {"merchant": merchant.main}
+"""Benchmarks run alone by name: `python -m bench NAME [its options]`."""
 
 
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] in NAMED:
+        NAMED[sys.argv[1]](sys.argv[2:])
+        return
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
