@@ -54,7 +54,9 @@ from paynotify._stores.base import (
 from paynotify._stores.expectations import ExpectationStore
 from paynotify._stores.filters import in_window
 from paynotify._stores.redis_scripts import SCRIPTS
+from paynotify._stores.redis_search import CANDIDATES, members, ranges
 from paynotify._stores.rows import event_fields, stored_event
+from paynotify._stores.search import Search
 from paynotify._stores.tokens import new_token, now
 from paynotify._stores.transitions import (
     DEAD_LETTER,
@@ -184,7 +186,8 @@ class RedisStore(Store):
 
     def _fields(self, result: PaymentResult | UnhandledEvent) -> list[str]:
         _, account, provider, kind, status, order_id, result_json = event_fields(result)
-        return [account, provider, kind, status, order_id, result_json, _order_key(account, order_id)]
+        return [account, provider, kind, status, order_id, result_json, _order_key(account, order_id),
+                members(result)]  # fmt: skip
 
     # -- inline delivery -----------------------------------------------------------------------
 
@@ -268,9 +271,12 @@ class RedisStore(Store):
         wanted = frozenset(states) if states is not None else None
         window = (created_after, created_before, before_event_id)
 
+        search = Search.of(query.search) if query.search is not None else None
+
         def matches(e: StoredEvent) -> bool:
             return (
-                (account is None or e.account == account)
+                (search is None or search.matches(e))
+                and (account is None or e.account == account)
                 and (order_id is None or e.order_id == order_id)
                 and (provider is None or e.provider == provider)
                 and (kind is None or e.kind == kind)
@@ -281,6 +287,8 @@ class RedisStore(Store):
         def newest(events: list[StoredEvent]) -> list[StoredEvent]:
             return sorted(events, key=lambda e: (e.created_at, e.event_id), reverse=True)[:limit]
 
+        if search is not None:
+            return newest([e for e in await self._fetch(await self._search_ids(search)) if matches(e)])
         if account is not None and order_id is not None:
             key = self.prefix + "o:" + _order_key(account, order_id)
             members = await self._call(lambda c: c.smembers(key))
@@ -300,6 +308,18 @@ class RedisStore(Store):
             found += [e for e in await self._fetch(ids) if matches(e)]
             start += batch
         return found[:limit]
+
+    async def _search_ids(self, search: Search) -> list[str]:
+        """The event ids in the search index's ranges (redis_search.py), each read in O(log n + k)."""
+
+        async def read(client: aioredis.Redis) -> list[str]:
+            pipe = client.pipeline(transaction=False)
+            for low, high in ranges(search):
+                pipe.zrangebylex(self.prefix + "x", low, high, start=0, num=CANDIDATES)
+            found = {str(member).rpartition("\x1f")[2] for batch in await pipe.execute() for member in batch}
+            return sorted(found)
+
+        return await self._call(read)
 
     async def _in_states(self, states: frozenset[EventState], at_most: int) -> list[str] | None:
         """Every event id in `states`, from the per-state sets; None when there are more than
