@@ -1,6 +1,9 @@
 """The search reads indexes, never the whole table, at 10^6 events (EXPLAIN on SQLite and
 PostgreSQL), and a database made by the schema before the search gains them when opened."""
 
+# Test data and EXPLAIN are SQL built from constants and a generated schema name.
+# ruff: noqa: S608
+
 from __future__ import annotations
 
 import sqlite3
@@ -47,7 +50,7 @@ def _old_sqlite(path: Path, rows: int) -> None:
 def _sqlite_plan(conn: sqlite3.Connection, text: str) -> str:
     condition, params = _search(text)
     sql = (
-        "EXPLAIN QUERY PLAN SELECT event_id FROM paynotify_events WHERE 1 = 1 AND "  # noqa: S608
+        "EXPLAIN QUERY PLAN SELECT event_id FROM paynotify_events WHERE 1 = 1 AND "
         + condition
         + " ORDER BY created_at DESC, event_id DESC LIMIT ?"
     )
@@ -86,7 +89,9 @@ async def _pg_old_schema(url: str, rows: int) -> tuple[object, str]:
     conn = await asyncpg.connect(base.rstrip("?&"))
     quoted = quote(schema)
     await conn.execute(f"CREATE SCHEMA {quoted}")
-    await conn.execute(f"CREATE TABLE {quoted}.paynotify_schema (id integer PRIMARY KEY, version integer NOT NULL)")
+    await conn.execute(
+        f"CREATE TABLE {quoted}.paynotify_schema (id integer PRIMARY KEY, version integer NOT NULL)"
+    )
     for migration in MIGRATIONS[:2]:
         for statement in migration(quoted):
             await conn.execute(statement)
@@ -97,7 +102,7 @@ async def _pg_old_schema(url: str, rows: int) -> tuple[object, str]:
         " CASE WHEN n % 10 = 0 THEN 'PR' || n END)::text"
     )
     await conn.execute(
-        f"INSERT INTO {quoted}.paynotify_events (event_id, account, provider, kind, status, order_id,"  # noqa: S608
+        f"INSERT INTO {quoted}.paynotify_events (event_id, account, provider, kind, status, order_id,"
         " state, attempts, created_at, updated_at, result_json)"
         " SELECT md5(n::text), 'shop', 'examplepay', 'payment', 'succeeded', 'ORD-' || n, 'done', 1, n, n,"
         f" {row_json} FROM generate_series(1, $1) AS n",
@@ -123,7 +128,7 @@ async def test_postgresql_migrates_an_old_schema_and_searches_it_through_indexes
         )
         for i in range(condition.count("?")):
             condition = condition.replace("?", f"${i + 1}", 1)
-        sql = f"SELECT event_id FROM {events} WHERE {condition} ORDER BY created_at DESC LIMIT 50"  # noqa: S608
+        sql = f"SELECT event_id FROM {events} WHERE {condition} ORDER BY created_at DESC LIMIT 50"
         # The generic plan is the one a prepared statement settles on after five runs: it must use
         # the indexes without seeing the values.
         for mode in ("force_custom_plan", "force_generic_plan"):
