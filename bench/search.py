@@ -31,7 +31,7 @@ _SQLITE_FILL = (
     "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < ?)"
     " INSERT INTO paynotify_events (event_id, account, provider, kind, status, order_id, state,"
     " attempts, created_at, updated_at, result_json)"
-    " SELECT printf('%032x', n * 2654435761), 'shop', 'examplepay', 'payment', 'succeeded',"
+    " SELECT lower(hex(randomblob(16))), 'shop', 'examplepay', 'payment', 'succeeded',"
     " 'ORD-' || n, 'done', 1, n, n, json_object('order_id', 'ORD-' || n, 'transaction_id', 'T' || n,"
     " 'refund_id', CASE WHEN n % 10 = 0 THEN 'RF' || n END,"
     " 'provider_refund_id', CASE WHEN n % 10 = 0 THEN 'PR' || n END) FROM c"
