@@ -104,3 +104,32 @@ async def test_search_forgets_purged_events_and_sees_new_ones(store: Store) -> N
     assert await found(store, "t-keep") == set()
     await store.enqueue(payment("keep-2", "t-keep-2"))
     assert await found(store, "t-keep-2") == {"keep-2/payment"}
+
+
+async def test_redis_indexes_events_recorded_before_the_search_when_opened(tmp_path: Path) -> None:
+    import redis.asyncio as aioredis
+
+    from paynotify._stores.redis_search import MARKER
+
+    async with backend_stores("redis", tmp_path) as make:
+        old = make()
+        await old.open()
+        await old.enqueue(payment("legacy-1", "t-legacy"))
+        await old.enqueue(refund("legacy-1", "t-legacy", "RF-legacy", "PR-legacy"))
+        prefix = old.prefix  # type: ignore[attr-defined]
+        client = aioredis.Redis.from_url("redis://127.0.0.1:6379/15", decode_responses=True)
+        try:
+            # As an earlier version left it: no index, no members in the hashes, no marker.
+            await client.delete(prefix + "x", prefix + MARKER)
+            for key in [k async for k in client.scan_iter(match=prefix + "e:*")]:
+                await client.hdel(key, "skeys")
+            assert await old.find(search="t-legacy") == []
+            await old.close()
+            upgraded = make()
+            await upgraded.open()
+            assert await found(upgraded, "t-legacy") == {"legacy-1/payment", "legacy-1/refund"}
+            assert await found(upgraded, "PR-legacy") == {"legacy-1/refund"}
+            assert await client.exists(prefix + MARKER)
+            await upgraded.close()
+        finally:
+            await client.aclose()

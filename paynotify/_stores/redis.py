@@ -54,7 +54,7 @@ from paynotify._stores.base import (
 from paynotify._stores.expectations import ExpectationStore
 from paynotify._stores.filters import in_window
 from paynotify._stores.redis_scripts import SCRIPTS
-from paynotify._stores.redis_search import CANDIDATES, members, ranges
+from paynotify._stores.redis_search import BACKFILL, CANDIDATES, MARKER, members, members_of, ranges
 from paynotify._stores.rows import event_fields, stored_event
 from paynotify._stores.search import Search
 from paynotify._stores.tokens import new_token, now
@@ -140,6 +140,7 @@ class RedisStore(Store):
                     self._client = aioredis.Redis.from_pool(pool)  # closing the client closes the pool
                     for name, source in SCRIPTS.items():
                         self._scripts[name] = self._client.register_script(source)
+                    self._scripts["backfill"] = self._client.register_script(BACKFILL)
                 if not self._checked:
                     await self._check_schema(self._client)
                 return await fn(self._client)
@@ -161,11 +162,43 @@ class RedisStore(Store):
             )
         self._checked = True
 
+    async def _backfill(self) -> None:
+        """Put the events recorded before the search existed into its index, once per prefix, 500
+        a call (each within the store's timeout). Idempotent: instances starting together may both
+        run it, and one interrupted resumes by skipping what is indexed."""
+        marker = self.prefix + MARKER
+        if await self._call(lambda client: client.exists(marker)):
+            return
+        cursor = 0
+
+        async def batch(client: aioredis.Redis) -> int:
+            after, found = await client.zscan(self.prefix + "created", cursor, count=500)
+            ids = [str(member) for member, _ in found]
+            pipe = client.pipeline(transaction=False)
+            for event_id in ids:
+                pipe.hmget(self.prefix + "e:" + event_id, ["kind", "result_json", "skeys"])
+            rows = await pipe.execute()
+            pipe = client.pipeline(transaction=False)
+            for event_id, (kind, result_json, skeys) in zip(ids, rows, strict=True):
+                if result_json is not None and skeys is None:
+                    indexed = members_of(event_id, kind, result_json)
+                    await self._scripts["backfill"](args=[self.prefix, event_id, indexed], client=pipe)
+            await pipe.execute()
+            return int(after)
+
+        while True:
+            cursor = await self._call(batch)
+            if cursor == 0:
+                break
+        await self._call(lambda client: client.set(marker, "1"))
+
     async def _script(self, name: str, *args: str | int) -> Any:
         return await self._call(lambda client: self._scripts[name](args=[self.prefix, *args]))
 
     async def open(self) -> None:
+        """Connect, and index the events an earlier version recorded (once per prefix)."""
         await self._call(lambda client: client.ping())
+        await self._backfill()
 
     @property
     def expectations(self) -> ExpectationStore:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from paynotify._result import PaymentResult, UnhandledEvent
 from paynotify._stores.search import ID_FIELDS, TOP, Search
 
-__all__ = ["CANDIDATES", "members", "ranges"]
+__all__ = ["BACKFILL", "CANDIDATES", "MARKER", "members", "members_of", "ranges"]
 
 US = "\x1f"
 CANDIDATES = 5000
@@ -29,6 +29,30 @@ def members(entry: PaymentResult | UnhandledEvent) -> str:
             if value:
                 found.append(f"i{US}{value}{US}{event_id}")
     return "\x1e".join(m for m in found if "\x1e" not in m)
+
+
+MARKER = "search_indexed"
+"""Set once every event recorded before the search existed is in `x` (see RedisStore._backfill)."""
+BACKFILL = """
+local k = ARGV[1] .. 'e:' .. ARGV[2]
+if redis.call('EXISTS', k) == 0 or redis.call('HEXISTS', k, 'skeys') == 1 then return 0 end
+redis.call('HSET', k, 'skeys', ARGV[3])
+for member in string.gmatch(ARGV[3], '[^' .. string.char(30) .. ']+') do
+  redis.call('ZADD', ARGV[1] .. 'x', 0, member)
+end
+return 1
+"""
+"""Index one event recorded before the search (only if it still exists and is not indexed yet)."""
+
+
+def members_of(event_id: str, kind: str, result_json: str) -> str:
+    """`members`, from a stored hash's fields (the backfill of earlier events)."""
+    if kind == "unhandled":
+        return f"e{US}{event_id}"
+    try:
+        return members(PaymentResult.model_validate_json(result_json))
+    except ValueError:
+        return f"e{US}{event_id}"
 
 
 def ranges(search: Search) -> list[tuple[str, str]]:
