@@ -217,3 +217,16 @@ def test_purging_undelivered_events_with_filters_still_asks(
     assert capsys.readouterr().out == "purged 1 events with account shop\n"
     _, listed = events(config, "list", "--json", capsys=capsys)
     assert [json.loads(line)["order_id"] for line in listed.splitlines()] == ["o-2"]
+
+
+def test_list_search_finds_by_order_prefix_any_case_and_event_id_prefix(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fill(config, {"INV-2024-1": "shop", "inv-2024-2": "other", "X-1": "shop"})
+    _, text = events(config, "list", "--json", "--search", "Inv-2024", capsys=capsys)
+    found = [json.loads(line) for line in text.splitlines()]
+    assert sorted(e["order_id"] for e in found) == ["INV-2024-1", "inv-2024-2"]
+    _, text = events(config, "list", "--json", "--search", found[0]["event_id"][:8], capsys=capsys)
+    assert [json.loads(line)["event_id"] for line in text.splitlines()] == [found[0]["event_id"]]
+    _, text = events(config, "list", "--json", "--search", "2024", capsys=capsys)
+    assert text.strip() == ""

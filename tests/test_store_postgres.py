@@ -121,6 +121,10 @@ async def test_stores_opening_together_create_the_schema_once(
     assert indexes == {
         "paynotify_events_pkey",
         "paynotify_events_order",
+        "paynotify_events_order_lower",
+        "paynotify_events_transaction",
+        "paynotify_events_refund",
+        "paynotify_events_provider_refund",
         "paynotify_events_created",
         "paynotify_events_due",
         "paynotify_events_purge",

@@ -127,6 +127,9 @@ class EventQuery:
     """Exclusive; with `before_event_id`, a position (see `EventLog.find`)."""
     before_event_id: str | None = None
     limit: int = 100
+    search: str | None = None
+    """One term that finds by order id prefix, transaction id, refund ids or event-id prefix
+    (paynotify._stores.search); `find` and `select` only, blank: none."""
 
     def __post_init__(self) -> None:
         if self.before_event_id is not None and self.created_before is None:
@@ -229,6 +232,7 @@ class EventLog(ABC):
         created_after: float | None = None,
         created_before: float | None = None,
         before_event_id: str | None = None,
+        search: str | None = None,
     ) -> list[StoredEvent]:
         """Events matching every given filter, newest first by (created_at, event_id); at most
         `limit` (>= 1).
@@ -237,6 +241,11 @@ class EventLog(ABC):
         the bound is a position instead: events created before `created_before`, or at that very
         time with a smaller event_id. Passing the last event's (created_at, event_id) of one page
         gives the next page (keyset pagination: each page costs the same however deep it is).
+
+        `search` finds by order id prefix, provider transaction id, merchant or provider refund id,
+        or event-id prefix (at least 6 hex characters), through an index on every backend:
+
+        >>> await store.find(search="4200001234")  # doctest: +SKIP
         """
         query = EventQuery(
             account=account,
@@ -248,6 +257,7 @@ class EventLog(ABC):
             created_before=created_before,
             before_event_id=before_event_id,
             limit=limit,
+            search=search.strip() or None if search is not None else None,
         )
         return await self.select(query)
 

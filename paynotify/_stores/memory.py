@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import heapq
 import operator
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,9 @@ from paynotify._stores.base import (
 )
 from paynotify._stores.expectations import ExpectationStore, MemoryExpectations
 from paynotify._stores.filters import in_window
+from paynotify._stores.memory_search import SearchIndex
 from paynotify._stores.rows import event_fields
+from paynotify._stores.search import ID_FIELDS, Search
 from paynotify._stores.tokens import new_token, now
 from paynotify._stores.transitions import (
     CLAIM,
@@ -51,6 +53,7 @@ _ENUM_INDEXES = tuple(
     if field.annotation in (Kind, Status, Source)
 )
 _RAW_INDEX = _FIELDS.index("raw")
+_ID_INDEXES = tuple(_FIELDS.index(name) for name in ID_FIELDS)
 
 
 @dataclass(slots=True)
@@ -163,6 +166,20 @@ def _created_at(entry: _Record | _Frozen) -> float:
     return entry[3] if isinstance(entry, tuple) else entry.created_at
 
 
+def _search_keys(entry: _Record | _Frozen) -> tuple[str, str, tuple[str, ...]]:
+    """(event_id, order_id, the transaction and refund ids) of an entry, for the search index."""
+    columns = entry[0] if isinstance(entry, tuple) else entry.columns
+    result = None if isinstance(entry, tuple) else entry.result
+    if isinstance(result, UnhandledEvent):
+        return columns[0], columns[5], ()
+    if isinstance(result, PaymentResult):
+        values: tuple[Any, ...] = tuple(getattr(result, name) for name in ID_FIELDS)
+    else:
+        packed = entry[8] if isinstance(entry, tuple) else entry.packed
+        values = tuple(packed[i] for i in _ID_INDEXES) if packed else ()
+    return columns[0], columns[5], tuple(v for v in values if v)
+
+
 def _by_column(
     account: str | None, provider: str | None, kind: str | None, order_id: str | None
 ) -> list[tuple[int, str]]:
@@ -171,12 +188,20 @@ def _by_column(
     return [(i, value) for i, value in by_column if value is not None]
 
 
+def _found(search: Search, entry: _Record | _Frozen) -> bool:
+    event_id, order_id, ids = _search_keys(entry)
+    if order_id.lower().startswith(search.order_prefix) or search.text in ids:
+        return True
+    return search.event_prefix is not None and event_id.startswith(search.event_prefix[0])
+
+
 class MemoryStore(Store):
     """No lock needed: every method runs to completion without awaiting, on one event loop."""
 
     def __init__(self, url: str = "memory://") -> None:
         self._records: dict[str, _Record | _Frozen] = {}
         self._expectations = MemoryExpectations()
+        self._search = SearchIndex()
 
     @property
     def expectations(self) -> ExpectationStore:
@@ -199,6 +224,8 @@ class MemoryStore(Store):
             columns = event_fields(result)[:6]
         record = _Record(columns, result, state, attempts, t, t, t if state is EventState.PENDING else None)
         self._records[result.event_id] = record
+        if self._search.built:
+            self._search.add(*_search_keys(record))
         return record
 
     async def claim(self, result: PaymentResult, *, lease_seconds: float) -> Claim:
@@ -311,18 +338,28 @@ class MemoryStore(Store):
         wanted = frozenset(states) if states is not None else None
         wanted_columns = _by_column(account, provider, kind, order_id)
         matching: list[tuple[float, str, _Record | _Frozen]] = []
-        for entry in self._records.values():
+        search = Search.of(query.search) if query.search is not None else None
+        for entry in self._searched(search):
             columns, state, _ = _columns_state_updated(entry)
             created_at = _created_at(entry)
             if (
                 (wanted is None or state in wanted)
                 and all(columns[i] == value for i, value in wanted_columns)
                 and in_window(created_at, columns[0], created_after, created_before, before_event_id)
+                and (search is None or _found(search, entry))
             ):
                 matching.append((created_at, columns[0], entry))
         # Insertion order is not creation order to the tie (a coarse clock): sorted, as elsewhere.
         newest = heapq.nlargest(limit, matching, key=lambda m: (m[0], m[1]))
         return [_view(entry).snapshot() for _, _, entry in newest]
+
+    def _searched(self, search: Search | None) -> Iterable[_Record | _Frozen]:
+        """The entries a search may find, through its index (built on the first search); all without one."""
+        if search is None:
+            return self._records.values()
+        if not self._search.built:
+            self._search.build(_search_keys(entry) for entry in self._records.values())
+        return [self._records[i] for i in self._search.candidates(search) if i in self._records]
 
     async def requeue(self, event_id: str, *, replay: bool = False) -> bool:
         record = self._record(event_id)
@@ -358,6 +395,8 @@ class MemoryStore(Store):
             ):
                 doomed.append(event_id)
         for event_id in doomed:
+            if self._search.built:
+                self._search.remove(*_search_keys(self._records[event_id]))
             del self._records[event_id]
         return len(doomed)
 

@@ -55,6 +55,7 @@ from paynotify._stores.postgresql_sql import (
     DUE_WORK,
     MIGRATIONS,
     SCHEMA_VERSION,
+    SEARCH_IDS,
     Statements,
     lock_key,
     numbered,
@@ -62,6 +63,7 @@ from paynotify._stores.postgresql_sql import (
 )
 from paynotify._stores.postgresql_url import StoreUrl
 from paynotify._stores.rows import event_fields, stored_event
+from paynotify._stores.search import Search, sql_search
 from paynotify._stores.tokens import new_token, now
 from paynotify._stores.transitions import CLAIM
 
@@ -392,6 +394,8 @@ class PostgresStore(Store):
         if states is not None:
             args.append([EventState(s).value for s in states])
             clauses.append(f"state = ANY(${len(args)}::text[])")
+        if query.search is not None:
+            clauses += numbered(*self._search(query.search), args)
         args.append(max(limit, 0))
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = await self._fetch(
@@ -400,6 +404,13 @@ class PostgresStore(Store):
             *args,
         )
         return [self._event(row) for row in rows]
+
+    def _search(self, text: str) -> tuple[list[str], list[object]]:
+        """`find(search=...)` as one condition on migration 3's indexes."""
+        condition, params = sql_search(
+            Search.of(text), self._events, ids=SEARCH_IDS, at_least="~>=~", below="~<~"
+        )
+        return [condition], params
 
     async def requeue(self, event_id: str, *, replay: bool = False) -> bool:
         return await self._fetchrow(self._sql.requeue[replay], event_id, now()) is not None

@@ -28,6 +28,7 @@ __all__ = [
     "DUE_WORK",
     "MIGRATIONS",
     "SCHEMA_VERSION",
+    "SEARCH_IDS",
     "Statements",
     "lock_key",
     "numbered",
@@ -104,7 +105,28 @@ def _migration_2(schema: str) -> Sequence[str]:
     )
 
 
-MIGRATIONS: list[Callable[[str], Sequence[str]]] = [_migration_1, _migration_2]
+SEARCH_IDS = tuple(
+    f"(result_json::jsonb ->> '{name}')" for name in ("transaction_id", "refund_id", "provider_refund_id")
+)
+"""The search's id expressions, as indexed by migration 3 (keep the texts identical)."""
+
+
+def _migration_3(schema: str) -> Sequence[str]:
+    """The search's indexes (find(search=...)): expression indexes read the ids from the stored
+    result, so no write statement changes and existing rows are indexed as the index is built. The
+    order index is text_pattern_ops, byte order whatever the collation, for prefix ranges."""
+    events = f"{schema}.paynotify_events"
+    names = ("transaction", "refund", "provider_refund")
+    return (
+        f"CREATE INDEX paynotify_events_order_lower ON {events} (lower(order_id) text_pattern_ops)",
+        *(
+            f"CREATE INDEX paynotify_events_{name} ON {events} ({expression}) WHERE {expression} IS NOT NULL"
+            for name, expression in zip(names, SEARCH_IDS, strict=True)
+        ),
+    )
+
+
+MIGRATIONS: list[Callable[[str], Sequence[str]]] = [_migration_1, _migration_2, _migration_3]
 """Ordered: migration i takes the schema from version i to i + 1. Each gets the quoted schema name
 and returns its statements; all of a start-up's migrations run in one transaction. Append only."""
 

@@ -54,7 +54,9 @@ from paynotify._stores.base import (
 from paynotify._stores.expectations import ExpectationStore
 from paynotify._stores.filters import in_window
 from paynotify._stores.redis_scripts import SCRIPTS
+from paynotify._stores.redis_search import BACKFILL, CANDIDATES, MARKER, members, members_of, ranges
 from paynotify._stores.rows import event_fields, stored_event
+from paynotify._stores.search import Search
 from paynotify._stores.tokens import new_token, now
 from paynotify._stores.transitions import (
     DEAD_LETTER,
@@ -138,6 +140,7 @@ class RedisStore(Store):
                     self._client = aioredis.Redis.from_pool(pool)  # closing the client closes the pool
                     for name, source in SCRIPTS.items():
                         self._scripts[name] = self._client.register_script(source)
+                    self._scripts["backfill"] = self._client.register_script(BACKFILL)
                 if not self._checked:
                     await self._check_schema(self._client)
                 return await fn(self._client)
@@ -159,11 +162,43 @@ class RedisStore(Store):
             )
         self._checked = True
 
+    async def _backfill(self) -> None:
+        """Put the events recorded before the search existed into its index, once per prefix, 500
+        a call (each within the store's timeout). Idempotent: instances starting together may both
+        run it, and one interrupted resumes by skipping what is indexed."""
+        marker = self.prefix + MARKER
+        if await self._call(lambda client: client.exists(marker)):
+            return
+        cursor = 0
+
+        async def batch(client: aioredis.Redis) -> int:
+            after, found = await client.zscan(self.prefix + "created", cursor, count=500)
+            ids = [str(member) for member, _ in found]
+            pipe = client.pipeline(transaction=False)
+            for event_id in ids:
+                pipe.hmget(self.prefix + "e:" + event_id, ["kind", "result_json", "skeys"])
+            rows = await pipe.execute()
+            pipe = client.pipeline(transaction=False)
+            for event_id, (kind, result_json, skeys) in zip(ids, rows, strict=True):
+                if result_json is not None and skeys is None:
+                    indexed = members_of(event_id, kind, result_json)
+                    await self._scripts["backfill"](args=[self.prefix, event_id, indexed], client=pipe)
+            await pipe.execute()
+            return int(after)
+
+        while True:
+            cursor = await self._call(batch)
+            if cursor == 0:
+                break
+        await self._call(lambda client: client.set(marker, "1"))
+
     async def _script(self, name: str, *args: str | int) -> Any:
         return await self._call(lambda client: self._scripts[name](args=[self.prefix, *args]))
 
     async def open(self) -> None:
+        """Connect, and index the events an earlier version recorded (once per prefix)."""
         await self._call(lambda client: client.ping())
+        await self._backfill()
 
     @property
     def expectations(self) -> ExpectationStore:
@@ -184,7 +219,8 @@ class RedisStore(Store):
 
     def _fields(self, result: PaymentResult | UnhandledEvent) -> list[str]:
         _, account, provider, kind, status, order_id, result_json = event_fields(result)
-        return [account, provider, kind, status, order_id, result_json, _order_key(account, order_id)]
+        return [account, provider, kind, status, order_id, result_json, _order_key(account, order_id),
+                members(result)]  # fmt: skip
 
     # -- inline delivery -----------------------------------------------------------------------
 
@@ -268,9 +304,12 @@ class RedisStore(Store):
         wanted = frozenset(states) if states is not None else None
         window = (created_after, created_before, before_event_id)
 
+        search = Search.of(query.search) if query.search is not None else None
+
         def matches(e: StoredEvent) -> bool:
             return (
-                (account is None or e.account == account)
+                (search is None or search.matches(e))
+                and (account is None or e.account == account)
                 and (order_id is None or e.order_id == order_id)
                 and (provider is None or e.provider == provider)
                 and (kind is None or e.kind == kind)
@@ -281,6 +320,8 @@ class RedisStore(Store):
         def newest(events: list[StoredEvent]) -> list[StoredEvent]:
             return sorted(events, key=lambda e: (e.created_at, e.event_id), reverse=True)[:limit]
 
+        if search is not None:
+            return newest([e for e in await self._fetch(await self._search_ids(search)) if matches(e)])
         if account is not None and order_id is not None:
             key = self.prefix + "o:" + _order_key(account, order_id)
             members = await self._call(lambda c: c.smembers(key))
@@ -300,6 +341,18 @@ class RedisStore(Store):
             found += [e for e in await self._fetch(ids) if matches(e)]
             start += batch
         return found[:limit]
+
+    async def _search_ids(self, search: Search) -> list[str]:
+        """The event ids in the search index's ranges (redis_search.py), each read in O(log n + k)."""
+
+        async def read(client: aioredis.Redis) -> list[str]:
+            pipe = client.pipeline(transaction=False)
+            for low, high in ranges(search):
+                pipe.zrangebylex(self.prefix + "x", low, high, start=0, num=CANDIDATES)
+            found = {str(member).rpartition("\x1f")[2] for batch in await pipe.execute() for member in batch}
+            return sorted(found)
+
+        return await self._call(read)
 
     async def _in_states(self, states: frozenset[EventState], at_most: int) -> list[str] | None:
         """Every event id in `states`, from the per-state sets; None when there are more than

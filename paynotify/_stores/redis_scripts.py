@@ -44,6 +44,14 @@ end
 local function leased(k, st, t)
   return st == 'in_flight' and tonumber(redis.call('HGET', k, 'lease_until') or '0') > t
 end
+-- The search's members (redis_search.py), RS-separated (char 30), into the lex-ordered set `x`; kept in
+-- the hash so a purge removes them.
+local each_member = '[^' .. string.char(30) .. ']+'
+local function index_search(id, members)
+  if not members or members == '' then return end
+  redis.call('HSET', key(id), 'skeys', members)
+  for member in string.gmatch(members, each_member) do redis.call('ZADD', p .. 'x', 0, member) end
+end
 -- A new event from the seven fields at ARGV[at] on (account, provider, kind, status, order_id,
 -- result_json, okey), in state `new`, in every index a new event belongs to.
 local function insert(id, at, t, new, attempts)
@@ -53,6 +61,7 @@ local function insert(id, at, t, new, attempts)
   set_state(id, nil, new, t)
   redis.call('ZADD', p .. 'created', t, id)
   redis.call('SADD', p .. 'o:' .. ARGV[at + 6], id)
+  index_search(id, ARGV[at + 7])
 end
 """
 
@@ -219,6 +228,10 @@ _FORGET = """
 local function forget(id, state)
   local okey = redis.call('HGET', key(id), 'okey')
   if okey then redis.call('SREM', p .. 'o:' .. okey, id) end
+  local skeys = redis.call('HGET', key(id), 'skeys')
+  if skeys then
+    for member in string.gmatch(skeys, each_member) do redis.call('ZREM', p .. 'x', member) end
+  end
   redis.call('ZREM', p .. 's:' .. state, id)
   redis.call('ZREM', p .. 'created', id)
   redis.call('ZREM', p .. 'due', id)

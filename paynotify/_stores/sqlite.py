@@ -34,6 +34,7 @@ from paynotify._stores.base import (
 from paynotify._stores.expectations import ExpectationStore
 from paynotify._stores.filters import sql_filters
 from paynotify._stores.rows import event_fields, stored_event
+from paynotify._stores.search import Search, sql_search
 from paynotify._stores.sql import attempts_after, leave, sql_in, sql_sources, with_lease
 from paynotify._stores.sqlite_schema import migrate
 from paynotify._stores.sqlite_writer import GroupCommitWriter
@@ -52,6 +53,14 @@ __all__ = ["SQLiteStore"]
 
 PURGE_BATCH = 1000
 _BUSY_TIMEOUT = 10.0
+
+
+def _search(text: str) -> tuple[str, list[object]]:
+    """`find(search=...)` as one condition on the search's indexes (sqlite_schema.py)."""
+    return sql_search(
+        Search.of(text), "paynotify_events", ids=("transaction_id", "refund_id", "provider_refund_id")
+    )
+
 
 _COLUMNS = (
     "event_id, account, provider, kind, status, order_id, state, attempts, created_at, updated_at,"
@@ -340,6 +349,10 @@ class SQLiteStore(Store):
             wanted = [s.value for s in states]
             where.append(f"state IN ({', '.join('?' * len(wanted))})")
             params.extend(wanted)
+        if query.search is not None:
+            condition, search_params = _search(query.search)
+            where.append(condition)
+            params.extend(search_params)
         # Without statistics the planner prefers the index that gives the order, and walked every
         # event of the account for one order id (25 ms at 10^5 events); an order has a handful.
         table = "paynotify_events"

@@ -91,6 +91,34 @@ UPDATE paynotify_events SET
 """
 
 
+# The search's indexes (find(search=...)). The ids are virtual generated columns read from the
+# stored result, so no write statement changes and a database of any earlier version gains them by
+# ALTER TABLE (existing rows are indexed as CREATE INDEX runs). lower() folds ASCII letters only
+# (SQLite without ICU): other letters of an order id match case-sensitively.
+_SEARCH_COLUMNS = ("transaction_id", "refund_id", "provider_refund_id")
+_SEARCH_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS paynotify_events_order_lower ON paynotify_events (lower(order_id))",
+    *(
+        f"CREATE INDEX IF NOT EXISTS paynotify_events_{column} ON paynotify_events ({column})"
+        f" WHERE {column} IS NOT NULL"
+        for column in _SEARCH_COLUMNS
+    ),
+)
+
+
+def _add_search(conn: sqlite3.Connection) -> None:
+    """Add the search's columns where missing (any earlier schema) and its indexes."""
+    have = {row[1] for row in conn.execute("PRAGMA table_xinfo(paynotify_events)")}
+    for column in _SEARCH_COLUMNS:
+        if column not in have:
+            conn.execute(
+                f"ALTER TABLE paynotify_events ADD COLUMN {column} TEXT"
+                f" GENERATED ALWAYS AS (json_extract(result_json, '$.{column}')) VIRTUAL"
+            )
+    for statement in _SEARCH_INDEXES:
+        conn.execute(statement)
+
+
 @contextmanager
 def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
     """A write transaction taken up front, so two writers never deadlock upgrading a read lock."""
@@ -123,4 +151,5 @@ def migrate(conn: sqlite3.Connection, path: str) -> None:
             conn.execute(statement)
         for statement in _EXPECTATIONS.split(";\n"):
             conn.execute(statement)
+        _add_search(conn)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

@@ -133,6 +133,11 @@ def _add_filters(parser: argparse.ArgumentParser, *, purge: bool = False) -> Non
     parser.add_argument("--provider", help="provider name, e.g. alipay")
     parser.add_argument("--order", help="order id (out_trade_no)")
     if not purge:
+        parser.add_argument(
+            "--search",
+            metavar="TEXT",
+            help="order id prefix (any case), transaction id, refund id or event-id prefix (6+ hex)",
+        )
         parser.add_argument("--state", action="append", choices=[s.value for s in EventState])
     parser.add_argument(
         "--since",
@@ -146,7 +151,7 @@ def _add_filters(parser: argparse.ArgumentParser, *, purge: bool = False) -> Non
 
 
 def _filtered(args: argparse.Namespace) -> bool:
-    names = ("account", "provider", "order", "state", "since", "until")
+    names = ("account", "provider", "order", "search", "state", "since", "until")
     return any(getattr(args, name, None) is not None for name in names)
 
 
@@ -157,7 +162,11 @@ async def _select(notifier: Notifier, args: argparse.Namespace, limit: int) -> l
         states = [EventState.DEAD]
     here = args.provider is not None or args.since is not None or args.until is not None
     found = await notifier.store.find(
-        account=args.account, order_id=args.order, states=states, limit=_ALL if here else limit
+        account=args.account,
+        order_id=args.order,
+        states=states,
+        limit=_ALL if here else limit,
+        search=getattr(args, "search", None),
     )
     if here:
         found = [

@@ -13,6 +13,7 @@ of indexed reads however large the store: see docs/console.md for what each figu
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
@@ -193,6 +194,28 @@ def _chart(events: list[StoredEvent], t: float) -> tuple[list[_Bar], int, float 
     return bars, tallest, complete_from
 
 
+def money(event: StoredEvent) -> tuple[str, str]:
+    """(amount, currency) of a stored result, as text ('' where it has none): a refund shows the
+    amount refunded."""
+    try:
+        fields = json.loads(event.result_json)
+    except ValueError:
+        return "", ""
+    if not isinstance(fields, dict):
+        return "", ""
+    amount = fields.get("refund_amount") or fields.get("amount")
+    if amount in (None, ""):
+        return "", ""
+    return str(amount), str(fields.get("currency") or "")
+
+
+def pretty(value: object) -> str:
+    """A nested field as indented JSON (not a Python repr); plain values as they are."""
+    if isinstance(value, dict | list):
+        return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+    return str(value)
+
+
 class _Console:
     def __init__(self, notifier: ConsoleNotifier) -> None:
         self.notifier = notifier
@@ -202,6 +225,8 @@ class _Console:
             undefined=jinja2.StrictUndefined,
         )
         self.templates.filters["when"] = when
+        self.templates.filters["money"] = money
+        self.templates.filters["pretty"] = pretty
         self.app = Starlette(
             routes=[
                 Route("/", self.overview, name="overview"),

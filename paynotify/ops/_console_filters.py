@@ -24,6 +24,8 @@ class BadRequest(Exception):
 
 @dataclass(frozen=True)
 class Filters:
+    search: str = ""
+    """One term: order id prefix, transaction id, refund id or event-id prefix (`find(search=)`)."""
     account: str = ""
     provider: str = ""
     kind: str = ""
@@ -60,6 +62,7 @@ class Filters:
             "provider": self.provider or None,
             "kind": self.kind or None,
             "order_id": self.order_id or None,
+            "search": self.search or None,
             "states": wanted,
             "created_after": since,
             "created_before": until,

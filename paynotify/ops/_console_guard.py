@@ -66,6 +66,11 @@ a.button.secondary{background:#5b6472}button.danger{background:#b3261e}
 .ok{background:#e3f6e7;border:1px solid #a8dcb4;padding:.5em .8em}
 svg text{font:11px system-ui,sans-serif;fill:#5b6472}svg .bar{fill:#2455c3}svg .uncounted{fill:#e4e7ec}
 svg .axis{stroke:#9aa3b0}
+header,.actions{flex-wrap:wrap}.scroll{overflow-x:auto;max-width:100%}
+td.oid{max-width:16em;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+input[type=search]{min-width:min(28em,100%)}form.filters label.search{flex:1 1 100%}
+pre.json{white-space:pre-wrap;word-break:break-all;margin:0;font-size:.9em}
+@media (max-width:640px){main{padding:.6em}header{gap:.6em}form.filters label{flex:1 1 40%}}
 """
 _CSS_HASH = base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
 CONTENT_SECURITY_POLICY = (
