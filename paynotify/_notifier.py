@@ -13,7 +13,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
@@ -50,6 +50,7 @@ from paynotify._wsgi import NotificationWSGIApp
 if TYPE_CHECKING:
     import httpx
 
+    from paynotify.reconciliation import ReconciliationReport
     from paynotify.recovery import HttpSend, Sweeper, Upkeeps
 
 __all__ = ["DEFAULT_BODY_LIMIT", "DEFAULT_STORE_URL", "Delivery", "Notifier"]
@@ -441,6 +442,12 @@ class Notifier:
 
         return await ask(self, self.api_send, account, order_id, refund_id=refund_id, at=at)
 
+    async def reconcile(self, account: str, day: date, *, heal: bool = False) -> ReconciliationReport:
+        """The provider's bill of `day` (Beijing) against the events; docs/reconciliation.md."""
+        from paynotify.reconciliation import reconcile
+
+        return await reconcile(self, account, day, heal=heal)
+
     async def expect(
         self,
         account: str,
@@ -489,11 +496,6 @@ class Notifier:
             await notifier.purge(account="sandbox", older_than_days=0)
         """
         days = self.options.retention_days if older_than_days is None else older_than_days
-        return await self.store.purge(
-            before=time.time() - days * 86400,
-            states=states,
-            account=account,
-            provider=provider,
-            order_id=order_id,
-            created_after=created_after,
-        )
+        before = time.time() - days * 86400
+        return await self.store.purge(before=before, states=states, account=account, provider=provider,
+                                      order_id=order_id, created_after=created_after)  # fmt: skip
