@@ -444,8 +444,7 @@ class Notifier:
 
     async def reconcile(self, account: str, day: date, *, heal: bool = False) -> ReconciliationReport:
         """The provider's bill of `day` (Beijing) against the events; docs/reconciliation.md."""
-        from paynotify.reconciliation import reconcile
-
+        from paynotify.reconciliation import reconcile  # the layer above the pipeline, when used
         return await reconcile(self, account, day, heal=heal)
 
     async def expect(

@@ -68,7 +68,7 @@ class HttpDownload:
         file = tempfile.SpooledTemporaryFile(max_size=_SPOOL)  # noqa: SIM115 (the caller closes it)
         try:
             async with asyncio.timeout(self.timeout):
-                await self._fetch(request, target, file)  # type: ignore[arg-type]
+                await self._fetch(request, target, file)
         except TimeoutError:
             file.close()
             raise ProviderUnavailable(f"{target}: bill not downloaded within {self.timeout:g} s") from None

@@ -77,7 +77,7 @@ async def reconcile(
     try:
         send = notifier.api_send
         download = HttpDownload(
-            send.client if isinstance(send, HttpSend) else None, max_bytes=max_bytes, timeout=timeout
+            send.client if isinstance(send, HttpSend) else None, max_bytes=max_bytes, timeout=download_timeout
         )
         matcher = Matcher(day, listed_limit=listed_limit)
         await _load_day(notifier, account_name, day, window, matcher)
