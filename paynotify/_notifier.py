@@ -108,8 +108,7 @@ class Notifier:
         self._upkeep: Upkeeps | None = None
         self.sweeper: Sweeper | None = None
         self.sweeps_by_default = False
-        """Whether `open` starts the sweeper when the `sweeper` option is unset (None): `paynotify
-        serve` and `paynotify worker` set it; your own process decides with the option."""
+        """Whether `open` starts the sweeper when the `sweeper` option is None (serve, worker: True)."""
         self._sweeping: asyncio.Task[None] | None = None
         if self.options.expectations:
             self.pipeline.delivered = self._close_expectation
@@ -445,6 +444,7 @@ class Notifier:
     async def reconcile(self, account: str, day: date, *, heal: bool = False) -> ReconciliationReport:
         """The provider's bill of `day` (Beijing) against the events; docs/reconciliation.md."""
         from paynotify.reconciliation import reconcile  # the layer above the pipeline, when used
+
         return await reconcile(self, account, day, heal=heal)
 
     async def expect(
