@@ -226,7 +226,8 @@ class LedgerEmulator:
             data: dict[str, Any] = {"found": False}
             if p is not None:
                 data = {"found": True, "kind": "payment", "order_id": query["order"],
-                        "order_amount": p["amount"], "amount": p["amount"], "transaction_id": p["transaction_id"], "status": p["status"],
+                        "order_amount": p["amount"], "amount": p["amount"],
+                        "transaction_id": p["transaction_id"], "status": p["status"],
                         "time": p["time"]}  # fmt: skip
             return 200, json.dumps(data).encode()
         if path == "/refund":
@@ -235,7 +236,8 @@ class LedgerEmulator:
             if r is not None:
                 p = self.payments[r["order_id"]]
                 data = {"found": True, "kind": "refund", "order_id": r["order_id"],
-                        "order_amount": p["amount"], "amount": r["amount"], "transaction_id": p["transaction_id"], "status": r["status"],
+                        "order_amount": p["amount"], "amount": r["amount"],
+                        "transaction_id": p["transaction_id"], "status": r["status"],
                         "time": r["time"], "refund_id": query["refund"],
                         "provider_refund_id": r["provider_refund_id"]}  # fmt: skip
             return 200, json.dumps(data).encode()
