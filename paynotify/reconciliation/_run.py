@@ -141,13 +141,14 @@ async def _heal(notifier: Notifier, account: str, matcher: Matcher, missing: lis
     healed = 0
     by_line = {d.line: i for i, d in enumerate(matcher.discrepancies) if d.kind is DiscrepancyKind.MISSING}
     for line in missing:
-        outcome, note = await _ask(notifier, account, line)
+        outcome, note, event_id = await _ask(notifier, account, line)
         index = by_line.get(line.line)
         if outcome is not None:
             healed += 1
         if index is not None:
             old = matcher.discrepancies[index]
-            matcher.discrepancies[index] = Discrepancy(**{**_fields(old), "healed": outcome, "note": note})
+            fields = {**_fields(old), "healed": outcome, "note": note, "event_id": event_id}
+            matcher.discrepancies[index] = Discrepancy(**fields)
     return healed
 
 
@@ -155,21 +156,23 @@ def _fields(item: Discrepancy) -> dict[str, Any]:
     return {name: getattr(item, name) for name in item.__slots__}
 
 
-async def _ask(notifier: Notifier, account: str, line: BillLine) -> tuple[str | None, str]:
-    """The query's outcome when the provider's verified answer confirms the line, else (None, why)."""
+async def _ask(notifier: Notifier, account: str, line: BillLine) -> tuple[str | None, str, str | None]:
+    """The query's outcome when the provider's verified answer confirms the line, else None; why;
+    the answer's event id."""
     if line.kind is Kind.REFUND and not line.refund_id:
-        return None, "not healed: the bill gives no merchant refund id to ask about"
+        return None, "not healed: the bill gives no merchant refund id to ask about", None
     refund_id = line.refund_id if line.kind is Kind.REFUND else None
     try:
         answer = await notifier.query(account, line.order_id, refund_id=refund_id, at=line.at)
     except (VerificationError, ProviderApiError) as exc:
-        return None, f"not healed: the query failed ({type(exc).__name__}: {exc})"
+        return None, f"not healed: the query failed ({type(exc).__name__}: {exc})", None
     result = answer.result
     if result is None:
-        return None, "not healed: the provider knows no such order"
+        return None, "not healed: the provider knows no such order", None
     amount = result.refund_amount if line.kind is Kind.REFUND else result.amount
     if result.kind is not line.kind or result.status is not line.status or amount != line.amount:
-        return None, f"not healed: the provider says {result.kind.value} {result.status.value} {amount}"
+        said = f"{result.kind.value} {result.status.value} {amount}"
+        return None, f"not healed: the provider says {said}", result.event_id
     if answer.outcome not in _CONFIRMING:
-        return None, f"not healed: confirmed, but its delivery is {answer.outcome}"
-    return str(answer.outcome), "healed: confirmed by the provider's verified answer"
+        return None, f"not healed: confirmed, but its delivery is {answer.outcome}", result.event_id
+    return str(answer.outcome), "healed: confirmed by the provider's verified answer", result.event_id
