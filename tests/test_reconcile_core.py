@@ -190,3 +190,19 @@ async def test_the_report_round_trips_through_json() -> None:
     again = ReconciliationReport.from_json(report.to_json())
     assert again == report
     assert again.discrepancies[0].kind is DiscrepancyKind.MISSING
+
+
+async def test_a_confirmed_line_whose_delivery_failed_is_not_healed() -> None:
+    notifier, emu, _ = setup()
+
+    def broken(result: PaymentResult) -> None:
+        raise RuntimeError("the shop's database is down")
+
+    notifier.subscribe(broken)
+    async with notifier:
+        emu.pay("o-1", "1.00")
+        report = await notifier.reconcile("shop", DAY, heal=True)
+    (item,) = report.discrepancies
+    assert report.healed == 0
+    assert item.healed is None
+    assert item.note == "not healed: confirmed, but its delivery is delivery_failed"
