@@ -13,7 +13,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
@@ -50,6 +50,7 @@ from paynotify._wsgi import NotificationWSGIApp
 if TYPE_CHECKING:
     import httpx
 
+    from paynotify.reconciliation import ReconciliationReport
     from paynotify.recovery import HttpSend, Sweeper, Upkeeps
 
 __all__ = ["DEFAULT_BODY_LIMIT", "DEFAULT_STORE_URL", "Delivery", "Notifier"]
@@ -107,8 +108,7 @@ class Notifier:
         self._upkeep: Upkeeps | None = None
         self.sweeper: Sweeper | None = None
         self.sweeps_by_default = False
-        """Whether `open` starts the sweeper when the `sweeper` option is unset (None): `paynotify
-        serve` and `paynotify worker` set it; your own process decides with the option."""
+        """Whether `open` starts the sweeper when the `sweeper` option is None (serve, worker: True)."""
         self._sweeping: asyncio.Task[None] | None = None
         if self.options.expectations:
             self.pipeline.delivered = self._close_expectation
@@ -441,6 +441,12 @@ class Notifier:
 
         return await ask(self, self.api_send, account, order_id, refund_id=refund_id, at=at)
 
+    async def reconcile(self, account: str, day: date, *, heal: bool = False) -> ReconciliationReport:
+        """The provider's bill of `day` (Beijing) against the events; docs/reconciliation.md."""
+        from paynotify.reconciliation import reconcile  # the layer above the pipeline, when used
+
+        return await reconcile(self, account, day, heal=heal)
+
     async def expect(
         self,
         account: str,
@@ -489,11 +495,6 @@ class Notifier:
             await notifier.purge(account="sandbox", older_than_days=0)
         """
         days = self.options.retention_days if older_than_days is None else older_than_days
-        return await self.store.purge(
-            before=time.time() - days * 86400,
-            states=states,
-            account=account,
-            provider=provider,
-            order_id=order_id,
-            created_after=created_after,
-        )
+        before = time.time() - days * 86400
+        return await self.store.purge(before=before, states=states, account=account, provider=provider,
+                                      order_id=order_id, created_after=created_after)  # fmt: skip

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "paynotify"
-ABOVE_THE_CORE = ["publishers", "ops", "recovery", "webhooks.py"]  # contrib: its own test (below)
+# contrib: its own test (below)
+ABOVE_THE_CORE = ["publishers", "ops", "recovery", "reconciliation", "webhooks.py"]
 
 
 def _modules(layer: str) -> list[Path]:

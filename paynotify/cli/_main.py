@@ -1,4 +1,4 @@
-"""The `paynotify` command: demo, init, serve, worker, events, query, webhooks, providers."""
+"""The `paynotify` command: demo, init, serve, worker, events, query, reconcile, webhooks, providers."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 from paynotify._errors import PaynotifyError
 from paynotify.cli._events import add_events_parser, port, positive_float, positive_int, run_events
 from paynotify.cli._query import add_query_parser, run_query
+from paynotify.cli._reconcile import add_reconcile_parser, run_reconcile
 from paynotify.cli._serve_options import add_serve_arguments, check_workers, serve_options, versions
 from paynotify.cli._webhooks import add_webhooks_parser, run_webhooks
 
@@ -65,6 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     worker.add_argument("--config", type=Path, required=True)
     add_events_parser(commands)
     add_query_parser(commands)
+    add_reconcile_parser(commands)
     add_webhooks_parser(commands)
     commands.add_parser("providers", help="list the installed provider plugins")
     args = parser.parse_args(argv)
@@ -127,6 +129,8 @@ def _run(args: argparse.Namespace) -> int:
         return _quiet_on_closed_pipe(run_events, args)
     if args.command == "query":
         return run_query(args)
+    if args.command == "reconcile":
+        return run_reconcile(args)
     if args.command == "webhooks":
         return _quiet_on_closed_pipe(run_webhooks, args)
     from paynotify._registry import registry

@@ -74,6 +74,11 @@ class HttpSend:
             )
         return self._client
 
+    @property
+    def client(self) -> httpx.AsyncClient:
+        """The pooled client (made now if need be): a bill's download streams through it too."""
+        return self._pool()
+
     async def aclose(self) -> None:
         client, self._client = self._client, None
         if client is not None:

@@ -1,0 +1,25 @@
+"""Reconciliation with the provider's daily bills (对账单): `Notifier.reconcile`.
+
+    report = await notifier.reconcile("shop", date(2026, 1, 31), heal=True)
+    report.counts["missing"], [d.line for d in report.discrepancies]
+
+Above the pipeline, on the public names only; `Notifier` imports it when first asked.
+"""
+
+from paynotify.reconciliation._download import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT, HttpDownload
+from paynotify.reconciliation._match import Matcher
+from paynotify.reconciliation._report import Discrepancy, DiscrepancyKind, ReconciliationReport
+from paynotify.reconciliation._run import WINDOW_SECONDS, ReconciliationInProgress, reconcile
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_TIMEOUT",
+    "WINDOW_SECONDS",
+    "Discrepancy",
+    "DiscrepancyKind",
+    "HttpDownload",
+    "Matcher",
+    "ReconciliationInProgress",
+    "ReconciliationReport",
+    "reconcile",
+]
