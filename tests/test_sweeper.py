@@ -469,7 +469,8 @@ async def test_the_provider_down_and_slow_questions_waiting_their_turn_are_not_s
         clock.t += 61
         first = await sweep.run_once()
         assert len(s.api.hits) == 2  # the two under way at once; the eight waiting were put back
-        assert len(first.asked) == 2 and len(first.deferred) == 8
+        assert len(first.asked) == 2
+        assert len(first.deferred) == 8
         clock.t += 30
         assert (await sweep.run_once()).asked == []  # still backing off: nothing sent
         clock.t += 31

@@ -267,7 +267,7 @@ class Sweeper:
         if again > now:  # another question of the same moment failed first: its pause holds
             return again - now
         failures += 1
-        pause = min(self.schedule[0] * 2 ** (failures - 1), self.then)
+        pause: float = min(self.schedule[0] * 2.0 ** (failures - 1), self.then)
         self._down[account] = (failures, now + pause)
         return pause
 
