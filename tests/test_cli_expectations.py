@@ -22,15 +22,20 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_expectations_list_shows_open_and_settled_ones(tmp_path: Path) -> None:
-    emu = WeChatPayV2Emulator()
+def write_config(directory: Path, emu: WeChatPayV2Emulator) -> Path:
     settings = emu.account_settings()
-    (tmp_path / "api_key").write_text(settings.pop("api_key"))
+    (directory / "api_key").write_text(settings.pop("api_key"))
     lines = ['store = "sqlite:///events.db"', "", "[accounts.shop]", 'provider = "wechatpay-v2"',
              'api_key_file = "api_key"']  # fmt: skip
     lines += [f"{k} = {json.dumps(v)}" for k, v in settings.items()]
-    config = tmp_path / "paynotify.toml"
+    config = directory / "paynotify.toml"
     config.write_text("\n".join(lines) + "\n")
+    return config
+
+
+def test_expectations_list_shows_open_and_settled_ones(tmp_path: Path) -> None:
+    emu = WeChatPayV2Emulator()
+    config = write_config(tmp_path, emu)
 
     async def record() -> None:
         notifier = Notifier.from_config(config)
@@ -61,3 +66,25 @@ def test_expectations_list_shows_open_and_settled_ones(tmp_path: Path) -> None:
     none = cli("expectations", "list", "--account", "other", "--config", str(config), cwd=tmp_path)
     assert (none.returncode, none.stdout) == (0, "")
     assert "no expectations match" in none.stderr
+
+
+def test_expect_records_an_expectation_that_list_shows(tmp_path: Path) -> None:
+    emu = WeChatPayV2Emulator()
+    config = write_config(tmp_path, emu)
+    where = ("--config", str(config))
+    made = cli("expect", "shop", "order-9", "--amount", "12.50", "--until", "2h", *where, cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.startswith("shop  order-9  -  12.50 CNY  open  asked 0")
+    [one] = [
+        json.loads(x)
+        for x in cli("expectations", "list", "--json", *where, cwd=tmp_path).stdout.split("\n")
+        if x
+    ]
+    assert 7000 < one["until"] - one["created_at"] <= 7200
+    bad = cli("expect", "shop", "order-9", "--amount", "-1", "--until", "2h", *where, cwd=tmp_path)
+    assert bad.returncode == 2
+    assert "must be positive" in bad.stderr
+    unknown = cli("expect", "nobody", "order-9", "--amount", "1", "--until", "2h", *where, cwd=tmp_path)
+    assert unknown.returncode == 2
+    assert "no account 'nobody'" in unknown.stderr
+    assert "Traceback" not in unknown.stderr

@@ -1,4 +1,8 @@
-"""`paynotify expectations list [--account A] [--state open|settled|expired] [--json]`: what the
+"""`paynotify expect ACCOUNT ORDER --amount 88.88 --until 24h`: await a payment (or, with
+`--refund`, a refund); the sweeper of `paynotify serve` or `worker` asks the provider if its
+notification does not come.
+
+`paynotify expectations list [--account A] [--state open|settled|expired] [--json]`: what the
 sweeper awaits, what it settled and what expired, read from the config's store.
 
     $ paynotify expectations list --state open
@@ -13,9 +17,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import sys
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import IO
 
@@ -23,7 +29,67 @@ from paynotify._errors import ConfigurationError
 from paynotify._notifier import Notifier
 from paynotify._stores.expectations import Expectation, ExpectationState
 
-__all__ = ["add_expectations_parser", "run_expectations"]
+__all__ = ["add_expect_parser", "add_expectations_parser", "run_expect", "run_expectations"]
+
+_SPAN = re.compile(r"(\d+)([mhdw])")
+_UNIT = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def span_or_moment(text: str) -> timedelta | datetime:
+    """`30m`, `24h`, `2d`, `1w` from now, or an ISO date and time (UTC unless it carries an offset)."""
+    found = _SPAN.fullmatch(text.strip())
+    if found:
+        return timedelta(seconds=int(found.group(1)) * _UNIT[found.group(2)])
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither a time from now (30m, 24h, 2d, 1w) nor an ISO date and time"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def money(text: str) -> Decimal:
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an amount, e.g. 88.88") from None
+    if not amount.is_finite() or amount <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the amount must be positive")
+    return amount
+
+
+def add_expect_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    expect = commands.add_parser("expect", help="await a payment (or refund); the sweeper asks if it is late")
+    expect.add_argument("account", metavar="ACCOUNT")
+    expect.add_argument("order_id", metavar="ORDER_ID")
+    expect.add_argument("--amount", type=money, required=True, help="in major units, e.g. 88.88")
+    expect.add_argument("--currency", default="CNY", help="(default: %(default)s)")
+    expect.add_argument("--refund", metavar="ID", help="await this refund request of the order instead")
+    expect.add_argument(
+        "--until", type=span_or_moment, required=True, help="24h, 2d from now, or an ISO date and time"
+    )
+    expect.add_argument(
+        "--config", type=Path, default=Path("paynotify.toml"), help="TOML config (default: %(default)s)"
+    )
+
+
+def run_expect(args: argparse.Namespace, out: IO[str] | None = None) -> int:
+    out = out or sys.stdout
+    notifier = Notifier.from_config(args.config)
+
+    async def main() -> Expectation:
+        await notifier.store.open()
+        try:
+            return await notifier.expect(
+                args.account, args.order_id, amount=args.amount, currency=args.currency,
+                refund_id=args.refund, until=args.until,
+            )  # fmt: skip
+        finally:
+            await notifier.store.close()
+
+    out.write(_line(asyncio.run(main())) + "\n")
+    return 0
 
 
 def add_expectations_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -10,7 +10,12 @@ from pathlib import Path
 
 from paynotify._errors import PaynotifyError
 from paynotify.cli._events import add_events_parser, port, positive_float, positive_int, run_events
-from paynotify.cli._expectations import add_expectations_parser, run_expectations
+from paynotify.cli._expectations import (
+    add_expect_parser,
+    add_expectations_parser,
+    run_expect,
+    run_expectations,
+)
 from paynotify.cli._query import add_query_parser, run_query
 from paynotify.cli._serve_options import add_serve_arguments, check_workers, serve_options, versions
 from paynotify.cli._webhooks import add_webhooks_parser, run_webhooks
@@ -66,6 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     worker.add_argument("--config", type=Path, required=True)
     add_events_parser(commands)
     add_query_parser(commands)
+    add_expect_parser(commands)
     add_expectations_parser(commands)
     add_webhooks_parser(commands)
     commands.add_parser("providers", help="list the installed provider plugins")
@@ -129,6 +135,8 @@ def _run(args: argparse.Namespace) -> int:
         return _quiet_on_closed_pipe(run_events, args)
     if args.command == "query":
         return run_query(args)
+    if args.command == "expect":
+        return run_expect(args)
     if args.command == "expectations":
         return _quiet_on_closed_pipe(run_expectations, args)
     if args.command == "webhooks":
