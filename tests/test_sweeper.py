@@ -454,3 +454,28 @@ async def test_alipays_dropped_notification_is_recovered_once() -> None:
         await emu.push(client, "/shop/notify", order="order-1")  # the late notification
         assert [(r.order_id, r.source.value) for r in delivered] == [("order-1", "query")]
         assert len(emu.requests) == 1
+
+
+async def test_the_provider_down_and_slow_questions_waiting_their_turn_are_not_sent() -> None:
+    # Down and slow: several questions of one round are under way when the first fails. Those
+    # still waiting for their turn must see the account backing off, not go out one after another.
+    clock = Clock()
+    async with shop("memory://", query_attempts=1) as s:
+        for i in range(10):
+            await s.notifier.expect("shop", f"order-{i}", amount=1, until=timedelta(hours=24))
+        s.emu.down = True
+        s.api.pause = 0.2
+        sweep = sweeper(s, clock, rate_per_account=100, concurrency=2)
+        clock.t += 61
+        first = await sweep.run_once()
+        assert len(s.api.hits) == 2  # the two under way at once; the eight waiting were put back
+        assert len(first.asked) == 2
+        assert len(first.deferred) == 8
+        clock.t += 30
+        assert (await sweep.run_once()).asked == []  # still backing off: nothing sent
+        clock.t += 31
+        again = await sweep.run_once()
+        assert len(again.asked) == 1  # one probe per backoff step, not the whole backlog
+        assert len(s.api.hits) == 3
+        records = await s.notifier.store.expectations.find(limit=100)
+        assert sum(r.attempts for r in records) == len(s.api.hits)  # put back is not asked

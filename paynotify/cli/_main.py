@@ -10,6 +10,12 @@ from pathlib import Path
 
 from paynotify._errors import PaynotifyError
 from paynotify.cli._events import add_events_parser, port, positive_float, positive_int, run_events
+from paynotify.cli._expectations import (
+    add_expect_parser,
+    add_expectations_parser,
+    run_expect,
+    run_expectations,
+)
 from paynotify.cli._query import add_query_parser, run_query
 from paynotify.cli._reconcile import add_reconcile_parser, run_reconcile
 from paynotify.cli._serve_options import add_serve_arguments, check_workers, serve_options, versions
@@ -67,6 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_events_parser(commands)
     add_query_parser(commands)
     add_reconcile_parser(commands)
+    add_expect_parser(commands)
+    add_expectations_parser(commands)
     add_webhooks_parser(commands)
     commands.add_parser("providers", help="list the installed provider plugins")
     args = parser.parse_args(argv)
@@ -131,6 +139,10 @@ def _run(args: argparse.Namespace) -> int:
         return run_query(args)
     if args.command == "reconcile":
         return run_reconcile(args)
+    if args.command == "expect":
+        return run_expect(args)
+    if args.command == "expectations":
+        return _quiet_on_closed_pipe(run_expectations, args)
     if args.command == "webhooks":
         return _quiet_on_closed_pipe(run_webhooks, args)
     from paynotify._registry import registry

@@ -138,6 +138,7 @@ class Sweeper:
         self._limit = asyncio.Semaphore(concurrency)
         self._buckets: dict[str, TokenBucket] = {}
         self._down: dict[str, tuple[int, float]] = {}  # account -> (failures in a row, asked again at)
+        self._probing: set[str] = set()  # accounts backing off whose one question is under way
         self._stop = asyncio.Event()
 
     def delay(self, attempts: int) -> float:
@@ -173,38 +174,44 @@ class Sweeper:
     async def _one(self, expectation: Expectation, now: float, sweep: Sweep) -> None:
         key = expectation.key
         account = expectation.account
-        failures, again = self._down.get(account, (0, 0.0))
-        wait = again - now if again > now else self._bucket(account, now).take(now)
-        if wait > 0:
-            # Put back without asking: the attempt `take` counted is not one (the schedule goes
-            # by questions asked).
-            await self.expectations.reschedule(
-                expectation, next_due=now + wait, now=now, attempts=expectation.attempts - 1
-            )
-            sweep.deferred.append(key)
-            return
-        sweep.asked.append(key)
-        at = None if expectation.at is None else datetime.fromtimestamp(expectation.at, UTC)
-        try:
-            async with self._limit:
+        async with self._limit:
+            # Decided once this question's turn has come, not when the round began: a question
+            # waiting for its turn behind one that found the provider down must not go out too.
+            now = max(now, self.clock())
+            wait = self._wait(account, now)
+            if wait > 0:
+                # Put back without asking: the attempt `take` counted is not one (the schedule
+                # goes by questions asked).
+                await self.expectations.reschedule(
+                    expectation, next_due=now + wait, now=now, attempts=expectation.attempts - 1
+                )
+                sweep.deferred.append(key)
+                return
+            sweep.asked.append(key)
+            at = None if expectation.at is None else datetime.fromtimestamp(expectation.at, UTC)
+            backing_off = account in self._down
+            if backing_off:
+                self._probing.add(account)
+            try:
                 answer = await self.query(
                     account, expectation.order_id, refund_id=expectation.refund_id, at=at
                 )
-        except ProviderUnavailable as exc:
-            failures += 1
-            pause = min(self.schedule[0] * 2 ** (failures - 1), self.then)
-            self._down[account] = (failures, now + pause)
-            log.warning("sweeper: account %r unreachable (%s); asking again in %g s", account, exc, pause)
-            await self._later(expectation, now, sweep, now + pause, str(exc), "unknown")
-            return
-        except (UnknownAccount, ConfigurationError) as exc:
-            await self._later(expectation, now, sweep, now + self.then, str(exc), "unknown")
-            return
-        except Exception as exc:  # refused, an error answer: counted and logged by the query
-            await self._later(
-                expectation, now, sweep, now + self.delay(expectation.attempts), str(exc), "unknown"
-            )
-            return
+            except ProviderUnavailable as exc:
+                pause = self._failed(account, now)
+                log.warning("sweeper: account %r unreachable (%s); asking again in %g s", account, exc, pause)
+                await self._later(expectation, now, sweep, now + pause, str(exc), "unknown")
+                return
+            except (UnknownAccount, ConfigurationError) as exc:
+                await self._later(expectation, now, sweep, now + self.then, str(exc), "unknown")
+                return
+            except Exception as exc:  # refused, an error answer: counted and logged by the query
+                await self._later(
+                    expectation, now, sweep, now + self.delay(expectation.attempts), str(exc), "unknown"
+                )
+                return
+            finally:
+                if backing_off:
+                    self._probing.discard(account)
         self._down.pop(account, None)
         result = answer.result
         outcome = None if result is None else final_outcome(result)
@@ -241,6 +248,28 @@ class Sweeper:
             expectation, next_due=min(due, expectation.until), error=error, now=now
         )
         sweep.rescheduled.append(expectation.key)
+
+    def _wait(self, account: str, now: float) -> float:
+        """Seconds the account's next question must wait: its provider backing off (one question
+        at a time while it does, the probe), else its rate bound; 0 to ask now."""
+        if account in self._down:
+            again = self._down[account][1]
+            if again > now:
+                return again - now
+            if account in self._probing:  # its answer decides; the others follow a second later
+                return 1.0
+        return self._bucket(account, now).take(now)
+
+    def _failed(self, account: str, now: float) -> float:
+        """The account's provider did not answer: back off, doubling from the first pause up to
+        `then`. Questions that were already under way together count as one failure."""
+        failures, again = self._down.get(account, (0, 0.0))
+        if again > now:  # another question of the same moment failed first: its pause holds
+            return again - now
+        failures += 1
+        pause: float = min(self.schedule[0] * 2.0 ** (failures - 1), self.then)
+        self._down[account] = (failures, now + pause)
+        return pause
 
     def _bucket(self, account: str, now: float) -> TokenBucket:
         bucket = self._buckets.get(account)
