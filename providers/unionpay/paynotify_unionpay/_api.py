@@ -30,10 +30,8 @@ ProviderApiError: it is never believed, and a "not found" is accepted only when 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import date, datetime
 from typing import TYPE_CHECKING
-from urllib.parse import quote
 
 from paynotify import (
     BEIJING,
@@ -50,12 +48,10 @@ from paynotify import (
     QueryAnswer,
     Send,
     Source,
-    VerificationError,
 )
-from paynotify_unionpay._form import decode_form
+from paynotify_unionpay._answer import SHOWN, signed_request, verified_answer
 from paynotify_unionpay._mapping import TXN_TYPES, to_result
 from paynotify_unionpay._settings import UnionPaySettings
-from paynotify_unionpay._signature import sign, sign_string
 
 if TYPE_CHECKING:
     from paynotify_unionpay._provider import UnionPayProvider
@@ -66,9 +62,7 @@ QUERY_PATH = "/gateway/api/queryTrans.do"
 NOT_FOUND = "34"
 """respCode of "no such transaction" (查无此交易)."""
 _TIMED_OUT = frozenset({"03", "04", "05"})
-_CONTENT_TYPE = "application/x-www-form-urlencoded;charset=UTF-8"
 _ASKED = {Kind.PAYMENT: "01", Kind.REFUND: "04"}
-_SHOWN = 60
 
 AccountU = Account[UnionPaySettings]
 
@@ -88,10 +82,6 @@ def query_fields(mer_id: str, order_id: str, txn_time: str, cert_id: str) -> dic
         "txnTime": txn_time,
         "certId": cert_id,
     }
-
-
-def _encode(fields: Mapping[str, str]) -> bytes:
-    return "&".join(f"{k}={quote(v, safe='')}" for k, v in fields.items()).encode("ascii")
 
 
 class UnionPayApi(ProviderApi[UnionPaySettings]):
@@ -148,14 +138,7 @@ class UnionPayApi(ProviderApi[UnionPaySettings]):
         fields = query_fields(
             settings.mer_id, order_id, f"{at.astimezone(BEIJING):%Y%m%d%H%M%S}", signing.cert_id
         )
-        raw = {k.encode("ascii"): v.encode("utf-8") for k, v in fields.items()}
-        fields["signature"] = sign(sign_string(raw), signing.key, "5.1.0")
-        return ApiRequest(
-            "POST",
-            settings.api_base_url.rstrip("/") + QUERY_PATH,
-            {"Content-Type": _CONTENT_TYPE},
-            _encode(fields),
-        )
+        return signed_request(settings.api_base_url.rstrip("/") + QUERY_PATH, fields, signing)
 
     async def _query(
         self, send: Send, account: AccountU, order_id: str, at: datetime | None, kind: Kind
@@ -163,38 +146,7 @@ class UnionPayApi(ProviderApi[UnionPaySettings]):
         request = self._request(account, order_id, at)
         response = await send(request)
         name = account.name
-        if response.status >= 500:
-            raise ProviderUnavailable(
-                f"account {name!r}: UnionPay answered HTTP {response.status}", account=name
-            )
-        if response.status != 200:
-            raise ProviderApiError(
-                f"account {name!r}: UnionPay answered HTTP {response.status}", account=name
-            )
-        try:
-            form = decode_form(response.body)
-        except MalformedNotification as exc:
-            raise ProviderApiError(
-                f"account {name!r}: UnionPay's answer is not a form: {exc}", account=name
-            ) from None
-        if not form.raw.get(b"signature"):
-            code = form.raw.get(b"respCode", b"").decode("ascii", "replace")[:_SHOWN]
-            if code != "00":  # an unsigned refusal: named, never believed
-                raise ProviderApiError(
-                    f"account {name!r}: UnionPay refused the query (respCode {code!r}, unsigned)",
-                    account=name,
-                    code=code or None,
-                )
-        try:
-            certificate = self.provider.verify(form, account.settings)
-            fields = form.text()
-        except VerificationError as exc:
-            exc.account = exc.account or name
-            raise
-        except MalformedNotification as exc:
-            raise ProviderApiError(
-                f"account {name!r}: UnionPay's answer: {exc.message}", account=name
-            ) from None
+        fields, certificate = verified_answer(self.provider, account.settings, response, name, "the query")
         asked = (order_id, f"{at.astimezone(BEIJING):%Y%m%d%H%M%S}" if at is not None else "")
         return self._answer(account, fields, certificate.serial, kind, asked)
 
@@ -203,7 +155,7 @@ class UnionPayApi(ProviderApi[UnionPaySettings]):
     ) -> QueryAnswer:
         name = account.name
         code = fields.get("respCode", "")
-        message = fields.get("respMsg", "")[:_SHOWN]
+        message = fields.get("respMsg", "")[:SHOWN]
         if code == NOT_FOUND:
             return QueryAnswer(result=None, raw=fields)
         if code in _TIMED_OUT:
@@ -214,17 +166,17 @@ class UnionPayApi(ProviderApi[UnionPaySettings]):
             )
         if code != "00":
             raise ProviderApiError(
-                f"account {name!r}: UnionPay refused the query (respCode {code[:_SHOWN]!r}: {message})",
+                f"account {name!r}: UnionPay refused the query (respCode {code[:SHOWN]!r}: {message})",
                 account=name,
-                code=code[:_SHOWN],
+                code=code[:SHOWN],
             )
         answered = (fields.get("orderId", ""), fields.get("txnTime", ""))
         if answered != asked:
             # The signature covers the answer, not the question: another transaction's genuine
             # answer must not stand for this one.
             raise ProviderApiError(
-                f"account {name!r}: asked about orderId {asked[0][:_SHOWN]!r} at {asked[1]}, UnionPay's "
-                f"answer is about {answered[0][:_SHOWN]!r} at {answered[1][:20]!r}",
+                f"account {name!r}: asked about orderId {asked[0][:SHOWN]!r} at {asked[1]}, UnionPay's "
+                f"answer is about {answered[0][:SHOWN]!r} at {answered[1][:20]!r}",
                 account=name,
             )
         original = fields.get("origRespCode")

@@ -19,22 +19,16 @@ import tempfile
 import zlib
 from datetime import date, datetime
 from typing import TYPE_CHECKING, BinaryIO
-from urllib.parse import quote
 
 from paynotify import (
     BEIJING,
     Account,
-    ApiRequest,
-    MalformedNotification,
     ProviderApiError,
-    ProviderUnavailable,
     Send,
-    VerificationError,
 )
+from paynotify_unionpay._answer import SHOWN, signed_request, verified_answer
 from paynotify_unionpay._bills import UnionPayBill
-from paynotify_unionpay._form import decode_form
 from paynotify_unionpay._settings import UnionPaySettings
-from paynotify_unionpay._signature import sign, sign_string
 
 if TYPE_CHECKING:
     from paynotify_unionpay._provider import UnionPayProvider
@@ -44,7 +38,6 @@ __all__ = ["MAX_BILL", "bill_fields", "fetch_bill"]
 MAX_BILL = 1 << 30
 """The most bytes an inflated bill ZIP may have (a deflate bomb stops there)."""
 _CHUNK = 1 << 20
-_SHOWN = 60
 
 
 def bill_fields(mer_id: str, day: date, txn_time: datetime, cert_id: str) -> dict[str, str]:
@@ -68,49 +61,21 @@ async def fetch_bill(
             account=name,
         )
     fields = bill_fields(settings.mer_id, day, now, signing.cert_id)
-    raw = {k.encode("ascii"): v.encode("utf-8") for k, v in fields.items()}
-    fields["signature"] = sign(sign_string(raw), signing.key, "5.1.0")
-    body = "&".join(f"{k}={quote(v, safe='')}" for k, v in fields.items()).encode("ascii")
-    headers = {"Content-Type": "application/x-www-form-urlencoded;charset=UTF-8"}
-    response = await send(ApiRequest("POST", settings.file_transfer_url, headers, body))
-    if response.status >= 500:
-        raise ProviderUnavailable(f"account {name!r}: UnionPay answered HTTP {response.status}", account=name)
-    if response.status != 200:
-        raise ProviderApiError(f"account {name!r}: UnionPay answered HTTP {response.status}", account=name)
-    try:
-        form = decode_form(response.body)
-    except MalformedNotification as exc:
-        raise ProviderApiError(
-            f"account {name!r}: UnionPay's answer is not a form: {exc}", account=name
-        ) from None
-    if not form.raw.get(b"signature"):
-        code = form.raw.get(b"respCode", b"").decode("ascii", "replace")[:_SHOWN]
-        raise ProviderApiError(
-            f"account {name!r}: UnionPay refused the bill request (respCode {code!r}, unsigned)",
-            account=name,
-            code=code or None,
-        )
-    try:
-        provider.verify(form, settings)
-        answer = form.text()
-    except VerificationError as exc:
-        exc.account = exc.account or name
-        raise
-    except MalformedNotification as exc:
-        raise ProviderApiError(f"account {name!r}: UnionPay's answer: {exc.message}", account=name) from None
+    request = signed_request(settings.file_transfer_url, fields, signing)
+    answer, _ = verified_answer(provider, settings, await send(request), name, "the bill request")
     code = answer.get("respCode", "")
     if code != "00":
         raise ProviderApiError(
             f"account {name!r}: UnionPay offers no bill for settleDate {day:%m%d} ({day}): respCode "
-            f"{code[:_SHOWN]!r} {answer.get('respMsg', '')[:_SHOWN]}".rstrip(),
+            f"{code[:SHOWN]!r} {answer.get('respMsg', '')[:SHOWN]}".rstrip(),
             account=name,
-            code=code[:_SHOWN],
+            code=code[:SHOWN],
         )
     for key in ("merId", "settleDate", "fileType"):
         # The signature covers the answer, not the question: another day's file is not this one.
         if answer.get(key) != fields[key]:
             raise ProviderApiError(
-                f"account {name!r}: UnionPay's bill answer has {key} {answer.get(key, '')[:_SHOWN]!r}, "
+                f"account {name!r}: UnionPay's bill answer has {key} {answer.get(key, '')[:SHOWN]!r}, "
                 f"not {fields[key]!r}",
                 account=name,
             )
