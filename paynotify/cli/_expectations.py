@@ -22,12 +22,12 @@ import sys
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from pathlib import Path
 from typing import IO
 
 from paynotify._errors import ConfigurationError
 from paynotify._notifier import Notifier
 from paynotify._stores.expectations import Expectation, ExpectationState
+from paynotify.cli._arguments import add_config_argument
 
 __all__ = ["add_expect_parser", "add_expectations_parser", "run_expect", "run_expectations"]
 
@@ -69,9 +69,7 @@ def add_expect_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     expect.add_argument(
         "--until", type=span_or_moment, required=True, help="24h, 2d from now, or an ISO date and time"
     )
-    expect.add_argument(
-        "--config", type=Path, default=Path("paynotify.toml"), help="TOML config (default: %(default)s)"
-    )
+    add_config_argument(expect)
 
 
 def run_expect(args: argparse.Namespace, out: IO[str] | None = None) -> int:
@@ -102,9 +100,7 @@ def add_expectations_parser(commands: argparse._SubParsersAction[argparse.Argume
     )
     listing.add_argument("--limit", type=int, default=100, help="at most this many (default: %(default)s)")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
-    listing.add_argument(
-        "--config", type=Path, default=Path("paynotify.toml"), help="TOML config (default: %(default)s)"
-    )
+    add_config_argument(listing)
 
 
 def run_expectations(args: argparse.Namespace, out: IO[str] | None = None) -> int:

@@ -14,7 +14,6 @@ import asyncio
 import json
 import sys
 from datetime import datetime
-from pathlib import Path
 from typing import IO, Any
 
 from paynotify._api import QueryAnswer
@@ -22,6 +21,7 @@ from paynotify._errors import ProviderApiError, VerificationError
 from paynotify._notifier import Notifier
 from paynotify._observe import Outcome
 from paynotify._result import BEIJING
+from paynotify.cli._arguments import add_config_argument
 
 __all__ = ["add_query_parser", "run_query"]
 
@@ -54,9 +54,7 @@ def add_query_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
         "Beijing time unless an offset is given",
     )
     query.add_argument("--json", action="store_true", help="print the answer as one JSON object")
-    query.add_argument(
-        "--config", type=Path, default=Path("paynotify.toml"), help="TOML config (default: %(default)s)"
-    )
+    add_config_argument(query)
 
 
 def run_query(args: argparse.Namespace, out: IO[str] | None = None) -> int:

@@ -13,12 +13,12 @@ import argparse
 import asyncio
 import sys
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import IO
 
 from paynotify._errors import BillFormatError, ProviderApiError, VerificationError
 from paynotify._notifier import Notifier
 from paynotify._result import BEIJING
+from paynotify.cli._arguments import add_config_argument
 
 __all__ = ["add_reconcile_parser", "run_reconcile"]
 
@@ -38,9 +38,7 @@ def add_reconcile_parser(commands: argparse._SubParsersAction[argparse.ArgumentP
                          help="the bill's day in Beijing (default: yesterday, %(default)s)")  # fmt: skip
     command.add_argument("--heal", action="store_true", help="query each line never recorded; deliver it")
     command.add_argument("--json", action="store_true", help="print the report as one JSON object")
-    command.add_argument(
-        "--config", type=Path, default=Path("paynotify.toml"), help="TOML config (default: %(default)s)"
-    )
+    add_config_argument(command)
 
 
 def run_reconcile(args: argparse.Namespace, out: IO[str] | None = None) -> int:
