@@ -69,7 +69,21 @@ def add_expect_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     expect.add_argument(
         "--until", type=span_or_moment, required=True, help="24h, 2d from now, or an ISO date and time"
     )
+    expect.add_argument(
+        "--at",
+        type=moment,
+        help="when the order was paid, an ISO date and time: UnionPay's query names it (txnTime)",
+    )
     add_config_argument(expect)
+
+
+def moment(text: str) -> datetime:
+    """An ISO date and time (UTC unless it carries an offset)."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO date and time") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def run_expect(args: argparse.Namespace, out: IO[str] | None = None) -> int:
@@ -81,7 +95,7 @@ def run_expect(args: argparse.Namespace, out: IO[str] | None = None) -> int:
         try:
             return await notifier.expect(
                 args.account, args.order_id, amount=args.amount, currency=args.currency,
-                refund_id=args.refund, until=args.until,
+                refund_id=args.refund, until=args.until, at=getattr(args, "at", None),
             )  # fmt: skip
         finally:
             await notifier.store.close()
