@@ -32,7 +32,7 @@ ACCOUNTS = {
     "shop-wechat-v3": "wechatpay-v3",
     "shop-unionpay": "unionpay",
 }
-_WAIT = 60.0
+_WAIT = 30.0
 
 
 @dataclass
