@@ -25,7 +25,7 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -48,9 +48,9 @@ _DEFAULT_SERVICE = "http://127.0.0.1:8000"
 _NOTIFY_TIMEOUT = 10.0
 _MAX_BODY = 16 * 1024
 
-Scope = Mapping[str, Any]
-Receive = Callable[[], Awaitable[Mapping[str, Any]]]
-SendAsgi = Callable[[Mapping[str, Any]], Awaitable[None]]
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+SendAsgi = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 def url(text: str) -> str:
