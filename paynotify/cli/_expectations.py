@@ -28,6 +28,7 @@ from paynotify._errors import ConfigurationError
 from paynotify._notifier import Notifier
 from paynotify._stores.expectations import Expectation, ExpectationState
 from paynotify.cli._arguments import add_config_argument
+from paynotify.cli._query import beijing_moment
 
 __all__ = ["add_expect_parser", "add_expectations_parser", "run_expect", "run_expectations"]
 
@@ -71,19 +72,10 @@ def add_expect_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     )
     expect.add_argument(
         "--at",
-        type=moment,
-        help="when the order was paid, an ISO date and time: UnionPay's query names it (txnTime)",
+        type=beijing_moment,
+        help="when the order was paid, ISO, Beijing time unless it has an offset (UnionPay's txnTime)",
     )
     add_config_argument(expect)
-
-
-def moment(text: str) -> datetime:
-    """An ISO date and time (UTC unless it carries an offset)."""
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO date and time") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def run_expect(args: argparse.Namespace, out: IO[str] | None = None) -> int:
