@@ -350,10 +350,10 @@ class WeChatPayV3Emulator:
 
 def local_v3_emulator(settings: WeChatPayV3Settings, directory: Path) -> LocalEmulator | None:
     """The emulator of an account `paynotify init` wrote into `directory` (`paynotify emulate`):
-    it signs with WeChat Pay's side of the account's public key (`V3_PROVIDER_SIDE_KEY`) and checks
+    it signs with WeChat Pay's side of the account's public key (`PROVIDER_SIDE_V3_KEY`) and checks
     requests with the merchant's key. None for an account without the merchant key, in certificate
     mode or a service provider's (the emulator would need keys init does not write)."""
-    path = directory / testing.V3_PROVIDER_SIDE_KEY
+    path = directory / testing.PROVIDER_SIDE_V3_KEY
     merchant_key, serial = settings.merchant_key, settings.merchant_serial
     if merchant_key is None or serial is None or settings.service_provider or not path.is_file():
         return None

@@ -220,7 +220,7 @@ class WeChatPayV3Provider(Provider[WeChatPayV3Settings]):
         files = {
             "keys/wechatpay_v3_apiv3_key": testing.generate_apiv3_key(),
             "keys/wechatpay_v3_public_key.pem": key.public_key_pem,
-            testing.V3_PROVIDER_SIDE_KEY: _pem(key.private_key),
+            testing.PROVIDER_SIDE_V3_KEY: _pem(key.private_key),
         }
         if emulator is not None:
             settings |= {

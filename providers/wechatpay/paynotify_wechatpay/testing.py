@@ -68,8 +68,8 @@ __all__ = [
     "APPID",
     "MCH_ID",
     "OPENID",
+    "PROVIDER_SIDE_V3_KEY",
     "SUB_MCH_ID",
-    "V3_PROVIDER_SIDE_KEY",
     "V3SigningKey",
     "WeChatPayV2Emulator",
     "WeChatPayV3Emulator",
@@ -99,7 +99,7 @@ MCH_ID = "10000100"
 OPENID = "oUpF8uMEb4qRXf22hE3X68TekukE"
 SUB_MCH_ID = "1900000109"
 """The sub-merchant the service-provider examples use."""
-V3_PROVIDER_SIDE_KEY = "keys/provider-side/wechatpay_v3_private_key.pem"
+PROVIDER_SIDE_V3_KEY = "keys/provider-side/wechatpay_v3_private_key.pem"
 """Where `paynotify init` writes WeChat Pay's side of the v3 public key (relative to the service)."""
 
 Fields = Mapping[str, str | int | None]
