@@ -33,8 +33,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-
 from paynotify import BEIJING, ConfigurationError, LocalEmulator, Notifier
 from paynotify.cli._arguments import add_config_argument
 
@@ -69,7 +67,12 @@ def add_emulate_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
     from paynotify.cli._events import port
 
     emulate = commands.add_parser(
-        "emulate", help="play the providers of a config's accounts locally (develop without the provider)"
+        "emulate",
+        help="play the providers of a config's accounts locally (develop without the provider)",
+        description="Serve every account's provider emulator (its base_url on this port) and create "
+        'orders with POST /_emulator/ACCOUNT/orders {"order_id": "o-1", "amount": "88.88", "notify": false}: '
+        "paid at the emulator, its notification sent to --notify-to or dropped. "
+        "Docs: develop-without-the-provider.md.",
     )
     add_config_argument(emulate)
     emulate.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
@@ -210,6 +213,8 @@ class EmulatorApp:
                 "order %r of %s paid at the emulator; its notification dropped", order.order_id, item.account
             )
             return answer
+        import httpx
+
         try:
             async with httpx.AsyncClient(timeout=_NOTIFY_TIMEOUT) as client:
                 response = await client.request(
