@@ -11,8 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
+from _echo_provider import EchoProvider
 
-from paynotify import Notifier
+from paynotify import Notifier, Registry, StarterAccount
 from paynotify.cli._emulate import EmulatorApp, emulated_accounts
 from paynotify.cli._init import init_project
 from paynotify.cli._main import main
@@ -178,3 +179,21 @@ def test_first_query_after_must_be_positive(tmp_path: Path, capsys: pytest.Captu
     config.write_text("first_query_after = 0\n" + config.read_text())
     err = _error(capsys, ["emulate", "--config", str(config), "--port", "8765"])
     assert "first_query_after must be positive" in err
+
+
+class _OldStyleProvider(EchoProvider):
+    """A third party's provider written before `starter(emulator=...)`: no emulator, no parameter."""
+
+    name = "old-style"
+
+    @classmethod
+    def starter(cls) -> StarterAccount:  # type: ignore[override]
+        return StarterAccount("shop-old", {"note": "written by an old starter()"})
+
+
+def test_init_still_takes_a_starter_without_the_emulator_parameter(tmp_path: Path) -> None:
+    registry = Registry(group=None)
+    registry.register(_OldStyleProvider)
+    made = init_project(tmp_path, registry=registry)
+    assert [(provider, account.account) for provider, account in made] == [("old-style", "shop-old")]
+    assert 'note = "written by an old starter()"' in (tmp_path / "paynotify.toml").read_text()
