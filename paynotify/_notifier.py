@@ -460,19 +460,16 @@ class Notifier:
     ) -> Expectation:
         """Record that order `order_id`'s payment (with `refund_id`: that refund) is awaited until
         `until` (an aware datetime, a timedelta from now, or Unix seconds). If no final state of it
-        is delivered by then, the sweeper asks the provider (after `first_query_after`, a minute by
-        default, then 3, 10, 30 min, then hourly) and delivers what it says; a final state
-        delivered by either path settles it. Idempotent: the record already there is returned.
-        `at` is when it was paid, for UnionPay's query.
+        is delivered by then, the sweeper asks (`first_query_after`, 1 min, then 3, 10, 30, hourly) and
+        delivers what it says; a final state delivered by either path settles it. Idempotent: the
+        record already there is returned. `at` is when it was paid, for UnionPay's query.
         """
         from paynotify.recovery import expect
 
         if not self.options.expectations:
             raise ConfigurationError("expectations are off (expectations = false)")
-        now = time.time()
         return await expect(self, account, order_id, amount=amount, currency=currency, refund_id=refund_id,
-                            until=until, at=at, first_due=now + self.options.first_query_after,
-                            now=now)  # fmt: skip
+                            until=until, at=at, first_due=None, now=time.time())  # fmt: skip
 
     async def _close_expectation(self, result: PaymentResult) -> None:
         from paynotify.recovery import close_delivered
