@@ -149,12 +149,14 @@ class LocalEmulator:
     path. `pay(order_id, amount, at)` records at the emulator that the buyer paid `amount` (major
     units) for the order at `at` (aware, whole seconds; UnionPay's query names it), so a query finds
     it, and returns the notification the provider sends about it: what `emulate` POSTs to the
-    account's notify URL, or drops.
+    account's notify URL, or drops. `refund(order_id, refund_id, amount, at)`, when offered, does
+    the same for a refund of a paid order (KeyError for an order the emulator does not hold).
     """
 
     app: Any
     base_url: str
     pay: Callable[[str, Decimal, datetime], DemoRequest]
+    refund: Callable[[str, str, Decimal, datetime], DemoRequest] | None = None
 
 
 class Provider(ABC, Generic[SettingsT]):

@@ -197,3 +197,25 @@ def test_init_still_takes_a_starter_without_the_emulator_parameter(tmp_path: Pat
     made = init_project(tmp_path, registry=registry)
     assert [(provider, account.account) for provider, account in made] == [("old-style", "shop-old")]
     assert 'note = "written by an old starter()"' in (tmp_path / "paynotify.toml").read_text()
+
+
+def test_a_refund_needs_its_id_and_an_order_the_emulator_holds(service: Path) -> None:
+    app = _app(service)
+    refunds = "/_emulator/shop-wechat-v3/refunds"
+    missing = _post(app, refunds, json={"order_id": "o-1", "amount": "1.00"})
+    assert missing.status_code == 400
+    assert "refund_id must be" in missing.json()["error"]
+    unknown = _post(
+        app, refunds, json={"order_id": "o-9", "refund_id": "r-1", "amount": "1.00", "notify": False}
+    )
+    assert unknown.status_code == 404
+    assert "holds no order 'o-9'" in unknown.json()["error"]
+    _post(
+        app, "/_emulator/shop-wechat-v3/orders", json={"order_id": "o-1", "amount": "88.88", "notify": False}
+    )
+    done = _post(
+        app, refunds, json={"order_id": "o-1", "refund_id": "r-1", "amount": "10.00", "notify": False}
+    )
+    assert done.status_code == 201
+    assert (done.json()["refund_id"], done.json()["amount"]) == ("r-1", "10.00")
+    assert app.accounts["shop-wechat-v3"].emulator.app.refunds[(None, "r-1")]["amount"]["refund"] == 1000

@@ -105,6 +105,10 @@ def _order_id(account: str) -> str:
     return account.replace("-", "") + "0001"  # letters and digits: every provider's order id shape
 
 
+def _refund_id(account: str) -> str:
+    return account.replace("-", "") + "0001R1"
+
+
 def _json_lines(capsys: pytest.CaptureFixture[str], *argv: str) -> list[dict[str, object]]:
     capsys.readouterr()
     assert main(list(argv)) == 0
@@ -147,22 +151,39 @@ def test_a_dropped_notification_is_recovered_once_by_the_sweeper_for_every_provi
             )
             assert late.status_code == 201, late.text
             assert late.json()["status"] in (200, 204), (late.text, walk.logs())
+        # A refund whose notification is lost, the same way.
+        for account in ACCOUNTS:
+            refunded = client.post(
+                f"{walk.emulator}/_emulator/{account}/refunds",
+                json={"order_id": _order_id(account), "refund_id": _refund_id(account), "amount": "10.00",
+                      "notify": False},
+            )  # fmt: skip
+            assert refunded.status_code == 201, refunded.text
+            at, refund = refunded.json()["at"], _refund_id(account)
+            expect = ["expect", account, _order_id(account), "--refund", refund, "--amount", "10.00",
+                      "--until", "1h", "--at", at, "--config", str(walk.config)]  # fmt: skip
+            assert main(expect) == 0
+        walk.wait_for(
+            *(f"sweeper recovered refund {_refund_id(a)!r} on account {a!r}: succeeded" for a in ACCOUNTS)
+        )
         metrics = client.get(f"{walk.ops}/metrics").text
         log = walk.served.stop()
     for account, provider in ACCOUNTS.items():
         assert log.count(f"sweeper recovered payment {_order_id(account)!r}") == 1, log
+        assert log.count(f"sweeper recovered refund {_refund_id(account)!r}") == 1, log
         assert log.count(f"subs: {account} payment/succeeded order {_order_id(account)}") == 1, log
-        assert _metric(metrics, "paynotify_recovered_total", provider=provider, account=account) == 1, metrics
+        assert log.count(f"subs: {account} refund/succeeded order ") == 1, log
+        assert _metric(metrics, "paynotify_recovered_total", provider=provider, account=account) == 2, metrics
 
     config = str(walk.config)
     events = _json_lines(capsys, "events", "--config", config, "list", "--json")
-    assert sorted((e["account"], e["order_id"], e["state"]) for e in events) == sorted(
-        (a, _order_id(a), "done") for a in ACCOUNTS
+    assert sorted((e["account"], e["kind"], e["state"]) for e in events) == sorted(
+        (a, kind, "done") for a in ACCOUNTS for kind in ("payment", "refund")
     )
     expectations = _json_lines(capsys, "expectations", "list", "--json", "--config", config)
-    assert sorted((x["account"], x["state"], x["outcome"], x["attempts"]) for x in expectations) == sorted(
-        (a, "settled", "succeeded", 1) for a in ACCOUNTS
-    )
+    assert sorted(
+        (x["account"], x["refund_id"] or "-", x["state"], x["outcome"], x["attempts"]) for x in expectations
+    ) == sorted((a, r, "settled", "succeeded", 1) for a in ACCOUNTS for r in ("-", _refund_id(a)))
 
 
 def _forged_provider_side(relative: str) -> Callable[[Path], None]:

@@ -14,7 +14,9 @@ A developer creates orders at the emulator, and has their notification sent or d
 The order is paid at the emulator (a query finds it) at `at` (UnionPay's query names it:
 `paynotify expect --at`); `notify: true` (the default) POSTs its signed notification to the
 account's notify URL on `--notify-to` (the address of `paynotify serve`) or to `notify_url`, and
-`status` is the HTTP status the service answered. `GET /_emulator` lists the emulated accounts.
+`status` is the HTTP status the service answered. `POST /_emulator/ACCOUNT/refunds` with
+`{"order_id", "refund_id", "amount", "notify"}` refunds a paid order the same way (404 for an order
+the emulator does not hold). `GET /_emulator` lists the emulated accounts.
 
 Exit status: 2 for a usage or configuration error (no config, no account to emulate).
 """
@@ -182,37 +184,50 @@ class EmulatorApp:
                     for i in self.accounts.values()
                 ]
             }
-        if len(segments) != 2 or segments[1] != "orders":
-            return 404, {"error": "POST /_emulator/ACCOUNT/orders, or GET /_emulator"}
+        if len(segments) != 2 or segments[1] not in ("orders", "refunds"):
+            return 404, {"error": "POST /_emulator/ACCOUNT/orders or /refunds, or GET /_emulator"}
         item = self.accounts.get(segments[0])
         if item is None:
             return 404, {
                 "error": f"no emulated account {segments[0]!r} (emulated: {', '.join(self.accounts)})"
             }
+        refunds = segments[1] == "refunds"
         if scope["method"] != "POST":
-            return 405, {"error": "POST a JSON order: {order_id, amount, notify}"}
+            return 405, {"error": f"POST a JSON {'refund' if refunds else 'order'}: {_FIELDS[refunds]}"}
+        if refunds and item.emulator.refund is None:
+            return 404, {"error": f"the emulator of {item.account} takes no refunds"}
         body = await _body(receive)
         if body is None:
-            return 413, {"error": f"an order is at most {_MAX_BODY} bytes"}
+            return 413, {"error": f"a request is at most {_MAX_BODY} bytes"}
         try:
-            order = _order(body)
+            order = _order(body, refund=refunds)
         except ValueError as exc:
             return 400, {"error": str(exc)}
-        return 201, await self._create(item, order)
+        return await self._create(item, order)
 
-    async def _create(self, item: Emulated, order: _Order) -> dict[str, Any]:
+    async def _create(self, item: Emulated, order: _Order) -> tuple[int, dict[str, Any]]:
         at = datetime.now(BEIJING).replace(microsecond=0)
-        notification = item.emulator.pay(order.order_id, order.amount, at)
+        what = f"order {order.order_id!r}"
+        if order.refund_id is None:
+            notification = item.emulator.pay(order.order_id, order.amount, at)
+        elif item.emulator.refund is None:
+            return 404, {"error": f"the emulator of {item.account} takes no refunds"}
+        else:
+            what = f"refund {order.refund_id!r} of order {order.order_id!r}"
+            try:
+                notification = item.emulator.refund(order.order_id, order.refund_id, order.amount, at)
+            except KeyError:
+                return 404, {"error": f"the emulator holds no order {order.order_id!r} of {item.account}"}
         notify_url = order.notify_url or item.notify_url
         answer: dict[str, Any] = {
             "account": item.account, "order_id": order.order_id, "amount": f"{order.amount:.2f}",
             "at": at.isoformat(), "notify_url": notify_url, "notified": order.notify, "status": None,
         }  # fmt: skip
+        if order.refund_id is not None:
+            answer["refund_id"] = order.refund_id
         if not order.notify:
-            log.info(
-                "order %r of %s paid at the emulator; its notification dropped", order.order_id, item.account
-            )
-            return answer
+            log.info("%s of %s done at the emulator; its notification dropped", what, item.account)
+            return 201, answer
         import httpx
 
         try:
@@ -225,13 +240,13 @@ class EmulatorApp:
                 )
         except httpx.HTTPError as exc:
             answer["error"] = f"{type(exc).__name__}: {exc}"
-            log.warning("order %r of %s: its notification to %s failed: %s", order.order_id, item.account,
-                        notify_url, answer["error"])  # fmt: skip
-            return answer
+            log.warning("%s of %s: its notification to %s failed: %s", what, item.account, notify_url,
+                        answer["error"])  # fmt: skip
+            return 201, answer
         answer["status"] = response.status_code
-        log.info("order %r of %s paid at the emulator; notified %s: HTTP %d", order.order_id, item.account,
-                 notify_url, response.status_code)  # fmt: skip
-        return answer
+        log.info("%s of %s done at the emulator; notified %s: HTTP %d", what, item.account, notify_url,
+                 response.status_code)  # fmt: skip
+        return 201, answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,21 +255,29 @@ class _Order:
     amount: Decimal
     notify: bool
     notify_url: str | None
+    refund_id: str | None = None
 
 
-def _order(body: bytes) -> _Order:
+_FIELDS = {False: "{order_id, amount, notify}", True: "{order_id, refund_id, amount, notify}"}
+
+
+def _order(body: bytes, *, refund: bool = False) -> _Order:
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
-        raise ValueError("the body is not JSON: {order_id, amount, notify}") from None
+        raise ValueError(f"the body is not JSON: {_FIELDS[refund]}") from None
     if not isinstance(data, dict):
-        raise ValueError("the body must be a JSON object: {order_id, amount, notify}")
-    unknown = set(data) - {"order_id", "amount", "notify", "notify_url"}
+        raise ValueError(f"the body must be a JSON object: {_FIELDS[refund]}")
+    known = {"order_id", "amount", "notify", "notify_url"} | ({"refund_id"} if refund else set())
+    unknown = set(data) - known
     if unknown:
-        raise ValueError(f"unknown fields {sorted(unknown)}: give order_id, amount, notify, notify_url")
-    order_id = data.get("order_id")
-    if not isinstance(order_id, str) or not order_id.strip() or len(order_id) > 64:
-        raise ValueError("order_id must be a non-empty string of at most 64 characters")
+        raise ValueError(f"unknown fields {sorted(unknown)}: give {', '.join(sorted(known))}")
+    ids = ("order_id", "refund_id") if refund else ("order_id",)
+    for name in ids:
+        value = data.get(name)
+        if not isinstance(value, str) or not value.strip() or len(value) > 64:
+            raise ValueError(f"{name} must be a non-empty string of at most 64 characters")
+    order_id = data["order_id"]
     raw_amount = data.get("amount")
     if isinstance(raw_amount, bool) or not isinstance(raw_amount, str | int | float):
         raise ValueError("amount must be a number or a string, in major units: 88.88")
@@ -272,7 +295,7 @@ def _order(body: bytes) -> _Order:
         not isinstance(notify_url, str) or urlsplit(notify_url).scheme not in ("http", "https")
     ):
         raise ValueError("notify_url must be an http(s) URL")
-    return _Order(order_id, amount, notify, notify_url)
+    return _Order(order_id, amount, notify, notify_url, data["refund_id"] if refund else None)
 
 
 async def _body(receive: Receive) -> bytes | None:

@@ -351,4 +351,10 @@ def local_emulator(settings: AlipaySettings, directory: Path) -> LocalEmulator |
         headers = {"content-type": "application/x-www-form-urlencoded; charset=utf-8"}
         return DemoRequest(f"TRADE_SUCCESS {order_id}", "notify", headers=headers, body=body)
 
-    return LocalEmulator(emulator, settings.base_url, pay)
+    def refund(order_id: str, refund_id: str, amount: Decimal, at: datetime) -> DemoRequest:
+        emulator.refund(refund_id, order_id, refund_amount=f"{amount:.2f}")
+        body = emulator.notification(order=order_id, refund=refund_id)
+        headers = {"content-type": "application/x-www-form-urlencoded; charset=utf-8"}
+        return DemoRequest(f"refund {refund_id} of {order_id}", "notify", headers=headers, body=body)
+
+    return LocalEmulator(emulator, settings.base_url, pay, refund)

@@ -413,4 +413,12 @@ def local_emulator(settings: UnionPaySettings, directory: Path) -> LocalEmulator
         headers = {"content-type": "application/x-www-form-urlencoded; charset=utf-8"}
         return DemoRequest(f"consume {order_id}", "notify", headers=headers, body=body)
 
-    return LocalEmulator(emulator, settings.base_url, pay)
+    def refund(order_id: str, refund_id: str, amount: Decimal, at: datetime) -> DemoRequest:
+        if not any(t["orderId"] == order_id and t["txnType"] == "01" for t in emulator.transactions.values()):
+            raise KeyError(order_id)
+        transaction = emulator.refund(refund_id, order_id, txn_amt=str(int(amount * 100)), txn_time=at)
+        body = emulator.notification(transaction)
+        headers = {"content-type": "application/x-www-form-urlencoded; charset=utf-8"}
+        return DemoRequest(f"refund {refund_id} of {order_id}", "notify", headers=headers, body=body)
+
+    return LocalEmulator(emulator, settings.base_url, pay, refund)

@@ -309,11 +309,16 @@ def local_v2_emulator(settings: WeChatPayV2Settings, directory: Path) -> LocalEm
     )  # fmt: skip
     emulator.base_url = settings.base_url
 
+    xml = {"content-type": "text/xml"}
+
     def pay(order_id: str, amount: Decimal, at: datetime) -> DemoRequest:
         emulator.pay(order_id, total_fee=int(amount * 100))
         body = emulator.notification(order=order_id)
-        return DemoRequest(
-            f"payment SUCCESS {order_id}", "notify", headers={"content-type": "text/xml"}, body=body
-        )
+        return DemoRequest(f"payment SUCCESS {order_id}", "notify", headers=xml, body=body)
 
-    return LocalEmulator(emulator, settings.base_url, pay)
+    def refund(order_id: str, refund_id: str, amount: Decimal, at: datetime) -> DemoRequest:
+        emulator.refund(refund_id, order_id, refund_fee=int(amount * 100))
+        body = emulator.notification(refund=refund_id)
+        return DemoRequest(f"refund SUCCESS {refund_id}", "notify", headers=xml, body=body)
+
+    return LocalEmulator(emulator, settings.base_url, pay, refund)

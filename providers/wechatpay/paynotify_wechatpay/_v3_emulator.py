@@ -375,4 +375,9 @@ def local_v3_emulator(settings: WeChatPayV3Settings, directory: Path) -> LocalEm
         headers, body = emulator.notification(order=order_id)
         return DemoRequest(f"TRANSACTION.SUCCESS {order_id}", "notify", headers=headers, body=body)
 
-    return LocalEmulator(emulator, settings.base_url, pay)
+    def refund(order_id: str, refund_id: str, amount: Decimal, at: datetime) -> DemoRequest:
+        emulator.refund(refund_id, order_id, refund=int(amount * 100))
+        headers, body = emulator.notification(refund=refund_id)
+        return DemoRequest(f"REFUND.SUCCESS {refund_id}", "notify", headers=headers, body=body)
+
+    return LocalEmulator(emulator, settings.base_url, pay, refund)
