@@ -460,7 +460,7 @@ class Notifier:
     ) -> Expectation:
         """Record that order `order_id`'s payment (with `refund_id`: that refund) is awaited until
         `until` (an aware datetime, a timedelta from now, or Unix seconds). If no final state of it
-        is delivered by then, the sweeper asks the provider (1, 3, 10, 30 min, then hourly) and
+        is delivered by then, the sweeper asks (`first_query_after`, 1 min, then 3, 10, 30, hourly) and
         delivers what it says; a final state delivered by either path settles it. Idempotent: the
         record already there is returned. `at` is when it was paid, for UnionPay's query.
         """

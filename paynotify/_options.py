@@ -36,6 +36,8 @@ class Options:
     `expectations` lets `Notifier.expect` record awaited payments and refunds, and a delivered final
     state close them; `sweeper` asks the providers about those overdue, at most `sweep_rate` questions
     a second per account (None: in `paynotify serve` and `paynotify worker`, not in your own process).
+    An expectation is first asked about `first_query_after` seconds after `expect` (a minute: its
+    notification usually comes first; a second or less to see the sweeper at work locally).
     """
 
     delivery: Delivery = "inline"
@@ -54,6 +56,7 @@ class Options:
     expectations: bool = True
     sweeper: bool | None = None
     sweep_rate: float = 1.0
+    first_query_after: float = 60.0
 
     def __post_init__(self) -> None:
         if self.delivery not in ("inline", "queued"):
@@ -105,3 +108,4 @@ class OptionValues(TypedDict, total=False):
     expectations: bool
     sweeper: bool | None
     sweep_rate: float
+    first_query_after: float

@@ -17,8 +17,11 @@ knows nothing of Starlette, stores or subscribers.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
@@ -28,7 +31,15 @@ from paynotify._errors import NotificationError
 from paynotify._http import InboundRequest, Reply
 from paynotify._result import PaymentResult, UnhandledEvent
 
-__all__ = ["Account", "AccountSettings", "DemoAccount", "DemoRequest", "Provider", "StarterAccount"]
+__all__ = [
+    "Account",
+    "AccountSettings",
+    "DemoAccount",
+    "DemoRequest",
+    "LocalEmulator",
+    "Provider",
+    "StarterAccount",
+]
 
 
 class AccountSettings(BaseModel):
@@ -127,6 +138,27 @@ class StarterAccount:
     files: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class LocalEmulator:
+    """The provider played locally for one account, for `paynotify emulate`
+    (docs/develop-without-the-provider.md).
+
+    `app` is an ASGI app, the provider's emulator from its `testing` module, answering the account's
+    API requests (its queries) signed with the provider's side of the throwaway keys; `paynotify
+    emulate` serves it under the path of `base_url` (the account's), the app seeing the rest of the
+    path. `pay(order_id, amount, at)` records at the emulator that the buyer paid `amount` (major
+    units) for the order at `at` (aware, whole seconds; UnionPay's query names it), so a query finds
+    it, and returns the notification the provider sends about it: what `emulate` POSTs to the
+    account's notify URL, or drops. `refund(order_id, refund_id, amount, at)`, when offered, does
+    the same for a refund of a paid order (KeyError for an order the emulator does not hold).
+    """
+
+    app: Any
+    base_url: str
+    pay: Callable[[str, Decimal, datetime], DemoRequest]
+    refund: Callable[[str, str, Decimal, datetime], DemoRequest] | None = None
+
+
 class Provider(ABC, Generic[SettingsT]):
     """A payment provider plugin. One instance serves every account of that provider."""
 
@@ -171,6 +203,18 @@ class Provider(ABC, Generic[SettingsT]):
         return None
 
     @classmethod
-    def starter(cls) -> StarterAccount | None:
-        """A throwaway account for `paynotify init`; providers without testing helpers return None."""
+    def starter(cls, emulator: str | None = None) -> StarterAccount | None:
+        """A throwaway account for `paynotify init`; providers without testing helpers return None.
+
+        With `emulator` (the address `paynotify emulate` listens at, `http://127.0.0.1:8001`), the
+        account also gets what a query needs (throwaway merchant keys) and a `base_url` under
+        `{emulator}/{account}`, and the provider's side of those keys goes to `keys/provider-side/`
+        for `emulator()` to sign with."""
+        return None
+
+    def emulator(self, account: Account[SettingsT], directory: Path) -> LocalEmulator | None:
+        """The provider's emulator for `account` of a service `paynotify init` wrote into
+        `directory`, signing with the provider's side of the keys `starter()` put in
+        `keys/provider-side/`; None when the provider has none (or the account has no `base_url`
+        or query keys to be emulated with)."""
         return None

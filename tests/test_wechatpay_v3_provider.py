@@ -67,12 +67,14 @@ def test_public_names_are_pinned() -> None:
     assert testing.__all__ == sorted(testing.__all__)
     v3_helpers = [name for name in testing.__all__ if "v3" in name.lower()]
     assert v3_helpers == [
+        "PROVIDER_SIDE_V3_KEY",
         "V3SigningKey",
         "WeChatPayV3Emulator",
         "encrypt_v3_resource",
         "generate_apiv3_key",
         "generate_v3_platform_certificate",
         "generate_v3_public_key",
+        "local_v3_emulator",
         "make_v3_notify",
         "make_v3_refund_notify",
         "make_v3_transaction_notify",

@@ -28,6 +28,7 @@ from paynotify._errors import ConfigurationError
 from paynotify._notifier import Notifier
 from paynotify._stores.expectations import Expectation, ExpectationState
 from paynotify.cli._arguments import add_config_argument
+from paynotify.cli._query import beijing_moment
 
 __all__ = ["add_expect_parser", "add_expectations_parser", "run_expect", "run_expectations"]
 
@@ -69,6 +70,11 @@ def add_expect_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     expect.add_argument(
         "--until", type=span_or_moment, required=True, help="24h, 2d from now, or an ISO date and time"
     )
+    expect.add_argument(
+        "--at",
+        type=beijing_moment,
+        help="when the order was paid, ISO, Beijing time unless it has an offset (UnionPay's txnTime)",
+    )
     add_config_argument(expect)
 
 
@@ -81,7 +87,7 @@ def run_expect(args: argparse.Namespace, out: IO[str] | None = None) -> int:
         try:
             return await notifier.expect(
                 args.account, args.order_id, amount=args.amount, currency=args.currency,
-                refund_id=args.refund, until=args.until,
+                refund_id=args.refund, until=args.until, at=getattr(args, "at", None),
             )  # fmt: skip
         finally:
             await notifier.store.close()

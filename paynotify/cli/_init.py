@@ -8,19 +8,25 @@ the service genuinely signed notifications; paynotify never reads it.
 
 Each account comes from a provider's `starter()` (the providers make their keys with their own
 `testing` helpers): every installed provider that has one, first-party or third-party alike.
+Each account is also given what a query needs (the merchant's throwaway keys) and a `base_url` on
+`paynotify emulate`'s address (`emulator`, http://127.0.0.1:8001 unless told otherwise), so the
+service works end to end against the providers' emulators (docs/develop-without-the-provider.md).
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from paynotify._errors import ConfigurationError
-from paynotify._provider import StarterAccount
+from paynotify._provider import Provider, StarterAccount
 from paynotify._registry import Registry
 from paynotify._registry import registry as default_registry
+from paynotify.cli._emulate import DEFAULT_EMULATOR
 
 __all__ = ["init_project"]
 
@@ -54,17 +60,31 @@ _README = """# A paynotify service
 
 Run it: `paynotify serve --config paynotify.toml` (then `paynotify events list --config paynotify.toml`).
 
+Without the providers: `paynotify emulate --config paynotify.toml` plays every account's provider at
+{emulator} (each account's `base_url` points there): create an order with
+
+    curl -d '{{"order_id": "order-1", "amount": "88.88", "notify": false}}' \
+        {emulator}/_emulator/shop-alipay/orders
+
+(`notify: true` sends its notification to the service), then `paynotify expect` it and watch the
+sweeper of `paynotify serve` recover it (docs: "Develop without the provider").
+
 Every key here is a throwaway test key made by `paynotify init`: replace them with your accounts'
 real ones (Alipay's public key, your WeChat Pay keys, UnionPay's certificates) before going live, and
 delete `keys/provider-side/`, which holds the providers' side of the test keys for signing test
-notifications (see docs/testing.md). Notification URLs: `http://HOST:PORT/{account}/notify`.
+notifications (see docs/testing.md). Notification URLs: `http://HOST:PORT/{{account}}/notify`.
 """
 
 
 def init_project(
-    directory: Path, *, force: bool = False, registry: Registry | None = None
+    directory: Path,
+    *,
+    force: bool = False,
+    registry: Registry | None = None,
+    emulator: str = DEFAULT_EMULATOR,
 ) -> list[tuple[str, StarterAccount]]:
     """Write the service into `directory`; refuses to overwrite a paynotify.toml unless `force`.
+    The accounts' `base_url` point at `emulator` (`paynotify emulate`'s address).
     Returns (provider name, account) of each account written."""
     config = directory / "paynotify.toml"
     if config.exists() and not force:
@@ -72,7 +92,7 @@ def init_project(
     found = registry or default_registry
     starters: list[tuple[str, StarterAccount]] = []
     for name in found.names():
-        starter = found.get(name).starter()
+        starter = _starter(found.get(name), emulator)
         if starter is not None:
             starters.append((name, starter))
     if not starters:
@@ -94,8 +114,15 @@ def init_project(
             _write_secret(directory / name, content)
     config.write_text("\n".join(lines) + "\n", encoding="utf-8")
     (directory / "subs.py").write_text(_SUBS, encoding="utf-8")
-    (directory / "README.md").write_text(_README, encoding="utf-8")
+    (directory / "README.md").write_text(_README.format(emulator=emulator), encoding="utf-8")
     return starters
+
+
+def _starter(provider: Provider[Any], emulator: str) -> StarterAccount | None:
+    # A third party's starter() written before the `emulator` parameter existed still works.
+    if "emulator" in inspect.signature(provider.starter).parameters:
+        return provider.starter(emulator=emulator)
+    return provider.starter()
 
 
 def _toml(value: str | Sequence[str]) -> str:

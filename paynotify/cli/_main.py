@@ -1,4 +1,5 @@
-"""The `paynotify` command: demo, init, serve, worker, events, query, reconcile, webhooks, providers."""
+"""The `paynotify` command: demo, init, serve, emulate, worker, events, query, reconcile, webhooks,
+providers."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from paynotify._errors import PaynotifyError
+from paynotify.cli._emulate import DEFAULT_EMULATOR, add_emulate_parser, run_emulate
+from paynotify.cli._emulate import url as emulator_url
 from paynotify.cli._events import add_events_parser, port, positive_float, positive_int, run_events
 from paynotify.cli._expectations import (
     add_expect_parser,
@@ -37,6 +40,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     init = commands.add_parser("init", help="write a runnable service with throwaway test keys into DIR")
     init.add_argument("directory", type=Path, metavar="DIR")
     init.add_argument("--force", action="store_true", help="overwrite an existing DIR/paynotify.toml")
+    init.add_argument(
+        "--emulator",
+        type=emulator_url,
+        default=DEFAULT_EMULATOR,
+        metavar="URL",
+        help="where `paynotify emulate` will listen; every account's base_url (default: %(default)s)",
+    )
     serve = commands.add_parser("serve", help="serve the accounts of a TOML config file")
     serve.add_argument("--config", type=Path, required=True)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
@@ -68,6 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="seconds an idle keep-alive connection is kept (default: %(default)s)",
     )
     add_serve_arguments(serve)
+    add_emulate_parser(commands)
     worker = commands.add_parser("worker", help="dispatch queued events of a TOML config, without HTTP")
     worker.add_argument("--config", type=Path, required=True)
     add_events_parser(commands)
@@ -101,10 +112,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "init":
         from paynotify.cli._init import init_project
 
-        made = init_project(args.directory, force=args.force)
+        made = init_project(args.directory, force=args.force, emulator=args.emulator)
         config = args.directory / "paynotify.toml"
         print(f"wrote {config} with accounts {', '.join(s.account for _, s in made)} (throwaway test keys)")
         print(f"run it: paynotify serve --config {config}")
+        print(f"and its providers, locally: paynotify emulate --config {config}  (at {args.emulator})")
         return 0
     if args.command in ("serve", "worker"):
         from paynotify._notifier import Notifier
@@ -133,6 +145,8 @@ def _run(args: argparse.Namespace) -> int:
                 **serve_options(args),
             )
         return 0
+    if args.command == "emulate":
+        return run_emulate(args)
     if args.command == "events":
         return _quiet_on_closed_pipe(run_events, args)
     if args.command == "query":

@@ -100,5 +100,5 @@ async def expect(
     return await expectations.expect(
         account, order_id, amount=amount, currency=currency, refund_id=refund_id,
         until=unix_time(until, now=now), at=None if at is None else unix_time(at, now=now),
-        first_due=first_due, now=now,
+        first_due=now + notifier.options.first_query_after if first_due is None else first_due, now=now,
     )  # fmt: skip

@@ -39,23 +39,26 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
-from paynotify import BEIJING, canonical_b64decode
+from paynotify import BEIJING, DemoRequest, LocalEmulator, canonical_b64decode
 from paynotify_alipay import testing
 from paynotify_alipay._api import BILL_QUERY, NO_BILL, REFUND_QUERY, TRADE_QUERY
 from paynotify_alipay._certs import cert_sn, root_cert_sn
 from paynotify_alipay._emulator_bills import BillFaults, trade_bill_zip
+from paynotify_alipay._settings import AlipaySettings
 from paynotify_alipay._signature import SignType, sign
 
-__all__ = ["BILL_PATH", "EMULATOR_BASE_URL", "AlipayEmulator", "BillFaults"]
+__all__ = ["BILL_PATH", "EMULATOR_BASE_URL", "AlipayEmulator", "BillFaults", "local_emulator"]
 
 EMULATOR_BASE_URL = "http://alipay.emulator/gateway.do"
 """The base_url accounts are given (an EmulatorTransport routes its host to the emulator)."""
@@ -324,3 +327,34 @@ class AlipayEmulator:
             text += f',"alipay_cert_sn":"{cert_sn(self.alipay_cert)}"'
         text += "}"
         return self.tamper(text) if self.tamper is not None else text
+
+
+def local_emulator(settings: AlipaySettings, directory: Path) -> LocalEmulator | None:
+    """The emulator of an account `paynotify init` wrote into `directory` (`paynotify emulate`):
+    it signs with Alipay's side of the account's key (`PROVIDER_SIDE_KEY`) and checks requests with
+    the app's key. None for an account without an app private key or that file (or in certificate
+    mode: the emulator would need the certificates' keys)."""
+    path = directory / testing.PROVIDER_SIDE_KEY
+    if settings.app_key is None or settings.alipay_cert_sn is not None or not path.is_file():
+        return None
+    alipay_key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(alipay_key, RSAPrivateKey):
+        return None
+    emulator = AlipayEmulator(
+        app_id=settings.app_id, alipay_key=alipay_key, app_key=settings.app_key, sign_type=settings.sign_type
+    )
+    emulator.base_url = settings.base_url
+
+    def pay(order_id: str, amount: Decimal, at: datetime) -> DemoRequest:
+        emulator.pay(order_id, total_amount=f"{amount:.2f}")
+        body = emulator.notification(order=order_id)
+        headers = {"content-type": "application/x-www-form-urlencoded; charset=utf-8"}
+        return DemoRequest(f"TRADE_SUCCESS {order_id}", "notify", headers=headers, body=body)
+
+    def refund(order_id: str, refund_id: str, amount: Decimal, at: datetime) -> DemoRequest:
+        emulator.refund(refund_id, order_id, refund_amount=f"{amount:.2f}")
+        body = emulator.notification(order=order_id, refund=refund_id)
+        headers = {"content-type": "application/x-www-form-urlencoded; charset=utf-8"}
+        return DemoRequest(f"refund {refund_id} of {order_id}", "notify", headers=headers, body=body)
+
+    return LocalEmulator(emulator, settings.base_url, pay, refund)

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 from urllib.parse import unquote_plus
 
@@ -53,6 +54,7 @@ from paynotify import (
     InboundRequest,
     InvalidContent,
     Kind,
+    LocalEmulator,
     MalformedNotification,
     NotANotification,
     NotificationError,
@@ -175,20 +177,32 @@ class AlipayProvider(Provider[AlipaySettings]):
         return _NACK
 
     @classmethod
-    def starter(cls) -> StarterAccount:
+    def starter(cls, emulator: str | None = None) -> StarterAccount:
         """A throwaway account for `paynotify init`: a fresh key pair, the public half as the
-        account's Alipay public key."""
+        account's Alipay public key. With `emulator`, also the app's own key pair (its private half
+        signs queries) and a `base_url` on the emulator."""
         from paynotify_alipay import testing
 
         key = testing.generate_key()
-        return StarterAccount(
-            "shop-alipay",
-            {"app_id": "2021000000000000", "alipay_public_key_file": "keys/alipay_public_key.pem"},
-            {
-                "keys/alipay_public_key.pem": testing.public_key_pem(key),
-                "keys/provider-side/alipay_private_key.pem": testing.private_key_pem(key),
-            },
-        )
+        account = "shop-alipay"
+        settings = {"app_id": "2021000000000000", "alipay_public_key_file": "keys/alipay_public_key.pem"}
+        files = {
+            "keys/alipay_public_key.pem": testing.public_key_pem(key),
+            testing.PROVIDER_SIDE_KEY: testing.private_key_pem(key),
+        }
+        if emulator is not None:
+            settings |= {
+                "app_private_key_file": "keys/alipay_app_private_key.pem",
+                "base_url": f"{emulator.rstrip('/')}/{account}/gateway.do",
+            }
+            files["keys/alipay_app_private_key.pem"] = testing.private_key_pem(testing.generate_key())
+        return StarterAccount(account, settings, files)
+
+    def emulator(self, account: Account[AlipaySettings], directory: Path) -> LocalEmulator | None:
+        """An `AlipayEmulator` for the account, signing with `keys/provider-side/alipay_private_key.pem`."""
+        from paynotify_alipay import testing
+
+        return testing.local_emulator(account.settings, directory)
 
     @classmethod
     def demo(cls) -> DemoAccount:

@@ -40,15 +40,17 @@ from paynotify_alipay._form import python_charset
 from paynotify_alipay._signature import SignType, sign, sign_content
 
 if TYPE_CHECKING:
-    from paynotify_alipay._emulator import AlipayEmulator
+    from paynotify_alipay._emulator import AlipayEmulator, local_emulator
 
 __all__ = [
     "BUYER_ID",
+    "PROVIDER_SIDE_KEY",
     "SELLER_ID",
     "AlipayEmulator",
     "certificate_pem",
     "encode_form",
     "generate_key",
+    "local_emulator",
     "make_notify",
     "make_return",
     "private_key_pem",
@@ -59,6 +61,8 @@ __all__ = [
 SELLER_ID = "2088000000000001"
 """The seller_id (merchant PID) the helpers put in notifications unless told otherwise."""
 BUYER_ID = "2088000000000002"
+PROVIDER_SIDE_KEY = "keys/provider-side/alipay_private_key.pem"
+"""Where `paynotify init` writes Alipay's side of the key pair (relative to the service's directory)."""
 
 _TIME = "%Y-%m-%d %H:%M:%S"
 _PAID = ("TRADE_SUCCESS", "TRADE_FINISHED")
@@ -281,4 +285,8 @@ def __getattr__(name: str) -> Any:
         from paynotify_alipay._emulator import AlipayEmulator
 
         return AlipayEmulator
+    if name == "local_emulator":
+        from paynotify_alipay._emulator import local_emulator
+
+        return local_emulator
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

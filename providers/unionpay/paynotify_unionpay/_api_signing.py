@@ -15,7 +15,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-__all__ = ["SigningKey", "load_signing_pfx"]
+__all__ = ["SigningKey", "load_signing_pfx", "pfx_bytes"]
 
 _MAX_PFX = 64 * 1024
 
@@ -28,7 +28,7 @@ class SigningKey:
     key: RSAPrivateKey = field(repr=False)
 
 
-def _pfx_bytes(value: str | Path) -> bytes:
+def pfx_bytes(value: str | Path) -> bytes:
     """A path to the .pfx, or its base64 (for `signing_pfx_env`): a value naming a file is a path."""
     if isinstance(value, str):
         text = value.strip()
@@ -50,7 +50,7 @@ def _pfx_bytes(value: str | Path) -> bytes:
 
 def load_signing_pfx(value: str | Path, password: str) -> SigningKey:
     """The signing key in a .pfx; ValueError naming the problem (never the password or the key)."""
-    data = _pfx_bytes(value)
+    data = pfx_bytes(value)
     try:
         key, certificate, _ = pkcs12.load_key_and_certificates(data, password.encode("utf-8") or None)
     except ValueError:

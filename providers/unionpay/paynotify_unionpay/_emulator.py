@@ -36,24 +36,35 @@ import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, pkcs12
 from cryptography.x509.oid import NameOID
 
-from paynotify import BEIJING, MalformedNotification
+from paynotify import BEIJING, DemoRequest, LocalEmulator, MalformedNotification
 from paynotify_unionpay import testing
+from paynotify_unionpay._api_signing import pfx_bytes
 from paynotify_unionpay._emulator_bills import BillFaults, bill_zip
 from paynotify_unionpay._form import decode_form
+from paynotify_unionpay._settings import UnionPaySettings
 from paynotify_unionpay._signature import sign_string, signed_message
 
-__all__ = ["EMULATOR_BASE_URL", "BillFaults", "UnionPayEmulator"]
+__all__ = [
+    "EMULATOR_BASE_URL",
+    "BillFaults",
+    "MerchantCertificate",
+    "UnionPayEmulator",
+    "generate_merchant_certificate",
+    "local_emulator",
+]
 
 EMULATOR_BASE_URL = "http://unionpay.emulator"
 _TIME = "%Y%m%d%H%M%S"
@@ -369,3 +380,45 @@ def _settle_day(mmdd: str) -> date | None:
         if len(mmdd) == 4 and day <= today:
             return day
     return None
+
+
+def local_emulator(settings: UnionPaySettings, directory: Path) -> LocalEmulator | None:
+    """The emulator of an account `paynotify init` wrote into `directory` (`paynotify emulate`):
+    it signs with the key of the account's trusted chain's leaf (`PROVIDER_SIDE_KEY`, the first
+    `verify_certs`) and checks requests with the merchant's signing certificate. None for an
+    account without a signing certificate, `base_url`, its certificates as text, or that file."""
+    path = directory / testing.PROVIDER_SIDE_KEY
+    certs = settings.verify_certs if isinstance(settings.verify_certs, list) else [settings.verify_certs]
+    texts = [settings.root_cert, settings.middle_cert, certs[0] if certs else None]
+    if settings.signing_pfx is None or settings.base_url is None or not path.is_file():
+        return None
+    if not all(isinstance(text, str) and "-----BEGIN" in text for text in texts):
+        return None
+    root, middle, leaf = (x509.load_pem_x509_certificate(str(text).encode("ascii")) for text in texts)
+    leaf_key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    password = settings.signing_pfx_password.get_secret_value() if settings.signing_pfx_password else ""
+    key, certificate, _ = pkcs12.load_key_and_certificates(pfx_bytes(settings.signing_pfx), password.encode())
+    if not isinstance(leaf_key, RSAPrivateKey) or not isinstance(key, RSAPrivateKey) or certificate is None:
+        return None
+    # Only the leaf signs: the root's and middle's keys are never needed (nor written by init).
+    chain = testing.SigningChain(leaf_key, root, leaf_key, middle, leaf_key, leaf)
+    emulator = UnionPayEmulator(
+        mer_id=settings.mer_id, chain=chain, merchant=MerchantCertificate(key, certificate, password)
+    )
+    emulator.base_url = settings.base_url
+
+    def pay(order_id: str, amount: Decimal, at: datetime) -> DemoRequest:
+        transaction = emulator.pay(order_id, txn_amt=str(int(amount * 100)), txn_time=at)
+        body = emulator.notification(transaction)
+        headers = {"content-type": "application/x-www-form-urlencoded; charset=utf-8"}
+        return DemoRequest(f"consume {order_id}", "notify", headers=headers, body=body)
+
+    def refund(order_id: str, refund_id: str, amount: Decimal, at: datetime) -> DemoRequest:
+        if not any(t["orderId"] == order_id and t["txnType"] == "01" for t in emulator.transactions.values()):
+            raise KeyError(order_id)
+        transaction = emulator.refund(refund_id, order_id, txn_amt=str(int(amount * 100)), txn_time=at)
+        body = emulator.notification(transaction)
+        headers = {"content-type": "application/x-www-form-urlencoded; charset=utf-8"}
+        return DemoRequest(f"refund {refund_id} of {order_id}", "notify", headers=headers, body=body)
+
+    return LocalEmulator(emulator, settings.base_url, pay, refund)

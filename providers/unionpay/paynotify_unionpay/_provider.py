@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import ClassVar
 
 from paynotify import (
@@ -27,6 +28,7 @@ from paynotify import (
     DemoRequest,
     InboundRequest,
     InFlight,
+    LocalEmulator,
     MalformedNotification,
     NotificationError,
     PaymentResult,
@@ -133,9 +135,13 @@ class UnionPayProvider(Provider[UnionPaySettings]):
         return Reply.text("fail", status)
 
     @classmethod
-    def starter(cls) -> StarterAccount:
+    def starter(cls, emulator: str | None = None) -> StarterAccount:
         """A throwaway account for `paynotify init`: a fresh CFCA-like chain trusted as the account's
-        root and middle, its leaf as the 5.0.0 verify certificate."""
+        root and middle, its leaf as the 5.0.0 verify certificate. With `emulator`, also the
+        merchant's signing certificate (a .pfx, as base64, and its password: they sign queries)
+        and a `base_url` and `file_url` on the emulator."""
+        import base64
+
         from cryptography.hazmat.primitives import serialization
 
         from paynotify_unionpay import testing
@@ -144,21 +150,38 @@ class UnionPayProvider(Provider[UnionPaySettings]):
         leaf_key = chain.leaf_key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         ).decode("ascii")
-        return StarterAccount(
-            "shop-unionpay",
-            {
-                "mer_id": testing.MER_ID,
-                "root_cert_file": "keys/unionpay_root.pem",
-                "middle_cert_file": "keys/unionpay_middle.pem",
-                "verify_certs_file": ["keys/unionpay_verify.pem"],
-            },
-            {
-                "keys/unionpay_root.pem": chain.root_pem,
-                "keys/unionpay_middle.pem": chain.middle_pem,
-                "keys/unionpay_verify.pem": chain.leaf_pem,
-                "keys/provider-side/unionpay_signing_key.pem": leaf_key,
-            },
-        )
+        account = "shop-unionpay"
+        settings: dict[str, str | list[str]] = {
+            "mer_id": testing.MER_ID,
+            "root_cert_file": "keys/unionpay_root.pem",
+            "middle_cert_file": "keys/unionpay_middle.pem",
+            "verify_certs_file": ["keys/unionpay_verify.pem"],
+        }
+        files = {
+            "keys/unionpay_root.pem": chain.root_pem,
+            "keys/unionpay_middle.pem": chain.middle_pem,
+            "keys/unionpay_verify.pem": chain.leaf_pem,
+            testing.PROVIDER_SIDE_KEY: leaf_key,
+        }
+        if emulator is not None:
+            merchant = testing.generate_merchant_certificate()
+            url = f"{emulator.rstrip('/')}/{account}"
+            settings |= {
+                "signing_pfx_file": "keys/unionpay_signing_pfx.b64",
+                "signing_pfx_password_file": "keys/unionpay_signing_pfx_password",
+                "base_url": url,
+                "file_url": url + "/",
+            }
+            files["keys/unionpay_signing_pfx.b64"] = base64.b64encode(merchant.pfx).decode("ascii")
+            files["keys/unionpay_signing_pfx_password"] = merchant.password
+        return StarterAccount(account, settings, files)
+
+    def emulator(self, account: Account[UnionPaySettings], directory: Path) -> LocalEmulator | None:
+        """A `UnionPayEmulator` for the account, signing with the leaf of its chain
+        (`keys/provider-side/unionpay_signing_key.pem`)."""
+        from paynotify_unionpay import testing
+
+        return testing.local_emulator(account.settings, directory)
 
     @classmethod
     def demo(cls) -> DemoAccount:

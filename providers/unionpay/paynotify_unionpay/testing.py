@@ -42,10 +42,11 @@ from paynotify_unionpay._form import python_encoding
 from paynotify_unionpay._signature import Version, sign, sign_string
 
 if TYPE_CHECKING:
-    from paynotify_unionpay._emulator import UnionPayEmulator
+    from paynotify_unionpay._emulator import UnionPayEmulator, generate_merchant_certificate, local_emulator
 
 __all__ = [
     "MER_ID",
+    "PROVIDER_SIDE_KEY",
     "TEST_CN_ORG",
     "UNIONPAY_CN_ORG",
     "SigningChain",
@@ -53,6 +54,8 @@ __all__ = [
     "encode_form",
     "generate_chain",
     "generate_key",
+    "generate_merchant_certificate",
+    "local_emulator",
     "make_notify",
     "query_id",
     "sign_fields",
@@ -60,6 +63,8 @@ __all__ = [
 
 MER_ID = "777290058110001"
 """The merId (商户号) the examples and the demo use."""
+PROVIDER_SIDE_KEY = "keys/provider-side/unionpay_signing_key.pem"
+"""Where `paynotify init` writes the key of the chain's leaf, UnionPay's side (relative to the service)."""
 
 CertHash = Literal["sha1", "sha256"]
 
@@ -305,4 +310,8 @@ def __getattr__(name: str) -> Any:
         from paynotify_unionpay._emulator import UnionPayEmulator
 
         return UnionPayEmulator
+    if name in ("generate_merchant_certificate", "local_emulator"):
+        from paynotify_unionpay import _emulator
+
+        return getattr(_emulator, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -34,17 +34,20 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-from paynotify import BEIJING, MalformedNotification, VerificationError
+from paynotify import BEIJING, DemoRequest, LocalEmulator, MalformedNotification, VerificationError
 from paynotify_wechatpay import testing
 from paynotify_wechatpay._v2_api import ORDER_QUERY_PATH, REFUND_QUERY_PATH
+from paynotify_wechatpay._v2_settings import WeChatPayV2Settings
 from paynotify_wechatpay._v2_signature import SIGN_TYPES, SignType, sign, verify
 from paynotify_wechatpay._xml import parse_flat_xml, to_xml
 
-__all__ = ["EMULATOR_BASE_URL", "WeChatPayV2Emulator"]
+__all__ = ["EMULATOR_BASE_URL", "WeChatPayV2Emulator", "local_v2_emulator"]
 
 EMULATOR_BASE_URL = "http://wechatpay-v2.emulator"
 """The base_url accounts are given; any host works, the ASGI transport ignores it."""
@@ -295,3 +298,27 @@ async def _reply(send: SendAsgi, status: int, body: bytes, content_type: str) ->
     headers = [(b"content-type", content_type.encode("ascii")), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def local_v2_emulator(settings: WeChatPayV2Settings, directory: Path) -> LocalEmulator:
+    """The emulator of an account (`paynotify emulate`): the API key signs both ways, so it needs
+    nothing from `directory`."""
+    emulator = WeChatPayV2Emulator(
+        appid=settings.appid, mch_id=settings.mch_id, api_key=settings.api_key.get_secret_value(),
+        sign_type=settings.sign_type,
+    )  # fmt: skip
+    emulator.base_url = settings.base_url
+
+    xml = {"content-type": "text/xml"}
+
+    def pay(order_id: str, amount: Decimal, at: datetime) -> DemoRequest:
+        emulator.pay(order_id, total_fee=int(amount * 100))
+        body = emulator.notification(order=order_id)
+        return DemoRequest(f"payment SUCCESS {order_id}", "notify", headers=xml, body=body)
+
+    def refund(order_id: str, refund_id: str, amount: Decimal, at: datetime) -> DemoRequest:
+        emulator.refund(refund_id, order_id, refund_fee=int(amount * 100))
+        body = emulator.notification(refund=refund_id)
+        return DemoRequest(f"refund SUCCESS {refund_id}", "notify", headers=xml, body=body)
+
+    return LocalEmulator(emulator, settings.base_url, pay, refund)

@@ -57,6 +57,7 @@ provider_status: the same for every retry of a notification, new for each refund
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import ClassVar
 
 from paynotify import (
@@ -65,6 +66,7 @@ from paynotify import (
     DemoRequest,
     InboundRequest,
     Kind,
+    LocalEmulator,
     MalformedNotification,
     NotificationError,
     PaymentResult,
@@ -211,20 +213,27 @@ class WeChatPayV2Provider(Provider[WeChatPayV2Settings]):
         return Reply(200, _REPLY.format(code="FAIL", msg=_reason(error)).encode(), "application/xml")
 
     @classmethod
-    def starter(cls) -> StarterAccount:
-        """A throwaway account for `paynotify init`: a fresh API key (HMAC-SHA256)."""
+    def starter(cls, emulator: str | None = None) -> StarterAccount:
+        """A throwaway account for `paynotify init`: a fresh API key (HMAC-SHA256), which also
+        signs queries; with `emulator`, a `base_url` on the emulator."""
         from paynotify_wechatpay import testing
 
-        return StarterAccount(
-            "shop-wechat-v2",
-            {
-                "appid": testing.APPID,
-                "mch_id": testing.MCH_ID,
-                "sign_type": "HMAC-SHA256",
-                "api_key_file": "keys/wechatpay_v2_api_key",
-            },
-            {"keys/wechatpay_v2_api_key": testing.generate_api_key()},
-        )
+        account = "shop-wechat-v2"
+        settings = {
+            "appid": testing.APPID,
+            "mch_id": testing.MCH_ID,
+            "sign_type": "HMAC-SHA256",
+            "api_key_file": "keys/wechatpay_v2_api_key",
+        }
+        if emulator is not None:
+            settings["base_url"] = f"{emulator.rstrip('/')}/{account}"
+        return StarterAccount(account, settings, {"keys/wechatpay_v2_api_key": testing.generate_api_key()})
+
+    def emulator(self, account: Account[WeChatPayV2Settings], directory: Path) -> LocalEmulator | None:
+        """A `WeChatPayV2Emulator` for the account, signing with its API key."""
+        from paynotify_wechatpay import testing
+
+        return testing.local_v2_emulator(account.settings, directory)
 
     @classmethod
     def demo(cls) -> DemoAccount:

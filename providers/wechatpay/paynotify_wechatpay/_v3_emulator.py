@@ -33,6 +33,8 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
@@ -40,12 +42,13 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from paynotify import BEIJING
+from paynotify import BEIJING, DemoRequest, LocalEmulator
 from paynotify_wechatpay import testing
 from paynotify_wechatpay._v3_api_auth import parse_authorization, verify_request_signature
 from paynotify_wechatpay._v3_crypto import encrypt_resource
+from paynotify_wechatpay._v3_settings import WeChatPayV3Settings
 
-__all__ = ["EMULATOR_BASE_URL", "WeChatPayV3Emulator"]
+__all__ = ["EMULATOR_BASE_URL", "WeChatPayV3Emulator", "local_v3_emulator"]
 
 EMULATOR_BASE_URL = "http://wechatpay-v3.emulator"
 """The base_url accounts are given; any host works, the ASGI transport ignores it."""
@@ -343,3 +346,38 @@ class WeChatPayV3Emulator:
         raw.append((b"content-length", str(len(body)).encode("ascii")))
         await send({"type": "http.response.start", "status": status, "headers": raw})
         await send({"type": "http.response.body", "body": body})
+
+
+def local_v3_emulator(settings: WeChatPayV3Settings, directory: Path) -> LocalEmulator | None:
+    """The emulator of an account `paynotify init` wrote into `directory` (`paynotify emulate`):
+    it signs with WeChat Pay's side of the account's public key (`PROVIDER_SIDE_V3_KEY`) and checks
+    requests with the merchant's key. None for an account without the merchant key, in certificate
+    mode or a service provider's (the emulator would need keys init does not write)."""
+    path = directory / testing.PROVIDER_SIDE_V3_KEY
+    merchant_key, serial = settings.merchant_key, settings.merchant_serial
+    if merchant_key is None or serial is None or settings.service_provider or not path.is_file():
+        return None
+    if settings.public_key_id is None or settings.public_key is None or settings.mchid is None:
+        return None
+    private = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(private, rsa.RSAPrivateKey):
+        return None
+    signing = testing.V3SigningKey(settings.public_key_id, private, settings.public_key)
+    emulator = WeChatPayV3Emulator(
+        mchid=settings.mchid, appid=settings.appid or testing.APPID,
+        apiv3_key=settings.apiv3_key.get_secret_value(), signing_key=signing, merchant_key=merchant_key,
+        merchant_serial=serial,
+    )  # fmt: skip
+    emulator.base_url = settings.base_url
+
+    def pay(order_id: str, amount: Decimal, at: datetime) -> DemoRequest:
+        emulator.pay(order_id, total=int(amount * 100))
+        headers, body = emulator.notification(order=order_id)
+        return DemoRequest(f"TRANSACTION.SUCCESS {order_id}", "notify", headers=headers, body=body)
+
+    def refund(order_id: str, refund_id: str, amount: Decimal, at: datetime) -> DemoRequest:
+        emulator.refund(refund_id, order_id, refund=int(amount * 100))
+        headers, body = emulator.notification(refund=refund_id)
+        return DemoRequest(f"REFUND.SUCCESS {refund_id}", "notify", headers=headers, body=body)
+
+    return LocalEmulator(emulator, settings.base_url, pay, refund)

@@ -32,7 +32,8 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from paynotify import (
     Account,
@@ -41,6 +42,7 @@ from paynotify import (
     InboundRequest,
     InFlight,
     Kind,
+    LocalEmulator,
     MalformedNotification,
     NotificationError,
     PaymentResult,
@@ -58,6 +60,9 @@ from paynotify_wechatpay._v3_mapping import event_kind, to_result
 from paynotify_wechatpay._v3_settings import WeChatPayV3Settings
 from paynotify_wechatpay._v3_signature import SignedHeaders, verify
 from paynotify_wechatpay._v3_transfer import is_transfer, transfer_result
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from paynotify_wechatpay._v3_v2_bodies import is_v2_body, parse_v2, v2_reply
 
 __all__ = ["WeChatPayV3Provider"]
@@ -195,31 +200,43 @@ class WeChatPayV3Provider(Provider[WeChatPayV3Settings]):
         return Reply(status, body, "application/json")
 
     @classmethod
-    def starter(cls) -> StarterAccount:
-        """A throwaway account for `paynotify init`: a fresh WeChat Pay public key and APIv3 key."""
-        from cryptography.hazmat.primitives import serialization
+    def starter(cls, emulator: str | None = None) -> StarterAccount:
+        """A throwaway account for `paynotify init`: a fresh WeChat Pay public key and APIv3 key.
+        With `emulator`, also the merchant's API key and serial (they sign queries) and a
+        `base_url` on the emulator."""
+        import secrets
 
         from paynotify_wechatpay import testing
 
         key = testing.generate_v3_public_key()
-        private = key.private_key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        ).decode("ascii")
-        return StarterAccount(
-            "shop-wechat-v3",
-            {
-                "appid": testing.APPID,
-                "mchid": testing.MCH_ID,
-                "apiv3_key_file": "keys/wechatpay_v3_apiv3_key",
-                "public_key_id": key.key_id,
-                "public_key_file": "keys/wechatpay_v3_public_key.pem",
-            },
-            {
-                "keys/wechatpay_v3_apiv3_key": testing.generate_apiv3_key(),
-                "keys/wechatpay_v3_public_key.pem": key.public_key_pem,
-                "keys/provider-side/wechatpay_v3_private_key.pem": private,
-            },
-        )
+        account = "shop-wechat-v3"
+        settings = {
+            "appid": testing.APPID,
+            "mchid": testing.MCH_ID,
+            "apiv3_key_file": "keys/wechatpay_v3_apiv3_key",
+            "public_key_id": key.key_id,
+            "public_key_file": "keys/wechatpay_v3_public_key.pem",
+        }
+        files = {
+            "keys/wechatpay_v3_apiv3_key": testing.generate_apiv3_key(),
+            "keys/wechatpay_v3_public_key.pem": key.public_key_pem,
+            testing.PROVIDER_SIDE_V3_KEY: _pem(key.private_key),
+        }
+        if emulator is not None:
+            settings |= {
+                "merchant_private_key_file": "keys/wechatpay_v3_merchant_private_key.pem",
+                "merchant_serial": secrets.token_hex(20).upper(),
+                "base_url": f"{emulator.rstrip('/')}/{account}",
+            }
+            files["keys/wechatpay_v3_merchant_private_key.pem"] = _pem(testing.generate_merchant_key())
+        return StarterAccount(account, settings, files)
+
+    def emulator(self, account: Account[WeChatPayV3Settings], directory: Path) -> LocalEmulator | None:
+        """A `WeChatPayV3Emulator` for the account, signing with
+        `keys/provider-side/wechatpay_v3_private_key.pem` (public-key mode only)."""
+        from paynotify_wechatpay import testing
+
+        return testing.local_v3_emulator(account.settings, directory)
 
     @classmethod
     def demo(cls) -> DemoAccount:
@@ -260,3 +277,11 @@ class WeChatPayV3Provider(Provider[WeChatPayV3Settings]):
             ],
             forged=forgery,
         )
+
+
+def _pem(key: RSAPrivateKey) -> str:
+    from cryptography.hazmat.primitives import serialization
+
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode("ascii")

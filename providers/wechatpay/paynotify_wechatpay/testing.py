@@ -60,14 +60,15 @@ from paynotify_wechatpay._v3_signature import SIGNATURE_TYPE
 from paynotify_wechatpay._v3_signature import sign as _sign_v3_message
 
 if TYPE_CHECKING:
-    from paynotify_wechatpay._v2_emulator import WeChatPayV2Emulator
-    from paynotify_wechatpay._v3_emulator import WeChatPayV3Emulator
+    from paynotify_wechatpay._v2_emulator import WeChatPayV2Emulator, local_v2_emulator
+    from paynotify_wechatpay._v3_emulator import WeChatPayV3Emulator, local_v3_emulator
 from paynotify_wechatpay._xml import to_xml
 
 __all__ = [
     "APPID",
     "MCH_ID",
     "OPENID",
+    "PROVIDER_SIDE_V3_KEY",
     "SUB_MCH_ID",
     "V3SigningKey",
     "WeChatPayV2Emulator",
@@ -76,8 +77,11 @@ __all__ = [
     "encrypt_v3_resource",
     "generate_api_key",
     "generate_apiv3_key",
+    "generate_merchant_key",
     "generate_v3_platform_certificate",
     "generate_v3_public_key",
+    "local_v2_emulator",
+    "local_v3_emulator",
     "make_v2_payment_notify",
     "make_v2_refund_notify",
     "make_v3_notify",
@@ -95,6 +99,8 @@ MCH_ID = "10000100"
 OPENID = "oUpF8uMEb4qRXf22hE3X68TekukE"
 SUB_MCH_ID = "1900000109"
 """The sub-merchant the service-provider examples use."""
+PROVIDER_SIDE_V3_KEY = "keys/provider-side/wechatpay_v3_private_key.pem"
+"""Where `paynotify init` writes WeChat Pay's side of the v3 public key (relative to the service)."""
 
 Fields = Mapping[str, str | int | None]
 
@@ -252,6 +258,11 @@ class V3SigningKey:
         if self.certificate_pem is not None:
             return {"platform_certificates": [self.certificate_pem]}
         return {"public_key_id": self.key_id, "public_key": self.public_key_pem}
+
+
+def generate_merchant_key() -> rsa.RSAPrivateKey:
+    """A fresh RSA 2048 key standing in for the merchant's API key (apiclient_key.pem)."""
+    return _rsa_key()
 
 
 def generate_apiv3_key() -> str:
@@ -532,4 +543,8 @@ def __getattr__(name: str) -> Any:
         from paynotify_wechatpay._v2_emulator import WeChatPayV2Emulator
 
         return WeChatPayV2Emulator
+    if name in ("local_v2_emulator", "local_v3_emulator"):
+        from paynotify_wechatpay import _v2_emulator, _v3_emulator
+
+        return getattr(_v2_emulator if name == "local_v2_emulator" else _v3_emulator, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
