@@ -8,7 +8,7 @@ Pay's guard against spreadsheets); the two header lines have none:
     `2026-11-03 09:00:00,`wx2421b1c4370ec43b,`10000100,`0,`,`4200000...,`order-1,`oUpF8...,`JSAPI,`SUCCESS,...
     `2026-11-03 15:00:00,`wx2421b1c4370ec43b,`10000100,`0,`,`4200000...,`order-1,...,`REFUND,...,`refund-1,...
     总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额
-    `3,`98.88,`8.88,`0.00,`0.59000,`98.88,`8.88
+    `3,`98.88,`8.88,`0.00,`0.54000,`98.88,`8.88
 
 A data line is cut at each `,` + backtick (so a comma inside 商品名称 is kept) and must have one
 value per column. 交易状态 SUCCESS is a succeeded payment (`amount` = 订单金额, the order's total as
