@@ -16,6 +16,7 @@ from _query_emulator_send import emulator_download, emulator_send
 from cryptography.hazmat.primitives.asymmetric import rsa
 from paynotify_wechatpay import WeChatPayV3Provider, WeChatPayV3Settings
 from paynotify_wechatpay._bills import HEADER, WeChatPayBill
+from paynotify_wechatpay._fund_flow import FundFlowBill
 from paynotify_wechatpay.testing import (
     V3SigningKey,
     WeChatPayV3Emulator,
@@ -321,3 +322,44 @@ def test_bills_need_what_a_query_needs() -> None:
     }
     settings.pop("merchant_serial")
     assert not api.can_fetch_bills(Account("shop", provider, WeChatPayV3Settings(**settings)))
+
+
+# -- v3 fund-flow bill ----------------------------------------------------------------------------
+
+
+async def test_the_v3_fund_flow_bill_is_fetched_hash_checked_and_read() -> None:
+    emu, acct, clock, provider = setup()
+    ledger(emu, clock)
+    async with emulator_send(emu) as send, emulator_download(emu) as download:
+        bill = await provider.api().fetch_fund_flow_bill(send, download, acct, DAY)
+        try:
+            entries = list(bill.entries())
+        finally:
+            bill.close()
+        emu.bill_faults.wrong_hash = True
+        with pytest.raises(VerificationError, match="SHA1"):
+            await provider.api().fetch_fund_flow_bill(send, download, acct, DAY)
+    assert emu.requests[0] == ("GET", "/v3/bill/fundflowbill?bill_date=2026-11-03&account_type=BASIC")
+    assert [(e.line, e.income, e.amount, e.balance, e.voucher) for e in entries] == [
+        (2, True, Decimal("88.88"), Decimal("88.88"), "order-1"),
+        (3, True, Decimal("10.00"), Decimal("98.88"), "order-2"),
+        (4, False, Decimal("8.88"), Decimal("90.00"), "refund-1"),
+    ]
+
+
+def test_a_fund_flow_bill_out_of_shape_or_not_adding_up_is_refused_by_its_line() -> None:
+    emu, _acct, clock, _ = setup()
+    ledger(emu, clock)
+    rows = emu.trade_bill(DAY, fund_flow=True).decode().split("\n")
+
+    def read(lines: list[str]) -> None:
+        bill = FundFlowBill(DAY, io.BytesIO("\n".join(lines).encode()))
+        list(bill.entries())
+
+    read(rows)
+    with pytest.raises(BillFormatError, match=r"^line 3: 收支类型 '转账' is neither"):
+        read([*rows[:2], rows[2].replace("`收入", "`转账"), *rows[3:]])
+    with pytest.raises(BillFormatError, match=r"^line 6: 收入金额 says 98\.88; the lines give 99\.88"):
+        read([*rows[:2], rows[2].replace("`10.00", "`11.00"), *rows[3:]])
+    with pytest.raises(BillFormatError, match=r"^line 1: not the fund-flow bill's header"):
+        read(emulated_bill())

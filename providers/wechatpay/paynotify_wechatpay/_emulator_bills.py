@@ -25,8 +25,9 @@ from decimal import Decimal
 
 from paynotify import BEIJING
 from paynotify_wechatpay._bills import HEADER, SUMMARY_HEADER, SUMS
+from paynotify_wechatpay._fund_flow import FUND_FLOW_HEADER, FUND_FLOW_SUMMARY
 
-__all__ = ["BillFaults", "Paid", "Refunded", "trade_bill"]
+__all__ = ["BillFaults", "Paid", "Refunded", "fund_flow_bill", "trade_bill"]
 
 _CENT = Decimal("0.01")
 _RATE = Decimal("0.006")
@@ -156,3 +157,36 @@ def trade_bill(day: date, orders: Iterable[Paid], refunds: Iterable[Refunded], f
 
 def _row(values: Mapping[str, str]) -> str:
     return "`" + ",`".join(values.get(name, "") for name in HEADER)
+
+
+def fund_flow_bill(day: date, orders: Iterable[Paid], refunds: Iterable[Refunded]) -> bytes:
+    """The BASIC account's fund-flow bill of `day`: each payment in, each refund out (no faults)."""
+    moves: list[tuple[datetime, bool, Decimal, str, str]] = []
+    for paid in orders:
+        if paid.at is not None and paid.at.astimezone(BEIJING).date() == day:
+            moves.append((paid.at, True, _yuan(paid.total), paid.transaction_id, paid.order))
+    for refund in refunds:
+        if refund.at is not None and refund.at.astimezone(BEIJING).date() == day:
+            moves.append((refund.at, False, _yuan(refund.refund), refund.refund_id, refund.out_refund_no))
+    moves.sort(key=lambda move: move[0])
+    balance = Decimal("0.00")
+    lines = [",".join(FUND_FLOW_HEADER)]
+    for at, income, amount, business_id, voucher in moves:
+        balance += amount if income else -amount
+        name = "交易" if income else "退款"
+        direction, actor = ("收入", "系统") if income else ("支出", "API")
+        values = [_stamp(at), business_id, business_id, name, name, direction, f"{amount:.2f}",
+                  f"{balance:.2f}", actor, "", voucher]  # fmt: skip
+        lines.append("`" + ",`".join(values))
+    ins = [move[2] for move in moves if move[1]]
+    outs = [move[2] for move in moves if not move[1]]
+    lines.append(",".join(FUND_FLOW_SUMMARY))
+    totals = [
+        len(moves),
+        len(ins),
+        f"{sum(ins, Decimal('0.00')):.2f}",
+        len(outs),
+        f"{sum(outs, Decimal('0.00')):.2f}",
+    ]
+    lines.append("`" + ",`".join(str(total) for total in totals))
+    return ("\n".join(lines) + "\n").encode("utf-8")

@@ -8,6 +8,7 @@
 | refund, partner       | GET /v3/refund/domestic/refunds/{out_refund_no}?sub_mchid={sub_mchid}         |
 | platform certificates | GET /v3/certificates                                                          |
 | trade bill            | GET /v3/bill/tradebill?bill_date=YYYY-MM-DD&bill_type=ALL[&sub_mchid=]       |
+| fund-flow bill        | GET /v3/bill/fundflowbill?bill_date=YYYY-MM-DD&account_type=BASIC            |
 
 A bill's answer (`{hash_type: SHA1, hash_value, download_url}`, verified like any answer) names
 the file; its download is a signed GET whose body is not signed, so its SHA1 is checked against
@@ -57,10 +58,12 @@ from paynotify import (
     VerificationError,
 )
 from paynotify_wechatpay._bills import WeChatPayBill
+from paynotify_wechatpay._fund_flow import FundFlowBill
 from paynotify_wechatpay._json import loads
 from paynotify_wechatpay._v3_api_auth import signed_request, verify_answer
 from paynotify_wechatpay._v3_bills import (
     BILL_ERRORS,
+    FUND_FLOW_BILL_PATH,
     TRADE_BILL_PATH,
     bill_answer,
     check_sha1,
@@ -273,6 +276,17 @@ class WeChatPayV3Api(ProviderApi[WeChatPayV3Settings]):
             query["tar_type"] = "GZIP"
         file = await self.bill_file(send, download, account, f"{TRADE_BILL_PATH}?{urlencode(query)}", day)
         return WeChatPayBill(day, file)
+
+    async def fetch_fund_flow_bill(
+        self, send: Send, download: Download, account: Account3, day: date, *, account_type: str = "BASIC"
+    ) -> FundFlowBill:
+        """The fund-flow bill (资金账单) of `day` and `account_type` (BASIC, OPERATION, FEES), fetched
+        and SHA1-checked like the trade bill; its `entries()` are read strictly (`_fund_flow`)."""
+        query = {"bill_date": day.isoformat(), "account_type": account_type}
+        if self.gzip_bills:
+            query["tar_type"] = "GZIP"
+        path = f"{FUND_FLOW_BILL_PATH}?{urlencode(query)}"
+        return FundFlowBill(day, await self.bill_file(send, download, account, path, day))
 
     async def bill_file(
         self, send: Send, download: Download, account: Account3, path_query: str, day: date

@@ -50,9 +50,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from paynotify import BEIJING
 from paynotify_wechatpay import testing
-from paynotify_wechatpay._emulator_bills import BillFaults, Paid, Refunded, trade_bill
+from paynotify_wechatpay._emulator_bills import BillFaults, Paid, Refunded, fund_flow_bill, trade_bill
 from paynotify_wechatpay._v3_api_auth import parse_authorization, verify_request_signature
-from paynotify_wechatpay._v3_bills import TRADE_BILL_PATH
+from paynotify_wechatpay._v3_bills import FUND_FLOW_BILL_PATH, TRADE_BILL_PATH
 from paynotify_wechatpay._v3_crypto import encrypt_resource
 
 __all__ = ["BILL_DOWNLOAD_PATH", "EMULATOR_BASE_URL", "WeChatPayV3Emulator"]
@@ -264,8 +264,8 @@ class WeChatPayV3Emulator:
             return 405, {"code": "NOT_FOUND", "message": "只支持 GET"}
         if path == "/v3/certificates":
             return 200, self._certificates()
-        if path == TRADE_BILL_PATH:
-            return self._bill_answer(query)
+        if path in (TRADE_BILL_PATH, FUND_FLOW_BILL_PATH):
+            return self._bill_answer(query, fund_flow=path == FUND_FLOW_BILL_PATH)
         for prefix, partner in (
             ("/v3/pay/partner/transactions/out-trade-no/", True),
             ("/v3/pay/transactions/out-trade-no/", False),
@@ -337,25 +337,36 @@ class WeChatPayV3Emulator:
 
     # -- bills ---------------------------------------------------------------------------------
 
-    def trade_bill(self, day: date, *, sub_mchid: str | None = None) -> bytes:
-        """The ALL trade bill of `day` as the emulator serves it (ledger plus `bill_faults`)."""
+    def trade_bill(self, day: date, *, sub_mchid: str | None = None, fund_flow: bool = False) -> bytes:
+        """The ALL trade bill of `day` as the emulator serves it (ledger plus `bill_faults`), or
+        with `fund_flow` the BASIC account's fund-flow bill."""
         orders = [_paid(order, self.mchid) for (sub, _), order in self.orders.items() if sub == sub_mchid]
         refunds = [_refunded(refund, self.orders[(sub, refund["out_trade_no"])], self.mchid)
                    for (sub, _), refund in self.refunds.items() if sub == sub_mchid]  # fmt: skip
+        if fund_flow:
+            return fund_flow_bill(day, orders, refunds)
         return trade_bill(day, orders, refunds, self.bill_faults)
 
-    def _bill_answer(self, query: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
+    def _bill_answer(
+        self, query: Mapping[str, str], *, fund_flow: bool = False
+    ) -> tuple[int, dict[str, Any]]:
         try:
             day = date.fromisoformat(query.get("bill_date", ""))
         except ValueError:
             return 400, {"code": "INVALID_REQUEST", "message": "参数错误 请检查 bill_date"}
-        if query.get("bill_type", "ALL") != "ALL" or (self.partner and not query.get("sub_mchid")):
+        if fund_flow and query.get("account_type", "BASIC") != "BASIC":
+            return 400, {"code": "INVALID_REQUEST", "message": "参数错误 请检查 account_type"}
+        if not fund_flow and (
+            query.get("bill_type", "ALL") != "ALL" or (self.partner and not query.get("sub_mchid"))
+        ):
             return 400, {"code": "INVALID_REQUEST", "message": "参数错误"}
         if day >= datetime.fromtimestamp(self.clock(), BEIJING).date():
             return 400, {"code": "STATEMENT_CREATING", "message": "账单生成中"}
         if day in self.no_bill:
             return 400, {"code": "NO_STATEMENT_EXIST", "message": "账单文件不存在"}
-        data = self.trade_bill(day, sub_mchid=query.get("sub_mchid") if self.partner else None)
+        data = self.trade_bill(
+            day, sub_mchid=query.get("sub_mchid") if self.partner else None, fund_flow=fund_flow
+        )
         digest = hashlib.sha1(data + (b"\n" if self.bill_faults.wrong_hash else b"")).hexdigest()  # noqa: S324
         token = secrets.token_urlsafe(16)
         self._bill_files[token] = gzip.compress(data, mtime=0) if query.get("tar_type") == "GZIP" else data
