@@ -18,6 +18,7 @@ from paynotify_wechatpay import WeChatPayV3Provider, WeChatPayV3Settings
 from paynotify_wechatpay._bills import HEADER, WeChatPayBill
 from paynotify_wechatpay._fund_flow import FundFlowBill
 from paynotify_wechatpay.testing import (
+    SUB_MCH_ID,
     V3SigningKey,
     WeChatPayV3Emulator,
     generate_apiv3_key,
@@ -363,3 +364,21 @@ def test_a_fund_flow_bill_out_of_shape_or_not_adding_up_is_refused_by_its_line()
         read([*rows[:2], rows[2].replace("`10.00", "`11.00"), *rows[3:]])
     with pytest.raises(BillFormatError, match=r"^line 1: not the fund-flow bill's header"):
         read(emulated_bill())
+
+
+async def test_a_service_provider_gets_its_sub_merchant_s_bill() -> None:
+    platform, _, merchant, apiv3 = keys()
+    clock = Clock()
+    emu = WeChatPayV3Emulator(
+        signing_key=platform, merchant_key=merchant, apiv3_key=apiv3, clock=clock, partner=True
+    )
+    provider = WeChatPayV3Provider(clock=clock)
+    acct = Account("sp", provider, WeChatPayV3Settings(**emu.account_settings(sub_mchid=SUB_MCH_ID)))
+    emu.pay("order-s", total=500, sub_mchid=SUB_MCH_ID)
+    emu.pay("order-other", total=700, sub_mchid="1900000999")  # another sub-merchant's
+    clock.set(at(NEXT, 11))
+    (line,) = await lines_of(emu, acct)
+    assert (line.order_id, line.amount) == ("order-s", Decimal("5.00"))
+    assert (
+        emu.requests[0][1] == f"/v3/bill/tradebill?bill_date=2026-11-03&bill_type=ALL&sub_mchid={SUB_MCH_ID}"
+    )
