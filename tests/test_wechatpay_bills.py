@@ -305,7 +305,7 @@ async def test_a_forged_or_unsigned_bill_answer_is_refused_before_its_url_is_use
 async def test_no_bill_yet_or_none_at_all_is_a_clear_error() -> None:
     emu, acct, clock, _ = setup()
     clock.set(at(DAY, 23))
-    with pytest.raises(ProviderApiError, match="no bill of 2026-11-03: STATEMENT_CREATING") as caught:
+    with pytest.raises(ProviderApiError, match="gives no bill of 2026-11-03: STATEMENT_CREATING") as caught:
         await lines_of(emu, acct)
     assert caught.value.code == "STATEMENT_CREATING"
     clock.set(at(NEXT, 11))

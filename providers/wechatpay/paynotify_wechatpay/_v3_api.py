@@ -304,7 +304,7 @@ class WeChatPayV3Api(ProviderApi[WeChatPayV3Settings]):
         if response.status != 200:
             code = str(fields.get("code", ""))[:_SHOWN]
             why = BILL_ERRORS.get(code, str(fields.get("message", ""))[:_SHOWN])
-            raise ProviderApiError(f"account {name!r}: WeChat Pay has no bill of {day}: {code} ({why})",
+            raise ProviderApiError(f"account {name!r}: WeChat Pay gives no bill of {day}: {code} ({why})",
                                    account=name, code=code)  # fmt: skip
         hash_value, url = bill_answer(fields, name)
         settings = account.settings
