@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import functools
 import gzip
+import hashlib
 import io
+import re
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -289,7 +291,8 @@ async def test_a_forged_or_unsigned_bill_answer_is_refused_before_its_url_is_use
     emu, acct, clock, _ = setup()
     ledger(emu, clock)
     if forgery == "tampered hash":
-        emu.tamper = lambda body: body.replace(b'"hash_value":"', b'"hash_value":"0')[:-2] + b'"}'
+        forged = b'"hash_value":"' + hashlib.sha1(b"another file").hexdigest().encode() + b'"'  # noqa: S324
+        emu.tamper = lambda body: re.sub(rb'"hash_value":"[0-9a-f]{40}"', forged, body)
     elif forgery == "tampered url":
         emu.tamper = lambda body: body.replace(b"token=", b"token=x")
     elif forgery == "unsigned":
