@@ -1,12 +1,14 @@
 # ruff: noqa: RUF001
-"""Parsing a large Alipay trade bill: time and peak memory, run once on demand (not a unit test).
+"""Parsing a large trade bill: time and peak memory, run once on demand (not a unit test).
 
-    python -m bench.bills [--lines 1000000] [--json bench/results/bills.json]
+    python -m bench.bills [--provider alipay|wechatpay] [--lines 1000000] [--json bench/results/bills.json]
 
-Writes a ZIP of `--lines` details lines (payments, every tenth a refund) in Alipay's exact format
-(the emulator's writer, GBK, streamed to a temporary file), then reads it through
+Alipay: writes a ZIP of `--lines` details lines (payments, every tenth a refund) in Alipay's exact
+format (the emulator's writer, GBK, streamed to a temporary file), then reads it through
 `AlipayBill.lines()` twice: once timed, once under tracemalloc for the peak of Python allocations
-(the parser's memory must not grow with the bill). Figures depend on the machine and its load.
+(the parser's memory must not grow with the bill). WeChat Pay (`bench.bills_wechatpay`): the same
+for its backtick CSV, plain and gzip (tar_type=GZIP), with the SHA1 check a v3 download gets
+first. Figures depend on the machine and its load.
 """
 
 from __future__ import annotations
@@ -75,9 +77,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--provider", choices=("alipay", "wechatpay"), default="alipay")
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
+    if args.provider == "wechatpay":
+        from bench.bills_wechatpay import measure
+
+        return _written(measure(args.lines), args.json)
     with tempfile.TemporaryFile() as file:
         started = time.perf_counter()
         write_bill(file, args.lines)
@@ -94,9 +101,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     result = {"lines": float(args.lines), "zip_bytes": float(size), "write_s": round(written, 2),
               "parse_s": round(parsed, 2), "lines_per_s": round(args.lines / parsed),
               "peak_traced_kib": round(peak / 1024, 1)}  # fmt: skip
+    return _written(result, args.json)
+
+
+def _written(result: dict[str, float], path: Path | None) -> dict[str, float]:
     print(json.dumps(result))
-    if args.json is not None:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    if path is not None:
+        path.write_text(json.dumps(result, indent=2) + "\n")
     return result
 
 

@@ -7,8 +7,11 @@ notifier.add_account("shop3", "wechatpay-v3", mchid="1900000001", appid="wx...",
                      public_key_id="PUB_KEY_ID_...", public_key=PEM)  # POST /shop3/notify
 
 Both answer queries (`Provider.api()`): v2 through /pay/orderquery and /pay/refundquery with the
-API key, v3 with the merchant's API private key. `confirm_v2_refund` checks a v2 refund
-notification (not authenticated by WeChat Pay) against its refund query.
+API key, v3 with the merchant's API private key; both fetch the daily trade bill for the
+reconciliation (`fetch_bill`: v2 /pay/downloadbill, v3 /v3/bill/tradebill with the file's SHA1
+checked against the signed hash; one strict parser, `_bills`), v3 the fund-flow bill too.
+`confirm_v2_refund` checks a v2 refund notification (not authenticated by WeChat Pay) against its
+refund query.
 
 `paynotify_wechatpay.testing` makes genuine notifications with throwaway keys, and emulates both
 APIs (`WeChatPayV2Emulator`, `WeChatPayV3Emulator`).

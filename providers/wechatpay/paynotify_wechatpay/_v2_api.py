@@ -48,6 +48,10 @@ REFUNDCLOSE as a notification's, PROCESSING (no notification has it) refund / pe
 The sign covers the answer but not the question: an answer about another order or refund than the
 one asked, or for another appid / mch_id, is refused (ProviderApiError).
 
+Bills: `fetch_bill` POSTs /pay/downloadbill (bill_date YYYYMMDD, bill_type ALL), signed the
+same way; the answer is the bill's text, streamed to a file by the core's Download and read by
+`_bills`, or an unsigned error XML (`_v2_bills`: "No Bill Exist" and the like, ProviderApiError).
+
 Service-provider accounts: requests are the direct merchant's form (no sub_mch_id); not supported.
 """
 
@@ -56,11 +60,13 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import date, datetime
 
 from paynotify import (
     Account,
     ApiRequest,
+    Bill,
+    Download,
     InvalidContent,
     Kind,
     MalformedNotification,
@@ -74,6 +80,8 @@ from paynotify import (
     Status,
     VerificationError,
 )
+from paynotify_wechatpay._bills import WeChatPayBill
+from paynotify_wechatpay._v2_bills import DOWNLOAD_BILL_PATH, refuse_error_answer
 from paynotify_wechatpay._v2_mapping import REFUND_STATUSES, known, payment_result, refund_result, shown
 from paynotify_wechatpay._v2_refund_confirmation import confirm_v2_refund
 from paynotify_wechatpay._v2_settings import WeChatPayV2Settings
@@ -277,6 +285,20 @@ class WeChatPayV2Api(ProviderApi[WeChatPayV2Settings]):
         if order_id is not None:
             _asked(account, "order", order_id, result.order_id)
         return QueryAnswer(result=result.model_copy(update={"source": Source.QUERY}), raw=answer)
+
+    def can_fetch_bills(self, account: Account2) -> bool:
+        return self.can_query(account)
+
+    async def fetch_bill(self, send: Send, download: Download, account: Account2, day: date) -> Bill:
+        """The ALL trade bill of `day` (unsigned text: evidence only, see `_v2_bills`)."""
+        fields = {"bill_date": f"{day:%Y%m%d}", "bill_type": "ALL"}
+        file = await download(self.request(account, DOWNLOAD_BILL_PATH, fields))
+        try:
+            refuse_error_answer(file, account.name, day)
+        except BaseException:
+            file.close()
+            raise
+        return WeChatPayBill(day, file)
 
     @staticmethod
     def _mapped(account: Account2, mapping: Callable[[], PaymentResult]) -> PaymentResult:

@@ -20,6 +20,11 @@ state, with the same fields as the query answer: a signed payment XML, or a refu
 encrypted under md5(API key). `push(...)` POSTs it to a notify_url: dropped, duplicated, or after
 an awaitable (a delay the test controls).
 
+`POST /pay/downloadbill` (bill_date YYYYMMDD, bill_type ALL) answers the day's trade bill written
+from the ledger in WeChat Pay's format (`_emulator_bills`), with the discrepancies of
+`bill_faults`, gzip when tar_type=GZIP; a day not over yet (Beijing time, by `clock`) or in
+`no_bill` gets the unsigned error XML return_code FAIL, return_msg "No Bill Exist".
+
 Faults, for tests: `down` (HTTP 503), `error` (an err_code answered, signed, to every query, e.g.
 SYSTEMERROR or NOAUTH), `stall` (an asyncio.Event awaited before answering: a provider that is
 slow until the test says so), `unsigned` (answers without sign), `answer_key` (answers signed with
@@ -30,10 +35,11 @@ re-serialised answer). `requests` lists (path, the order or refund asked about).
 from __future__ import annotations
 
 import asyncio
+import gzip
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -42,7 +48,9 @@ import httpx
 
 from paynotify import BEIJING, DemoRequest, LocalEmulator, MalformedNotification, VerificationError
 from paynotify_wechatpay import testing
+from paynotify_wechatpay._emulator_bills import BillFaults, Paid, Refunded, trade_bill
 from paynotify_wechatpay._v2_api import ORDER_QUERY_PATH, REFUND_QUERY_PATH
+from paynotify_wechatpay._v2_bills import DOWNLOAD_BILL_PATH, NO_BILL
 from paynotify_wechatpay._v2_settings import WeChatPayV2Settings
 from paynotify_wechatpay._v2_signature import SIGN_TYPES, SignType, sign, verify
 from paynotify_wechatpay._xml import parse_flat_xml, to_xml
@@ -62,6 +70,11 @@ _STATE_TEXT = {
     "SUCCESS": "支付成功", "REFUND": "转入退款", "NOTPAY": "订单未支付", "CLOSED": "订单已关闭",
     "REVOKED": "已撤销", "USERPAYING": "用户支付中", "PAYERROR": "支付失败",
 }  # fmt: skip
+_ASKED = {
+    ORDER_QUERY_PATH: "out_trade_no",
+    REFUND_QUERY_PATH: "out_refund_no",
+    DOWNLOAD_BILL_PATH: "bill_date",
+}
 _ERRORS = {
     "ORDERNOTEXIST": "此交易订单号不存在",
     "REFUNDNOTEXIST": "退款订单查询失败",
@@ -97,6 +110,9 @@ class WeChatPayV2Emulator:
         self.answer_key: str | None = None
         self.tamper: Callable[[bytes], bytes] | None = None
         self.base_url = EMULATOR_BASE_URL
+        self.bill_faults = BillFaults()
+        self.no_bill: set[date] = set()
+        self._totals: dict[str, int] = {}
 
     # -- set-up --------------------------------------------------------------------------------
 
@@ -129,6 +145,7 @@ class WeChatPayV2Emulator:
             )  # fmt: skip
         order.update(extra)
         self.orders[out_trade_no] = order
+        self._totals[out_trade_no] = total_fee  # an unpaid order's answer names no amount; its bill line does
         return order
 
     def refund(
@@ -223,17 +240,18 @@ class WeChatPayV2Emulator:
         if self.down:
             await _reply(send, 503, b"<html>503 Service Unavailable</html>", "text/html")
             return
-        if scope["method"] != "POST" or path not in (ORDER_QUERY_PATH, REFUND_QUERY_PATH):
+        if scope["method"] != "POST" or path not in (ORDER_QUERY_PATH, REFUND_QUERY_PATH, DOWNLOAD_BILL_PATH):
             await _reply(send, 404, b"<html>404 Not Found</html>", "text/html")
             return
-        await _reply(send, 200, self._answer(path, body), "text/xml")
+        answer = self._answer(path, body)
+        await _reply(send, 200, answer, "text/xml" if answer.startswith(b"<xml>") else "text/plain")
 
     def _answer(self, path: str, body: bytes) -> bytes:
         try:
             request = parse_flat_xml(body, "xml", what="request")
         except MalformedNotification:
             return _refused("XML格式错误")
-        asked = request.get("out_trade_no" if path == ORDER_QUERY_PATH else "out_refund_no", "")
+        asked = request.get(_ASKED[path], "")
         self.requests.append((path, asked))
         named = request.get("sign_type") or "MD5"
         if named not in SIGN_TYPES:
@@ -245,6 +263,8 @@ class WeChatPayV2Emulator:
             return _refused("签名错误")
         if (request.get("appid"), request.get("mch_id")) != (self.appid, self.mch_id):
             return self._signed(checked, _failed("APPID_MCHID_NOT_MATCH"))
+        if path == DOWNLOAD_BILL_PATH:
+            return self._bill(request)
         if self.error is not None:
             return self._signed(checked, _failed(self.error))
         if path == ORDER_QUERY_PATH:
@@ -267,6 +287,51 @@ class WeChatPayV2Emulator:
                 if name != "out_trade_no":
                     answer[f"refund_success_time_{n}" if name == "success_time" else f"{name}_{n}"] = value
         return answer
+
+    # -- bills ---------------------------------------------------------------------------------
+
+    def trade_bill(self, day: date) -> bytes:
+        """The ALL trade bill of `day` as the emulator serves it (ledger plus `bill_faults`)."""
+        orders = [self._paid(order) for order in self.orders.values()]
+        refunds = [self._refunded(refund) for refund in self.refunds.values()]
+        return trade_bill(day, orders, refunds, self.bill_faults)
+
+    def _bill(self, request: Mapping[str, str]) -> bytes:
+        try:
+            day = datetime.strptime(request.get("bill_date", ""), "%Y%m%d").date()
+        except ValueError:
+            return to_xml(
+                {"return_code": "FAIL", "return_msg": "invalid bill_date", "error_code": "20001"}
+            ).encode()
+        if request.get("bill_type", "ALL") != "ALL":
+            return to_xml(
+                {"return_code": "FAIL", "return_msg": "invalid bill_type", "error_code": "20001"}
+            ).encode()
+        if day >= datetime.fromtimestamp(self.clock(), BEIJING).date() or day in self.no_bill:
+            return to_xml({"return_code": "FAIL", "return_msg": NO_BILL, "error_code": "20002"}).encode()
+        data = self.trade_bill(day)
+        return gzip.compress(data, mtime=0) if request.get("tar_type") == "GZIP" else data
+
+    def _paid(self, order: Mapping[str, str]) -> Paid:
+        number = order["out_trade_no"]
+        paid = order["trade_state"] in ("SUCCESS", "REFUND") and "time_end" in order
+        return Paid(
+            order=number, total=int(order.get("total_fee") or self._totals.get(number, 0)),
+            at=datetime.strptime(order["time_end"], "%Y%m%d%H%M%S").replace(tzinfo=BEIJING) if paid else None,
+            transaction_id=order.get("transaction_id") or testing._transaction_id(self.mch_id, number),
+            appid=self.appid, mchid=self.mch_id, openid=order.get("openid", ""),
+        )  # fmt: skip
+
+    def _refunded(self, refund: Mapping[str, str]) -> Refunded:
+        done = refund["refund_status"] == "SUCCESS" and "success_time" in refund
+        moment = datetime.strptime(refund["success_time"], "%Y-%m-%d %H:%M:%S") if done else None
+        return Refunded(
+            order=refund["out_trade_no"],
+            transaction_id=self.orders[refund["out_trade_no"]]["transaction_id"],
+            out_refund_no=refund["out_refund_no"], refund_id=refund["refund_id"],
+            refund=int(refund["refund_fee"]), at=moment.replace(tzinfo=BEIJING) if moment else None,
+            status=refund["refund_status"], appid=self.appid, mchid=self.mch_id,
+        )  # fmt: skip
 
     def _signed(self, sign_type: SignType, fields: Mapping[str, str]) -> bytes:
         answer = {

@@ -7,6 +7,12 @@
 | refund, merchant      | GET /v3/refund/domestic/refunds/{out_refund_no}                               |
 | refund, partner       | GET /v3/refund/domestic/refunds/{out_refund_no}?sub_mchid={sub_mchid}         |
 | platform certificates | GET /v3/certificates                                                          |
+| trade bill            | GET /v3/bill/tradebill?bill_date=YYYY-MM-DD&bill_type=ALL[&sub_mchid=]       |
+| fund-flow bill        | GET /v3/bill/fundflowbill?bill_date=YYYY-MM-DD&account_type=BASIC            |
+
+A bill's answer (`{hash_type: SHA1, hash_value, download_url}`, verified like any answer) names
+the file; its download is a signed GET whose body is not signed, so its SHA1 is checked against
+the signed hash_value before a line is read (`_v3_bills`).
 
 Each request is signed with the merchant's API private key (`_v3_api_auth`). Each answer is
 verified through its Wechatpay-* headers exactly like a notification, on its exact bytes, inside
@@ -31,13 +37,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime
+from typing import Any, BinaryIO
 from urllib.parse import quote, urlencode
 
 from paynotify import (
     Account,
     ApiResponse,
+    Bill,
+    Download,
     InvalidContent,
     Kind,
     MalformedNotification,
@@ -49,8 +57,18 @@ from paynotify import (
     Source,
     VerificationError,
 )
+from paynotify_wechatpay._bills import WeChatPayBill
+from paynotify_wechatpay._fund_flow import FundFlowBill
 from paynotify_wechatpay._json import loads
 from paynotify_wechatpay._v3_api_auth import signed_request, verify_answer
+from paynotify_wechatpay._v3_bills import (
+    BILL_ERRORS,
+    FUND_FLOW_BILL_PATH,
+    TRADE_BILL_PATH,
+    bill_answer,
+    check_sha1,
+    download_target,
+)
 from paynotify_wechatpay._v3_certificates import (
     CERTIFICATES_PATH,
     REFRESH_INTERVAL,
@@ -89,6 +107,8 @@ class WeChatPayV3Api(ProviderApi[WeChatPayV3Settings]):
     def __init__(self, *, provider: str = "wechatpay-v3", clock: Callable[[], float] = time.time) -> None:
         self.provider = provider
         self.clock = clock
+        self.gzip_bills = False
+        """Ask for bills with tar_type=GZIP (smaller downloads; the SHA1 is of the inflated text)."""
 
     def can_query(self, account: Account3) -> bool:
         settings = account.settings
@@ -240,6 +260,67 @@ class WeChatPayV3Api(ProviderApi[WeChatPayV3Settings]):
                 resource.setdefault(name, value)
 
         return self._answer(response, account, Kind.REFUND, refund_id, adapt)
+
+    # -- bills --------------------------------------------------------------------------------
+
+    def can_fetch_bills(self, account: Account3) -> bool:
+        return self.can_query(account)
+
+    async def fetch_bill(self, send: Send, download: Download, account: Account3, day: date) -> Bill:
+        """The ALL trade bill of `day`: its answer verified, its file downloaded with a signed GET
+        and checked against the answer's signed SHA1 before a line is read."""
+        query = {"bill_date": day.isoformat(), "bill_type": "ALL"}
+        if account.settings.service_provider:
+            query["sub_mchid"] = account.settings.sub_mchid or ""
+        if self.gzip_bills:
+            query["tar_type"] = "GZIP"
+        file = await self.bill_file(send, download, account, f"{TRADE_BILL_PATH}?{urlencode(query)}", day)
+        return WeChatPayBill(day, file)
+
+    async def fetch_fund_flow_bill(
+        self, send: Send, download: Download, account: Account3, day: date, *, account_type: str = "BASIC"
+    ) -> FundFlowBill:
+        """The fund-flow bill (资金账单) of `day` and `account_type` (BASIC, OPERATION, FEES), fetched
+        and SHA1-checked like the trade bill; its `entries()` are read strictly (`_fund_flow`)."""
+        query = {"bill_date": day.isoformat(), "account_type": account_type}
+        if self.gzip_bills:
+            query["tar_type"] = "GZIP"
+        path = f"{FUND_FLOW_BILL_PATH}?{urlencode(query)}"
+        return FundFlowBill(day, await self.bill_file(send, download, account, path, day))
+
+    async def bill_file(
+        self, send: Send, download: Download, account: Account3, path_query: str, day: date
+    ) -> BinaryIO:
+        """The file a bill answer (trade or fund-flow) names, downloaded and its SHA1 checked."""
+        self._require(account)
+        name = account.name
+        response = await self._get(send, account, path_query)
+        if response.status not in (200, 400, 403, 404):
+            raise ProviderApiError(
+                f"account {name!r}: WeChat Pay answered HTTP {response.status}{_code(response)}",
+                account=name, code=_error_code(response),
+            )  # fmt: skip
+        _, fields = self._verified(response, account)
+        if response.status != 200:
+            code = str(fields.get("code", ""))[:_SHOWN]
+            why = BILL_ERRORS.get(code, str(fields.get("message", ""))[:_SHOWN])
+            raise ProviderApiError(f"account {name!r}: WeChat Pay gives no bill of {day}: {code} ({why})",
+                                   account=name, code=code)  # fmt: skip
+        hash_value, url = bill_answer(fields, name)
+        settings = account.settings
+        key, serial = settings.merchant_key, settings.merchant_serial
+        assert key is not None  # _require checked
+        assert serial is not None
+        base, path = download_target(url)
+        request = signed_request(key, base_url=base, mchid=settings.api_mchid, serial_no=serial,
+                                 path_query=path, now=self.clock())  # fmt: skip
+        file = await download(request)
+        try:
+            check_sha1(file, hash_value, name)
+        except BaseException:
+            file.close()
+            raise
+        return file
 
     # -- platform certificates ------------------------------------------------------------------
 

@@ -19,6 +19,12 @@ public key), over the exact bytes sent. Unknown orders get 404 ORDER_NOT_EXIST, 
 fields as the query answer) and `push(...)` POSTs it to a notify_url: dropped, duplicated, or after
 an awaitable (a delay the test controls).
 
+`GET /v3/bill/tradebill?bill_date=&bill_type=ALL[&tar_type=GZIP]` answers, signed, the SHA1 of the
+day's trade bill and a `download_url` on the emulator, whose signed GET serves the bill written
+from the ledger in WeChat Pay's format (`_emulator_bills`), with the discrepancies of
+`bill_faults` (`wrong_hash`: the signed hash is another file's). A day not over yet (Beijing time,
+by `clock`) answers 400 STATEMENT_CREATING, a day in `no_bill` 400 NO_STATEMENT_EXIST.
+
 Faults, for tests: `down` (503 SYSTEM_ERROR), `stall` (an asyncio.Event awaited before answering:
 a provider that is slow until the test says so), `unsigned` (no signature headers), `tamper`
 (bytes -> bytes applied after signing: a forged or re-serialised answer), `answer_timestamp`
@@ -28,11 +34,13 @@ a provider that is slow until the test says so), `unsigned` (no signature header
 from __future__ import annotations
 
 import asyncio
+import gzip
+import hashlib
 import json
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -44,14 +52,17 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from paynotify import BEIJING, DemoRequest, LocalEmulator
 from paynotify_wechatpay import testing
+from paynotify_wechatpay._emulator_bills import BillFaults, Paid, Refunded, fund_flow_bill, trade_bill
 from paynotify_wechatpay._v3_api_auth import parse_authorization, verify_request_signature
+from paynotify_wechatpay._v3_bills import FUND_FLOW_BILL_PATH, TRADE_BILL_PATH
 from paynotify_wechatpay._v3_crypto import encrypt_resource
 from paynotify_wechatpay._v3_settings import WeChatPayV3Settings
 
-__all__ = ["EMULATOR_BASE_URL", "WeChatPayV3Emulator", "local_v3_emulator"]
+__all__ = ["BILL_DOWNLOAD_PATH", "EMULATOR_BASE_URL", "WeChatPayV3Emulator", "local_v3_emulator"]
 
 EMULATOR_BASE_URL = "http://wechatpay-v3.emulator"
 """The base_url accounts are given; any host works, the ASGI transport ignores it."""
+BILL_DOWNLOAD_PATH = "/v3/billdownload/file"
 _TOLERANCE = 300
 
 Scope = Mapping[str, Any]
@@ -103,6 +114,9 @@ class WeChatPayV3Emulator:
         self.tamper: Callable[[bytes], bytes] | None = None
         self.answer_timestamp: int | None = None
         self.base_url = EMULATOR_BASE_URL
+        self.bill_faults = BillFaults()
+        self.no_bill: set[date] = set()
+        self._bill_files: dict[str, bytes] = {}
 
     # -- set-up --------------------------------------------------------------------------------
 
@@ -143,7 +157,10 @@ class WeChatPayV3Emulator:
         sub_mchid: str | None = None,
         **extra: Any,
     ) -> dict[str, Any]:
-        """Create or move an order to `trade_state`; returns its fields (the query answer's)."""
+        """Create or move an order to `trade_state`; returns its fields (the query answer's).
+        A paid order's success_time is the emulator's `clock`."""
+        if trade_state in ("SUCCESS", "REFUND"):
+            extra.setdefault("success_time", self._now())
         resource = testing.v3_transaction_resource(
             appid=self.appid, mchid=self.mchid, out_trade_no=out_trade_no, total=total,
             trade_state=trade_state, sub_mchid=sub_mchid, **extra,
@@ -160,9 +177,13 @@ class WeChatPayV3Emulator:
         resource = testing.v3_refund_resource(
             mchid=self.mchid, out_trade_no=out_trade_no, out_refund_no=out_refund_no,
             total=order["amount"]["total"], refund=refund, refund_status=refund_status, sub_mchid=sub_mchid,
+            success_time=self._now() if refund_status == "SUCCESS" else None,
         )  # fmt: skip
         self.refunds[(sub_mchid, out_refund_no)] = resource
         return resource
+
+    def _now(self) -> str:
+        return datetime.fromtimestamp(self.clock(), BEIJING).isoformat(timespec="seconds")
 
     # -- notifications -------------------------------------------------------------------------
 
@@ -227,6 +248,9 @@ class WeChatPayV3Emulator:
         self.requests.append((scope["method"], path_query))
         if self.stall is not None:
             await self.stall.wait()
+        if path_query.startswith(BILL_DOWNLOAD_PATH + "?") and not self.down:
+            await self._bill_download(scope, send, path_query)
+            return
         status, answer = self._answer(scope, path_query, body)
         await self._reply(send, status, answer)
 
@@ -243,6 +267,8 @@ class WeChatPayV3Emulator:
             return 405, {"code": "NOT_FOUND", "message": "只支持 GET"}
         if path == "/v3/certificates":
             return 200, self._certificates()
+        if path in (TRADE_BILL_PATH, FUND_FLOW_BILL_PATH):
+            return self._bill_answer(query, fund_flow=path == FUND_FLOW_BILL_PATH)
         for prefix, partner in (
             ("/v3/pay/partner/transactions/out-trade-no/", True),
             ("/v3/pay/transactions/out-trade-no/", False),
@@ -312,6 +338,63 @@ class WeChatPayV3Emulator:
         )
         return 200, answer
 
+    # -- bills ---------------------------------------------------------------------------------
+
+    def trade_bill(self, day: date, *, sub_mchid: str | None = None, fund_flow: bool = False) -> bytes:
+        """The ALL trade bill of `day` as the emulator serves it (ledger plus `bill_faults`), or
+        with `fund_flow` the BASIC account's fund-flow bill."""
+        orders = [_paid(order, self.mchid) for (sub, _), order in self.orders.items() if sub == sub_mchid]
+        refunds = [_refunded(refund, self.orders[(sub, refund["out_trade_no"])], self.mchid)
+                   for (sub, _), refund in self.refunds.items() if sub == sub_mchid]  # fmt: skip
+        if fund_flow:
+            return fund_flow_bill(day, orders, refunds)
+        return trade_bill(day, orders, refunds, self.bill_faults)
+
+    def _bill_answer(
+        self, query: Mapping[str, str], *, fund_flow: bool = False
+    ) -> tuple[int, dict[str, Any]]:
+        try:
+            day = date.fromisoformat(query.get("bill_date", ""))
+        except ValueError:
+            return 400, {"code": "INVALID_REQUEST", "message": "参数错误 请检查 bill_date"}
+        if fund_flow and query.get("account_type", "BASIC") != "BASIC":
+            return 400, {"code": "INVALID_REQUEST", "message": "参数错误 请检查 account_type"}
+        if not fund_flow and (
+            query.get("bill_type", "ALL") != "ALL" or (self.partner and not query.get("sub_mchid"))
+        ):
+            return 400, {"code": "INVALID_REQUEST", "message": "参数错误"}
+        if day >= datetime.fromtimestamp(self.clock(), BEIJING).date():
+            return 400, {"code": "STATEMENT_CREATING", "message": "账单生成中"}
+        if day in self.no_bill:
+            return 400, {"code": "NO_STATEMENT_EXIST", "message": "账单文件不存在"}
+        data = self.trade_bill(
+            day, sub_mchid=query.get("sub_mchid") if self.partner else None, fund_flow=fund_flow
+        )
+        digest = hashlib.sha1(data + (b"\n" if self.bill_faults.wrong_hash else b"")).hexdigest()  # noqa: S324
+        token = secrets.token_urlsafe(16)
+        self._bill_files[token] = gzip.compress(data, mtime=0) if query.get("tar_type") == "GZIP" else data
+        url = f"{self.base_url}{BILL_DOWNLOAD_PATH}?token={token}"
+        return 200, {"hash_type": "SHA1", "hash_value": digest, "download_url": url}
+
+    async def _bill_download(self, scope: Scope, send: SendAsgi, path_query: str) -> None:
+        """The file behind a download_url: a signed GET, answered unsigned, once (WeChat Pay's
+        URLs expire after about 30 s)."""
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        refusal = self._authenticate(headers, scope["method"], path_query, b"")
+        token = dict(parse_qsl(path_query.partition("?")[2])).get("token", "")
+        data = self._bill_files.pop(token, None) if refusal is None else None
+        if data is None:
+            status, answer = (
+                (401, {"code": "SIGN_ERROR", "message": refusal})
+                if refusal
+                else (400, {"code": "INVALID_REQUEST", "message": "下载链接已过期"})
+            )
+            await self._reply(send, status, answer)
+            return
+        raw = [(b"content-type", b"application/octet-stream"), (b"content-length", str(len(data)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": raw})
+        await send({"type": "http.response.body", "body": data})
+
     def _certificates(self) -> dict[str, Any]:
         data = []
         for certificate in self.platform_certificates:
@@ -346,6 +429,34 @@ class WeChatPayV3Emulator:
         raw.append((b"content-length", str(len(body)).encode("ascii")))
         await send({"type": "http.response.start", "status": status, "headers": raw})
         await send({"type": "http.response.body", "body": body})
+
+
+def _moment(text: object) -> datetime | None:
+    return datetime.fromisoformat(text) if isinstance(text, str) and text else None
+
+
+def _paid(order: Mapping[str, Any], mchid: str) -> Paid:
+    paid = order.get("trade_state") in ("SUCCESS", "REFUND")
+    number = str(order["out_trade_no"])
+    return Paid(
+        order=number, total=int(order["amount"]["total"]),
+        at=_moment(order.get("success_time")) if paid else None,
+        transaction_id=str(order.get("transaction_id") or testing._transaction_id(mchid, number)),
+        appid=str(order.get("appid") or order.get("sp_appid") or ""), mchid=mchid,
+        sub_mchid=str(order.get("sub_mchid") or "0"),
+        openid=str(order.get("payer", {}).get("openid") or order.get("payer", {}).get("sp_openid") or ""),
+    )  # fmt: skip
+
+
+def _refunded(refund: Mapping[str, Any], order: Mapping[str, Any], mchid: str) -> Refunded:
+    done = refund.get("refund_status") == "SUCCESS"
+    return Refunded(
+        order=str(refund["out_trade_no"]), transaction_id=str(refund["transaction_id"]),
+        out_refund_no=str(refund["out_refund_no"]), refund_id=str(refund["refund_id"]),
+        refund=int(refund["amount"]["refund"]), at=_moment(refund.get("success_time")) if done else None,
+        status=str(refund["refund_status"]), appid=str(order.get("appid") or order.get("sp_appid") or ""),
+        mchid=mchid, sub_mchid=str(refund.get("sub_mchid") or "0"),
+    )  # fmt: skip
 
 
 def local_v3_emulator(settings: WeChatPayV3Settings, directory: Path) -> LocalEmulator | None:
