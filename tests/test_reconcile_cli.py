@@ -4,14 +4,13 @@ the report printed (text and JSON), the lost payment healed once, exit statuses 
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from pathlib import Path
 
 import pytest
-from _ledger_provider import LedgerEmulator, LedgerProvider
+from _ledger_provider import DAY, LedgerEmulator, LedgerProvider, pin_store_clock
 from test_query_cli import served
 
-from paynotify import BEIJING, registry
+from paynotify import registry
 from paynotify.cli import main
 
 SINK = """
@@ -39,9 +38,10 @@ def test_reconcile_prints_heals_once_and_exits_by_what_it_found(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.syspath_prepend(str(tmp_path))
+    pin_store_clock(monkeypatch)  # the shop records on DAY, the emulator's day, whatever today is
     emu = LedgerEmulator()
     emu.pay("o-1", "12.34")
-    day = str(datetime.now(BEIJING).date())
+    day = str(DAY)
     with served(emu) as base:
         emu.host = base.removeprefix("http://")
         path = config(tmp_path, base)
