@@ -5,6 +5,8 @@ same findings; two notifiers on one store do not reconcile one day at once."""
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 import time
 from pathlib import Path
 
@@ -12,7 +14,15 @@ import pytest
 from _ledger_provider import DAY, LedgerEmulator, LedgerProvider, PinnedClock, pin_store_clock
 from _store_backends import BACKENDS, backend_stores
 
-from paynotify import MemoryStore, Notifier, Outcome, ReconciliationStore, Store, StoredReport
+from paynotify import (
+    MemoryStore,
+    Notifier,
+    Outcome,
+    ReconciliationStore,
+    SQLiteStore,
+    Store,
+    StoredReport,
+)
 from paynotify.reconciliation import ReconciliationInProgress, ReconciliationReport
 from paynotify.recovery import EmulatorTransport
 
@@ -165,3 +175,48 @@ async def test_a_store_without_reports_still_reconciles() -> None:
     async with notifier:
         emu.pay("o-1", "1.00")
         assert (await notifier.reconcile("shop", DAY)).counts["missing"] == 1
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_two_notifiers_reconciling_one_day_at_the_same_moment_run_it_once(
+    backend: str, tmp_path: Path
+) -> None:
+    async with backend_stores(backend, tmp_path) as make:
+        first, emu = shop(make())
+        second, _ = shop(make(), emu)
+        async with first, second:
+            emu.pay("o-1", "1.00")
+            emu.body_delay = 0.5  # the bill comes slowly: the first holds the lease meanwhile
+            emu.padding = 0
+            results = await asyncio.gather(
+                first.reconcile("shop", DAY), second.reconcile("shop", DAY), return_exceptions=True
+            )
+            stored = await first.store.reconciliations.reports()
+        assert sorted(type(r).__name__ for r in results) == [
+            "ReconciliationInProgress",
+            "ReconciliationReport",
+        ]
+        assert emu.requests.count("/bill") == 1
+        assert len(stored) == 1
+
+
+async def test_a_version_3_sqlite_file_gains_the_reports_and_keeps_its_events(tmp_path: Path) -> None:
+    path = tmp_path / "v3.db"
+    notifier, emu = shop(f"sqlite:///{path}")
+    async with notifier:
+        emu.pay("o-1", "1.00")
+        assert (await notifier.query("shop", "o-1")).outcome is Outcome.DELIVERED
+    with sqlite3.connect(path) as conn:  # as paynotify before reports wrote it
+        conn.execute("DROP TABLE paynotify_reconciliations")
+        conn.execute("DROP TABLE paynotify_reconciliation_leases")
+        conn.execute("PRAGMA user_version = 3")
+    store = SQLiteStore(f"sqlite:///{path}")
+    try:
+        assert len(await store.find(account="shop")) == 1
+        await store.reconciliations.save_report(report("shop", "2026-03-14"))
+        assert await store.reconciliations.report("shop", "2026-03-14") is not None
+        assert await store.reconciliations.take_lease("shop", DAY, seconds=60) is not None
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
