@@ -76,6 +76,7 @@ from paynotify._stores.base import (
 )
 from paynotify._stores.expectations import Expectation, ExpectationState, ExpectationStore
 from paynotify._stores.memory import MemoryStore
+from paynotify._stores.reconciliations import ReconciliationStore, StoredReport
 from paynotify._stores.sqlite import SQLiteStore
 from paynotify._stores.urls import open_store, store_schemes
 from paynotify._subscribers import CheckHook, RejectedHook, ReturnHandler, UnhandledHook
@@ -137,6 +138,7 @@ __all__ = [
     "ProviderUnavailable",
     "QueryAnswer",
     "QueueStore",
+    "ReconciliationStore",
     "Registry",
     "RejectedHook",
     "Reply",
@@ -149,6 +151,7 @@ __all__ = [
     "Store",
     "StoreError",
     "StoredEvent",
+    "StoredReport",
     "UnhandledEvent",
     "UnhandledHook",
     "UnknownAccount",

@@ -50,7 +50,7 @@ from paynotify._wsgi import NotificationWSGIApp
 if TYPE_CHECKING:
     import httpx
 
-    from paynotify.reconciliation import ReconciliationReport
+    from paynotify.reconciliation import DailyReconciliation, ReconciliationReport
     from paynotify.recovery import HttpSend, Sweeper, Upkeeps
 
 __all__ = ["DEFAULT_BODY_LIMIT", "DEFAULT_STORE_URL", "Delivery", "Notifier"]
@@ -58,7 +58,6 @@ __all__ = ["DEFAULT_BODY_LIMIT", "DEFAULT_STORE_URL", "Delivery", "Notifier"]
 log = logging.getLogger("paynotify")
 
 DEFAULT_STORE_URL = "sqlite:///paynotify.db"
-
 F = TypeVar("F", bound=SubscriberFn)
 C = TypeVar("C", bound=CheckHook)
 R = TypeVar("R", bound=RejectedHook)
@@ -88,9 +87,8 @@ class Notifier:
         api_transport: httpx.AsyncBaseTransport | None = None,
         **options: Unpack[OptionValues],
     ) -> None:
-        """`options` are `Options`' fields (delivery, body_limit, body_timeout, lease_seconds, max_attempts,
-        backoff_seconds, max_backoff_seconds, dispatcher, concurrency, retention_days,
-        close_timeout, query_timeout, query_attempts): see `paynotify.Options`. A wrong one raises
+        """`options` are `Options`' fields (delivery, queued delivery's retries, bounds, the sweeper's
+        and the daily reconciliation's): see `paynotify.Options`; a wrong one raises
         `ConfigurationError`. `api_transport` is the httpx transport queries of the providers' APIs
         go through (default: the network; a test: `httpx.ASGITransport(app=emulator)`)."""
         self.options = Options(**options)
@@ -108,8 +106,9 @@ class Notifier:
         self._upkeep: Upkeeps | None = None
         self.sweeper: Sweeper | None = None
         self.sweeps_by_default = False
-        """Whether `open` starts the sweeper when the `sweeper` option is None (serve, worker: True)."""
+        """Whether `open` runs the sweeper and the daily reconciliation when their options are None."""
         self._sweeping: asyncio.Task[None] | None = None
+        self.daily: DailyReconciliation | None = None  # while `open` runs it (option `reconcile`)
         if self.options.expectations:
             self.pipeline.delivered = self._close_expectation
 
@@ -308,6 +307,10 @@ class Notifier:
         sweeping = self.sweeps_by_default if sweeping is None else sweeping
         if sweeping and self.options.expectations:
             self._start_sweeper()
+        if self.sweeps_by_default if self.options.reconcile is None else self.options.reconcile:
+            from paynotify.reconciliation import notifier_daily  # the layer above, when used
+
+            self.daily = notifier_daily(self).start()
 
     def _start_sweeper(self) -> None:
         from paynotify.recovery import notifier_sweeper
@@ -327,6 +330,9 @@ class Notifier:
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(self._sweeping, self.options.close_timeout)
         self.sweeper = self._sweeping = None
+        if self.daily is not None:  # a run cut short releases its lease; the day stays due
+            await self.daily.aclose()
+        self.daily = None
         if self.dispatcher is not None and self._dispatching is not None:
             await self.dispatcher.stop(self._dispatching, self.options.close_timeout)
         self.dispatcher = self._dispatching = None
@@ -366,13 +372,9 @@ class Notifier:
 
     def asgi(self) -> NotificationApp:
         """The ASGI app serving every account: `POST /{account}/notify`, `GET|POST /{account}/return`."""
-        return NotificationApp(
-            self.pipeline.handle,  # not self.handle: one coroutine less per request
-            body_limit=self.options.body_limit,
-            body_timeout=self.options.body_timeout,
-            lifespan=self.lifespan,
-            refused=self._refused,
-        )
+        return NotificationApp(self.pipeline.handle,  # not self.handle: one coroutine less per request
+                               body_limit=self.options.body_limit, body_timeout=self.options.body_timeout,
+                               lifespan=self.lifespan, refused=self._refused)  # fmt: skip
 
     def _refused(self, outcome: Outcome) -> None:
         if self.pipeline.observer is not None:
@@ -416,11 +418,9 @@ class Notifier:
         if self._api_send is None:
             from paynotify.recovery import HttpSend  # the layer above the pipeline, loaded when used
 
-            self._api_send = HttpSend(
-                timeout=self.options.query_timeout,
-                attempts=self.options.query_attempts,
-                transport=self._api_transport,
-            )
+            options = self.options
+            self._api_send = HttpSend(timeout=options.query_timeout, attempts=options.query_attempts,
+                                      transport=self._api_transport)  # fmt: skip
         return self._api_send
 
     async def query(

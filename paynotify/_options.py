@@ -18,7 +18,8 @@ DEFAULT_BODY_LIMIT = 64 * 1024
 Delivery = Literal["inline", "queued"]
 
 
-_NOT_NUMBERS = ("delivery", "dispatcher", "expectations", "sweeper")
+_NOT_NUMBERS = ("delivery", "dispatcher", "expectations", "sweeper", "reconcile", "reconcile_heal",
+                "reconcile_after")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -38,6 +39,9 @@ class Options:
     a second per account (None: in `paynotify serve` and `paynotify worker`, not in your own process).
     An expectation is first asked about `first_query_after` seconds after `expect` (a minute: its
     notification usually comes first; a second or less to see the sweeper at work locally).
+    `reconcile` reconciles yesterday (Beijing) of every account with bills once a day, after
+    `reconcile_after` ("HH:MM", Beijing), healing when `reconcile_heal`, each run within
+    `reconcile_timeout` seconds (None: in serve and worker, as the sweeper; docs/reconciliation.md).
     """
 
     delivery: Delivery = "inline"
@@ -57,6 +61,10 @@ class Options:
     sweeper: bool | None = None
     sweep_rate: float = 1.0
     first_query_after: float = 60.0
+    reconcile: bool | None = None
+    reconcile_heal: bool = True
+    reconcile_after: str = "10:30"
+    reconcile_timeout: float = 600.0
 
     def __post_init__(self) -> None:
         if self.delivery not in ("inline", "queued"):
@@ -65,6 +73,14 @@ class Options:
             raise ConfigurationError(f"dispatcher must be true or false, not {self.dispatcher!r}")
         if not isinstance(self.expectations, bool) or self.sweeper not in (True, False, None):
             raise ConfigurationError("expectations and sweeper must be true or false")
+        if self.reconcile not in (True, False, None) or not isinstance(self.reconcile_heal, bool):
+            raise ConfigurationError("reconcile and reconcile_heal must be true or false")
+        hours, _, minutes = str(self.reconcile_after).partition(":")
+        if not (isinstance(self.reconcile_after, str) and hours.isdigit() and minutes.isdigit()
+                and len(minutes) == 2 and int(hours) < 24 and int(minutes) < 60):  # fmt: skip
+            raise ConfigurationError(
+                f"reconcile_after must be a time like 10:30, not {self.reconcile_after!r}"
+            )
         for field in fields(self):
             value = getattr(self, field.name)
             if field.name in _NOT_NUMBERS:
@@ -109,3 +125,7 @@ class OptionValues(TypedDict, total=False):
     sweeper: bool | None
     sweep_rate: float
     first_query_after: float
+    reconcile: bool | None
+    reconcile_heal: bool
+    reconcile_after: str
+    reconcile_timeout: float

@@ -17,6 +17,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from datetime import time as clock_time
 from decimal import Decimal, InvalidOperation
 from typing import Any, BinaryIO, ClassVar
 from urllib.parse import parse_qs
@@ -49,8 +50,33 @@ from paynotify import (
     make_event_id,
 )
 
+DAY = date(2026, 3, 14)
+"""The reconciliation tests' bill day, pinned: "today in Beijing" changes at 16:00 UTC, mid-run."""
+RECORDED_AT = datetime.combine(DAY, clock_time(14), BEIJING).timestamp()
+"""When the shop records events in those tests (the stores' clock, pinned by `pin_store_clock`)."""
+STORE_MODULES = ("memory", "sqlite", "postgresql", "redis")
+
 HEADER = "kind,order_id,transaction_id,refund_id,provider_refund_id,amount,status,time"
 _STATUS = {s.value: s for s in Status}
+
+
+class PinnedClock:
+    """A clock that starts at `at` and moves 1 ms each time it is read (recorded events keep an order)."""
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+
+    def __call__(self) -> float:
+        self.at += 0.001
+        return self.at
+
+
+def pin_store_clock(monkeypatch: Any, at: float = RECORDED_AT) -> PinnedClock:
+    """Pin the clock every event store records with (`paynotify._stores.*.now`) to `at`."""
+    clock = PinnedClock(at)
+    for name in STORE_MODULES:
+        monkeypatch.setattr(f"paynotify._stores.{name}.now", clock)
+    return clock
 
 
 class LedgerSettings(AccountSettings):
@@ -173,8 +199,8 @@ class LedgerProvider(Provider[LedgerSettings]):
 class LedgerEmulator:
     """The provider's side: its ledger, its query answers and the bills it writes from them."""
 
-    day: date = field(default_factory=lambda: datetime.now(BEIJING).date())
-    """The day its payments are made (today in Beijing: the shop records them today too)."""
+    day: date = DAY
+    """The day its payments are made (the pinned DAY: the shop records them on it too)."""
     secret: str = "ledger-secret"
     host: str = "ledger.emulator"
     payments: dict[str, dict[str, str]] = field(default_factory=dict)

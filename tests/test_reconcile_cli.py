@@ -3,15 +3,15 @@ the report printed (text and JSON), the lost payment healed once, exit statuses 
 
 from __future__ import annotations
 
+import asyncio
 import json
-from datetime import datetime
 from pathlib import Path
 
 import pytest
-from _ledger_provider import LedgerEmulator, LedgerProvider
+from _ledger_provider import DAY, LedgerEmulator, LedgerProvider, pin_store_clock
 from test_query_cli import served
 
-from paynotify import BEIJING, registry
+from paynotify import open_store, registry
 from paynotify.cli import main
 
 SINK = """
@@ -35,13 +35,26 @@ def config(tmp_path: Path, base_url: str) -> Path:
     return path
 
 
+async def lease(path: Path, token: str | None = None) -> str | None:
+    """Take the day's lease, as another process would (with `token`: give it back)."""
+    store = open_store(f"sqlite:///{path}")
+    try:
+        if token is not None:
+            assert await store.reconciliations.release_lease("shop", DAY, token)
+            return None
+        return await store.reconciliations.take_lease("shop", DAY, seconds=3600)
+    finally:
+        await store.close()
+
+
 def test_reconcile_prints_heals_once_and_exits_by_what_it_found(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.syspath_prepend(str(tmp_path))
+    pin_store_clock(monkeypatch)  # the shop records on DAY, the emulator's day, whatever today is
     emu = LedgerEmulator()
     emu.pay("o-1", "12.34")
-    day = str(datetime.now(BEIJING).date())
+    day = str(DAY)
     with served(emu) as base:
         emu.host = base.removeprefix("http://")
         path = config(tmp_path, base)
@@ -60,6 +73,12 @@ def test_reconcile_prints_heals_once_and_exits_by_what_it_found(
         assert main(["reconcile", "shop", "--date", day, "--config", str(path)]) == 4
         assert "line 3" in capsys.readouterr().err
         assert main(["reconcile", "nobody", "--date", day, "--config", str(path)]) == 2
+        # Another process holds the day's lease: try later, nothing done.
+        held = asyncio.run(lease(tmp_path / "events.db"))
+        assert held is not None
+        assert main(["reconcile", "shop", "--date", day, "--config", str(path)]) == 3
+        assert "being reconciled by another instance" in capsys.readouterr().err
+        asyncio.run(lease(tmp_path / "events.db", held))
     assert main(["reconcile", "shop", "--date", day, "--config", str(path)]) == 3  # the server is gone
     err = capsys.readouterr().err
     assert "Traceback" not in err

@@ -5,16 +5,14 @@ twice, a malformed bill refused by its line with nothing healed, the download's 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from _ledger_provider import LedgerEmulator, LedgerProvider
+from _ledger_provider import DAY, LedgerEmulator, LedgerProvider, PinnedClock, pin_store_clock
 from _store_backends import BACKENDS, backend_stores
 
 from paynotify import (
-    BEIJING,
     ApiRequest,
     BillFormatError,
     Notifier,
@@ -31,7 +29,11 @@ from paynotify.reconciliation import (
 )
 from paynotify.recovery import EmulatorTransport
 
-DAY = datetime.now(BEIJING).date()  # the emulator pays today; the shop records today
+
+@pytest.fixture(autouse=True)
+def pinned_clock(monkeypatch: pytest.MonkeyPatch) -> PinnedClock:
+    """The shop records its events on DAY (the emulator pays on DAY), whatever today is."""
+    return pin_store_clock(monkeypatch)
 
 
 def setup(store: str = "memory://") -> tuple[Notifier, LedgerEmulator, list[PaymentResult]]:

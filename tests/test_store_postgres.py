@@ -132,6 +132,9 @@ async def test_stores_opening_together_create_the_schema_once(
         "paynotify_expectations_pkey",
         "paynotify_expectations_due",
         "paynotify_expectations_created",
+        "paynotify_reconciliations_pkey",
+        "paynotify_reconciliations_day",
+        "paynotify_reconciliation_leases_pkey",
     }
     again = stores(schema)
     await again.open()

@@ -111,7 +111,7 @@ async def test_sqlite_migrates_a_version_1_file_keeping_its_events(tmp_path: Pat
     assert event.result() == done
     await store.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
 
 
 async def test_sqlite_schema_creation_is_idempotent_across_processes(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from pydantic import ValidationError
 from paynotify._errors import StoreError
 from paynotify._result import PaymentResult, UnhandledEvent
 from paynotify._stores.expectations import ExpectationStore
+from paynotify._stores.reconciliations import ReconciliationStore
 from paynotify._stores.transitions import (
     CLAIMABLE,
     LEASED,
@@ -323,3 +324,8 @@ class Store(DeliveryStore, QueueStore, EventLog):
     def expectations(self) -> ExpectationStore:
         """The payments and refunds awaited (`Notifier.expect`, the sweeper), in this store."""
         raise NotImplementedError(f"{type(self).__name__} keeps no expectations")
+
+    @property
+    def reconciliations(self) -> ReconciliationStore:
+        """The reconciliation reports and their leases (`Notifier.reconcile`), in this store."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no reconciliation reports")

@@ -23,6 +23,7 @@ from paynotify._stores.base import (
 from paynotify._stores.expectations import ExpectationStore, MemoryExpectations
 from paynotify._stores.filters import in_window
 from paynotify._stores.memory_search import SearchIndex
+from paynotify._stores.reconciliations import MemoryReconciliations, ReconciliationStore
 from paynotify._stores.rows import event_fields
 from paynotify._stores.search import ID_FIELDS, Search
 from paynotify._stores.tokens import new_token, now
@@ -201,11 +202,16 @@ class MemoryStore(Store):
     def __init__(self, url: str = "memory://") -> None:
         self._records: dict[str, _Record | _Frozen] = {}
         self._expectations = MemoryExpectations()
+        self._reconciliations = MemoryReconciliations()
         self._search = SearchIndex()
 
     @property
     def expectations(self) -> ExpectationStore:
         return self._expectations
+
+    @property
+    def reconciliations(self) -> ReconciliationStore:
+        return self._reconciliations
 
     def _record(self, event_id: str) -> _Record | None:
         """The record to change; a completed one is thawed, and kept thawed, first."""

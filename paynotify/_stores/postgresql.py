@@ -62,6 +62,7 @@ from paynotify._stores.postgresql_sql import (
     quote,
 )
 from paynotify._stores.postgresql_url import StoreUrl
+from paynotify._stores.reconciliations import ReconciliationStore
 from paynotify._stores.rows import event_fields, stored_event
 from paynotify._stores.search import Search, sql_search
 from paynotify._stores.tokens import new_token, now
@@ -281,6 +282,12 @@ class PostgresStore(Store):
         from paynotify._stores.postgresql_expectations import PostgresExpectations
 
         return PostgresExpectations(self, self._schema_sql)
+
+    @property
+    def reconciliations(self) -> ReconciliationStore:
+        from paynotify._stores.postgresql_reconciliations import PostgresReconciliations
+
+        return PostgresReconciliations(self, self._schema_sql)
 
     async def close(self) -> None:
         async with self._lock:

@@ -126,7 +126,46 @@ def _migration_3(schema: str) -> Sequence[str]:
     )
 
 
-MIGRATIONS: list[Callable[[str], Sequence[str]]] = [_migration_1, _migration_2, _migration_3]
+def _migration_4(schema: str) -> Sequence[str]:
+    """Reserved for another change (the delivery attempts'); the lead renumbers at merge."""
+    return ()
+
+
+def _migration_5(schema: str) -> Sequence[str]:
+    """The reconciliation reports (one per account and Beijing day, replaced by a later run) and
+    their leases (one per account and day across instances)."""
+    reports = f"{schema}.paynotify_reconciliations"
+    leases = f"{schema}.paynotify_reconciliation_leases"
+    return (
+        f"""CREATE TABLE IF NOT EXISTS {reports} (
+            account     text NOT NULL,
+            day         text NOT NULL,
+            provider    text NOT NULL,
+            run_at      double precision NOT NULL,
+            heal        boolean NOT NULL,
+            healed      integer NOT NULL,
+            counts_json text NOT NULL,
+            report_json text NOT NULL,
+            PRIMARY KEY (account, day)
+        )""",
+        f"CREATE INDEX IF NOT EXISTS paynotify_reconciliations_day ON {reports} (day, account)",
+        f"""CREATE TABLE IF NOT EXISTS {leases} (
+            account     text NOT NULL,
+            day         text NOT NULL,
+            token       text NOT NULL,
+            lease_until double precision NOT NULL,
+            PRIMARY KEY (account, day)
+        )""",
+    )
+
+
+MIGRATIONS: list[Callable[[str], Sequence[str]]] = [
+    _migration_1,
+    _migration_2,
+    _migration_3,
+    _migration_4,
+    _migration_5,
+]
 """Ordered: migration i takes the schema from version i to i + 1. Each gets the quoted schema name
 and returns its statements; all of a start-up's migrations run in one transaction. Append only."""
 

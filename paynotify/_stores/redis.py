@@ -53,6 +53,7 @@ from paynotify._stores.base import (
 )
 from paynotify._stores.expectations import ExpectationStore
 from paynotify._stores.filters import in_window
+from paynotify._stores.reconciliations import ReconciliationStore
 from paynotify._stores.redis_scripts import SCRIPTS
 from paynotify._stores.redis_search import BACKFILL, CANDIDATES, MARKER, members, members_of, ranges
 from paynotify._stores.rows import event_fields, stored_event
@@ -205,6 +206,12 @@ class RedisStore(Store):
         from paynotify._stores.redis_expectations import RedisExpectations
 
         return RedisExpectations(self)
+
+    @property
+    def reconciliations(self) -> ReconciliationStore:
+        from paynotify._stores.redis_reconciliations import RedisReconciliations
+
+        return RedisReconciliations(self)
 
     async def close(self) -> None:
         if self._client is not None:

@@ -33,6 +33,7 @@ from paynotify._stores.base import (
 )
 from paynotify._stores.expectations import ExpectationStore
 from paynotify._stores.filters import sql_filters
+from paynotify._stores.reconciliations import ReconciliationStore
 from paynotify._stores.rows import event_fields, stored_event
 from paynotify._stores.search import Search, sql_search
 from paynotify._stores.sql import attempts_after, leave, sql_in, sql_sources, with_lease
@@ -158,6 +159,12 @@ class SQLiteStore(Store):
         from paynotify._stores.sqlite_expectations import SQLiteExpectations
 
         return SQLiteExpectations(self._writer)
+
+    @property
+    def reconciliations(self) -> ReconciliationStore:
+        from paynotify._stores.sqlite_reconciliations import SQLiteReconciliations
+
+        return SQLiteReconciliations(self._writer)
 
     async def close(self) -> None:
         await self._writer.close()

@@ -10,7 +10,7 @@ from paynotify._errors import StoreError
 
 __all__ = ["SCHEMA_VERSION", "migrate"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 5
 
 # due_at is the time a dispatcher may take the event: next_attempt_at while PENDING, lease_until
 # while IN_FLIGHT (an expired lease is due), NULL otherwise. One indexed column keeps acquire cheap.
@@ -73,6 +73,29 @@ CREATE TABLE IF NOT EXISTS paynotify_expectations (
 CREATE INDEX IF NOT EXISTS paynotify_expectations_due ON paynotify_expectations (due_at)
     WHERE due_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS paynotify_expectations_created ON paynotify_expectations (created_at)
+"""
+# Version 5 added the reconciliation reports (one per account and Beijing day, replaced by a later
+# run) and their leases (one per account and day across processes). Version 4 is another change's.
+_RECONCILIATIONS = """
+CREATE TABLE IF NOT EXISTS paynotify_reconciliations (
+    account     TEXT NOT NULL,
+    day         TEXT NOT NULL,
+    provider    TEXT NOT NULL,
+    run_at      REAL NOT NULL,
+    heal        INTEGER NOT NULL,
+    healed      INTEGER NOT NULL,
+    counts_json TEXT NOT NULL,
+    report_json TEXT NOT NULL,
+    PRIMARY KEY (account, day)
+);
+CREATE INDEX IF NOT EXISTS paynotify_reconciliations_day ON paynotify_reconciliations (day, account);
+CREATE TABLE IF NOT EXISTS paynotify_reconciliation_leases (
+    account     TEXT NOT NULL,
+    day         TEXT NOT NULL,
+    token       TEXT NOT NULL,
+    lease_until REAL NOT NULL,
+    PRIMARY KEY (account, day)
+)
 """
 # Version 1 (paynotify 0.1 development builds) lacked the queue and per-subscriber columns.
 _FROM_V1 = """
@@ -152,4 +175,6 @@ def migrate(conn: sqlite3.Connection, path: str) -> None:
         for statement in _EXPECTATIONS.split(";\n"):
             conn.execute(statement)
         _add_search(conn)
+        for statement in _RECONCILIATIONS.split(";\n"):
+            conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

@@ -3,8 +3,8 @@ day against the recorded events.
 
 Exit status: 0 no discrepancy left open; 1 discrepancies (listed); 2 a usage or configuration error
 (an unknown account, one without bills, a bad date); 3 the provider could not be reached or had no
-bill (try later); 4 the bill was refused (malformed: its line is named; or its signed answer did not
-verify).
+bill, or another process is reconciling that day (try later); 4 the bill was refused (malformed:
+its line is named; or its signed answer did not verify).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def add_reconcile_parser(commands: argparse._SubParsersAction[argparse.ArgumentP
 
 
 def run_reconcile(args: argparse.Namespace, out: IO[str] | None = None) -> int:
-    from paynotify.reconciliation import ReconciliationReport
+    from paynotify.reconciliation import ReconciliationInProgress, ReconciliationReport
 
     out = out or sys.stdout
     notifier = Notifier.from_config(args.config)
@@ -59,7 +59,7 @@ def run_reconcile(args: argparse.Namespace, out: IO[str] | None = None) -> int:
     except (BillFormatError, VerificationError) as exc:
         print(f"paynotify: bill refused: {exc} (nothing was healed)", file=sys.stderr)
         return 4
-    except ProviderApiError as exc:
+    except (ProviderApiError, ReconciliationInProgress) as exc:
         print(f"paynotify: {exc}", file=sys.stderr)
         return 3
     if args.json:

@@ -237,9 +237,11 @@ class _Console:
             ],
             exception_handlers={BadRequest: self.bad_request, StoreError: self.store_error},
         )
+        from paynotify.ops._console_reconciliation import reconciliation_routes
         from paynotify.ops._console_webhooks import webhook_routes
 
         self.app.router.routes.extend(webhook_routes(self))
+        self.app.router.routes.extend(reconciliation_routes(self))
 
     @property
     def store(self) -> EventLog:

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import Any
 
-from paynotify import ConfigurationError, EventLog, EventState, Observer, Outcome
+from paynotify import ConfigurationError, EventLog, EventState, Observer, Outcome, Store
 
 __all__ = ["Instrumentation"]
 
@@ -66,6 +66,8 @@ class Instrumentation(Observer):
         self.subscriber_seconds = _Histogram()
         self.subscriber_failures: dict[str, int] = {}
         self.states: dict[str, int] = {}
+        self.discrepancies: dict[tuple[str, str], int] = {}
+        """(account, kind) -> discrepancies still open in the account's latest stored report."""
         self.lag = 0.0
         if metrics:
             self._register(registry)
@@ -160,9 +162,28 @@ class Instrumentation(Observer):
             return
         counts = await store.count()
         oldest = await store.oldest_due()
+        discrepancies = await _discrepancies(store)
         self._counted_at = time.monotonic()
         self.states = {state.value: counts.get(state, 0) for state in EventState}
         self.lag = max(0.0, time.time() - oldest) if oldest is not None else 0.0
+        if discrepancies is not None:
+            self.discrepancies = discrepancies
+
+
+async def _discrepancies(store: EventLog) -> dict[tuple[str, str], int] | None:
+    """(account, kind) -> open discrepancies of each account's latest report; None for a store
+    that keeps no reports. Summaries only: the reports' JSON is not read."""
+    if not isinstance(store, Store):
+        return None
+    try:
+        reports = store.reconciliations
+    except NotImplementedError:
+        return None
+    return {
+        (report.account, kind): count
+        for report in await reports.latest_reports()
+        for kind, count in sorted(report.open_counts.items())
+    }
 
 
 class _Collector:
@@ -226,6 +247,14 @@ class _Collector:
         for state, value in src.states.items():
             events.add_metric([state], value)
         yield events
+        discrepancies = GaugeMetricFamily(
+            "paynotify_reconciliation_discrepancies",
+            "Discrepancies still open in each account's latest reconciliation report, by kind (cached)",
+            labels=["account", "kind"],
+        )
+        for pair, value in list(src.discrepancies.items()):
+            discrepancies.add_metric(list(pair), value)
+        yield discrepancies
         yield GaugeMetricFamily(
             "paynotify_queue_lag_seconds",
             "Age of the longest-waiting due event (queued delivery)",

@@ -10,6 +10,7 @@ discrepancy. A malformed bill raises `BillFormatError` before anything is healed
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import weakref
 from datetime import date, datetime, timedelta
@@ -24,6 +25,9 @@ from paynotify import (
     Outcome,
     PaynotifyError,
     ProviderApiError,
+    ReconciliationStore,
+    StoredReport,
+    StoreError,
     UnknownAccount,
     VerificationError,
 )
@@ -35,11 +39,14 @@ from paynotify.recovery import HttpSend
 if TYPE_CHECKING:
     from paynotify import Notifier
 
-__all__ = ["WINDOW_SECONDS", "ReconciliationInProgress", "reconcile"]
+__all__ = ["LEASE_SECONDS", "WINDOW_SECONDS", "ReconciliationInProgress", "reconcile", "stored"]
 
 WINDOW_SECONDS = 1800.0
 """Events recorded up to this long before or after the Beijing day are read with it: a payment
 made at 23:59 is often notified (recorded) after midnight, and its bill is the day it was paid."""
+LEASE_SECONDS = 900.0
+"""How long a reconciliation holds its (account, day) lease in the store unless it ends sooner: past
+it (its process died), another instance may take the day over."""
 _PAGE = 1000
 _BATCH = 5000
 _CONFIRMING = frozenset({Outcome.DELIVERED, Outcome.QUEUED, Outcome.DUPLICATE})
@@ -47,7 +54,24 @@ _running: weakref.WeakKeyDictionary[Any, set[tuple[str, str]]] = weakref.WeakKey
 
 
 class ReconciliationInProgress(PaynotifyError):
-    """That account's day is being reconciled already (by this process)."""
+    """That account's day is being reconciled already (by this process, or by another instance
+    holding its lease in the store)."""
+
+
+def reports_of(notifier: Notifier) -> ReconciliationStore | None:
+    """The store's reports and leases, or None for a store that keeps none (a store of one's own)."""
+    try:
+        return notifier.store.reconciliations
+    except NotImplementedError:
+        return None
+
+
+def stored(report: ReconciliationReport, *, heal: bool) -> StoredReport:
+    """What the store keeps of `report`."""
+    return StoredReport(
+        account=report.account, day=report.day, provider=report.provider, run_at=report.run_at, heal=heal,
+        healed=report.healed, counts=dict(report.counts), report_json=report.to_json(),
+    )  # fmt: skip
 
 
 async def reconcile(
@@ -60,7 +84,10 @@ async def reconcile(
     max_bytes: int = DEFAULT_MAX_BYTES,
     download_timeout: float = DEFAULT_TIMEOUT,
     listed_limit: int = 10_000,
+    lease_seconds: float = LEASE_SECONDS,
 ) -> ReconciliationReport:
+    """Reconcile the account's day under its lease, and store the report (replacing the day's
+    earlier one)."""
     account = notifier.accounts.get(account_name)
     if account is None:
         raise UnknownAccount(
@@ -74,7 +101,15 @@ async def reconcile(
     if key in running:
         raise ReconciliationInProgress(f"account {account_name!r}, {day}: being reconciled already")
     running.add(key)
+    store = reports_of(notifier)
+    token = None
     try:
+        if store is not None:
+            token = await store.take_lease(account_name, day, seconds=lease_seconds)
+            if token is None:
+                raise ReconciliationInProgress(
+                    f"account {account_name!r}, {day}: being reconciled by another instance (its lease)"
+                )
         send = notifier.api_send
         download = HttpDownload(
             send.client if isinstance(send, HttpSend) else None, max_bytes=max_bytes, timeout=download_timeout
@@ -91,14 +126,20 @@ async def reconcile(
         missing = await _look_up_late(notifier, account_name, matcher)
         matcher.unknown()
         healed = await _heal(notifier, account_name, matcher, missing) if heal else 0
-        return ReconciliationReport(
+        report = ReconciliationReport(
             account=account_name, provider=account.provider.name, day=day.isoformat(), run_at=time.time(),
             lines=matcher.lines, matched=matcher.matched, counts=dict(matcher.counts),
             discrepancies=tuple(sorted(matcher.discrepancies, key=_order)), healed=healed,
             truncated=matcher.truncated,
         )  # fmt: skip
+        if store is not None:
+            await store.save_report(stored(report, heal=heal))
+        return report
     finally:
         running.discard(key)
+        if store is not None and token is not None:
+            with contextlib.suppress(StoreError):  # it runs out by itself
+                await store.release_lease(account_name, day, token)
 
 
 def _order(item: Discrepancy) -> tuple[int, str, str]:
