@@ -35,12 +35,12 @@ class Dispatcher:
         deliver: Callable[[Lease], Awaitable[None]],
         options: Options,
         *,
-        poll_seconds: float = IDLE_POLL_SECONDS,
+        poll_seconds: float | None = None,
     ) -> None:
         self.store = store
         self.deliver = deliver
         self.options = options
-        self.poll_seconds = poll_seconds
+        self.poll_seconds = IDLE_POLL_SECONDS if poll_seconds is None else poll_seconds
         self.wake = asyncio.Event()
         self._stopping = False
         self._active: dict[str, Lease] = {}
@@ -48,6 +48,9 @@ class Dispatcher:
     async def run(self) -> None:
         """Deliver due events until stopped; a store outage only pauses it."""
         while not self._stopping:
+            # Cleared before looking, not before waiting: a wake-up that comes while a round finds
+            # nothing (an event committed after its acquire read) makes the next round start at once.
+            self.wake.clear()
             try:
                 delivered = await self.run_once()
             except StoreError as exc:
@@ -98,7 +101,6 @@ class Dispatcher:
         self._active.clear()
 
     async def _idle(self) -> None:
-        self.wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.wake.wait(), timeout=self.poll_seconds)
 
