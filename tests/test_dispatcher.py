@@ -152,3 +152,20 @@ async def test_a_wake_up_while_a_round_finds_nothing_is_not_lost() -> None:
         await delivered.wait()  # the next round starts at once, not after the hour's poll
     await dispatcher.stop(running, grace=BOUND)
     await n.aclose()
+
+
+async def test_a_delivery_that_raises_is_not_handed_back_at_stop_as_if_still_running() -> None:
+    n = queued()
+    await n.open()
+    await enqueue(n, "o-1")
+
+    async def broken(lease: Lease) -> None:
+        raise RuntimeError("settling failed")  # logged; its lease expires
+
+    dispatcher = Dispatcher(n.store, broken, n.options, poll_seconds=HOUR)
+    assert await dispatcher.run_once() == 1
+    running = asyncio.create_task(dispatcher.run())
+    assert await dispatcher.stop(running, grace=BOUND) == {}  # nothing cut short: it had ended
+    (event,) = await n.store.find()
+    assert event.state is EventState.IN_FLIGHT  # left to its lease, not made due by the stop
+    await n.aclose()
