@@ -1,6 +1,7 @@
-"""What every framework adapter other than the bare ASGI route shares: the route's rules (from
-`_route`, re-exported so an adapter needs this one module), the one event loop the Notifier lives on
-(`NotifierLoop`), and the ASGI route answering through that loop (`notification_asgi`).
+"""What every framework adapter other than the bare ASGI route shares: the one event loop the
+Notifier lives on (`NotifierLoop`), and the ASGI route answering through that loop
+(`notification_asgi`). An adapter above the core reaches them, with the route's rules, through
+`paynotify.adapters`.
 
 Django under WSGI runs each async view in an event loop of its own, and neither Django nor WSGI has
 a lifespan; a store (an SQLite writer, an asyncpg pool) opened on one loop cannot serve another,
@@ -30,21 +31,9 @@ from paynotify._asgi import NotificationApp
 from paynotify._errors import UnknownAccount
 from paynotify._http import InboundRequest, Reply
 from paynotify._options import Options
-from paynotify._route import DISCONNECTED, TOO_LARGE, TOO_SLOW, declared_over, method_reply, unknown_reply
-from paynotify._socket_deadline import body_deadline
+from paynotify._route import unknown_reply
 
-__all__ = [
-    "DISCONNECTED",
-    "TOO_LARGE",
-    "TOO_SLOW",
-    "Notifier",
-    "NotifierLoop",
-    "body_deadline",
-    "declared_over",
-    "method_reply",
-    "notification_asgi",
-    "notifier_loop",
-]
+__all__ = ["Notifier", "NotifierLoop", "notification_asgi", "notifier_loop"]
 
 
 class Notifier(Protocol):

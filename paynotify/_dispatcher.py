@@ -3,8 +3,8 @@
 Dispatchers in any number of processes share one store: `QueueStore.acquire` hands each due event
 to one of them, under a lease, so an event is delivered by one dispatcher at a time and a crashed
 dispatcher's events are taken over when their leases expire. A dispatcher that is stopped lets its
-deliveries finish for a while, then hands the rest back due now, so another process takes them at
-once rather than after their leases.
+deliveries finish for a while, then returns the rest, which the Notifier hands back due now, so
+another process takes them at once rather than after their leases.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Callable
 
 from paynotify._errors import StoreError
@@ -35,12 +34,12 @@ class Dispatcher:
         deliver: Callable[[Lease], Awaitable[None]],
         options: Options,
         *,
-        poll_seconds: float = IDLE_POLL_SECONDS,
+        poll_seconds: float | None = None,
     ) -> None:
         self.store = store
         self.deliver = deliver
         self.options = options
-        self.poll_seconds = poll_seconds
+        self.poll_seconds = IDLE_POLL_SECONDS if poll_seconds is None else poll_seconds
         self.wake = asyncio.Event()
         self._stopping = False
         self._active: dict[str, Lease] = {}
@@ -48,6 +47,9 @@ class Dispatcher:
     async def run(self) -> None:
         """Deliver due events until stopped; a store outage only pauses it."""
         while not self._stopping:
+            # Cleared before looking, not before waiting: a wake-up that comes while a round finds
+            # nothing (an event committed after its acquire read) makes the next round start at once.
+            self.wake.clear()
             try:
                 delivered = await self.run_once()
             except StoreError as exc:
@@ -73,13 +75,18 @@ class Dispatcher:
         return len(leases)
 
     async def _deliver(self, lease: Lease) -> None:
-        await self.deliver(lease)
-        # Only once settled: a delivery cancelled part way keeps its entry, for stop() to hand back.
+        try:
+            await self.deliver(lease)
+        except Exception:
+            self._active.pop(lease.event.event_id, None)  # settled as far as it goes: logged above
+            raise
+        # Only once settled: a delivery cancelled part way keeps its entry, for stop() to return.
         self._active.pop(lease.event.event_id, None)
 
-    async def stop(self, task: asyncio.Task[None], grace: float) -> None:
+    async def stop(self, task: asyncio.Task[None], grace: float) -> dict[str, str]:
         """Stop acquiring; let deliveries in progress (in `task`, `run()`'s) finish within `grace`
-        seconds, then cancel them and make their events due now."""
+        seconds, then cancel them. Returns the ones cut short (event id -> lease token), for the
+        caller to hand back (`Pipeline.hand_back_at_shutdown`, the one hand-back of every path)."""
         self._stopping = True
         self.wake.set()
         done, _ = await asyncio.wait({task}, timeout=grace)
@@ -87,18 +94,11 @@ class Dispatcher:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        for event_id, lease in list(self._active.items()):
-            try:
-                await self.store.reschedule(
-                    event_id, lease.token, at=time.time(), error="interrupted by shutdown"
-                )
-            except StoreError as exc:
-                log.error("could not hand back event %s (its lease will expire): %s", event_id, exc)
-            log.warning("event %s was still being delivered at shutdown; handed back, due now", event_id)
+        interrupted = {event_id: lease.token for event_id, lease in self._active.items()}
         self._active.clear()
+        return interrupted
 
     async def _idle(self) -> None:
-        self.wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.wake.wait(), timeout=self.poll_seconds)
 

@@ -279,8 +279,7 @@ class Notifier:
         return fn
 
     def observe(self, observer: Observer | None) -> None:
-        """Tell `observer` each notification's outcome and timings (`paynotify.ops.Instrumentation`
-        is one); None stops observing."""
+        """Tell `observer` (`paynotify.ops.Instrumentation`; None: no one) each outcome and timing."""
         self.pipeline.observer = observer
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -333,13 +332,14 @@ class Notifier:
         if self.daily is not None:  # a run cut short releases its lease; the day stays due
             await self.daily.aclose()
         self.daily = None
+        cut_short = {}  # the dispatcher's deliveries still running after close_timeout
         if self.dispatcher is not None and self._dispatching is not None:
-            await self.dispatcher.stop(self._dispatching, self.options.close_timeout)
+            cut_short = await self.dispatcher.stop(self._dispatching, self.options.close_timeout)
         self.dispatcher = self._dispatching = None
         # Polled, and only here: an Event would cost every notification a set and a clear.
         while self.pipeline.inflight and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
-        await self.pipeline.hand_back_inflight("interrupted by shutdown")
+        await self.pipeline.hand_back_at_shutdown({**cut_short, **self.pipeline.inflight})
         if self._purging is not None:
             self._purging.cancel()
             await asyncio.gather(self._purging, return_exceptions=True)
@@ -400,8 +400,8 @@ class Notifier:
         event); a replay runs every subscriber again, even on a completed event, and re-checks a
         rejected one with the account's current settings first (`CheckFailed` if still refused).
         Returns False when the event is unknown, in flight elsewhere, or not eligible; raises
-        `DeliveryFailed` when a subscriber fails (the event stays where the next attempt finds it).
-        """
+        `DeliveryFailed` when a subscriber fails, `StoreError` when the store could not record it
+        done (either way the event stays where the next attempt finds it; docs/stores.md)."""
         return await self.pipeline.redeliver(event_id, replay=replay)
 
     # -- asking the provider -------------------------------------------------------------------

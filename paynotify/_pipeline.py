@@ -10,9 +10,10 @@ settles the event, for inline delivery, dispatchers' leases and redelivery alike
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from paynotify._accounts import Accounts
@@ -44,7 +45,7 @@ from paynotify._return_path import answer_return
 from paynotify._stores.base import ClaimState, EventState, Lease, Store
 from paynotify._subscribers import Subscribers
 
-__all__ = ["Pipeline", "check_ids"]
+__all__ = ["Pipeline", "Unrecorded", "check_ids"]
 
 log = logging.getLogger("paynotify")
 T = TypeVar("T")
@@ -61,6 +62,10 @@ def check_ids(result: PaymentResult, account: Account[Any]) -> CheckFailed | Non
 
 def _nothing() -> None:
     pass
+
+
+class Unrecorded(StoreError):
+    """The subscribers ran, but the store could not record the event done (it was handed back)."""
 
 
 _SETTLED = frozenset({Outcome.DELIVERED, Outcome.QUEUED, Outcome.DUPLICATE, Outcome.REJECTED_CHECK})
@@ -337,10 +342,9 @@ class Pipeline:
         try:
             error = await self.settle(result, claim.token, claim.done_subscribers, attempts=claim.attempts)
         except Exception as exc:
-            # Subscribers ran but the record did not stick: asking for a retry risks a repeat,
-            # acknowledging risks nothing being recorded. At-least-once wins.
-            log.error("could not record event %s as done: %s", event_id, exc)
-            await self._hand_back(event_id, claim.token, "store unavailable")
+            if not isinstance(exc, Unrecorded):  # not the completion (settle logged and handed that back)
+                log.exception("could not settle event %s; handing it back", event_id)
+                await self.hand_back(event_id, claim.token, "store unavailable")
             down = DeliveryFailed("store unavailable", account=result.account)
             return provider.nack(down), Outcome.STORE_UNAVAILABLE
         finally:
@@ -360,13 +364,18 @@ class Pipeline:
         all succeeded (None); otherwise (what failed) where the next attempt will find it: RELEASED
         for the provider's resend (inline), or PENDING after the backoff or DEAD (queued).
 
-        Raises `StoreError` when the completion cannot be recorded (the caller hands it back).
+        Raises `Unrecorded` (a `StoreError`) when the subscribers ran but the store could not
+        record it done: the one policy of every path (docs/architecture.md, "A store failure
+        after delivery"), logged here at ERROR and the event handed back (`hand_back`).
         """
         error, unrecorded = await self.subscribers.run(result, token, done, self.store, self.observer)
         if error is None:
-            await self._staged(
-                "paynotify.store.complete", self.store.complete(result.event_id, token, done=unrecorded)
-            )
+            try:
+                await self._staged(
+                    "paynotify.store.complete", self.store.complete(result.event_id, token, done=unrecorded)
+                )
+            except Exception as exc:
+                raise await self._unrecorded(result, token, exc) from exc
             _log_delivered(result)
             if self.delivered is not None:
                 await self.delivered(result)
@@ -376,7 +385,7 @@ class Pipeline:
 
     async def _failed(self, event_id: str, token: str, error: str, attempts: int) -> None:
         if self.options.delivery == "inline":
-            await self._hand_back(event_id, token, error)
+            await self.hand_back(event_id, token, error)
             return
         delay = self.options.retry_delay(attempts)
         try:
@@ -392,19 +401,37 @@ class Pipeline:
         # Wake this process's dispatcher when the retry is due rather than at its next poll.
         asyncio.get_running_loop().call_later(delay, self.wake)
 
-    async def _hand_back(self, event_id: str, token: str, error: str) -> None:
-        """Give the lease back so the next attempt need not wait for it to expire."""
+    async def _unrecorded(self, result: PaymentResult, token: str, exc: Exception) -> Unrecorded:
+        # Subscribers ran but the record did not stick: asking for a retry risks a repeat,
+        # acknowledging risks nothing being recorded. At-least-once wins: hand it back, say so.
+        event_id = result.event_id
+        log.error("event %s: the subscribers ran, but the store could not record it done; handing it "
+                  "back: %s", event_id, exc,
+                  extra=_entry_fields(result, Outcome.STORE_UNAVAILABLE, str(exc)))  # fmt: skip
+        await self.hand_back(event_id, token, "delivered, but the store could not record it")
+        return Unrecorded(f"event {event_id}: delivered, but the store could not record it: {exc}")
+
+    async def hand_back(self, event_id: str, token: str, error: str) -> bool:
+        """Give the lease back so the next attempt need not wait for it to expire: released
+        (inline: the provider's resend or a retry takes it) or pending and due now (queued: the
+        next dispatcher takes it). False when the store refuses that too (logged; the lease
+        expires after `lease_seconds`, and the event is taken over then)."""
         try:
             if self.options.delivery == "inline":
                 await self.store.release(event_id, token, error=error)
             else:
                 await self.store.reschedule(event_id, token, at=time.time(), error=error)
         except Exception as exc:
-            log.error("could not release event %s (its lease will expire): %s", event_id, exc)
+            log.error("could not hand back event %s (its lease will expire): %s", event_id, exc)
+            return False
+        return True
 
-    async def hand_back_inflight(self, reason: str) -> None:
-        for event_id, token in list(self.inflight.items()):
-            await self._hand_back(event_id, token, reason)
+    async def hand_back_at_shutdown(self, leases: Mapping[str, str]) -> None:
+        """Hand back each event of `leases` (event id -> token) still being delivered at shutdown,
+        inline (`inflight`) or by a dispatcher, so another process takes it at once."""
+        for event_id, token in list(leases.items()):
+            if await self.hand_back(event_id, token, "interrupted by shutdown"):
+                log.warning("event %s was still being delivered at shutdown; handed back", event_id)
 
     async def deliver_lease(self, lease: Lease) -> None:
         """Deliver one event a dispatcher acquired: complete it, or retry later, or dead-letter it."""
@@ -415,7 +442,8 @@ class Pipeline:
             log.error("%s; dead-lettering it", exc)
             await self.store.dead_letter(event.event_id, lease.token, error=str(exc)[:500])
             return
-        await self.settle(result, lease.token, event.done_subscribers, attempts=event.attempts)
+        with contextlib.suppress(Unrecorded):  # logged and handed back by settle
+            await self.settle(result, lease.token, event.done_subscribers, attempts=event.attempts)
 
     async def redeliver(self, event_id: str, *, replay: bool = False) -> bool:
         """Deliver a recorded event again now, in this process (`paynotify events retry|replay`).
@@ -425,7 +453,8 @@ class Pipeline:
         rejected one with the account's current settings first (`CheckFailed` if it is refused
         again). Returns False when the event is unknown, in flight elsewhere, or not eligible.
         A failed attempt raises `DeliveryFailed` and leaves the event where the next attempt
-        finds it.
+        finds it; `StoreError` when the subscribers ran but the store could not record it (the
+        event handed back, as on every path).
         """
         event = await self.store.get(event_id)
         if event is None or event.state is EventState.UNHANDLED or event.kind == "unhandled":

@@ -327,23 +327,23 @@ def test_store_is_closed_when_the_server_stops() -> None:
         assert json.dumps(name)  # names the server in a failure
 
 
-def test_the_django_adapter_imports_only_the_adapters_kit_of_the_core() -> None:
-    # Imports point down, on seams: of paynotify's private modules, contrib/django.py uses the one
-    # made for adapters (issue 26), never the route, the ASGI app or the pipeline directly.
+def test_the_django_adapter_is_built_of_public_names_only() -> None:
+    # Imports point down, on seams: contrib/django.py takes the facade and the public kit of a door
+    # (paynotify.adapters, issue 26), never a private module (tests/test_layers.py walks every layer).
     import ast
     from pathlib import Path
 
     tree = ast.parse(Path(paynotify.contrib.django.__file__).read_text())
-    private = {
+    ours = {
         node.module
         for node in ast.walk(tree)
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("paynotify._")
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "paynotify"
     }
-    private |= {
+    ours |= {
         alias.name
         for node in ast.walk(tree)
         if isinstance(node, ast.Import)
         for alias in node.names
-        if alias.name.startswith("paynotify._")
+        if alias.name.split(".")[0] == "paynotify"
     }
-    assert private == {"paynotify._adapter"}
+    assert ours == {"paynotify", "paynotify.adapters"}

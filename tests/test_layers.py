@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "paynotify"
-# contrib: its own test (below)
-ABOVE_THE_CORE = ["publishers", "ops", "recovery", "reconciliation", "webhooks.py"]
+ABOVE_THE_CORE = ["publishers", "ops", "contrib", "recovery", "reconciliation", "webhooks.py"]
+"""Not walked: `paynotify/cli`, the top of the house, which nothing imports; it still reaches
+private core modules (`_notifier`, `_errors`, `_config`...) in 10 files (docs/architecture.md)."""
 
 
 def _modules(layer: str) -> list[Path]:
@@ -34,6 +35,9 @@ def private_core_imports(source: str, where: str, own_package: str) -> list[str]
         line = getattr(node, "lineno", 0)
         if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names = [node.module]
+            if node.module == "paynotify":  # `from paynotify import _x` reaches a private module too
+                private = [a.name for a in node.names if a.name[:1] == "_" and a.name[:2] != "__"]
+                names += [f"paynotify.{name}" for name in private]
         elif isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         for name in names:
@@ -68,10 +72,13 @@ def test_the_walk_sees_every_kind_of_forbidden_import() -> None:
         "def later():\n    from paynotify.cli._main import main\n"
         "from paynotify import Notifier\n"
         "from paynotify.publishers._base import Publisher\n"
+        "from paynotify import Options, _adapter, __version__\n"
+        "from paynotify.adapters import TOO_LARGE\n"
     )
     hits = private_core_imports(source, "probe.py", "paynotify.publishers")
     assert [hit.rsplit(": ", 1)[1] for hit in hits] == [
         "paynotify._errors",
         "paynotify.ops._auth",
-        "paynotify.cli._main",
+        "paynotify._adapter",
+        "paynotify.cli._main",  # the walk reaches function bodies after the module's own lines
     ]

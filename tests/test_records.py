@@ -23,7 +23,9 @@ from paynotify import (
     InboundRequest,
     NotificationError,
     Notifier,
+    Observer,
     Options,
+    Outcome,
     PaymentResult,
     Registry,
     StoreError,
@@ -347,3 +349,35 @@ async def test_a_combined_notification_is_acknowledged_once_every_sub_order_is_d
     assert (await n.handle("shop", combined)).body == b"OK"  # a duplicate of all three
     assert len(delivered) == 3
     assert {e.state for e in await n.store.find()} == {EventState.DONE}
+
+
+class EmptyCombinedProvider(CombinedProvider):
+    """A combined notification that verifies but names no sub-order at all."""
+
+    name = "empty-combined"
+
+    def parse(self, request: InboundRequest, account: Account[PingSettings]) -> list[PaymentResult]:  # type: ignore[override]
+        return []
+
+
+class Outcomes(Observer):
+    def __init__(self) -> None:
+        self.seen: list[Outcome] = []
+
+    def answered(self, provider: str, account: str, channel: str, outcome: Outcome, seconds: float) -> None:
+        self.seen.append(outcome)
+
+
+async def test_a_combined_notification_with_no_result_is_refused_as_malformed_not_a_crash() -> None:
+    n = Notifier("memory://", registry=Registry(group=None))
+    n.registry.register(EmptyCombinedProvider)
+    n.add_account("shop", "empty-combined")
+    outcomes = Outcomes()
+    n.observe(outcomes)
+    delivered: list[PaymentResult] = []
+    n.subscribe(delivered.append, name="ship")
+    reply = await n.handle("shop", InboundRequest("POST", "notify", {}, b"", b""))
+    assert (reply.status, reply.body) == (500, b"RETRY")  # the provider's own failure reply, not an error
+    assert outcomes.seen == [Outcome.MALFORMED]
+    assert delivered == []
+    assert await n.store.find() == []

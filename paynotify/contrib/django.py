@@ -12,8 +12,9 @@ The view is async and CSRF-exempt (a provider has no CSRF token; the signature i
 never lets Django parse the body: the pipeline gets the bytes received, and the query string as
 the server received it. The Notifier runs on paynotify's own event loop thread, opened on the
 first request and closed when the process exits (paynotify/_adapter.py says why; docs/django.md
-how). Under ASGI, `paynotify_asgi` answers the same paths before Django's handler reads a body.
-This is the only module that imports Django.
+how). Built of `paynotify.adapters`, the public kit of a door, as any framework's adapter can be.
+Under ASGI, `paynotify_asgi` answers the same paths before Django's handler reads a body. This is
+the only module that imports Django.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from django.views.decorators.csrf import csrf_exempt
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from paynotify import InboundRequest, Reply
-from paynotify._adapter import (
+from paynotify.adapters import (
     DISCONNECTED,
     TOO_LARGE,
     TOO_SLOW,
