@@ -41,6 +41,7 @@ from paynotify._notifier import DEFAULT_STORE_URL, Notifier
 from paynotify._observe import Observer, Outcome
 from paynotify._options import DEFAULT_BODY_LIMIT, Delivery, Options
 from paynotify._provider import Account, AccountSettings, DemoAccount, DemoRequest, Provider, StarterAccount
+from paynotify._refusals import RecentRefusals, RefusedRequest
 from paynotify._registry import ENTRY_POINT_GROUP, Registry, registry
 from paynotify._result import (
     BEIJING,
@@ -128,6 +129,8 @@ __all__ = [
     "ProviderUnavailable",
     "QueryAnswer",
     "QueueStore",
+    "RecentRefusals",
+    "RefusedRequest",
     "Registry",
     "RejectedHook",
     "Reply",

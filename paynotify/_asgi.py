@@ -199,7 +199,9 @@ class NotificationApp:
             deadline.end(reading)  # before any reply: the deadline is the read's, not the send's
         if refusal is not None:
             return await send_reply(send, refusal)
-        inbound = InboundRequest(method, channel, headers, scope.get("query_string", b""), body)
+        inbound = InboundRequest(
+            method, channel, headers, scope.get("query_string", b""), body, scope.get("client")
+        )
         try:
             reply = await self.handle(account, inbound)
         except UnknownAccount as exc:

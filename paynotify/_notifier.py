@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, Unpack, overload
 
 from paynotify._accounts import Accounts, AccountSpec, ProviderRef
@@ -30,6 +29,7 @@ from paynotify._observe import Observer, Outcome
 from paynotify._options import DEFAULT_BODY_LIMIT, Delivery, Options, OptionValues
 from paynotify._pipeline import Pipeline
 from paynotify._provider import Account
+from paynotify._refusals import RecentRefusals
 from paynotify._registry import Registry
 from paynotify._registry import registry as default_registry
 from paynotify._result import Kind, PaymentResult, Status
@@ -202,13 +202,7 @@ class Notifier:
     ) -> F: ...
     @overload
     def subscribe(
-        self,
-        fn: None = None,
-        /,
-        *,
-        kind: KindFilter = None,
-        status: StatusFilter = None,
-        name: str | None = None,
+        self, fn: None = ..., /, *, kind: KindFilter = ..., status: StatusFilter = ..., name: str | None = ...
     ) -> Callable[[F], F]: ...
 
     def subscribe(
@@ -284,6 +278,15 @@ class Notifier:
         is one); None stops observing."""
         self.pipeline.observer = observer
 
+    @property
+    def observer(self) -> Observer | None:
+        return self.pipeline.observer
+
+    @property
+    def refused_requests(self) -> RecentRefusals:
+        """The recent refusals, per account, in this process's memory (the console's Refused page)."""
+        return self.pipeline.refusals.recent
+
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def open(self, *, dispatcher: bool | None = None, sweeper: bool | None = None) -> None:
@@ -350,9 +353,7 @@ class Notifier:
         await self.open()
         return self
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
     @contextlib.asynccontextmanager
@@ -416,11 +417,9 @@ class Notifier:
         if self._api_send is None:
             from paynotify.recovery import HttpSend  # the layer above the pipeline, loaded when used
 
-            self._api_send = HttpSend(
-                timeout=self.options.query_timeout,
-                attempts=self.options.query_attempts,
-                transport=self._api_transport,
-            )
+            options = self.options
+            self._api_send = HttpSend(timeout=options.query_timeout, attempts=options.query_attempts,
+                                      transport=self._api_transport)  # fmt: skip
         return self._api_send
 
     async def query(

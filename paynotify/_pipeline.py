@@ -102,7 +102,9 @@ class Pipeline:
             if self.observer is not None:
                 self.observer.answered("-", "-", "-", Outcome.UNKNOWN_ACCOUNT, 0.0)
             if account is None:
+                self.refusals.recent.unknown(account_name, request)
                 raise UnknownAccount(f"no account {account_name!r}")
+            self.refusals.recent.refused(account, request, "unknown_channel", "UnknownChannel")
             channels = frozenset(account.provider.channels)
             served = ", ".join(sorted(channels))
             raise UnknownChannel(
@@ -143,7 +145,7 @@ class Pipeline:
         except (MalformedNotification, VerificationError) as exc:
             exc.account = exc.account or account.name
             outcome = refused_outcome(exc)
-            self.refusals.refused(account, outcome, exc)
+            self.refusals.refused(account, outcome, exc, request)
             if isinstance(exc, InvalidContent) and outcome is Outcome.REJECTED_CONTENT:
                 return await self._record_invalid(exc, account, request)
             return provider.nack(exc), outcome

@@ -16,6 +16,7 @@ __all__ = [
     "TOO_SLOW",
     "declared_over",
     "method_reply",
+    "remote_address",
     "split",
     "unknown_reply",
 ]
@@ -61,3 +62,14 @@ def unknown_reply(exc: UnknownAccount) -> Reply:
         channels = ", ".join(f"/{exc.account}/{c}" for c in sorted(exc.channels))
         return Reply.text(f"unknown channel; account {exc.account!r} serves {channels}", 404)
     return UNKNOWN_ACCOUNT
+
+
+def remote_address(client: object) -> str | None:
+    """The peer's address of a request, from what any door passes as `InboundRequest.client`: an
+    ASGI `(host, port)` (the port left out: it changes with every connection), a WSGI or Django
+    `REMOTE_ADDR` string, or None. Cut to 64 characters (a server may pass a Unix socket path)."""
+    if isinstance(client, tuple | list) and client:
+        client = client[0]
+    if isinstance(client, str) and client:
+        return client[:64]
+    return None

@@ -136,5 +136,5 @@ class NotificationWSGIApp:
         except _Refused as exc:
             return exc.reply
         query = environ.get("QUERY_STRING", "").encode("latin-1")
-        inbound = InboundRequest(method, channel, _headers(environ), query, body)
+        inbound = InboundRequest(method, channel, _headers(environ), query, body, environ.get("REMOTE_ADDR"))
         return self._loop.submit(account, inbound).result()

@@ -88,7 +88,9 @@ def notification_view(notifier: Notifier) -> View:
         if len(body) > limit:
             return _response(TOO_LARGE)
         headers = {name.lower(): value for name, value in request.headers.items()}
-        inbound = InboundRequest(method, channel, headers, _query_bytes(request), body)
+        inbound = InboundRequest(
+            method, channel, headers, _query_bytes(request), body, request.META.get("REMOTE_ADDR")
+        )
         reply = await asyncio.wrap_future(loop.submit(account, inbound))
         return _response(reply)
 
