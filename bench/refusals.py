@@ -4,6 +4,7 @@ cheapest refusal: no signature to check) and one for an unknown account.
 
     python bench/refusals.py [--n 2000] [--rounds 9]
     python bench/refusals.py --against ../other-checkout [--pairs 5]
+    python bench/refusals.py --ring-ab        # in one process: the ring kept, and not, in turn
 
 With `--against TREE`, each pair runs this script once with TREE's `paynotify` (PYTHONPATH, from an
 empty directory; the import is checked) and once with this checkout's, alternately, and prints
@@ -49,7 +50,7 @@ def _scope(path: str) -> dict[str, Any]:
             "query_string": b"", "server": ("127.0.0.1", 8000), "client": ("127.0.0.1", 40000)}  # fmt: skip
 
 
-def measure(n: int, rounds: int) -> dict[str, Any]:
+def measure(n: int, rounds: int, ring_ab: bool = False) -> dict[str, Any]:
     from paynotify_alipay.testing import SELLER_ID, generate_key, make_notify, public_key_pem
 
     import paynotify
@@ -78,13 +79,31 @@ def measure(n: int, rounds: int) -> dict[str, Any]:
                 raise AssertionError(f"status {got}, not {status}")
         return (time.perf_counter() - started) / len(bodies) * 1e6
 
+    recent = getattr(notifier.pipeline.refusals, "recent", None)
+
+    def keeping(on: bool) -> None:
+        """With the ring (as shipped) or with its two methods doing nothing (the A/B's control)."""
+        if recent is not None:
+            for method in ("refused", "unknown"):
+                if on:
+                    vars(recent).pop(method, None)
+                else:
+                    setattr(recent, method, lambda *args: None)
+
     async def run() -> dict[str, list[float]]:
-        times: dict[str, list[float]] = {"accepted": [], "refused": [], "unknown account": []}
+        names = ["accepted", "refused", "unknown account"]
+        if ring_ab:
+            names += ["refused, ring off", "unknown account, ring off"]
+        times: dict[str, list[float]] = {name: [] for name in names}
         for _ in range(rounds):
             notifier.store = MemoryStore()  # every genuine notification new again
             times["accepted"].append(await batch(shop, genuine, 200))
-            times["refused"].append(await batch(shop, unsigned, 200))  # Alipay's `fail` is a 200
-            times["unknown account"].append(await batch(nobody, unsigned, 404))
+            for on in (True, False) if ring_ab else (True,):
+                keeping(on)
+                suffix = "" if on else ", ring off"
+                times["refused" + suffix].append(await batch(shop, unsigned, 200))  # Alipay's `fail`: a 200
+                times["unknown account" + suffix].append(await batch(nobody, unsigned, 404))
+            keeping(True)
         return times
 
     times = asyncio.run(run())
@@ -95,8 +114,9 @@ def measure(n: int, rounds: int) -> dict[str, Any]:
 
 def compare(other: Path, pairs: int, n: int, rounds: int) -> None:
     rows: dict[str, dict[str, list[float]]] = {}
-    for _ in range(pairs):
-        for label, tree in (("other", other), ("this", HERE)):
+    for pair in range(pairs):
+        order = (("other", other), ("this", HERE))
+        for label, tree in order if pair % 2 == 0 else order[::-1]:  # neither always goes first
             # Run as a script from an empty directory: no checkout's package is found by accident.
             env = {**os.environ, "PYTHONPATH": str(tree)}
             command = [sys.executable, str(Path(__file__).resolve()), "--n", str(n), "--rounds", str(rounds)]
@@ -110,7 +130,9 @@ def compare(other: Path, pairs: int, n: int, rounds: int) -> None:
     print(f"per request, µs (median of {pairs} runs of {rounds} rounds of {n}): {other} | this checkout")
     for name, by in rows.items():
         before, after = statistics.median(by["other"]), statistics.median(by["this"])
-        print(f"  {name:16} {before:8.2f} | {after:8.2f}  ({(after - before) / before * 100:+.1f} %)")
+        spread = " | ".join(f"{min(by[side]):.1f}-{max(by[side]):.1f}" for side in ("other", "this"))
+        change = (after - before) / before * 100
+        print(f"  {name:16} {before:8.2f} | {after:8.2f}  ({change:+.1f} %)  runs {spread}")
 
 
 def main() -> None:
@@ -120,11 +142,14 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--against", type=Path, help="another checkout to compare with")
     parser.add_argument("--pairs", type=int, default=5)
+    parser.add_argument(
+        "--ring-ab", action="store_true", help="this checkout: with and without the ring, in turn"
+    )
     args = parser.parse_args()
     if args.against is not None:
         compare(args.against.resolve(), args.pairs, args.n, args.rounds)
         return
-    result = measure(args.n, args.rounds)
+    result = measure(args.n, args.rounds, args.ring_ab)
     if args.json:
         print(json.dumps(result))
     else:

@@ -12,8 +12,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from paynotify._errors import (
     InvalidContent,
@@ -111,10 +110,10 @@ UNKNOWN_SHOWN = 64
 """An unknown account's name is kept cut to this many characters (it is the sender's text)."""
 
 
-@dataclass(frozen=True, slots=True)
-class RefusedRequest:
+class RefusedRequest(NamedTuple):
     """One refused request, as the console's Refused page shows it: never a body, a header's value
-    or the error's message (which may quote the body); those are in the sampled log line."""
+    or the error's message (which may quote the body); those are in the sampled log line. (A named
+    tuple: made in a quarter of a frozen dataclass's time, on the refusal path.)"""
 
     at: float
     """Unix seconds."""

@@ -68,8 +68,8 @@ def remote_address(client: object) -> str | None:
     """The peer's address of a request, from what any door passes as `InboundRequest.client`: an
     ASGI `(host, port)` (the port left out: it changes with every connection), a WSGI or Django
     `REMOTE_ADDR` string, or None. Cut to 64 characters (a server may pass a Unix socket path)."""
-    if isinstance(client, tuple | list) and client:
-        client = client[0]
+    if type(client) is tuple or type(client) is list:
+        client = client[0] if client else None
     if isinstance(client, str) and client:
         return client[:64]
     return None

@@ -81,7 +81,7 @@ def test_the_refused_page_shows_reason_and_peer_never_script(console: Console, p
     assert "refused_signature" in page.locator("#refused tr").nth(1).inner_text()
 
 
-def test_both_pages_fit_a_390_px_phone(console: Console, browser: Browser) -> None:
+def test_both_pages_and_the_overview_fit_a_390_px_phone(console: Console, browser: Browser) -> None:
     expecting(console)
     refusing(console)
     context = browser.new_context(
@@ -89,7 +89,7 @@ def test_both_pages_fit_a_390_px_phone(console: Console, browser: Browser) -> No
     )
     try:
         phone = context.new_page()
-        for path in ("/expectations", "/refused"):
+        for path in ("/expectations", "/refused", "/"):
             phone.goto(console.url + path)
             width = phone.evaluate("document.documentElement.scrollWidth")
             assert width <= 390, (path, width)

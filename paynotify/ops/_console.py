@@ -72,7 +72,9 @@ INLINE_REQUEUE = (
 
 
 class ConsoleNotifier(Protocol):
-    """What the console needs of a `Notifier`."""
+    """What the console needs of a `Notifier`. Read when present (a `Notifier` has them all):
+    `delivery` (no Requeue under "inline"), `observer` (the recovered counts of an
+    `Instrumentation`) and `refused_requests` (the Refused page)."""
 
     @property
     def store(self) -> EventLog: ...
