@@ -95,10 +95,11 @@ def measure(n: int, rounds: int, ring_ab: bool = False) -> dict[str, Any]:
         if ring_ab:
             names += ["refused, ring off", "unknown account, ring off"]
         times: dict[str, list[float]] = {name: [] for name in names}
-        for _ in range(rounds):
+        for round_ in range(rounds):
             notifier.store = MemoryStore()  # every genuine notification new again
             times["accepted"].append(await batch(shop, genuine, 200))
-            for on in (True, False) if ring_ab else (True,):
+            turns = ((True, False) if round_ % 2 == 0 else (False, True)) if ring_ab else (True,)
+            for on in turns:  # neither always first
                 keeping(on)
                 suffix = "" if on else ", ring off"
                 times["refused" + suffix].append(await batch(shop, unsigned, 200))  # Alipay's `fail`: a 200
