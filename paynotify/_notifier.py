@@ -25,7 +25,7 @@ from paynotify._config import load_config
 from paynotify._dispatcher import Dispatcher, purge_periodically
 from paynotify._errors import ConfigurationError
 from paynotify._http import InboundRequest, Reply
-from paynotify._observe import Observer, Outcome
+from paynotify._observe import Observer
 from paynotify._options import DEFAULT_BODY_LIMIT, Delivery, Options, OptionValues
 from paynotify._pipeline import Pipeline
 from paynotify._provider import Account
@@ -372,12 +372,8 @@ class Notifier:
             body_limit=self.options.body_limit,
             body_timeout=self.options.body_timeout,
             lifespan=self.lifespan,
-            refused=self._refused,
+            refused=self.pipeline.refused_at_door,
         )
-
-    def _refused(self, outcome: Outcome) -> None:
-        if self.pipeline.observer is not None:
-            self.pipeline.observer.answered("-", "-", "-", outcome, 0.0)
 
     def wsgi(self) -> NotificationWSGIApp:
         """The WSGI app serving the same routes (Flask: werkzeug's DispatcherMiddleware); docs/flask.md."""

@@ -157,13 +157,7 @@ class RecentRefusals:
         channel = request.channel[:UNKNOWN_SHOWN]
         entry = RefusedRequest(self.clock(), account.name, account.provider.name, channel, reason, error,
                                remote_address(request.client))  # fmt: skip
-        ring = self._rings.get(account.name)
-        if ring is None:
-            if len(self._rings) >= self.max_accounts:
-                self._unknown.append(entry)
-                return
-            ring = self._rings[account.name] = deque(maxlen=self.per_account)
-        ring.append(entry)
+        self._ring(account.name).append(entry)
 
     def unknown(self, name: str, request: InboundRequest) -> None:
         """Keep a request for an account no one configured."""
@@ -171,6 +165,26 @@ class RecentRefusals:
         entry = RefusedRequest(self.clock(), name[:UNKNOWN_SHOWN], "-", channel, reason, "UnknownAccount",
                                remote_address(request.client))  # fmt: skip
         self._unknown.append(entry)
+
+    def at_door(
+        self, account: Account[Any] | None, name: str, channel: str, reason: str, status: int, client: object
+    ) -> None:
+        """Keep a refusal its door made before the pipeline (`account`: None when none is `name`)."""
+        provider = "-" if account is None else account.provider.name
+        entry = RefusedRequest(self.clock(), name[:UNKNOWN_SHOWN], provider, channel[:UNKNOWN_SHOWN], reason,
+                               f"HTTP {status}", remote_address(client))  # fmt: skip
+        if account is None:
+            self._unknown.append(entry)
+        else:
+            self._ring(account.name).append(entry)
+
+    def _ring(self, name: str) -> deque[RefusedRequest]:
+        ring = self._rings.get(name)
+        if ring is None:
+            if len(self._rings) >= self.max_accounts:
+                return self._unknown
+            ring = self._rings[name] = deque(maxlen=self.per_account)
+        return ring
 
     def of(self, account: str) -> list[RefusedRequest]:
         """An account's refusals, newest first."""

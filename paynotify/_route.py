@@ -15,6 +15,7 @@ __all__ = [
     "TOO_LARGE",
     "TOO_SLOW",
     "declared_over",
+    "door_reason",
     "method_reply",
     "remote_address",
     "split",
@@ -73,3 +74,12 @@ def remote_address(client: object) -> str | None:
     if isinstance(client, str) and client:
         return client[:64]
     return None
+
+
+def door_reason(reply: Reply) -> str:
+    """What a door's own refusal (before the pipeline) is kept under on the Refused page."""
+    if reply is TOO_LARGE:
+        return "too_large"
+    if reply is TOO_SLOW:
+        return "too_slow"
+    return "bad_length" if reply is BAD_LENGTH else "disconnected"

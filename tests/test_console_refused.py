@@ -8,6 +8,7 @@ trust, for the forgeries)."""
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from urllib.parse import quote
 
 import httpx
@@ -181,3 +182,45 @@ def test_the_remote_address_is_read_from_what_any_door_passes() -> None:
     assert remote_address(None) is None
     assert remote_address("") is None
     assert remote_address(("/run/" + "s" * 100, 0)) == ("/run/" + "s" * 100)[:64]
+
+
+async def test_a_body_over_the_limit_is_kept_as_the_door_refused_it() -> None:
+    data = await shop()
+    big = b"x" * (data.notifier.body_limit + 1)
+    assert (await post(data, "/shop/notify", big)).status_code == 413
+    assert (await post(data, "/nobody/notify", big)).status_code == 413
+    [kept] = data.notifier.refused_requests.of("shop")
+    assert (kept.reason, kept.error, kept.provider, kept.remote) == (
+        "too_large",
+        "HTTP 413",
+        "alipay",
+        PEER[0],
+    )
+    [unknown] = data.notifier.refused_requests.of_unknown()
+    assert (unknown.account, unknown.reason, unknown.provider) == ("nobody", "too_large", "-")
+
+
+def test_the_wsgi_door_keeps_its_own_refusals() -> None:
+    import asyncio
+
+    data = asyncio.run(shop())
+    app = data.notifier.wsgi()
+    environ = {
+        "REQUEST_METHOD": "POST", "PATH_INFO": "/shop/notify", "QUERY_STRING": "",
+        "CONTENT_TYPE": FORM["content-type"], "CONTENT_LENGTH": str(data.notifier.body_limit + 1),
+        "REMOTE_ADDR": "192.0.2.98", "wsgi.input": io.BytesIO(b""), "SERVER_NAME": "pay.test",
+        "SERVER_PORT": "80", "wsgi.url_scheme": "http",
+    }  # fmt: skip
+    statuses: list[str] = []
+
+    def start_response(status: str, headers: object, exc_info: object = None) -> Callable[[bytes], None]:
+        statuses.append(status)
+        return lambda _: None
+
+    try:
+        b"".join(app(environ, start_response))
+    finally:
+        app.close()
+    assert statuses[0].startswith("413")
+    [kept] = data.notifier.refused_requests.of("shop")
+    assert (kept.reason, kept.remote) == ("too_large", "192.0.2.98")
