@@ -49,6 +49,7 @@ from paynotify._provider import (
     Provider,
     StarterAccount,
 )
+from paynotify._refusals import RecentRefusals, RefusedRequest
 from paynotify._registry import ENTRY_POINT_GROUP, Registry, registry
 from paynotify._result import (
     BEIJING,
@@ -138,7 +139,9 @@ __all__ = [
     "ProviderUnavailable",
     "QueryAnswer",
     "QueueStore",
+    "RecentRefusals",
     "ReconciliationStore",
+    "RefusedRequest",
     "Registry",
     "RejectedHook",
     "Reply",

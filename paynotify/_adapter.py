@@ -21,19 +21,22 @@ import asyncio
 import atexit
 import concurrent.futures
 import concurrent.futures.thread  # registers its shutdown first, so the close below runs before it
+import functools
 import logging
 import os
 import threading
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 from paynotify._asgi import NotificationApp
 from paynotify._errors import UnknownAccount
 from paynotify._http import InboundRequest, Reply
 from paynotify._options import Options
-from paynotify._route import unknown_reply
+from paynotify._provider import Account
+from paynotify._refusals import RecentRefusals
+from paynotify._route import door_reason, unknown_reply
 
-__all__ = ["Notifier", "NotifierLoop", "notification_asgi", "notifier_loop"]
+__all__ = ["Notifier", "NotifierLoop", "keep_door_refusal", "notification_asgi", "notifier_loop"]
 
 
 class Notifier(Protocol):
@@ -46,6 +49,17 @@ class Notifier(Protocol):
     async def open(self) -> None: ...
     async def aclose(self) -> None: ...
     async def handle(self, account_name: str, request: InboundRequest) -> Reply: ...
+    @property
+    def accounts(self) -> Mapping[str, Account[Any]]: ...
+    @property
+    def refused_requests(self) -> RecentRefusals: ...
+
+
+def keep_door_refusal(notifier: Notifier, account: str, channel: str, reply: Reply, client: object) -> None:
+    """Keep a refusal the WSGI or Django door made before the pipeline, for the Refused page: from
+    the door's own thread (a deque's append is atomic; the observer stays the loop's alone)."""
+    found = notifier.accounts.get(account)
+    notifier.refused_requests.at_door(found, account, channel, door_reason(reply), reply.status, client)
 
 
 log = logging.getLogger("paynotify")
@@ -166,7 +180,10 @@ def notification_asgi(notifier: Notifier) -> NotificationApp:
         return asyncio.wrap_future(loop.submit(account, request))
 
     options = notifier.options
-    return NotificationApp(handle, body_limit=options.body_limit, body_timeout=options.body_timeout)
+    kept = functools.partial(keep_door_refusal, notifier)  # its refusals, off the Notifier's loop
+    return NotificationApp(
+        handle, body_limit=options.body_limit, body_timeout=options.body_timeout, refused=kept
+    )
 
 
 _loops: dict[Notifier, NotifierLoop] = {}

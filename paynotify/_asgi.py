@@ -22,7 +22,6 @@ from starlette.types import Receive, Scope, Send
 
 from paynotify._errors import PayloadTooLarge, UnknownAccount
 from paynotify._http import InboundRequest, Reply
-from paynotify._observe import Outcome
 from paynotify._route import (
     DISCONNECTED,
     NOT_FOUND,
@@ -149,14 +148,15 @@ class NotificationApp:
         body_limit: int,
         body_timeout: float = 10.0,
         lifespan: Lifespan | None = None,
-        refused: Callable[[Outcome], None] | None = None,
+        refused: Callable[[str, str, Reply, object], None] | None = None,
     ) -> None:
         self.handle = handle
         self.body_limit = body_limit
         self.body_timeout = body_timeout
         self._deadline = ReadDeadline(body_timeout)
         self.refused = refused
-        """Told of what this adapter refuses before the pipeline sees it (a body over the limit)."""
+        """Told of what this adapter refuses before the pipeline sees it (a body over the limit, too
+        slow, of a bad length): `(account, channel, reply, client)`."""
         self.lifespan = lifespan
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -190,16 +190,18 @@ class NotificationApp:
                 raise
             refusal = TOO_SLOW
         except PayloadTooLarge:
-            if self.refused is not None:
-                self.refused(Outcome.TOO_LARGE)
             refusal = TOO_LARGE
         except _Disconnected:
             refusal = DISCONNECTED
         finally:
             deadline.end(reading)  # before any reply: the deadline is the read's, not the send's
         if refusal is not None:
+            if self.refused is not None:
+                self.refused(account, channel, refusal, scope.get("client"))
             return await send_reply(send, refusal)
-        inbound = InboundRequest(method, channel, headers, scope.get("query_string", b""), body)
+        inbound = InboundRequest(
+            method, channel, headers, scope.get("query_string", b""), body, scope.get("client")
+        )
         try:
             reply = await self.handle(account, inbound)
         except UnknownAccount as exc:

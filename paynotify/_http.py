@@ -21,6 +21,9 @@ class InboundRequest:
     headers: Mapping[str, str] = field(default_factory=dict)
     query: bytes = b""
     body: bytes = b""
+    client: object = None
+    """The peer as the door's server gave it (ASGI `scope["client"]`, WSGI `REMOTE_ADDR`), kept
+    as given: read (`paynotify._route.remote_address`) only when a request is refused."""
 
 
 @dataclass(frozen=True, slots=True)

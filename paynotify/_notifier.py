@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, Unpack, overload
 
 from paynotify._accounts import Accounts, AccountSpec, ProviderRef
@@ -26,10 +25,11 @@ from paynotify._config import load_config
 from paynotify._dispatcher import Dispatcher, purge_periodically
 from paynotify._errors import ConfigurationError
 from paynotify._http import InboundRequest, Reply
-from paynotify._observe import Observer, Outcome
+from paynotify._observe import Observer
 from paynotify._options import DEFAULT_BODY_LIMIT, Delivery, Options, OptionValues
 from paynotify._pipeline import Pipeline
 from paynotify._provider import Account
+from paynotify._refusals import RecentRefusals
 from paynotify._registry import Registry
 from paynotify._registry import registry as default_registry
 from paynotify._result import Kind, PaymentResult, Status
@@ -201,13 +201,7 @@ class Notifier:
     ) -> F: ...
     @overload
     def subscribe(
-        self,
-        fn: None = None,
-        /,
-        *,
-        kind: KindFilter = None,
-        status: StatusFilter = None,
-        name: str | None = None,
+        self, fn: None = ..., /, *, kind: KindFilter = ..., status: StatusFilter = ..., name: str | None = ...
     ) -> Callable[[F], F]: ...
 
     def subscribe(
@@ -281,6 +275,15 @@ class Notifier:
     def observe(self, observer: Observer | None) -> None:
         """Tell `observer` (`paynotify.ops.Instrumentation`; None: no one) each outcome and timing."""
         self.pipeline.observer = observer
+
+    @property
+    def observer(self) -> Observer | None:
+        return self.pipeline.observer
+
+    @property
+    def refused_requests(self) -> RecentRefusals:
+        """The recent refusals, per account, in this process's memory (the console's Refused page)."""
+        return self.pipeline.refusals.recent
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -356,9 +359,7 @@ class Notifier:
         await self.open()
         return self
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
     @contextlib.asynccontextmanager
@@ -374,11 +375,7 @@ class Notifier:
         """The ASGI app serving every account: `POST /{account}/notify`, `GET|POST /{account}/return`."""
         return NotificationApp(self.pipeline.handle,  # not self.handle: one coroutine less per request
                                body_limit=self.options.body_limit, body_timeout=self.options.body_timeout,
-                               lifespan=self.lifespan, refused=self._refused)  # fmt: skip
-
-    def _refused(self, outcome: Outcome) -> None:
-        if self.pipeline.observer is not None:
-            self.pipeline.observer.answered("-", "-", "-", outcome, 0.0)
+                               lifespan=self.lifespan, refused=self.pipeline.refused_at_door)  # fmt: skip
 
     def wsgi(self) -> NotificationWSGIApp:
         """The WSGI app serving the same routes (Flask: werkzeug's DispatcherMiddleware); docs/flask.md."""

@@ -42,6 +42,7 @@ from paynotify._provider import Account, Provider
 from paynotify._refusals import RefusalLog, refused_outcome, rejected_id
 from paynotify._result import PaymentResult, Source, UnhandledEvent
 from paynotify._return_path import answer_return
+from paynotify._route import TOO_LARGE, door_reason
 from paynotify._stores.base import ClaimState, EventState, Lease, Store
 from paynotify._subscribers import Subscribers
 
@@ -107,7 +108,9 @@ class Pipeline:
             if self.observer is not None:
                 self.observer.answered("-", "-", "-", Outcome.UNKNOWN_ACCOUNT, 0.0)
             if account is None:
+                self.refusals.recent.unknown(account_name, request)
                 raise UnknownAccount(f"no account {account_name!r}")
+            self.refusals.recent.refused(account, request, "unknown_channel", "UnknownChannel")
             channels = frozenset(account.provider.channels)
             served = ", ".join(sorted(channels))
             raise UnknownChannel(
@@ -131,6 +134,14 @@ class Pipeline:
         observer.answered(account.provider.name, account.name, request.channel, outcome, seconds)
         return account.provider.reply_for(request, reply)
 
+    def refused_at_door(self, account_name: str, channel: str, reply: Reply, client: object) -> None:
+        """A request the ASGI door refused before the pipeline (a body too large, too slow, of a bad
+        length, cut short), on the loop: counted (`too_large`) and kept for the Refused page."""
+        if reply is TOO_LARGE and self.observer is not None:
+            self.observer.answered("-", "-", "-", Outcome.TOO_LARGE, 0.0)
+        account = self.accounts.get(account_name)
+        self.refusals.recent.at_door(account, account_name, channel, door_reason(reply), reply.status, client)
+
     async def admit(self, result: PaymentResult, account: Account[Any]) -> Outcome:
         """A verified result that came by another way than a notification (a query's answer):
         checked, recorded and delivered as a notification of it is, on its event id, so whichever
@@ -148,7 +159,7 @@ class Pipeline:
         except (MalformedNotification, VerificationError) as exc:
             exc.account = exc.account or account.name
             outcome = refused_outcome(exc)
-            self.refusals.refused(account, outcome, exc)
+            self.refusals.refused(account, outcome, exc, request)
             if isinstance(exc, InvalidContent) and outcome is Outcome.REJECTED_CONTENT:
                 return await self._record_invalid(exc, account, request)
             return provider.nack(exc), outcome

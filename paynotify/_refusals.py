@@ -10,8 +10,9 @@ import hashlib
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from paynotify._errors import (
     InvalidContent,
@@ -20,13 +21,15 @@ from paynotify._errors import (
     NotificationError,
     VerificationError,
 )
+from paynotify._http import InboundRequest
 from paynotify._observe import Outcome
 from paynotify._pipeline_log import fields
 from paynotify._provider import Account
 from paynotify._result import make_event_id
+from paynotify._route import remote_address
 from paynotify._sampling import Sampler
 
-__all__ = ["RefusalLog", "refused_outcome", "rejected_id"]
+__all__ = ["RecentRefusals", "RefusalLog", "RefusedRequest", "refused_outcome", "rejected_id"]
 
 log = logging.getLogger("paynotify")
 
@@ -61,10 +64,15 @@ class RefusalLog:
 
     def __init__(self, limit: int = 10, window: float = 60.0, clock: Callable[[], float] = time.monotonic):
         self.sampler: Sampler[tuple[str, str, str]] = Sampler(limit, window, clock)
+        self.recent = RecentRefusals()
+        """What the console's Refused page shows (every refusal, not a sample)."""
         self._timer: asyncio.TimerHandle | None = None
         self._timer_loop: asyncio.AbstractEventLoop | None = None
 
-    def refused(self, account: Account[Any], outcome: Outcome, exc: NotificationError) -> None:
+    def refused(
+        self, account: Account[Any], outcome: Outcome, exc: NotificationError, request: InboundRequest
+    ) -> None:
+        self.recent.refused(account, request, outcome._value_, type(exc).__name__)
         key = (account.name, account.provider.name, outcome.value)
         if not self.sampler.admit(key):
             self._flush_later()
@@ -96,3 +104,99 @@ class RefusalLog:
         if self._timer is not None and self._timer_loop is loop and not loop.is_closed():
             return
         self._timer, self._timer_loop = loop.call_later(self.sampler.window, self.flush), loop
+
+
+UNKNOWN_SHOWN = 64
+"""An unknown account's name is kept cut to this many characters (it is the sender's text)."""
+
+
+class RefusedRequest(NamedTuple):
+    """One refused request, as the console's Refused page shows it: never a body, a header's value
+    or the error's message (which may quote the body); those are in the sampled log line. (A named
+    tuple: made in a quarter of a frozen dataclass's time, on the refusal path.)"""
+
+    at: float
+    """Unix seconds."""
+    account: str
+    """The account that refused it; for an unknown account, the name the request's path gave."""
+    provider: str
+    """The account's provider; `-` for an unknown account."""
+    channel: str
+    reason: str
+    """The outcome it is counted under (`refused_signature`, `malformed`, `unknown_account`, ...)."""
+    error: str
+    """The refusal's type (`VerificationError`, `MalformedNotification`, ...)."""
+    remote: str | None
+    """The peer's address as the server saw it (behind a proxy, the proxy's, unless the server is
+    told to trust its forwarded headers, e.g. uvicorn's --proxy-headers)."""
+
+
+class RecentRefusals:
+    """The last `per_account` refusals of each configured account, and of requests for accounts
+    that do not exist the last `unknown` in one shared ring, so that inventing account names
+    cannot grow memory; in this process's memory only (each serving process keeps its own, and a
+    restart starts empty). At most `max_accounts` rings: past that, the shared one."""
+
+    def __init__(
+        self,
+        per_account: int = 100,
+        unknown: int = 100,
+        *,
+        max_accounts: int = 1024,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.per_account = per_account
+        self.max_accounts = max_accounts
+        self.clock = clock
+        self._rings: dict[str, deque[RefusedRequest]] = {}
+        self._unknown: deque[RefusedRequest] = deque(maxlen=unknown)
+
+    def refused(self, account: Account[Any], request: InboundRequest, reason: str, error: str) -> None:
+        """Keep a refusal by a configured account (`reason`: the outcome's value, or
+        `unknown_channel`)."""
+        channel = request.channel[:UNKNOWN_SHOWN]
+        entry = RefusedRequest(self.clock(), account.name, account.provider.name, channel, reason, error,
+                               remote_address(request.client))  # fmt: skip
+        self._ring(account.name).append(entry)
+
+    def unknown(self, name: str, request: InboundRequest) -> None:
+        """Keep a request for an account no one configured."""
+        channel, reason = request.channel[:UNKNOWN_SHOWN], Outcome.UNKNOWN_ACCOUNT.value
+        entry = RefusedRequest(self.clock(), name[:UNKNOWN_SHOWN], "-", channel, reason, "UnknownAccount",
+                               remote_address(request.client))  # fmt: skip
+        self._unknown.append(entry)
+
+    def at_door(
+        self, account: Account[Any] | None, name: str, channel: str, reason: str, status: int, client: object
+    ) -> None:
+        """Keep a refusal its door made before the pipeline (`account`: None when none is `name`)."""
+        provider = "-" if account is None else account.provider.name
+        entry = RefusedRequest(self.clock(), name[:UNKNOWN_SHOWN], provider, channel[:UNKNOWN_SHOWN], reason,
+                               f"HTTP {status}", remote_address(client))  # fmt: skip
+        if account is None:
+            self._unknown.append(entry)
+        else:
+            self._ring(account.name).append(entry)
+
+    def _ring(self, name: str) -> deque[RefusedRequest]:
+        ring = self._rings.get(name)
+        if ring is None:
+            if len(self._rings) >= self.max_accounts:
+                return self._unknown
+            ring = self._rings[name] = deque(maxlen=self.per_account)
+        return ring
+
+    def of(self, account: str) -> list[RefusedRequest]:
+        """An account's refusals, newest first."""
+        return list(reversed(self._rings.get(account, ())))
+
+    def of_unknown(self) -> list[RefusedRequest]:
+        """The requests for unknown accounts, newest first."""
+        return list(reversed(self._unknown))
+
+    def accounts(self) -> list[str]:
+        """The accounts with a refusal kept, by name."""
+        return sorted(name for name, ring in self._rings.items() if ring)
+
+    def __len__(self) -> int:
+        return len(self._unknown) + sum(len(ring) for ring in self._rings.values())

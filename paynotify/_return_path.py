@@ -43,7 +43,7 @@ async def answer_return(
     except (MalformedNotification, VerificationError) as exc:
         exc.account = exc.account or account.name
         outcome = refused_outcome(exc)
-        refusals.refused(account, outcome, exc)
+        refusals.refused(account, outcome, exc, request)
         return return_failure_reply(400, lang), outcome
     except Exception:
         log.exception("account %r: provider %s failed on a sync return", account.name, account.provider.name)

@@ -15,7 +15,9 @@ __all__ = [
     "TOO_LARGE",
     "TOO_SLOW",
     "declared_over",
+    "door_reason",
     "method_reply",
+    "remote_address",
     "split",
     "unknown_reply",
 ]
@@ -61,3 +63,23 @@ def unknown_reply(exc: UnknownAccount) -> Reply:
         channels = ", ".join(f"/{exc.account}/{c}" for c in sorted(exc.channels))
         return Reply.text(f"unknown channel; account {exc.account!r} serves {channels}", 404)
     return UNKNOWN_ACCOUNT
+
+
+def remote_address(client: object) -> str | None:
+    """The peer's address of a request, from what any door passes as `InboundRequest.client`: an
+    ASGI `(host, port)` (the port left out: it changes with every connection), a WSGI or Django
+    `REMOTE_ADDR` string, or None. Cut to 64 characters (a server may pass a Unix socket path)."""
+    if type(client) is tuple or type(client) is list:
+        client = client[0] if client else None
+    if isinstance(client, str) and client:
+        return client[:64]
+    return None
+
+
+def door_reason(reply: Reply) -> str:
+    """What a door's own refusal (before the pipeline) is kept under on the Refused page."""
+    if reply is TOO_LARGE:
+        return "too_large"
+    if reply is TOO_SLOW:
+        return "too_slow"
+    return "bad_length" if reply is BAD_LENGTH else "disconnected"

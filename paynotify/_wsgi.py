@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from http import HTTPStatus
 from typing import TYPE_CHECKING, BinaryIO
 
-from paynotify._adapter import Notifier, notifier_loop
+from paynotify._adapter import Notifier, keep_door_refusal, notifier_loop
 from paynotify._http import InboundRequest, Reply
 from paynotify._route import (
     BAD_LENGTH,
@@ -134,7 +134,8 @@ class NotificationWSGIApp:
         try:
             body = read_body(environ, self.notifier.body_limit, self.notifier.options.body_timeout)
         except _Refused as exc:
+            keep_door_refusal(self.notifier, account, channel, exc.reply, environ.get("REMOTE_ADDR"))
             return exc.reply
         query = environ.get("QUERY_STRING", "").encode("latin-1")
-        inbound = InboundRequest(method, channel, _headers(environ), query, body)
+        inbound = InboundRequest(method, channel, _headers(environ), query, body, environ.get("REMOTE_ADDR"))
         return self._loop.submit(account, inbound).result()

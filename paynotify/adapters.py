@@ -13,7 +13,9 @@ The route (`/{account}/{channel}`): `split` a path below the mount point, `metho
 no provider decides (`NOT_FOUND`, `TOO_LARGE`, `TOO_SLOW`, `DISCONNECTED`, `BAD_LENGTH`). The
 loop: `notifier_loop(notifier)` is the one `NotifierLoop` a Notifier is served from outside an
 ASGI server's own loop (a WSGI server, Django's per-view loops), and `notification_asgi` the ASGI
-route answering through it. `body_deadline` bounds a blocking WSGI body read (docs/flask.md).
+route answering through it. `keep_door_refusal` records a refusal the door made itself (413,
+408, a bad length, cut short) in the notifier's Refused ring. `body_deadline` bounds a blocking
+WSGI body read (docs/flask.md).
 
 These names are the seam: the modules behind them (`paynotify._route`, `_adapter`,
 `_socket_deadline`) may be reorganised; these stay.
@@ -21,7 +23,7 @@ These names are the seam: the modules behind them (`paynotify._route`, `_adapter
 
 from __future__ import annotations
 
-from paynotify._adapter import NotifierLoop, notification_asgi, notifier_loop
+from paynotify._adapter import NotifierLoop, keep_door_refusal, notification_asgi, notifier_loop
 from paynotify._route import (
     BAD_LENGTH,
     DISCONNECTED,
@@ -45,6 +47,7 @@ __all__ = [
     "NotifierLoop",
     "body_deadline",
     "declared_over",
+    "keep_door_refusal",
     "method_reply",
     "notification_asgi",
     "notifier_loop",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Literal
 from unittest import mock
 
 from paynotify_alipay.testing import SELLER_ID, generate_key, make_notify, public_key_pem
@@ -59,9 +60,10 @@ class Shop:
     """name -> event id: rejected, dead, done, unhandled, injected."""
 
 
-async def shop(*, done: int = 3) -> Shop:
-    """The notifier with its events recorded (on the memory store)."""
-    n = Notifier("memory://")
+async def shop(*, done: int = 3, delivery: Literal["inline", "queued"] = "queued") -> Shop:
+    """The notifier with its events recorded (on the memory store). Queued delivery by default, so
+    that Requeue is offered (under inline delivery it is not: nothing would take the event)."""
+    n = Notifier("memory://", delivery=delivery)
     n.add_account("shop", "alipay", **alipay_settings(TYPO))
     s = Shop(n)
     n.subscribe(lambda r: s.delivered.append(r.order_id), name="ship")

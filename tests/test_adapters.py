@@ -10,8 +10,8 @@ from paynotify import UnknownAccount, UnknownChannel
 
 PINNED = {
     "BAD_LENGTH", "DISCONNECTED", "NOT_FOUND", "TOO_LARGE", "TOO_SLOW", "BodyRead", "NotifierLoop",
-    "body_deadline", "declared_over", "method_reply", "notification_asgi", "notifier_loop", "split",
-    "unknown_reply",
+    "body_deadline", "declared_over", "keep_door_refusal", "method_reply", "notification_asgi",
+    "notifier_loop", "split", "unknown_reply",
 }  # fmt: skip
 
 

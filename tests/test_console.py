@@ -69,7 +69,9 @@ def pages(s: Shop) -> list[str]:
     every = [f"/console/events/{event_id}" for event_id in s.ids.values()]
     actions = [f"{page}/{action}" for page in every for action in ("retry", "replay", "requeue")]
     bulk = [f"/console/bulk/{action}?state=dead" for action in ("retry", "replay", "requeue")]
-    return ["/console/", "/console/events", "/console/events?state=rejected", *every, *actions, *bulk]
+    lists = ["/console/", "/console/events", "/console/events?state=rejected", "/console/expectations"]
+    others = ["/console/refused", "/console/bulk/replay?include_done=1"]
+    return [*lists, *every, *actions, *bulk, *others]
 
 
 # -- authentication ----------------------------------------------------------------------------

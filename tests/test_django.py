@@ -140,6 +140,22 @@ def test_forged_body_is_refused(client: Client) -> None:
     assert delivered(order_id) == 0
 
 
+def test_a_refusal_keeps_the_peer_django_saw(client: Client) -> None:
+    extra, body = awkward_notification(order())
+    forged = body.replace(b"1.00", b"9.00")
+    client.post("/payments/shop/notify", forged, content_type=FORM, REMOTE_ADDR="192.0.2.55", **extra)  # type: ignore[arg-type]
+    newest = notifier.refused_requests.of("shop")[0]
+    assert (newest.remote, newest.reason, newest.channel) == ("192.0.2.55", "refused_signature", "notify")
+
+
+def test_a_body_over_the_limit_is_kept_with_the_peer(client: Client) -> None:
+    big = b"x" * (notifier.body_limit + 1)
+    response = client.post("/payments/shop/notify", big, content_type=FORM, REMOTE_ADDR="192.0.2.56")
+    assert response.status_code == 413
+    newest = notifier.refused_requests.of("shop")[0]
+    assert (newest.remote, newest.reason, newest.error) == ("192.0.2.56", "too_large", "HTTP 413")
+
+
 def test_alipay_vector_and_return(client: Client) -> None:
     first = client.post("/payments/sandbox/notify", NOTIFY, content_type=FORM)
     again = client.post("/payments/sandbox/notify", NOTIFY, content_type=FORM)

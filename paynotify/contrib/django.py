@@ -35,6 +35,7 @@ from paynotify.adapters import (
     TOO_SLOW,
     body_deadline,
     declared_over,
+    keep_door_refusal,
     method_reply,
     notification_asgi,
     notifier_loop,
@@ -71,7 +72,7 @@ def notification_view(notifier: Notifier) -> View:
             return _response(refused)
         limit = notifier.body_limit
         if declared_over(request.META.get("CONTENT_LENGTH"), limit):
-            return _response(TOO_LARGE)
+            return _refused_at_door(notifier, request, account, channel, TOO_LARGE)
         # read(), not request.body: no DATA_UPLOAD_MAX_MEMORY_SIZE in the way, and never more than
         # the limit in memory when Content-Length is missing (chunked). Under WSGI the read waits on
         # the client, so it has the WSGI app's deadline; under ASGI Django has read it all already.
@@ -81,15 +82,17 @@ def notification_view(notifier: Notifier) -> View:
             except OSError:  # UnreadablePostError: cut short, by the deadline or by the client
                 body = None
         if reading.expired:  # only under WSGI, where a hop-by-hop header is the server's (PEP 3333)
-            too_slow = _response(TOO_SLOW)
+            too_slow = _refused_at_door(notifier, request, account, channel, TOO_SLOW)
             del too_slow["Connection"]
             return too_slow
         if body is None:
-            return _response(DISCONNECTED)
+            return _refused_at_door(notifier, request, account, channel, DISCONNECTED)
         if len(body) > limit:
-            return _response(TOO_LARGE)
+            return _refused_at_door(notifier, request, account, channel, TOO_LARGE)
         headers = {name.lower(): value for name, value in request.headers.items()}
-        inbound = InboundRequest(method, channel, headers, _query_bytes(request), body)
+        inbound = InboundRequest(
+            method, channel, headers, _query_bytes(request), body, request.META.get("REMOTE_ADDR")
+        )
         reply = await asyncio.wrap_future(loop.submit(account, inbound))
         return _response(reply)
 
@@ -168,6 +171,13 @@ def _query_bytes(request: HttpRequest) -> bytes:
         return raw if isinstance(raw, bytes) else str(raw).encode("latin-1")
     query: str = request.META.get("QUERY_STRING", "")
     return query.encode("latin-1")
+
+
+def _refused_at_door(
+    notifier: Notifier, request: HttpRequest, account: str, channel: str, reply: Reply
+) -> HttpResponse:
+    keep_door_refusal(notifier, account, channel, reply, request.META.get("REMOTE_ADDR"))
+    return _response(reply)
 
 
 def _response(reply: Reply) -> HttpResponse:

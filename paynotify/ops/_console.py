@@ -44,6 +44,7 @@ from paynotify import (
     StoreError,
 )
 from paynotify.ops._auth import CsrfTokens, resolve
+from paynotify.ops._console_expectations import recovered_counts
 from paynotify.ops._console_filters import (
     KINDS,
     PAGE_SIZE,
@@ -63,12 +64,17 @@ CHART_HOURS = 24
 CHART_LIMIT = 5000
 """The chart reads at most this many events of the last 24 hours (newest first); past it, the
 hours before the oldest one read are drawn as not counted, never as quiet."""
-BULK_LIMIT = 500
-"""A selection acts on at most this many events per confirmation (newest first)."""
+INLINE_REQUEUE = (
+    "This notifier delivers inline: nothing in this process takes a requeued event (the dispatchers "
+    'of queued delivery do, e.g. `paynotify worker` with delivery = "queued"), so the console does '
+    "not offer Requeue. Retry delivers it now, in this process."
+)
 
 
 class ConsoleNotifier(Protocol):
-    """What the console needs of a `Notifier`."""
+    """What the console needs of a `Notifier`. Read when present (a `Notifier` has them all):
+    `delivery` (no Requeue under "inline"), `observer` (the recovered counts of an
+    `Instrumentation`) and `refused_requests` (the Refused page)."""
 
     @property
     def store(self) -> EventLog: ...
@@ -233,15 +239,30 @@ class _Console:
                 Route("/events", self.events, name="events"),
                 Route("/events/{event_id}", self.event, name="event"),
                 Route("/events/{event_id}/{action}", self.action, name="action", methods=["GET", "POST"]),
-                Route("/bulk/{action}", self.bulk, name="bulk", methods=["GET", "POST"]),
             ],
             exception_handlers={BadRequest: self.bad_request, StoreError: self.store_error},
         )
+        from paynotify.ops._console_bulk import bulk_routes
+        from paynotify.ops._console_expectations import expectation_routes
         from paynotify.ops._console_reconciliation import reconciliation_routes
+        from paynotify.ops._console_refusals import refusal_routes
         from paynotify.ops._console_webhooks import webhook_routes
 
+        self.app.router.routes.extend(bulk_routes(self))
         self.app.router.routes.extend(webhook_routes(self))
         self.app.router.routes.extend(reconciliation_routes(self))
+        self.app.router.routes.extend(expectation_routes(self))
+        self.app.router.routes.extend(refusal_routes(self))
+
+    @property
+    def inline(self) -> bool:
+        """Whether the notifier delivers inline (then nothing here takes a requeued event)."""
+        return getattr(self.notifier, "delivery", None) == "inline"
+
+    @property
+    def actions(self) -> dict[str, _Action]:
+        """The actions this console offers: under inline delivery, not Requeue."""
+        return {name: a for name, a in ACTIONS.items() if not (self.inline and a.run is _requeue)}
 
     @property
     def store(self) -> EventLog:
@@ -302,6 +323,7 @@ class _Console:
             chart_limit=CHART_LIMIT,
             complete_from=complete_from,
             accounts=self.notifier.accounts,
+            recovered=recovered_counts(self.notifier),
             elapsed_ms=elapsed * 1000,
         )
 
@@ -334,7 +356,7 @@ class _Console:
             kinds=KINDS,
             accounts=self.notifier.accounts,
             providers=sorted({a.provider.name for a in self.notifier.accounts.values()}),
-            actions=ACTIONS,
+            actions=self.actions,
             elapsed_ms=elapsed * 1000,
         )
 
@@ -354,7 +376,7 @@ class _Console:
             raw = dict(entry.raw)
         except StoreError as exc:
             problem = str(exc)
-        offered = {name: a for name, a in ACTIONS.items() if eligible(a, event)}
+        offered = {name: a for name, a in self.actions.items() if eligible(a, event)}
         return {"event": event, "content": content, "raw": raw, "problem": problem, "offered": offered}
 
     async def _event(self, event_id: str) -> StoredEvent | None:
@@ -365,10 +387,21 @@ class _Console:
 
     # -- actions: a GET shows what would happen, the POST (with the CSRF token) does it ----------
 
+    def _not_offered(self, request: Request, name: str) -> Response | None:
+        """The page of an action this console does not offer (Requeue under inline delivery)."""
+        if name not in ACTIONS:
+            return self.render(request, "error.html", 404, title="No such action", message="")
+        if name not in self.actions:
+            return self.render(
+                request, "error.html", 409, title="Requeue needs a worker", message=INLINE_REQUEUE
+            )
+        return None
+
     async def action(self, request: Request) -> Response:
         action = ACTIONS.get(request.path_params["action"])
-        if action is None:
-            return self.render(request, "error.html", 404, title="No such action", message="")
+        refused = self._not_offered(request, request.path_params["action"])
+        if refused is not None or action is None:
+            return refused or self._missing(request)
         event_id = request.path_params["event_id"]
         if request.method == "POST":
             refused = await self._refuse_forged(request)
@@ -388,33 +421,6 @@ class _Console:
             name=request.path_params["action"],
             is_eligible=eligible(action, event),
             **self._describe(event),
-        )
-
-    async def bulk(self, request: Request) -> Response:
-        name = request.path_params["action"]
-        action = ACTIONS.get(name)
-        if action is None:
-            return self.render(request, "error.html", 404, title="No such action", message="")
-        if request.method == "POST":
-            form = await read_form(request)
-            refused = await self._refuse_forged(request, form)
-            if refused is not None:
-                return refused
-            ids = form.get("id", [])[:BULK_LIMIT]
-            outcomes = [await self._perform(action, event_id) for event_id in ids]
-            return self.render(request, "results.html", action=action, outcomes=outcomes, event=None)
-        filters = Filters.read(request.query_params)
-        chosen = await self.store.find(limit=BULK_LIMIT + 1, **filters.find_args(action.takes))
-        chosen = [e for e in chosen if eligible(action, e)]
-        return self.render(
-            request,
-            "bulk.html",
-            action=action,
-            name=name,
-            filters=filters,
-            events=chosen[:BULK_LIMIT],
-            more=len(chosen) > BULK_LIMIT,
-            limit=BULK_LIMIT,
         )
 
     async def _perform(self, action: _Action, event_id: str) -> tuple[str, bool, str]:

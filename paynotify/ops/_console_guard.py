@@ -70,6 +70,7 @@ header,.actions{flex-wrap:wrap}.scroll{overflow-x:auto;max-width:100%}
 td.oid{max-width:16em;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 input[type=search]{min-width:min(28em,100%)}form.filters label.search{flex:1 1 100%}
 pre.json{white-space:pre-wrap;word-break:break-all;margin:0;font-size:.9em}
+#chart{max-width:100%;height:auto}
 @media (max-width:640px){main{padding:.6em}header{gap:.6em}form.filters label{flex:1 1 40%}}
 """
 _CSS_HASH = base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()

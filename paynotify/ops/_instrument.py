@@ -124,6 +124,14 @@ class Instrumentation(Observer):
         if self._metrics:
             self.recoveries[provider, account] += 1
 
+    def recovered_counts(self) -> dict[str, int]:
+        """account -> `paynotify_recovered_total` of this process (what the sweeper's questions
+        were first with since start), for the console."""
+        counts: dict[str, int] = {}
+        for (_provider, account), value in list(self.recoveries.items()):
+            counts[account] = counts.get(account, 0) + value
+        return counts
+
     def verification(self, provider: str, seconds: float) -> None:
         if self._metrics:
             counts = self.verifying[provider]
