@@ -67,6 +67,7 @@ from paynotify._stores.base import (
     StoredEvent,
 )
 from paynotify._stores.expectations import Expectation, ExpectationState, ExpectationStore
+from paynotify._stores.history import Attempt, AttemptOutcome, AuditEntry, EventHistory
 from paynotify._stores.memory import MemoryStore
 from paynotify._stores.sqlite import SQLiteStore
 from paynotify._stores.urls import open_store, store_schemes
@@ -85,6 +86,9 @@ __all__ = [
     "AccountSettings",
     "ApiRequest",
     "ApiResponse",
+    "Attempt",
+    "AttemptOutcome",
+    "AuditEntry",
     "Bill",
     "BillFormatError",
     "BillLine",
@@ -99,6 +103,7 @@ __all__ = [
     "DemoAccount",
     "DemoRequest",
     "Download",
+    "EventHistory",
     "EventLog",
     "EventQuery",
     "EventState",

@@ -22,6 +22,7 @@ from _store_backends import require
 
 import paynotify._stores.postgresql as pg
 from paynotify import (
+    Attempt,
     ClaimState,
     ConfigurationError,
     EventState,
@@ -132,6 +133,10 @@ async def test_stores_opening_together_create_the_schema_once(
         "paynotify_expectations_pkey",
         "paynotify_expectations_due",
         "paynotify_expectations_created",
+        "paynotify_attempts_pkey",
+        "paynotify_attempts_event",
+        "paynotify_audit_pkey",
+        "paynotify_audit_at",
     }
     again = stores(schema)
     await again.open()
@@ -169,6 +174,29 @@ async def test_a_new_migration_runs_once_in_order(
     event = await several[0].get(r.event_id)
     assert event is not None
     assert event.state is EventState.PENDING
+
+
+async def test_migration_4_adds_the_history_to_a_version_3_schema(
+    stores: Callable[..., PostgresStore],
+    schemas: Callable[[], str],
+    admin: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    schema = schemas()
+    with monkeypatch.context() as patched:
+        patched.setattr(pg, "MIGRATIONS", pg.MIGRATIONS[:3])
+        patched.setattr(pg, "SCHEMA_VERSION", 3)
+        old = stores(schema)
+        r = result()
+        await old.enqueue(r)
+        await old.close()
+    assert await admin.fetchval(f'SELECT version FROM "{schema}".paynotify_schema') == 3
+    new = stores(schema)
+    await new.history.add_attempt(r.event_id, Attempt(1.0, 2.0, "retry", None, "h:1", "alice"))
+    assert [a.operator for a in await new.history.attempts(r.event_id)] == ["alice"]
+    assert await admin.fetchval(f'SELECT version FROM "{schema}".paynotify_schema') == 4
+    assert await new.purge(before=time.time() + 1, states=[EventState.PENDING]) == 1
+    assert await admin.fetchval(f'SELECT count(*) FROM "{schema}".paynotify_attempts') == 0
 
 
 async def test_a_failed_migration_changes_nothing(
