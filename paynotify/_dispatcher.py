@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from paynotify._errors import StoreError
 from paynotify._options import Options
 from paynotify._stores.base import Lease, QueueStore
+from paynotify._stores.history import Attempt, AttemptOutcome
 
 __all__ = ["IDLE_POLL_SECONDS", "PURGE_EVERY_SECONDS", "Dispatcher", "purge_periodically"]
 
@@ -88,9 +89,12 @@ class Dispatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         for event_id, lease in list(self._active.items()):
+            reason = "interrupted by shutdown"
+            # The lease's event was last updated when it was acquired: the attempt's start.
+            attempt = Attempt.of(lease.event.updated_at, AttemptOutcome.INTERRUPTED, reason)
             try:
                 await self.store.reschedule(
-                    event_id, lease.token, at=time.time(), error="interrupted by shutdown"
+                    event_id, lease.token, at=time.time(), error=reason, attempt=attempt
                 )
             except StoreError as exc:
                 log.error("could not hand back event %s (its lease will expire): %s", event_id, exc)

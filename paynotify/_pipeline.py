@@ -42,6 +42,7 @@ from paynotify._refusals import RefusalLog, refused_outcome, rejected_id
 from paynotify._result import PaymentResult, Source, UnhandledEvent
 from paynotify._return_path import answer_return
 from paynotify._stores.base import ClaimState, EventState, Lease, Store
+from paynotify._stores.history import Attempt, AttemptOutcome
 from paynotify._subscribers import Subscribers
 
 __all__ = ["Pipeline", "check_ids"]
@@ -283,11 +284,21 @@ class Pipeline:
             await self.store.record(result, EventState.REJECTED, reason=str(refusal))
         except Exception as exc:
             return self._store_down(provider, result, exc)
+        await self._history_note(
+            result.event_id, Attempt.of(time.time(), AttemptOutcome.REJECTED, str(refusal))
+        )
         log.warning("verified notification refused by a check (%s), recorded as rejected: %s",
                     result.event_id, refusal,
                     extra=_entry_fields(result, Outcome.REJECTED_CHECK, refusal.message))  # fmt: skip
         await self.subscribers.tell_rejected(result, refusal)
         return provider.ack(), Outcome.REJECTED_CHECK
+
+    async def _history_note(self, event_id: str, attempt: Attempt) -> None:
+        """An attempt that ends in no lease write (a rejection): its own write, never a failure."""
+        try:
+            await self.store.history.add_attempt(event_id, attempt)
+        except (StoreError, NotImplementedError) as exc:
+            log.error("could not add to the history of event %s: %s", event_id, exc)
 
     async def _unhandled(self, event: UnhandledEvent, provider: Provider[Any]) -> tuple[Reply, Outcome]:
         try:
@@ -334,13 +345,15 @@ class Pipeline:
                 InFlight("event in flight, retry later", account=result.account)
             ), Outcome.IN_FLIGHT
         self.inflight[event_id] = claim.token
+        started = time.time()
         try:
             error = await self.settle(result, claim.token, claim.done_subscribers, attempts=claim.attempts)
         except Exception as exc:
             # Subscribers ran but the record did not stick: asking for a retry risks a repeat,
             # acknowledging risks nothing being recorded. At-least-once wins.
             log.error("could not record event %s as done: %s", event_id, exc)
-            await self._hand_back(event_id, claim.token, "store unavailable")
+            interrupted = Attempt.of(started, AttemptOutcome.INTERRUPTED, "store unavailable")
+            await self._hand_back(event_id, claim.token, "store unavailable", interrupted)
             down = DeliveryFailed("store unavailable", account=result.account)
             return provider.nack(down), Outcome.STORE_UNAVAILABLE
         finally:
@@ -362,43 +375,49 @@ class Pipeline:
 
         Raises `StoreError` when the completion cannot be recorded (the caller hands it back).
         """
+        started = time.time()
         error, unrecorded = await self.subscribers.run(result, token, done, self.store, self.observer)
         if error is None:
+            # The attempt goes into the history in the same write as the completion.
+            delivered = Attempt.of(started, AttemptOutcome.DELIVERED)
             await self._staged(
-                "paynotify.store.complete", self.store.complete(result.event_id, token, done=unrecorded)
+                "paynotify.store.complete",
+                self.store.complete(result.event_id, token, done=unrecorded, attempt=delivered),
             )
             _log_delivered(result)
             if self.delivered is not None:
                 await self.delivered(result)
             return None
-        await self._failed(result.event_id, token, error, attempts)
+        await self._failed(result.event_id, token, error, attempts, started)
         return error
 
-    async def _failed(self, event_id: str, token: str, error: str, attempts: int) -> None:
+    async def _failed(self, event_id: str, token: str, error: str, attempts: int, started: float) -> None:
         if self.options.delivery == "inline":
-            await self._hand_back(event_id, token, error)
+            await self._hand_back(event_id, token, error, Attempt.of(started, AttemptOutcome.FAILED, error))
             return
         delay = self.options.retry_delay(attempts)
         try:
             if delay is None:
                 log.error("event %s failed %d times; dead-lettered: %s", event_id, attempts, error)
-                await self.store.dead_letter(event_id, token, error=error)
+                dead = Attempt.of(started, AttemptOutcome.DEAD, error)
+                await self.store.dead_letter(event_id, token, error=error, attempt=dead)
                 return
             log.warning("event %s attempt %d failed, next in %.3g s: %s", event_id, attempts, delay, error)
-            await self.store.reschedule(event_id, token, at=time.time() + delay, error=error)
+            failed = Attempt.of(started, AttemptOutcome.FAILED, error)
+            await self.store.reschedule(event_id, token, at=time.time() + delay, error=error, attempt=failed)
         except StoreError as exc:
             log.error("could not settle event %s (its lease will expire): %s", event_id, exc)
             return
         # Wake this process's dispatcher when the retry is due rather than at its next poll.
         asyncio.get_running_loop().call_later(delay, self.wake)
 
-    async def _hand_back(self, event_id: str, token: str, error: str) -> None:
+    async def _hand_back(self, event_id: str, token: str, error: str, attempt: Attempt | None = None) -> None:
         """Give the lease back so the next attempt need not wait for it to expire."""
         try:
             if self.options.delivery == "inline":
-                await self.store.release(event_id, token, error=error)
+                await self.store.release(event_id, token, error=error, attempt=attempt)
             else:
-                await self.store.reschedule(event_id, token, at=time.time(), error=error)
+                await self.store.reschedule(event_id, token, at=time.time(), error=error, attempt=attempt)
         except Exception as exc:
             log.error("could not release event %s (its lease will expire): %s", event_id, exc)
 
@@ -413,7 +432,8 @@ class Pipeline:
             result = event.result()
         except StoreError as exc:
             log.error("%s; dead-lettering it", exc)
-            await self.store.dead_letter(event.event_id, lease.token, error=str(exc)[:500])
+            dead = Attempt.of(time.time(), AttemptOutcome.DEAD, str(exc))
+            await self.store.dead_letter(event.event_id, lease.token, error=str(exc)[:500], attempt=dead)
             return
         await self.settle(result, lease.token, event.done_subscribers, attempts=event.attempts)
 
