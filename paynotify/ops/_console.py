@@ -44,6 +44,7 @@ from paynotify import (
     StoreError,
 )
 from paynotify.ops._auth import CsrfTokens, resolve
+from paynotify.ops._console_audit import audit_routes, event_history, write_audit
 from paynotify.ops._console_filters import (
     KINDS,
     PAGE_SIZE,
@@ -239,7 +240,7 @@ class _Console:
         )
         from paynotify.ops._console_webhooks import webhook_routes
 
-        self.app.router.routes.extend(webhook_routes(self))
+        self.app.router.routes.extend([*webhook_routes(self), *audit_routes(self)])
 
     @property
     def store(self) -> EventLog:
@@ -340,7 +341,8 @@ class _Console:
         event = await self._event(request.path_params["event_id"])
         if event is None:
             return self._missing(request)
-        return self.render(request, "event.html", **self._describe(event))
+        context = {**self._describe(event), **await event_history(self, event)}
+        return self.render(request, "event.html", **context)
 
     def _describe(self, event: StoredEvent) -> dict[str, Any]:
         content: dict[str, Any] = {}
@@ -373,6 +375,7 @@ class _Console:
             if refused is not None:
                 return refused
             outcome = await self._perform(action, event_id)
+            await write_audit(self, request, request.path_params["action"], [outcome])
             after = await self._event(event_id)
             described = self._describe(after) if after is not None else {"event": None}
             return self.render(request, "results.html", action=action, outcomes=[outcome], **described)
@@ -400,6 +403,8 @@ class _Console:
                 return refused
             ids = form.get("id", [])[:BULK_LIMIT]
             outcomes = [await self._perform(action, event_id) for event_id in ids]
+            selection = form.get("selection", [""])[0]
+            await write_audit(self, request, f"bulk-{name}", outcomes, selection=selection)
             return self.render(request, "results.html", action=action, outcomes=outcomes, event=None)
         filters = Filters.read(request.query_params)
         chosen = await self.store.find(limit=BULK_LIMIT + 1, **filters.find_args(action.takes))
