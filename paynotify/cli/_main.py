@@ -9,7 +9,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from paynotify._errors import PaynotifyError
-from paynotify.cli._events import add_events_parser, port, positive_float, positive_int, run_events
+from paynotify.cli._events import add_events_parser, run_events
+from paynotify.cli._events_options import port, positive_float, positive_int
 from paynotify.cli._expectations import (
     add_expect_parser,
     add_expectations_parser,
