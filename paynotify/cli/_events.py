@@ -22,6 +22,7 @@ from typing import IO, TypeVar
 from paynotify._errors import ConfigurationError, PaynotifyError
 from paynotify._notifier import Notifier
 from paynotify._stores.base import EventState, StoredEvent
+from paynotify.cli._events_audit import attempts_of, audit, record_action, selection_of
 from paynotify.cli._events_options import ALL as _ALL
 from paynotify.cli._events_options import add_events_parser, filtered
 from paynotify.cli._events_purge import purge
@@ -104,10 +105,13 @@ async def _dispatch(notifier: Notifier, args: argparse.Namespace, out: IO[str]) 
     if args.action == "show":
         found = await by_id_or_prefix(notifier, args.event_id)
         details = as_dict(found) | {"result": json.loads(found.result_json)}
+        details["attempts"] = await attempts_of(notifier, found.event_id)
         out.write(json.dumps(details, indent=2, ensure_ascii=False) + "\n")
         return 0
     if args.action == "purge":
         return await purge(notifier, args, out)
+    if args.action == "audit":
+        return await audit(notifier, args, out)
     return await _redeliver(notifier, args, out)
 
 
@@ -149,6 +153,7 @@ async def _redeliver(notifier: Notifier, args: argparse.Namespace, out: IO[str])
         done, failed = (done + 1, failed) if ok else (done, failed + 1)
         if ok:
             delivered.append(event_id)
+    await record_action(notifier, args.action, ids, delivered, selection=selection_of(args))
     verb = "delivered" if in_process else "requeued"
     if args.json:
         not_ids = [i for i in ids if i not in set(delivered)]

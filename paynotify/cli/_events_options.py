@@ -151,7 +151,7 @@ def filtered(args: argparse.Namespace) -> bool:
 
 
 def add_events_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    events = commands.add_parser("events", help="list, show, retry, replay or purge recorded events")
+    events = commands.add_parser("events", help="list, show, retry, replay, audit or purge recorded events")
     add_where(events)
     actions = events.add_subparsers(dest="action", required=True)
 
@@ -163,7 +163,7 @@ def add_events_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     )
     listing.add_argument("--json", action="store_true", help="one JSON object per line, no header")
 
-    show = actions.add_parser("show", help="one event with its PaymentResult (JSON)")
+    show = actions.add_parser("show", help="one event with its PaymentResult and its attempts (JSON)")
     show.add_argument("event_id")
     show.add_argument("--json", action="store_true", help="accepted for symmetry: show always prints JSON")
 
@@ -185,6 +185,13 @@ def add_events_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
                 action="store_true",
                 help="every event an account check refused (re-checked with the current settings)",
             )
+
+    audit = actions.add_parser("audit", help="who retried, replayed or requeued what, newest first")
+    audit.add_argument("--since", type=moment, help="at or after this time: 30m, 1h, 2d, 1w ago or ISO")
+    audit.add_argument(
+        "--limit", type=positive_int, default=50, help="at most this many (default: %(default)s)"
+    )
+    audit.add_argument("--json", action="store_true", help="one JSON object per line, no header")
 
     purge = actions.add_parser("purge", help="delete old settled (or other) events")
     purge.add_argument("--older-than", type=days, metavar="DAYS", help="default: the retention_days setting")
