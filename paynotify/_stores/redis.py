@@ -29,7 +29,6 @@ Redis Cluster is not supported (the scripts touch keys they compute).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import hashlib
 import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -113,7 +112,7 @@ def _row(attempt: Attempt | None) -> str:
     """An attempt as the settling scripts take it ('' for none), its error bounded."""
     if attempt is None:
         return ""
-    return dataclasses.replace(attempt, error=bounded(attempt.error)).to_json()
+    return attempt._replace(error=bounded(attempt.error)).to_json()
 
 
 def _order_key(account: str, order_id: str) -> str:

@@ -7,7 +7,6 @@ audit         sorted set, all scores 0: `<id>|<json>` members, so lex order is t
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -55,7 +54,7 @@ class RedisHistory(EventHistory):
         return await self._store._call(run)
 
     async def add_attempt(self, event_id: str, attempt: Attempt) -> None:
-        row = dataclasses.replace(attempt, error=bounded(attempt.error)).to_json()
+        row = attempt._replace(error=bounded(attempt.error)).to_json()
         await self._eval(_AUDIT, "", row, event_id)
 
     async def attempts(self, event_id: str) -> list[Attempt]:
