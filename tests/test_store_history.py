@@ -186,3 +186,22 @@ async def test_a_purge_takes_the_events_attempts_and_the_old_audit_entries(store
     assert await store.history.attempts(gone.event_id) == []
     assert len(await store.history.attempts(kept.event_id)) == 2
     assert await store.history.audit_log() == [recent]
+
+
+async def test_releasing_an_unknown_event_with_an_attempt_is_no_error_and_leaves_none(
+    store: Store,
+) -> None:
+    unknown = "e" * 32  # (complete on SQLite refuses an unknown event: its claim was lost)
+    await store.release(unknown, "no-token", error="x", attempt=attempt(1))
+    await store.reschedule(unknown, "no-token", at=0.0, error="x", attempt=attempt(2))
+    await store.dead_letter(unknown, "no-token", error="x", attempt=attempt(3, AttemptOutcome.DEAD))
+    assert await store.history.attempts(unknown) == []
+    assert await store.get(unknown) is None
+
+
+async def test_a_late_release_without_the_lease_still_records_its_attempt(store: Store) -> None:
+    r = result()
+    first = await store.claim(r, lease_seconds=60)
+    assert first.token
+    await store.release(r.event_id, "not-the-token", error="late", attempt=attempt(0, error="late"))
+    assert [a.error for a in await store.history.attempts(r.event_id)] == ["late"]

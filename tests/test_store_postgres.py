@@ -22,7 +22,6 @@ from _store_backends import require
 
 import paynotify._stores.postgresql as pg
 from paynotify import (
-    Attempt,
     ClaimState,
     ConfigurationError,
     EventState,
@@ -174,29 +173,6 @@ async def test_a_new_migration_runs_once_in_order(
     event = await several[0].get(r.event_id)
     assert event is not None
     assert event.state is EventState.PENDING
-
-
-async def test_migration_4_adds_the_history_to_a_version_3_schema(
-    stores: Callable[..., PostgresStore],
-    schemas: Callable[[], str],
-    admin: Any,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    schema = schemas()
-    with monkeypatch.context() as patched:
-        patched.setattr(pg, "MIGRATIONS", pg.MIGRATIONS[:3])
-        patched.setattr(pg, "SCHEMA_VERSION", 3)
-        old = stores(schema)
-        r = result()
-        await old.enqueue(r)
-        await old.close()
-    assert await admin.fetchval(f'SELECT version FROM "{schema}".paynotify_schema') == 3
-    new = stores(schema)
-    await new.history.add_attempt(r.event_id, Attempt(1.0, 2.0, "retry", None, "h:1", "alice"))
-    assert [a.operator for a in await new.history.attempts(r.event_id)] == ["alice"]
-    assert await admin.fetchval(f'SELECT version FROM "{schema}".paynotify_schema') == 4
-    assert await new.purge(before=time.time() + 1, states=[EventState.PENDING]) == 1
-    assert await admin.fetchval(f'SELECT count(*) FROM "{schema}".paynotify_attempts') == 0
 
 
 async def test_a_failed_migration_changes_nothing(

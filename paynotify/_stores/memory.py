@@ -214,7 +214,7 @@ class MemoryStore(Store):
         return self._history
 
     def _attempted(self, event_id: str, attempt: Attempt | None) -> None:
-        if attempt is not None:
+        if attempt is not None and event_id in self._records:
             self._history.add(event_id, attempt)
 
     def _record(self, event_id: str) -> _Record | None:

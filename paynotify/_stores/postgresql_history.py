@@ -34,9 +34,11 @@ def with_attempt(update: str, params: int, schema_sql: str) -> str:
     them, added to the event's history in the same statement: one round trip, one commit."""
     attempts = f"{schema_sql}.paynotify_attempts"
     values = ", ".join(f"${params + i}" for i in range(1, 7))
+    # For an event that exists (with or without the lease): an unknown one is no error, as before.
     return f"""
         WITH settled AS ({update}),
-             added AS (INSERT INTO {attempts} (event_id, {_ATTEMPT_COLUMNS}) VALUES ($1, {values})),
+             added AS (INSERT INTO {attempts} (event_id, {_ATTEMPT_COLUMNS}) SELECT $1, {values}
+                       WHERE EXISTS (SELECT FROM {schema_sql}.paynotify_events WHERE event_id = $1)),
              capped AS ({_cap(attempts)})
         SELECT 1"""
 

@@ -262,9 +262,9 @@ class SQLiteStore(Store):
         event_id = where_params[0]
 
         def update(conn: sqlite3.Connection) -> None:
-            conn.execute(sql, (*set_params, now(), *where_params))
-            if attempt is not None:
-                write_attempt(conn, event_id, attempt)
+            changed = conn.execute(sql, (*set_params, now(), *where_params)).rowcount
+            if attempt is not None:  # without the lease, the event may be gone: check first then
+                write_attempt(conn, event_id, attempt, check=not changed)
 
         await self._writer.run(update, single_write=attempt is None)
 
