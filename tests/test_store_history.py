@@ -24,7 +24,7 @@ from paynotify import (
     Store,
     make_event_id,
 )
-from paynotify._stores.history import ATTEMPTS_KEPT, ERROR_LENGTH
+from paynotify._stores.history import ATTEMPTS_KEPT, AUDIT_BATCH, AUDIT_IDS_KEPT, ERROR_LENGTH
 
 Factory = Callable[[], Store]
 T0 = 1_700_000_000.0
@@ -205,3 +205,17 @@ async def test_a_late_release_without_the_lease_still_records_its_attempt(store:
     assert first.token
     await store.release(r.event_id, "not-the-token", error="late", attempt=attempt(0, error="late"))
     assert [a.error for a in await store.history.attempts(r.event_id)] == ["late"]
+
+
+async def test_an_audit_of_more_events_than_one_write_takes_marks_them_all(store: Store) -> None:
+    many = [result(f"o-{i}") for i in range(AUDIT_BATCH + 2)]
+    for r in many:
+        assert await store.enqueue(r)
+    ids = [r.event_id for r in many]
+    entry = AuditEntry.new("cli:root", "bulk-requeue", ids, at=T0)
+    await store.history.audit(entry, events=ids)
+    (logged,) = await store.history.audit_log()
+    assert logged.count == len(ids)
+    assert len(logged.event_ids) == AUDIT_IDS_KEPT
+    for event_id in (ids[0], ids[AUDIT_BATCH - 1], ids[AUDIT_BATCH], ids[-1]):
+        assert [a.operator for a in await store.history.attempts(event_id)] == ["cli:root"]

@@ -27,6 +27,7 @@ from paynotify._stores.tokens import now as _now
 
 __all__ = [
     "ATTEMPTS_KEPT",
+    "AUDIT_BATCH",
     "AUDIT_IDS_KEPT",
     "ERROR_LENGTH",
     "Attempt",
@@ -43,6 +44,9 @@ ERROR_LENGTH = 500
 """An attempt's error is cut to this many characters (the text the event's `last_error` gets)."""
 AUDIT_IDS_KEPT = 100
 """Event ids an audit entry lists (its `count` says how many the action covered)."""
+AUDIT_BATCH = 500
+"""Events whose history rows one write of `EventHistory.audit` adds: a CLI selection of 10^5 events
+is many short writes (the entry with the first), never one that holds the store."""
 
 
 class AttemptOutcome(StrEnum):
@@ -114,6 +118,11 @@ class Attempt(NamedTuple):
     def values(self) -> tuple[Any, ...]:
         """The columns after event_id, in the SQL tables' order."""
         return tuple(self)
+
+
+def batches(ids: Sequence[str]) -> list[Sequence[str]]:
+    """`ids` in AUDIT_BATCH slices; one (empty) slice for none, so the entry is always written."""
+    return [ids[i : i + AUDIT_BATCH] for i in range(0, len(ids), AUDIT_BATCH)] or [ids]
 
 
 def bounded(error: str | None) -> str | None:
@@ -188,7 +197,7 @@ class EventHistory(ABC):
     @abstractmethod
     async def audit(self, entry: AuditEntry, *, events: Sequence[str] | None = None) -> None:
         """Record an operator action, and its row in the history of each of `events` (default:
-        those the entry names; a bulk action passes all it covered)."""
+        those the entry names; a bulk action passes all it covered), AUDIT_BATCH events a write."""
 
     @abstractmethod
     async def audit_log(

@@ -6,10 +6,11 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from paynotify._stores.history import ATTEMPTS_KEPT, Attempt, AuditEntry, EventHistory, bounded
+from paynotify._stores.history import ATTEMPTS_KEPT, Attempt, AuditEntry, EventHistory, batches, bounded
 
 if TYPE_CHECKING:
     from paynotify._stores.postgresql import PostgresStore
@@ -89,14 +90,16 @@ class PostgresHistory(EventHistory):
         values = (entry.id, entry.at, entry.operator, entry.action, list(entry.event_ids), entry.count,
                   entry.outcome, entry.selection)  # fmt: skip
 
-        async def write(conn: Any) -> None:
+        async def write(conn: Any, batch: list[str], first: bool) -> None:
             async with conn.transaction():
-                await conn.execute(self._insert_audit, *values)
-                if ids:
-                    await conn.execute(self._add_many, ids, *row)
-                    await conn.execute(self._cap_many, ids)
+                if first:
+                    await conn.execute(self._insert_audit, *values)
+                if batch:
+                    await conn.execute(self._add_many, batch, *row)
+                    await conn.execute(self._cap_many, batch)
 
-        await self._store._in_connection(write)
+        for n, batch in enumerate(batches(ids)):
+            await self._store._in_connection(functools.partial(write, batch=list(batch), first=n == 0))
 
     async def audit_log(
         self, *, since: float | None = None, before_id: str | None = None, limit: int = 50

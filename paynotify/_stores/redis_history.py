@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from paynotify._stores.history import ATTEMPTS_KEPT, Attempt, AuditEntry, EventHistory, bounded
+from paynotify._stores.history import ATTEMPTS_KEPT, Attempt, AuditEntry, EventHistory, batches, bounded
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -64,7 +64,9 @@ class RedisHistory(EventHistory):
 
     async def audit(self, entry: AuditEntry, *, events: Sequence[str] | None = None) -> None:
         ids = entry.event_ids if events is None else tuple(events)
-        await self._eval(_AUDIT, f"{entry.id}|{entry.to_json()}", entry.attempt().to_json(), *ids)
+        member, row = f"{entry.id}|{entry.to_json()}", entry.attempt().to_json()
+        for n, batch in enumerate(batches(ids)):
+            await self._eval(_AUDIT, member if n == 0 else "", row, *batch)
 
     async def audit_log(
         self, *, since: float | None = None, before_id: str | None = None, limit: int = 50

@@ -10,7 +10,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from paynotify._stores.history import ATTEMPTS_KEPT, Attempt, AuditEntry, EventHistory, bounded
+from paynotify._stores.history import ATTEMPTS_KEPT, Attempt, AuditEntry, EventHistory, batches, bounded
 from paynotify._stores.sqlite_writer import GroupCommitWriter
 
 __all__ = ["SQLiteHistory", "write_attempt"]
@@ -74,14 +74,16 @@ class SQLiteHistory(EventHistory):
         values = (entry.id, entry.at, entry.operator, entry.action, json.dumps(list(entry.event_ids)),
                   entry.count, entry.outcome, entry.selection)  # fmt: skip
 
-        def audit(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                f"INSERT INTO paynotify_audit ({_AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values
-            )
-            for event_id in entry.event_ids if events is None else events:
-                write_attempt(conn, event_id, row, check=True)
+        ids = entry.event_ids if events is None else events
+        for n, batch in enumerate(batches(ids)):
 
-        await self._writer.run(audit, on_thread=True)
+            def audit(conn: sqlite3.Connection, batch: Sequence[str] = batch, first: bool = n == 0) -> None:
+                if first:
+                    conn.execute(_INSERT_AUDIT, values)
+                for event_id in batch:
+                    write_attempt(conn, event_id, row, check=True)
+
+            await self._writer.run(audit, on_thread=True)
 
     async def audit_log(
         self, *, since: float | None = None, before_id: str | None = None, limit: int = 50
