@@ -76,6 +76,7 @@ from paynotify._stores.base import (
     StoredEvent,
 )
 from paynotify._stores.expectations import Expectation, ExpectationState, ExpectationStore
+from paynotify._stores.history import Attempt, AttemptOutcome, AuditEntry, EventHistory
 from paynotify._stores.memory import MemoryStore
 from paynotify._stores.reconciliations import ReconciliationStore, StoredReport
 from paynotify._stores.sqlite import SQLiteStore
@@ -95,6 +96,9 @@ __all__ = [
     "AccountSettings",
     "ApiRequest",
     "ApiResponse",
+    "Attempt",
+    "AttemptOutcome",
+    "AuditEntry",
     "Bill",
     "BillFormatError",
     "BillLine",
@@ -109,6 +113,7 @@ __all__ = [
     "DemoAccount",
     "DemoRequest",
     "Download",
+    "EventHistory",
     "EventLog",
     "EventQuery",
     "EventState",

@@ -83,9 +83,9 @@ class Dispatcher:
         # Only once settled: a delivery cancelled part way keeps its entry, for stop() to return.
         self._active.pop(lease.event.event_id, None)
 
-    async def stop(self, task: asyncio.Task[None], grace: float) -> dict[str, str]:
+    async def stop(self, task: asyncio.Task[None], grace: float) -> dict[str, Lease]:
         """Stop acquiring; let deliveries in progress (in `task`, `run()`'s) finish within `grace`
-        seconds, then cancel them. Returns the ones cut short (event id -> lease token), for the
+        seconds, then cancel them. Returns the ones cut short (event id -> its lease), for the
         caller to hand back (`Pipeline.hand_back_at_shutdown`, the one hand-back of every path)."""
         self._stopping = True
         self.wake.set()
@@ -94,7 +94,7 @@ class Dispatcher:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        interrupted = {event_id: lease.token for event_id, lease in self._active.items()}
+        interrupted = dict(self._active)
         self._active.clear()
         return interrupted
 

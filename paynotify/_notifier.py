@@ -29,6 +29,7 @@ from paynotify._observe import Observer
 from paynotify._options import DEFAULT_BODY_LIMIT, Delivery, Options, OptionValues
 from paynotify._pipeline import Pipeline
 from paynotify._provider import Account
+from paynotify._redeliver import redeliver
 from paynotify._refusals import RecentRefusals
 from paynotify._registry import Registry
 from paynotify._registry import registry as default_registry
@@ -342,7 +343,7 @@ class Notifier:
         # Polled, and only here: an Event would cost every notification a set and a clear.
         while self.pipeline.inflight and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
-        await self.pipeline.hand_back_at_shutdown({**cut_short, **self.pipeline.inflight})
+        await self.pipeline.hand_back_at_shutdown(cut_short)
         if self._purging is not None:
             self._purging.cancel()
             await asyncio.gather(self._purging, return_exceptions=True)
@@ -399,7 +400,7 @@ class Notifier:
         Returns False when the event is unknown, in flight elsewhere, or not eligible; raises
         `DeliveryFailed` when a subscriber fails, `StoreError` when the store could not record it
         done (either way the event stays where the next attempt finds it; docs/stores.md)."""
-        return await self.pipeline.redeliver(event_id, replay=replay)
+        return await redeliver(self.pipeline, event_id, replay=replay)
 
     # -- asking the provider -------------------------------------------------------------------
 

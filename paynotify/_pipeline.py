@@ -21,7 +21,6 @@ from paynotify._api import Send
 from paynotify._confirmation import confirmation
 from paynotify._errors import (
     CheckFailed,
-    ConfigurationError,
     DeliveryFailed,
     InFlight,
     InvalidContent,
@@ -44,6 +43,7 @@ from paynotify._result import PaymentResult, Source, UnhandledEvent
 from paynotify._return_path import answer_return
 from paynotify._route import TOO_LARGE, door_reason
 from paynotify._stores.base import ClaimState, EventState, Lease, Store
+from paynotify._stores.history import Attempt, AttemptOutcome
 from paynotify._subscribers import Subscribers
 
 __all__ = ["Pipeline", "Unrecorded", "check_ids"]
@@ -299,11 +299,21 @@ class Pipeline:
             await self.store.record(result, EventState.REJECTED, reason=str(refusal))
         except Exception as exc:
             return self._store_down(provider, result, exc)
+        await self._history_note(
+            result.event_id, Attempt.of(time.time(), AttemptOutcome.REJECTED, str(refusal))
+        )
         log.warning("verified notification refused by a check (%s), recorded as rejected: %s",
                     result.event_id, refusal,
                     extra=_entry_fields(result, Outcome.REJECTED_CHECK, refusal.message))  # fmt: skip
         await self.subscribers.tell_rejected(result, refusal)
         return provider.ack(), Outcome.REJECTED_CHECK
+
+    async def _history_note(self, event_id: str, attempt: Attempt) -> None:
+        """An attempt that ends in no lease write (a rejection): its own write, never a failure."""
+        try:
+            await self.store.history.add_attempt(event_id, attempt)
+        except (StoreError, NotImplementedError) as exc:
+            log.error("could not add to the history of event %s: %s", event_id, exc)
 
     async def _unhandled(self, event: UnhandledEvent, provider: Provider[Any]) -> tuple[Reply, Outcome]:
         try:
@@ -350,12 +360,14 @@ class Pipeline:
                 InFlight("event in flight, retry later", account=result.account)
             ), Outcome.IN_FLIGHT
         self.inflight[event_id] = claim.token
+        started = time.time()
         try:
             error = await self.settle(result, claim.token, claim.done_subscribers, attempts=claim.attempts)
         except Exception as exc:
             if not isinstance(exc, Unrecorded):  # not the completion (settle logged and handed that back)
                 log.exception("could not settle event %s; handing it back", event_id)
-                await self.hand_back(event_id, claim.token, "store unavailable")
+                interrupted = Attempt.of(started, AttemptOutcome.INTERRUPTED, "store unavailable")
+                await self.hand_back(event_id, claim.token, "store unavailable", interrupted)
             down = DeliveryFailed("store unavailable", account=result.account)
             return provider.nack(down), Outcome.STORE_UNAVAILABLE
         finally:
@@ -379,69 +391,84 @@ class Pipeline:
         record it done: the one policy of every path (docs/architecture.md, "A store failure
         after delivery"), logged here at ERROR and the event handed back (`hand_back`).
         """
+        started = time.time()
         error, unrecorded = await self.subscribers.run(result, token, done, self.store, self.observer)
         if error is None:
+            # The attempt goes into the history in the same write as the completion.
+            delivered = Attempt.of(started, AttemptOutcome.DELIVERED)
             try:
                 await self._staged(
-                    "paynotify.store.complete", self.store.complete(result.event_id, token, done=unrecorded)
+                    "paynotify.store.complete",
+                    self.store.complete(result.event_id, token, done=unrecorded, attempt=delivered),
                 )
             except Exception as exc:
-                raise await self._unrecorded(result, token, exc) from exc
+                raise await self._unrecorded(result, token, exc, started) from exc
             _log_delivered(result)
             if self.delivered is not None:
                 await self.delivered(result)
             return None
-        await self._failed(result.event_id, token, error, attempts)
+        await self._failed(result.event_id, token, error, attempts, started)
         return error
 
-    async def _failed(self, event_id: str, token: str, error: str, attempts: int) -> None:
+    async def _failed(self, event_id: str, token: str, error: str, attempts: int, started: float) -> None:
         if self.options.delivery == "inline":
-            await self.hand_back(event_id, token, error)
+            await self.hand_back(event_id, token, error, Attempt.of(started, AttemptOutcome.FAILED, error))
             return
         delay = self.options.retry_delay(attempts)
         try:
             if delay is None:
                 log.error("event %s failed %d times; dead-lettered: %s", event_id, attempts, error)
-                await self.store.dead_letter(event_id, token, error=error)
+                dead = Attempt.of(started, AttemptOutcome.DEAD, error)
+                await self.store.dead_letter(event_id, token, error=error, attempt=dead)
                 return
             log.warning("event %s attempt %d failed, next in %.3g s: %s", event_id, attempts, delay, error)
-            await self.store.reschedule(event_id, token, at=time.time() + delay, error=error)
+            failed = Attempt.of(started, AttemptOutcome.FAILED, error)
+            await self.store.reschedule(event_id, token, at=time.time() + delay, error=error, attempt=failed)
         except StoreError as exc:
             log.error("could not settle event %s (its lease will expire): %s", event_id, exc)
             return
         # Wake this process's dispatcher when the retry is due rather than at its next poll.
         asyncio.get_running_loop().call_later(delay, self.wake)
 
-    async def _unrecorded(self, result: PaymentResult, token: str, exc: Exception) -> Unrecorded:
+    async def _unrecorded(
+        self, result: PaymentResult, token: str, exc: Exception, started: float
+    ) -> Unrecorded:
         # Subscribers ran but the record did not stick: asking for a retry risks a repeat,
         # acknowledging risks nothing being recorded. At-least-once wins: hand it back, say so.
-        event_id = result.event_id
+        event_id, error = result.event_id, "delivered, but the store could not record it"
         log.error("event %s: the subscribers ran, but the store could not record it done; handing it "
                   "back: %s", event_id, exc,
                   extra=_entry_fields(result, Outcome.STORE_UNAVAILABLE, str(exc)))  # fmt: skip
-        await self.hand_back(event_id, token, "delivered, but the store could not record it")
-        return Unrecorded(f"event {event_id}: delivered, but the store could not record it: {exc}")
+        await self.hand_back(event_id, token, error, Attempt.of(started, AttemptOutcome.INTERRUPTED, error))
+        return Unrecorded(f"event {event_id}: {error}: {exc}")
 
-    async def hand_back(self, event_id: str, token: str, error: str) -> bool:
+    async def hand_back(self, event_id: str, token: str, error: str, attempt: Attempt | None = None) -> bool:
         """Give the lease back so the next attempt need not wait for it to expire: released
         (inline: the provider's resend or a retry takes it) or pending and due now (queued: the
-        next dispatcher takes it). False when the store refuses that too (logged; the lease
-        expires after `lease_seconds`, and the event is taken over then)."""
+        next dispatcher takes it), with `attempt` closed in the same write. False when the store
+        refuses that too (logged; the lease expires after `lease_seconds`, and the event is taken
+        over then)."""
         try:
             if self.options.delivery == "inline":
-                await self.store.release(event_id, token, error=error)
+                await self.store.release(event_id, token, error=error, attempt=attempt)
             else:
-                await self.store.reschedule(event_id, token, at=time.time(), error=error)
+                await self.store.reschedule(event_id, token, at=time.time(), error=error, attempt=attempt)
         except Exception as exc:
             log.error("could not hand back event %s (its lease will expire): %s", event_id, exc)
             return False
         return True
 
-    async def hand_back_at_shutdown(self, leases: Mapping[str, str]) -> None:
-        """Hand back each event of `leases` (event id -> token) still being delivered at shutdown,
-        inline (`inflight`) or by a dispatcher, so another process takes it at once."""
-        for event_id, token in list(leases.items()):
-            if await self.hand_back(event_id, token, "interrupted by shutdown"):
+    async def hand_back_at_shutdown(self, cut_short: Mapping[str, Lease]) -> None:
+        """Hand back each event still being delivered at shutdown, inline (`inflight`) or by a
+        dispatcher (`cut_short`, its leases; their attempts closed as interrupted), so another
+        process takes it at once."""
+        reason = "interrupted by shutdown"
+        leases: dict[str, tuple[str, float | None]] = {k: (token, None) for k, token in self.inflight.items()}
+        leases.update({k: (lease.token, lease.event.updated_at) for k, lease in cut_short.items()})
+        for event_id, (token, started) in leases.items():
+            # A dispatcher's lease was last updated when it was acquired: the attempt's start.
+            attempt = None if started is None else Attempt.of(started, AttemptOutcome.INTERRUPTED, reason)
+            if await self.hand_back(event_id, token, reason, attempt):
                 log.warning("event %s was still being delivered at shutdown; handed back", event_id)
 
     async def deliver_lease(self, lease: Lease) -> None:
@@ -451,48 +478,11 @@ class Pipeline:
             result = event.result()
         except StoreError as exc:
             log.error("%s; dead-lettering it", exc)
-            await self.store.dead_letter(event.event_id, lease.token, error=str(exc)[:500])
+            dead = Attempt.of(time.time(), AttemptOutcome.DEAD, str(exc))
+            await self.store.dead_letter(event.event_id, lease.token, error=str(exc)[:500], attempt=dead)
             return
         with contextlib.suppress(Unrecorded):  # logged and handed back by settle
             await self.settle(result, lease.token, event.done_subscribers, attempts=event.attempts)
-
-    async def redeliver(self, event_id: str, *, replay: bool = False) -> bool:
-        """Deliver a recorded event again now, in this process (`paynotify events retry|replay`).
-
-        A retry runs the subscribers that have not succeeded on it (a dead-lettered or released
-        event); a replay runs every subscriber again, even on a completed event, and re-checks a
-        rejected one with the account's current settings first (`CheckFailed` if it is refused
-        again). Returns False when the event is unknown, in flight elsewhere, or not eligible.
-        A failed attempt raises `DeliveryFailed` and leaves the event where the next attempt
-        finds it; `StoreError` when the subscribers ran but the store could not record it (the
-        event handed back, as on every path).
-        """
-        event = await self.store.get(event_id)
-        if event is None or event.state is EventState.UNHANDLED or event.kind == "unhandled":
-            return False  # nothing a subscriber takes (an unhandled type, or refused content)
-        if event.state is EventState.REJECTED:
-            if not replay:
-                return False  # a retry never bypasses the checks
-            await self._recheck(event.result())
-        if not await self.store.requeue(event_id, replay=replay):
-            return False
-        result = event.result()
-        claim = await self.store.claim(result, lease_seconds=self.options.lease_seconds)
-        if claim.state is not ClaimState.NEW or claim.token is None:
-            return False
-        error = await self.settle(result, claim.token, claim.done_subscribers, attempts=claim.attempts)
-        if error is not None:
-            raise DeliveryFailed(f"event {event_id}: {error}", account=event.account)
-        return True
-
-    async def _recheck(self, result: PaymentResult) -> None:
-        account = self.accounts.get(result.account)
-        if account is None:
-            raise ConfigurationError(f"event {result.event_id}: account {result.account!r} is not configured")
-        refusal = await self.refusal(result, account)
-        if refusal is not None:
-            await self.store.record(result, EventState.REJECTED, reason=str(refusal))
-            raise refusal
 
 
 async def _in_stage(observer: Observer, name: str, step: Awaitable[T]) -> T:

@@ -34,7 +34,7 @@ from _brokers import (
 )
 from conftest import APP_ID, SECRET, example_notify
 
-from paynotify import EventState, InboundRequest, MemoryStore, Notifier, PaymentResult, StoreError
+from paynotify import Attempt, EventState, InboundRequest, MemoryStore, Notifier, PaymentResult, StoreError
 from paynotify.publishers import Publisher, PublishError, RabbitMQPublisher, decode_message, message_schema
 
 EVERY_BROKER = pytest.mark.parametrize("broker", BROKERS)
@@ -49,11 +49,13 @@ class RecordFailsOnce(MemoryStore):
         super().__init__()
         self.failures = 1
 
-    async def complete(self, event_id: str, token: str, *, done: Sequence[str] = ()) -> None:
+    async def complete(
+        self, event_id: str, token: str, *, done: Sequence[str] = (), attempt: Attempt | None = None
+    ) -> None:
         if self.failures:
             self.failures -= 1
             raise StoreError("connection lost while recording")
-        await super().complete(event_id, token, done=done)
+        await super().complete(event_id, token, done=done, attempt=attempt)
 
 
 def make_notifier(store: Any = "memory://", **options: Any) -> Notifier:

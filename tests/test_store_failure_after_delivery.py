@@ -17,7 +17,16 @@ import pytest
 from conftest import APP_ID, SECRET, example_notify
 from test_delivery import request
 
-from paynotify import EventState, MemoryStore, Notifier, PaymentResult, SQLiteStore, Store, StoreError
+from paynotify import (
+    Attempt,
+    EventState,
+    MemoryStore,
+    Notifier,
+    PaymentResult,
+    SQLiteStore,
+    Store,
+    StoreError,
+)
 from paynotify._dispatcher import Dispatcher
 
 HANDED_BACK = "delivered, but the store could not record it"
@@ -28,10 +37,12 @@ class CompleteFails:
 
     healed = False
 
-    async def complete(self, event_id: str, token: str, *, done: Sequence[str] = ()) -> None:
+    async def complete(
+        self, event_id: str, token: str, *, done: Sequence[str] = (), attempt: Attempt | None = None
+    ) -> None:
         if not self.healed:
             raise StoreError("database is locked")
-        await super().complete(event_id, token, done=done)  # type: ignore[misc]
+        await super().complete(event_id, token, done=done, attempt=attempt)  # type: ignore[misc]
 
 
 class MemoryCompleteFails(CompleteFails, MemoryStore):

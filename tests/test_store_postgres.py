@@ -135,6 +135,10 @@ async def test_stores_opening_together_create_the_schema_once(
         "paynotify_reconciliations_pkey",
         "paynotify_reconciliations_day",
         "paynotify_reconciliation_leases_pkey",
+        "paynotify_attempts_pkey",
+        "paynotify_attempts_event",
+        "paynotify_audit_pkey",
+        "paynotify_audit_at",
     }
     again = stores(schema)
     await again.open()

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from paynotify import (
+    Attempt,
     ClaimState,
     Kind,
     PaymentResult,
@@ -109,6 +110,28 @@ async def test_sqlite_migrates_a_version_1_file_keeping_its_events(tmp_path: Pat
     assert event is not None
     assert (event.provider, event.kind, event.status) == ("examplepay", "payment", "succeeded")
     assert event.result() == done
+    await store.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
+
+
+async def test_sqlite_migrates_a_version_3_file_to_the_attempt_history(tmp_path: Path) -> None:
+    path = tmp_path / "v3.db"
+    r = result("paid-before-the-history")
+    store = SQLiteStore(f"sqlite:///{path}")
+    claim = await store.claim(r, lease_seconds=60)
+    assert claim.token
+    await store.complete(r.event_id, claim.token)
+    await store.close()
+    with sqlite3.connect(path) as conn:  # back to what version 3 wrote
+        conn.executescript(
+            "DROP TRIGGER paynotify_attempts_forget; DROP TABLE paynotify_attempts;"
+            " DROP TABLE paynotify_audit; PRAGMA user_version = 3;"
+        )
+    store = SQLiteStore(f"sqlite:///{path}")
+    await store.history.add_attempt(r.event_id, Attempt(1.0, 2.0, "replay", None, "h:1", "alice"))
+    assert [a.operator for a in await store.history.attempts(r.event_id)] == ["alice"]
+    assert (await store.claim(r, lease_seconds=60)).state is ClaimState.DONE
     await store.close()
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 5

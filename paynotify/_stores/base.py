@@ -18,6 +18,7 @@ none may lose a recorded event.
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from pydantic import ValidationError
 from paynotify._errors import StoreError
 from paynotify._result import PaymentResult, UnhandledEvent
 from paynotify._stores.expectations import ExpectationStore
+from paynotify._stores.history import Attempt, EventHistory
 from paynotify._stores.reconciliations import ReconciliationStore
 from paynotify._stores.transitions import (
     CLAIMABLE,
@@ -174,12 +176,19 @@ class DeliveryStore(ABC):
         """
 
     @abstractmethod
-    async def complete(self, event_id: str, token: str, *, done: Sequence[str] = ()) -> None:
+    async def complete(
+        self, event_id: str, token: str, *, done: Sequence[str] = (), attempt: Attempt | None = None
+    ) -> None:
         """Mark the event DONE for good (even if the lease was lost: the subscribers did run),
-        recording the subscribers in `done` as succeeded in the same write."""
+        recording the subscribers in `done` as succeeded in the same write.
+
+        `attempt`, here and in the other writes that end a lease, is added to the event's history
+        (`Store.history`) in the same write, with or without the lease."""
 
     @abstractmethod
-    async def release(self, event_id: str, token: str, *, error: str | None = None) -> None:
+    async def release(
+        self, event_id: str, token: str, *, error: str | None = None, attempt: Attempt | None = None
+    ) -> None:
         """Give the lease back after a failed inline dispatch (RELEASED); ignored without the lease."""
 
     @abstractmethod
@@ -206,16 +215,25 @@ class QueueStore(ABC):
         to one caller."""
 
     @abstractmethod
-    async def reschedule(self, event_id: str, token: str, *, at: float, error: str) -> None:
+    async def reschedule(
+        self, event_id: str, token: str, *, at: float, error: str, attempt: Attempt | None = None
+    ) -> None:
         """A queued attempt failed: PENDING again, due at `at`. Ignored without the lease."""
 
     @abstractmethod
-    async def dead_letter(self, event_id: str, token: str, *, error: str) -> None:
+    async def dead_letter(
+        self, event_id: str, token: str, *, error: str, attempt: Attempt | None = None
+    ) -> None:
         """Give up on the event (DEAD) after too many attempts. Ignored without the lease."""
 
 
 class EventLog(ABC):
     """What operators read and change: the CLI, metrics, the console."""
+
+    @property
+    def history(self) -> EventHistory:
+        """Each event's attempts and the operators' audit log, in this store."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no history")
 
     @abstractmethod
     async def get(self, event_id: str) -> StoredEvent | None:
@@ -289,8 +307,12 @@ class EventLog(ABC):
         """Delete events in `states` last updated before `before` (exclusive) that match every other
         filter given, as `find` matches them (`created_after` inclusive); returns how many.
 
-        Without the other filters this is the retention purge, run periodically: it must stay cheap.
+        Without the other filters this is the retention purge, run periodically: it must stay cheap;
+        it also drops the audit entries older than `before` (an event's attempts go with the event).
         """
+        if account is None and provider is None and order_id is None and created_after is None:
+            with contextlib.suppress(NotImplementedError):  # a backend that keeps no history
+                await self.history.forget_audit(before=before)
         query = EventQuery(
             account=account,
             order_id=order_id,

@@ -22,6 +22,7 @@ from paynotify._stores.base import (
 )
 from paynotify._stores.expectations import ExpectationStore, MemoryExpectations
 from paynotify._stores.filters import in_window
+from paynotify._stores.history import Attempt, EventHistory, MemoryHistory
 from paynotify._stores.memory_search import SearchIndex
 from paynotify._stores.reconciliations import MemoryReconciliations, ReconciliationStore
 from paynotify._stores.rows import event_fields
@@ -204,6 +205,7 @@ class MemoryStore(Store):
         self._expectations = MemoryExpectations()
         self._reconciliations = MemoryReconciliations()
         self._search = SearchIndex()
+        self._history = MemoryHistory(self._records.__contains__)
 
     @property
     def expectations(self) -> ExpectationStore:
@@ -212,6 +214,14 @@ class MemoryStore(Store):
     @property
     def reconciliations(self) -> ReconciliationStore:
         return self._reconciliations
+
+    @property
+    def history(self) -> EventHistory:
+        return self._history
+
+    def _attempted(self, event_id: str, attempt: Attempt | None) -> None:
+        if attempt is not None and event_id in self._records:
+            self._history.add(event_id, attempt)
 
     def _record(self, event_id: str) -> _Record | None:
         """The record to change; a completed one is thawed, and kept thawed, first."""
@@ -255,7 +265,10 @@ class MemoryStore(Store):
         if record is not None and subscriber not in record.done:
             record.done += (subscriber,)
 
-    async def complete(self, event_id: str, token: str, *, done: Sequence[str] = ()) -> None:
+    async def complete(
+        self, event_id: str, token: str, *, done: Sequence[str] = (), attempt: Attempt | None = None
+    ) -> None:
+        self._attempted(event_id, attempt)
         record = self._records.get(event_id)
         if isinstance(record, _Record) and record.state in COMPLETE.sources:
             if not record.done:
@@ -267,7 +280,10 @@ class MemoryStore(Store):
             else:  # a result, or a thawed record's packed values
                 self._records[event_id] = record.completed(now())
 
-    async def release(self, event_id: str, token: str, *, error: str | None = None) -> None:
+    async def release(
+        self, event_id: str, token: str, *, error: str | None = None, attempt: Attempt | None = None
+    ) -> None:
+        self._attempted(event_id, attempt)
         record = self._record(event_id)
         if record is not None and record.takeable(RELEASE, now(), token):
             record.settle(RELEASE.target, next_attempt_at=record.next_attempt_at, error=error)
@@ -319,12 +335,18 @@ class MemoryStore(Store):
             leases.append(Lease(record.snapshot(), record.token))
         return leases
 
-    async def reschedule(self, event_id: str, token: str, *, at: float, error: str) -> None:
+    async def reschedule(
+        self, event_id: str, token: str, *, at: float, error: str, attempt: Attempt | None = None
+    ) -> None:
+        self._attempted(event_id, attempt)
         record = self._record(event_id)
         if record is not None and record.takeable(RESCHEDULE, now(), token):
             record.settle(RESCHEDULE.target, next_attempt_at=at, error=error)
 
-    async def dead_letter(self, event_id: str, token: str, *, error: str) -> None:
+    async def dead_letter(
+        self, event_id: str, token: str, *, error: str, attempt: Attempt | None = None
+    ) -> None:
+        self._attempted(event_id, attempt)
         record = self._record(event_id)
         if record is not None and record.takeable(DEAD_LETTER, now(), token):
             record.settle(DEAD_LETTER.target, error=error)
@@ -404,6 +426,7 @@ class MemoryStore(Store):
             if self._search.built:
                 self._search.remove(*_search_keys(self._records[event_id]))
             del self._records[event_id]
+            self._history.forget(event_id)
         return len(doomed)
 
     async def oldest_due(self) -> float | None:

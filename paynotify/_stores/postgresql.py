@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import asyncpg
@@ -48,6 +48,8 @@ from paynotify._stores.base import (
 )
 from paynotify._stores.expectations import ExpectationStore
 from paynotify._stores.filters import sql_filters
+from paynotify._stores.history import Attempt, EventHistory, bounded
+from paynotify._stores.postgresql_history import with_attempt
 from paynotify._stores.postgresql_sql import (
     BYTEWISE,
     COLUMNS,
@@ -130,6 +132,7 @@ class PostgresStore(Store):
         self._migrated = False
         self._lock = asyncio.Lock()
         self._sql = Statements(self._events)
+        self._with_attempt: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.where!r}, schema={self.schema!r})"
@@ -251,6 +254,19 @@ class PostgresStore(Store):
         count = status.rpartition(" ")[2]
         return int(count) if count.isdigit() else 0
 
+    async def _in_connection(self, work: Callable[[Any], Awaitable[T]]) -> T:
+        """`work` on one connection of the pool (a transaction of several statements), bounded."""
+        pool = await self._ready()
+
+        async def run() -> T:
+            async with pool.acquire() as conn:
+                return await work(conn)
+
+        try:
+            return await self._bounded(run())
+        except _DB_ERRORS as exc:
+            raise self._error(exc) from exc
+
     async def _bounded(self, call: Awaitable[T]) -> T:
         """`call`, or TimeoutError after the deadline without waiting for it to unwind: a query cut
         off by a partition cleans its connection up over the same dead link (60 s observed), so it
@@ -288,6 +304,12 @@ class PostgresStore(Store):
         from paynotify._stores.postgresql_reconciliations import PostgresReconciliations
 
         return PostgresReconciliations(self, self._schema_sql)
+
+    @property
+    def history(self) -> EventHistory:
+        from paynotify._stores.postgresql_history import PostgresHistory
+
+        return PostgresHistory(self, self._schema_sql)
 
     async def close(self) -> None:
         async with self._lock:
@@ -337,11 +359,28 @@ class PostgresStore(Store):
     async def subscriber_done(self, event_id: str, token: str, subscriber: str) -> None:
         await self._execute(self._sql.subscriber_done, event_id, subscriber)
 
-    async def complete(self, event_id: str, token: str, *, done: Sequence[str] = ()) -> None:
-        await self._execute(self._sql.complete, event_id, now(), list(done))
+    async def complete(
+        self, event_id: str, token: str, *, done: Sequence[str] = (), attempt: Attempt | None = None
+    ) -> None:
+        await self._settle("complete", attempt, event_id, now(), list(done))
 
-    async def release(self, event_id: str, token: str, *, error: str | None = None) -> None:
-        await self._execute(self._sql.release, event_id, token, error, now())
+    async def release(
+        self, event_id: str, token: str, *, error: str | None = None, attempt: Attempt | None = None
+    ) -> None:
+        await self._settle("release", attempt, event_id, token, error, now())
+
+    async def _settle(self, name: str, attempt: Attempt | None, *args: object) -> None:
+        """A write that ends a lease, with the attempt in the same statement when there is one."""
+        if attempt is None:
+            await self._execute(getattr(self._sql, name), *args)
+            return
+        sql = self._with_attempt.get(name)
+        if sql is None:
+            sql = self._with_attempt[name] = with_attempt(
+                getattr(self._sql, name), len(args), self._schema_sql
+            )
+        started, finished, outcome, error, instance, operator = attempt.values()
+        await self._execute(sql, *args, started, finished, outcome, bounded(error), instance, operator)
 
     async def record(
         self, entry: PaymentResult | UnhandledEvent, state: EventState, *, reason: str | None
@@ -370,11 +409,15 @@ class PostgresStore(Store):
         rows = sorted(rows, key=lambda row: (row["due_at"], row["created_at"]))
         return [Lease(self._event(row), row["token"]) for row in rows]
 
-    async def reschedule(self, event_id: str, token: str, *, at: float, error: str) -> None:
-        await self._execute(self._sql.reschedule, event_id, token, at, error, now())
+    async def reschedule(
+        self, event_id: str, token: str, *, at: float, error: str, attempt: Attempt | None = None
+    ) -> None:
+        await self._settle("reschedule", attempt, event_id, token, at, error, now())
 
-    async def dead_letter(self, event_id: str, token: str, *, error: str) -> None:
-        await self._execute(self._sql.dead_letter, event_id, token, error, now())
+    async def dead_letter(
+        self, event_id: str, token: str, *, error: str, attempt: Attempt | None = None
+    ) -> None:
+        await self._settle("dead_letter", attempt, event_id, token, error, now())
 
     # -- operations ----------------------------------------------------------------------------
 

@@ -127,8 +127,33 @@ def _migration_3(schema: str) -> Sequence[str]:
 
 
 def _migration_4(schema: str) -> Sequence[str]:
-    """Reserved for another change (the delivery attempts'); the lead renumbers at merge."""
-    return ()
+    """Each event's attempt history (deleted with the event, by every purge) and the audit log, whose
+    ids sort in time order byte by byte (paynotify._stores.history)."""
+    events = f"{schema}.paynotify_events"
+    return (
+        f"""CREATE TABLE {schema}.paynotify_attempts (
+            id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            event_id    text NOT NULL REFERENCES {events} (event_id) ON DELETE CASCADE,
+            started_at  double precision NOT NULL,
+            finished_at double precision NOT NULL,
+            outcome     text NOT NULL,
+            error       text,
+            instance    text NOT NULL,
+            operator    text
+        )""",
+        f"CREATE INDEX paynotify_attempts_event ON {schema}.paynotify_attempts (event_id, id)",
+        f"""CREATE TABLE {schema}.paynotify_audit (
+            id          text COLLATE "C" PRIMARY KEY,
+            at          double precision NOT NULL,
+            operator    text NOT NULL,
+            action      text NOT NULL,
+            event_ids   text[] NOT NULL,
+            count       integer NOT NULL,
+            outcome     text NOT NULL,
+            selection   text
+        )""",
+        f"CREATE INDEX paynotify_audit_at ON {schema}.paynotify_audit (at)",
+    )
 
 
 def _migration_5(schema: str) -> Sequence[str]:

@@ -15,6 +15,7 @@ with the prefix):
                         while pending, lease_until while in flight: an expired lease is due by itself)
     created             sorted set by created_at, for listing newest first
     s:<state>           one sorted set per state, scored by updated_at, for purge and state filters
+    a:<event_id>, audit the attempt history and the audit log (redis_history.py)
     o:<sha1>            set of the event ids of one (account, order id)
     schema              the data model's version
 
@@ -53,6 +54,7 @@ from paynotify._stores.base import (
 )
 from paynotify._stores.expectations import ExpectationStore
 from paynotify._stores.filters import in_window
+from paynotify._stores.history import Attempt, EventHistory, bounded
 from paynotify._stores.reconciliations import ReconciliationStore
 from paynotify._stores.redis_scripts import SCRIPTS
 from paynotify._stores.redis_search import BACKFILL, CANDIDATES, MARKER, members, members_of, ranges
@@ -105,6 +107,13 @@ def _positive(own: Mapping[str, str], key: str, default: float) -> float:
     if not value > 0:
         raise ConfigurationError(f"Redis store URL: {key}={raw!r} must be a positive number")
     return value
+
+
+def _row(attempt: Attempt | None) -> str:
+    """An attempt as the settling scripts take it ('' for none), its error bounded."""
+    if attempt is None:
+        return ""
+    return attempt._replace(error=bounded(attempt.error)).to_json()
 
 
 def _order_key(account: str, order_id: str) -> str:
@@ -208,6 +217,12 @@ class RedisStore(Store):
         return RedisExpectations(self)
 
     @property
+    def history(self) -> EventHistory:
+        from paynotify._stores.redis_history import RedisHistory
+
+        return RedisHistory(self)
+
+    @property
     def reconciliations(self) -> ReconciliationStore:
         from paynotify._stores.redis_reconciliations import RedisReconciliations
 
@@ -250,11 +265,17 @@ class RedisStore(Store):
     async def subscriber_done(self, event_id: str, token: str, subscriber: str) -> None:
         await self._script("subscriber_done", event_id, subscriber, repr(now()))
 
-    async def complete(self, event_id: str, token: str, *, done: Sequence[str] = ()) -> None:
-        await self._script("complete", event_id, repr(now()), json.dumps(list(done)))
+    async def complete(
+        self, event_id: str, token: str, *, done: Sequence[str] = (), attempt: Attempt | None = None
+    ) -> None:
+        await self._script("complete", event_id, repr(now()), json.dumps(list(done)), _row(attempt))
 
-    async def release(self, event_id: str, token: str, *, error: str | None = None) -> None:
-        await self._script("settle", event_id, token, repr(now()), RELEASE.target.value, error or "", "")
+    async def release(
+        self, event_id: str, token: str, *, error: str | None = None, attempt: Attempt | None = None
+    ) -> None:
+        await self._script(
+            "settle", event_id, token, repr(now()), RELEASE.target.value, error or "", "", _row(attempt)
+        )
 
     async def record(
         self, entry: PaymentResult | UnhandledEvent, state: EventState, *, reason: str | None
@@ -278,11 +299,19 @@ class RedisStore(Store):
         events = await self._fetch(ids)
         return [Lease(event, token) for event in events]
 
-    async def reschedule(self, event_id: str, token: str, *, at: float, error: str) -> None:
-        await self._script("settle", event_id, token, repr(now()), RESCHEDULE.target.value, error, repr(at))
+    async def reschedule(
+        self, event_id: str, token: str, *, at: float, error: str, attempt: Attempt | None = None
+    ) -> None:
+        await self._script(
+            "settle", event_id, token, repr(now()), RESCHEDULE.target.value, error, repr(at), _row(attempt)
+        )
 
-    async def dead_letter(self, event_id: str, token: str, *, error: str) -> None:
-        await self._script("settle", event_id, token, repr(now()), DEAD_LETTER.target.value, error, "")
+    async def dead_letter(
+        self, event_id: str, token: str, *, error: str, attempt: Attempt | None = None
+    ) -> None:
+        await self._script(
+            "settle", event_id, token, repr(now()), DEAD_LETTER.target.value, error, "", _row(attempt)
+        )
 
     # -- operations ----------------------------------------------------------------------------
 

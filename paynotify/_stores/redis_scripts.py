@@ -5,6 +5,7 @@ Which rows each may take is rendered from the transition table (paynotify._store
 
 from __future__ import annotations
 
+from paynotify._stores.history import ATTEMPTS_KEPT
 from paynotify._stores.lua import lua_set, lua_sources
 from paynotify._stores.transitions import (
     ACQUIRE,
@@ -51,6 +52,12 @@ local function index_search(id, members)
   if not members or members == '' then return end
   redis.call('HSET', key(id), 'skeys', members)
   for member in string.gmatch(members, each_member) do redis.call('ZADD', p .. 'x', 0, member) end
+end
+-- An attempt (its JSON; '' = none) into the event's history list, newest first, kept bounded.
+local function add_attempt(id, attempt)
+  if not attempt or attempt == '' then return end
+  redis.call('LPUSH', p .. 'a:' .. id, attempt)
+  redis.call('LTRIM', p .. 'a:' .. id, 0, {ATTEMPTS_KEPT - 1})
 end
 -- A new event from the seven fields at ARGV[at] on (account, provider, kind, status, order_id,
 -- result_json, okey), in state `new`, in every index a new event belongs to.
@@ -109,6 +116,7 @@ _COMPLETE = (
 local id, t = ARGV[2], tonumber(ARGV[3])
 local k = key(id)
 local st = redis.call('HGET', k, 'state')
+if st then add_attempt(id, ARGV[5]) end
 if not st or not complete_takes(st, false) then return 0 end
 local names = cjson.decode(redis.call('HGET', k, 'done') or '[]')
 local seen = {}
@@ -124,13 +132,14 @@ return 1
 """
 )
 
-# ARGV: prefix, id, token, now, new state, error, next_attempt_at ('' = none)
+# ARGV: prefix, id, token, now, new state, error, next_attempt_at ('' = none), attempt ('' = none)
 _SETTLE = (
     _PRELUDE
     + """
 local id, token, t, new, err, at = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7]
 local k = key(id)
 local st = redis.call('HGET', k, 'state')
+if st then add_attempt(id, ARGV[8]) end
 if not settle_takes(st, false) or redis.call('HGET', k, 'token') ~= token then return 0 end
 set_state(id, st, new, t)
 redis.call('HDEL', k, 'token', 'lease_until')
@@ -235,7 +244,7 @@ local function forget(id, state)
   redis.call('ZREM', p .. 's:' .. state, id)
   redis.call('ZREM', p .. 'created', id)
   redis.call('ZREM', p .. 'due', id)
-  redis.call('DEL', key(id))
+  redis.call('DEL', key(id), p .. 'a:' .. id)
 end
 """
 

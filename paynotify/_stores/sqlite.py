@@ -33,10 +33,12 @@ from paynotify._stores.base import (
 )
 from paynotify._stores.expectations import ExpectationStore
 from paynotify._stores.filters import sql_filters
+from paynotify._stores.history import Attempt, EventHistory
 from paynotify._stores.reconciliations import ReconciliationStore
 from paynotify._stores.rows import event_fields, stored_event
 from paynotify._stores.search import Search, sql_search
 from paynotify._stores.sql import attempts_after, leave, sql_in, sql_sources, with_lease
+from paynotify._stores.sqlite_history import SQLiteHistory, write_attempt
 from paynotify._stores.sqlite_schema import migrate
 from paynotify._stores.sqlite_writer import GroupCommitWriter
 from paynotify._stores.tokens import new_token, now
@@ -161,6 +163,10 @@ class SQLiteStore(Store):
         return SQLiteExpectations(self._writer)
 
     @property
+    def history(self) -> EventHistory:
+        return SQLiteHistory(self._writer)
+
+    @property
     def reconciliations(self) -> ReconciliationStore:
         from paynotify._stores.sqlite_reconciliations import SQLiteReconciliations
 
@@ -218,7 +224,9 @@ class SQLiteStore(Store):
 
         await self._writer.run(mark, single_write=True)
 
-    async def complete(self, event_id: str, token: str, *, done: Sequence[str] = ()) -> None:
+    async def complete(
+        self, event_id: str, token: str, *, done: Sequence[str] = (), attempt: Attempt | None = None
+    ) -> None:
         names = json.dumps(list(done))
 
         def complete(conn: sqlite3.Connection) -> None:
@@ -232,24 +240,40 @@ class SQLiteStore(Store):
                 raise StoreError(
                     f"SQLite store {self.path!r}: event {event_id} has no record (its claim was lost)"
                 )
+            if attempt is not None:
+                write_attempt(conn, event_id, attempt)
 
-        await self._writer.run(complete, single_write=True)
+        # The attempt, in the same transaction as the completion: no commit of its own.
+        await self._writer.run(complete, single_write=attempt is None)
 
-    async def release(self, event_id: str, token: str, *, error: str | None = None) -> None:
+    async def release(
+        self, event_id: str, token: str, *, error: str | None = None, attempt: Attempt | None = None
+    ) -> None:
         await self._update(
             f"{leave(RELEASE)}, due_at = NULL, last_error = ?",
             f"event_id = ? AND {with_lease(RELEASE)}",
             (error,),
             (event_id, token),
+            attempt,
         )
 
     async def _update(
-        self, assignments: str, where: str, set_params: tuple[Any, ...], where_params: tuple[Any, ...]
+        self,
+        assignments: str,
+        where: str,
+        set_params: tuple[Any, ...],
+        where_params: tuple[Any, ...],
+        attempt: Attempt | None,
     ) -> None:
         sql = f"UPDATE paynotify_events SET {assignments}, updated_at = ? WHERE {where}"  # noqa: S608
-        await self._writer.run(
-            lambda conn: conn.execute(sql, (*set_params, now(), *where_params)), single_write=True
-        )
+        event_id = where_params[0]
+
+        def update(conn: sqlite3.Connection) -> None:
+            changed = conn.execute(sql, (*set_params, now(), *where_params)).rowcount
+            if attempt is not None:  # without the lease, the event may be gone: check first then
+                write_attempt(conn, event_id, attempt, check=not changed)
+
+        await self._writer.run(update, single_write=attempt is None)
 
     async def record(
         self, entry: PaymentResult | UnhandledEvent, state: EventState, *, reason: str | None
@@ -313,20 +337,26 @@ class SQLiteStore(Store):
 
         return await self._writer.run(acquire, on_thread=True)
 
-    async def reschedule(self, event_id: str, token: str, *, at: float, error: str) -> None:
+    async def reschedule(
+        self, event_id: str, token: str, *, at: float, error: str, attempt: Attempt | None = None
+    ) -> None:
         await self._update(
             f"{leave(RESCHEDULE)}, due_at = ?, next_attempt_at = ?, last_error = ?",
             f"event_id = ? AND {with_lease(RESCHEDULE)}",
             (at, at, error),
             (event_id, token),
+            attempt,
         )
 
-    async def dead_letter(self, event_id: str, token: str, *, error: str) -> None:
+    async def dead_letter(
+        self, event_id: str, token: str, *, error: str, attempt: Attempt | None = None
+    ) -> None:
         await self._update(
             f"{leave(DEAD_LETTER)}, due_at = NULL, next_attempt_at = NULL, last_error = ?",
             f"event_id = ? AND {with_lease(DEAD_LETTER)}",
             (error,),
             (event_id, token),
+            attempt,
         )
 
     # -- operations ----------------------------------------------------------------------------

@@ -75,7 +75,7 @@ CREATE INDEX IF NOT EXISTS paynotify_expectations_due ON paynotify_expectations 
 CREATE INDEX IF NOT EXISTS paynotify_expectations_created ON paynotify_expectations (created_at)
 """
 # Version 5 added the reconciliation reports (one per account and Beijing day, replaced by a later
-# run) and their leases (one per account and day across processes). Version 4 is another change's.
+# run) and their leases (one per account and day across processes). Version 4 added the attempt history.
 _RECONCILIATIONS = """
 CREATE TABLE IF NOT EXISTS paynotify_reconciliations (
     account     TEXT NOT NULL,
@@ -96,6 +96,35 @@ CREATE TABLE IF NOT EXISTS paynotify_reconciliation_leases (
     lease_until REAL NOT NULL,
     PRIMARY KEY (account, day)
 )
+"""
+# Version 4 added each event's attempt history (its newest rows first through the index; the trigger
+# deletes an event's rows with it, so every purge keeps them bounded) and the audit log, whose ids
+# sort in time order (paynotify._stores.history).
+_HISTORY = """
+CREATE TABLE IF NOT EXISTS paynotify_attempts (
+    id          INTEGER PRIMARY KEY,
+    event_id    TEXT NOT NULL,
+    started_at  REAL NOT NULL,
+    finished_at REAL NOT NULL,
+    outcome     TEXT NOT NULL,
+    error       TEXT,
+    instance    TEXT NOT NULL,
+    operator    TEXT
+);
+CREATE INDEX IF NOT EXISTS paynotify_attempts_event ON paynotify_attempts (event_id, id);
+CREATE TRIGGER IF NOT EXISTS paynotify_attempts_forget AFTER DELETE ON paynotify_events
+    BEGIN DELETE FROM paynotify_attempts WHERE event_id = old.event_id; END;
+CREATE TABLE IF NOT EXISTS paynotify_audit (
+    id          TEXT PRIMARY KEY,
+    at          REAL NOT NULL,
+    operator    TEXT NOT NULL,
+    action      TEXT NOT NULL,
+    event_ids   TEXT NOT NULL,
+    count       INTEGER NOT NULL,
+    outcome     TEXT NOT NULL,
+    selection   TEXT
+);
+CREATE INDEX IF NOT EXISTS paynotify_audit_at ON paynotify_audit (at)
 """
 # Version 1 (paynotify 0.1 development builds) lacked the queue and per-subscriber columns.
 _FROM_V1 = """
@@ -173,6 +202,8 @@ def migrate(conn: sqlite3.Connection, path: str) -> None:
         for statement in _INDEXES.strip().splitlines():
             conn.execute(statement)
         for statement in _EXPECTATIONS.split(";\n"):
+            conn.execute(statement)
+        for statement in _HISTORY.split(";\n"):
             conn.execute(statement)
         _add_search(conn)
         for statement in _RECONCILIATIONS.split(";\n"):

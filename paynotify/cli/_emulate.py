@@ -66,7 +66,7 @@ def url(text: str) -> str:
 
 
 def add_emulate_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from paynotify.cli._events import port
+    from paynotify.cli._events_options import port
 
     emulate = commands.add_parser(
         "emulate",

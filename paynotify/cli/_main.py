@@ -12,7 +12,8 @@ from pathlib import Path
 from paynotify._errors import PaynotifyError
 from paynotify.cli._emulate import DEFAULT_EMULATOR, add_emulate_parser, run_emulate
 from paynotify.cli._emulate import url as emulator_url
-from paynotify.cli._events import add_events_parser, port, positive_float, positive_int, run_events
+from paynotify.cli._events import add_events_parser, run_events
+from paynotify.cli._events_options import port, positive_float, positive_int
 from paynotify.cli._expectations import (
     add_expect_parser,
     add_expectations_parser,

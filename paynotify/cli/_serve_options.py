@@ -8,7 +8,7 @@ from importlib.metadata import PackageNotFoundError, distributions, version
 from typing import TYPE_CHECKING, Any
 
 from paynotify._errors import ConfigurationError
-from paynotify.cli._events import positive_int
+from paynotify.cli._events_options import positive_int
 
 if TYPE_CHECKING:
     from paynotify._notifier import Notifier

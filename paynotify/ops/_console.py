@@ -44,6 +44,7 @@ from paynotify import (
     StoreError,
 )
 from paynotify.ops._auth import CsrfTokens, resolve
+from paynotify.ops._console_audit import audit_routes, event_history, write_audit
 from paynotify.ops._console_expectations import recovered_counts
 from paynotify.ops._console_filters import (
     KINDS,
@@ -253,6 +254,7 @@ class _Console:
         self.app.router.routes.extend(reconciliation_routes(self))
         self.app.router.routes.extend(expectation_routes(self))
         self.app.router.routes.extend(refusal_routes(self))
+        self.app.router.routes.extend(audit_routes(self))
 
     @property
     def inline(self) -> bool:
@@ -364,7 +366,8 @@ class _Console:
         event = await self._event(request.path_params["event_id"])
         if event is None:
             return self._missing(request)
-        return self.render(request, "event.html", **self._describe(event))
+        context = {**self._describe(event), **await event_history(self, event)}
+        return self.render(request, "event.html", **context)
 
     def _describe(self, event: StoredEvent) -> dict[str, Any]:
         content: dict[str, Any] = {}
@@ -408,6 +411,7 @@ class _Console:
             if refused is not None:
                 return refused
             outcome = await self._perform(action, event_id)
+            await write_audit(self, request, request.path_params["action"], [outcome])
             after = await self._event(event_id)
             described = self._describe(after) if after is not None else {"event": None}
             return self.render(request, "results.html", action=action, outcomes=[outcome], **described)

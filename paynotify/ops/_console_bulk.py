@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from paynotify import EventState
+from paynotify.ops._console_audit import write_audit
 from paynotify.ops._console_filters import Filters
 from paynotify.ops._console_guard import read_form
 
@@ -54,6 +55,8 @@ def bulk_routes(console: _Console) -> list[Route]:
             ids = form.get("id", [])[:BULK_LIMIT]
             with_done = form.get("include_done", [""])[0] == "1"
             outcomes = [await perform(action, event_id, with_done) for event_id in ids]
+            selection = form.get("selection", [""])[0]
+            await write_audit(console, request, f"bulk-{name}", outcomes, selection=selection)
             return console.render(request, "results.html", action=action, outcomes=outcomes, event=None)
         filters = Filters.read(request.query_params)
         with_done = request.query_params.get("include_done") == "1"
