@@ -37,6 +37,6 @@ async def test_migration_4_adds_the_history_to_a_version_3_schema(
     new = stores(schema)
     await new.history.add_attempt(r.event_id, Attempt(1.0, 2.0, "retry", None, "h:1", "alice"))
     assert [a.operator for a in await new.history.attempts(r.event_id)] == ["alice"]
-    assert await admin.fetchval(f'SELECT version FROM "{schema}".paynotify_schema') == 4
+    assert await admin.fetchval(f'SELECT version FROM "{schema}".paynotify_schema') == pg.SCHEMA_VERSION
     assert await new.purge(before=time.time() + 1, states=[EventState.PENDING]) == 1
     assert await admin.fetchval(f'SELECT count(*) FROM "{schema}".paynotify_attempts') == 0
