@@ -25,9 +25,8 @@ from decimal import Decimal, InvalidOperation
 from typing import IO
 
 from paynotify._errors import ConfigurationError
-from paynotify._notifier import Notifier
 from paynotify._stores.expectations import Expectation, ExpectationState
-from paynotify.cli._arguments import add_config_argument
+from paynotify.cli._arguments import add_config_argument, config_notifier
 
 __all__ = ["add_expect_parser", "add_expectations_parser", "run_expect", "run_expectations"]
 
@@ -74,7 +73,7 @@ def add_expect_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
 
 def run_expect(args: argparse.Namespace, out: IO[str] | None = None) -> int:
     out = out or sys.stdout
-    notifier = Notifier.from_config(args.config)
+    notifier = config_notifier(args.config, "expect")
 
     async def main() -> Expectation:
         await notifier.store.open()
@@ -107,7 +106,7 @@ def run_expectations(args: argparse.Namespace, out: IO[str] | None = None) -> in
     out = out or sys.stdout
     if args.limit < 1:
         raise ConfigurationError("--limit must be at least 1")
-    notifier = Notifier.from_config(args.config)
+    notifier = config_notifier(args.config, "expectations")
     states = None if not args.state else [ExpectationState(s) for s in args.state]
 
     async def main() -> list[Expectation]:

@@ -22,7 +22,7 @@ from paynotify._provider import StarterAccount
 from paynotify._registry import Registry
 from paynotify._registry import registry as default_registry
 
-__all__ = ["init_project"]
+__all__ = ["create_store", "init_project"]
 
 
 _SUBS = '''"""Subscribers of this service; paynotify.toml names them as "subs:on_event".
@@ -96,6 +96,23 @@ def init_project(
     (directory / "subs.py").write_text(_SUBS, encoding="utf-8")
     (directory / "README.md").write_text(_README, encoding="utf-8")
     return starters
+
+
+def create_store(config: Path) -> None:
+    """Open (so create) the store `config` names, then close it: commands that only read a store
+    (`events`, `expectations`, ...) refuse a SQLite file that is not there, and right after `init`
+    they find an empty one."""
+    import asyncio
+
+    from paynotify._notifier import Notifier
+
+    store = Notifier.from_config(config).store
+
+    async def touch() -> None:
+        await store.open()
+        await store.close()
+
+    asyncio.run(touch())
 
 
 def _toml(value: str | Sequence[str]) -> str:

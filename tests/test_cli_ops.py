@@ -1,0 +1,87 @@
+"""The CLI by subprocess (issue 23): global options before or after the command, `init` making the
+store the README's next command reads, every reading command refusing a SQLite file that is not
+there, and `demo --db` refusing a path that is no database with a message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from test_cli_robust import paynotify
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Path:
+    out, _ = paynotify("init", "svc", cwd=tmp_path, code=0)
+    assert "wrote svc/paynotify.toml" in out
+    return tmp_path / "svc"
+
+
+def test_the_readme_that_init_writes_runs_as_written(service: Path) -> None:
+    # Before any serve: init made the (empty) store the command reads.
+    assert "`paynotify events list --config paynotify.toml`" in (service / "README.md").read_text()
+    out, _ = paynotify("events", "list", "--config", "paynotify.toml", cwd=service, code=0)
+    assert out.startswith("EVENT_ID")
+    assert len(out.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        ["--config", "paynotify.toml", "events", "list", "--json"],
+        ["--config=paynotify.toml", "events", "list", "--json"],
+        ["events", "--config", "paynotify.toml", "list", "--json"],
+        ["events", "list", "--json", "--config", "paynotify.toml"],
+        ["--store", "sqlite:///paynotify-events.db", "events", "list", "--json"],
+        ["--config", "paynotify.toml", "expectations", "list", "--json"],
+        ["expectations", "list", "--json", "--config", "paynotify.toml"],
+    ],
+)
+def test_global_options_go_before_or_after_the_command(service: Path, line: list[str]) -> None:
+    out, _ = paynotify(*line, cwd=service, code=0)
+    assert out == ""
+
+
+def test_log_options_before_the_command_reach_serve_and_worker(service: Path) -> None:
+    # The worker refuses inline delivery: the log options themselves were taken.
+    _, err = paynotify("--log-format", "json", "--log-level", "debug", "worker", "--config",
+                       "paynotify.toml", cwd=service, code=2)  # fmt: skip
+    assert 'set delivery = "queued"' in err
+    _, err = paynotify("worker", "--config", "paynotify.toml", "--log-format", "yaml", cwd=service, code=2)
+    assert "invalid choice: 'yaml'" in err
+    # An option no command takes there is still refused, by argparse, as a usage error.
+    _, err = paynotify("--store", "memory://", "init", "x", cwd=service, code=2)
+    assert "unrecognized arguments: --store memory://" in err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["events", "list"],
+        ["expectations", "list"],
+        ["expect", "shop-alipay", "o-1", "--amount", "1.00", "--until", "1h"],
+        ["query", "shop-alipay", "o-1"],
+        ["reconcile", "shop-alipay", "--date", "2026-01-31"],
+    ],
+)
+def test_a_config_naming_a_missing_sqlite_file_is_refused_not_created(
+    service: Path, command: list[str]
+) -> None:
+    (service / "paynotify-events.db").unlink()
+    _, err = paynotify(*command, "--config", "paynotify.toml", cwd=service, code=2)
+    assert "paynotify-events.db' (" + command[0] + " never creates one" in err
+    assert not (service / "paynotify-events.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("db", "says"),
+    [
+        ("/etc/passwd", "cannot open SQLite store '/etc/passwd': file is not a database"),
+        (".", "--db '.' is not a file"),
+        ("/nonexistent/x.db", "no directory '/nonexistent'"),
+    ],
+)
+def test_demo_refuses_a_db_that_is_no_database(tmp_path: Path, db: str, says: str) -> None:
+    _, err = paynotify("demo", "--db", db, cwd=tmp_path, code=2)
+    assert says in err
+    assert len(err.splitlines()) == 1, err
