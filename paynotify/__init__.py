@@ -40,7 +40,15 @@ from paynotify._http import InboundRequest, Reply
 from paynotify._notifier import DEFAULT_STORE_URL, Notifier
 from paynotify._observe import Observer, Outcome
 from paynotify._options import DEFAULT_BODY_LIMIT, Delivery, Options
-from paynotify._provider import Account, AccountSettings, DemoAccount, DemoRequest, Provider, StarterAccount
+from paynotify._provider import (
+    Account,
+    AccountSettings,
+    DemoAccount,
+    DemoRequest,
+    Provider,
+    SampleNotification,
+    StarterAccount,
+)
 from paynotify._registry import ENTRY_POINT_GROUP, Registry, registry
 from paynotify._result import (
     BEIJING,
@@ -133,6 +141,7 @@ __all__ = [
     "Reply",
     "ReturnHandler",
     "SQLiteStore",
+    "SampleNotification",
     "Send",
     "Source",
     "StarterAccount",

@@ -19,6 +19,7 @@ from paynotify.cli._expectations import (
 )
 from paynotify.cli._query import add_query_parser, run_query
 from paynotify.cli._reconcile import add_reconcile_parser, run_reconcile
+from paynotify.cli._send import add_send_parser, run_send
 from paynotify.cli._serve_options import (
     add_log_arguments,
     add_serve_arguments,
@@ -78,6 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_expect_parser(commands)
     add_expectations_parser(commands)
     add_webhooks_parser(commands)
+    add_send_parser(commands)
     commands.add_parser("providers", help="list the installed provider plugins")
     args = parser.parse_args(hoist_global_options(sys.argv[1:] if argv is None else argv))
 
@@ -146,6 +148,8 @@ def _run(args: argparse.Namespace) -> int:
         return run_expect(args)
     if args.command == "expectations":
         return _quiet_on_closed_pipe(run_expectations, args)
+    if args.command == "send":
+        return run_send(args)
     if args.command == "webhooks":
         return _quiet_on_closed_pipe(run_webhooks, args)
     from paynotify._registry import registry

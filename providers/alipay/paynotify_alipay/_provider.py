@@ -42,6 +42,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 from urllib.parse import unquote_plus
 
@@ -59,6 +60,7 @@ from paynotify import (
     PaymentResult,
     Provider,
     Reply,
+    SampleNotification,
     Source,
     StarterAccount,
     Status,
@@ -189,6 +191,13 @@ class AlipayProvider(Provider[AlipaySettings]):
                 "keys/provider-side/alipay_private_key.pem": testing.private_key_pem(key),
             },
         )
+
+    def sample_notification(
+        self, account: Account[AlipaySettings], directory: Path, sample: SampleNotification
+    ) -> DemoRequest:
+        from paynotify_alipay._sample import sample_notification
+
+        return sample_notification(account, directory, sample)
 
     @classmethod
     def demo(cls) -> DemoAccount:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import ClassVar
 
 from paynotify import (
@@ -32,6 +33,7 @@ from paynotify import (
     PaymentResult,
     Provider,
     Reply,
+    SampleNotification,
     Source,
     StarterAccount,
     UnhandledEvent,
@@ -131,6 +133,13 @@ class UnionPayProvider(Provider[UnionPaySettings]):
     def nack(self, error: NotificationError) -> Reply:
         status = next((code for cls, code in _STATUS if isinstance(error, cls)), 500)
         return Reply.text("fail", status)
+
+    def sample_notification(
+        self, account: Account[UnionPaySettings], directory: Path, sample: SampleNotification
+    ) -> DemoRequest:
+        from paynotify_unionpay._sample import sample_notification
+
+        return sample_notification(account, directory, sample)
 
     @classmethod
     def starter(cls) -> StarterAccount:

@@ -57,6 +57,7 @@ provider_status: the same for every retry of a notification, new for each refund
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import ClassVar
 
 from paynotify import (
@@ -70,6 +71,7 @@ from paynotify import (
     PaymentResult,
     Provider,
     Reply,
+    SampleNotification,
     StarterAccount,
     UnhandledEvent,
     VerificationError,
@@ -209,6 +211,13 @@ class WeChatPayV2Provider(Provider[WeChatPayV2Settings]):
         CDATA: control characters become spaces, `]]>` is removed, and it is cut to 120 characters.
         """
         return Reply(200, _REPLY.format(code="FAIL", msg=_reason(error)).encode(), "application/xml")
+
+    def sample_notification(
+        self, account: Account[WeChatPayV2Settings], directory: Path, sample: SampleNotification
+    ) -> DemoRequest:
+        from paynotify_wechatpay._sample import v2_sample
+
+        return v2_sample(account, sample)
 
     @classmethod
     def starter(cls) -> StarterAccount:
