@@ -78,7 +78,7 @@ from paynotify._stores.expectations import Expectation, ExpectationState, Expect
 from paynotify._stores.memory import MemoryStore
 from paynotify._stores.sqlite import SQLiteStore
 from paynotify._stores.urls import open_store, store_schemes
-from paynotify._subscribers import CheckHook, RejectedHook, ReturnHandler, UnhandledHook
+from paynotify._subscribers import CheckHook, Refused, RejectedHook, ReturnHandler, UnhandledHook
 
 __version__ = "0.1.0"
 
@@ -136,6 +136,7 @@ __all__ = [
     "ProviderUnavailable",
     "QueryAnswer",
     "QueueStore",
+    "Refused",
     "Registry",
     "RejectedHook",
     "Reply",
