@@ -4,10 +4,13 @@ there, and `demo --db` refusing a path that is no database with a message."""
 
 from __future__ import annotations
 
+import re
+import time
 from pathlib import Path
 
 import pytest
-from test_cli_robust import paynotify
+from _servers import subprocess_server
+from test_cli_robust import TIMEOUT, free_port, paynotify
 
 
 @pytest.fixture
@@ -85,3 +88,24 @@ def test_demo_refuses_a_db_that_is_no_database(tmp_path: Path, db: str, says: st
     _, err = paynotify("demo", "--db", db, cwd=tmp_path, code=2)
     assert says in err
     assert len(err.splitlines()) == 1, err
+
+
+def test_serve_announces_the_console_url_when_it_serves_one(service: Path) -> None:
+    ops = free_port()
+    env = {"PAYNOTIFY_CONSOLE_TOKEN": "t" * 32}
+    command = ("paynotify", "serve", "--config", "paynotify.toml", "--port", "0", "--ops-port", str(ops))
+    with subprocess_server(*command, cwd=service, env=env) as served:
+        deadline = time.monotonic() + TIMEOUT
+        # Announced once both servers listen, just after uvicorn's "running on" line.
+        while f"http://127.0.0.1:{ops}/console/" not in served.log.decode():
+            assert time.monotonic() < deadline, served.log.decode()
+            time.sleep(0.05)
+        log = served.stop()
+    # Which "running on" line comes first is uvicorn's affair: the ports are read from the URLs.
+    announced = r"\(unionpay\): notify (http://[\d.:]+)/shop-unionpay/notify, return (http://[\d.:]+)/"
+    urls = re.search(announced, log)
+    assert urls is not None, log
+    assert urls[1] == urls[2] != f"http://127.0.0.1:{ops}"
+    assert f"http://127.0.0.1:{ops}/healthz, http://127.0.0.1:{ops}/readyz" in log
+    assert "t" * 32 not in log
+    assert "Traceback" not in log

@@ -47,3 +47,13 @@ def test_the_access_log_at_debug_has_no_query_strings(tmp_path: Path) -> None:
     assert any("GET /shop-alipay/return HTTP/1.1" in line for line in access), log
     assert SIGN not in log
     assert "out_trade_no=o-1" not in log
+
+
+def test_json_at_debug_makes_the_access_log_json_without_query_strings(tmp_path: Path) -> None:
+    log = served_log(tmp_path / "svc", "--log-format", "json", "--log-level", "debug")
+    lines = [json.loads(line) for line in log.splitlines() if line.strip()]
+    access = [line["message"] for line in lines if line["logger"] == "uvicorn.access"]
+    assert any("POST /shop-alipay/notify HTTP/1.1" in message for message in access), log
+    assert any("GET /shop-alipay/return HTTP/1.1" in message for message in access), log
+    assert SIGN not in log
+    assert "out_trade_no=o-1" not in log
