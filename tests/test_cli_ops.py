@@ -109,3 +109,15 @@ def test_serve_announces_the_console_url_when_it_serves_one(service: Path) -> No
     assert f"http://127.0.0.1:{ops}/healthz, http://127.0.0.1:{ops}/readyz" in log
     assert "t" * 32 not in log
     assert "Traceback" not in log
+
+
+def test_nothing_to_list_or_retry_is_exit_0_with_a_message(service: Path) -> None:
+    out, err = paynotify("webhooks", "list", "--config", "paynotify.toml", cwd=service, code=0)
+    assert (out, err) == ("", "no [[webhooks]] in 'paynotify.toml': nothing to list\n")
+    _, err = paynotify("webhooks", "test", "orders", "--config", "paynotify.toml", cwd=service, code=2)
+    assert "has no [[webhooks]]" in err
+    for action in ("retry", "replay"):
+        out, _ = paynotify("events", action, "--dead", "--config", "paynotify.toml", cwd=service, code=0)
+        assert out == f"nothing to {action}\n"
+    out, _ = paynotify("events", "purge", "--config", "paynotify.toml", cwd=service, code=0)
+    assert out.startswith("purged 0 events")
