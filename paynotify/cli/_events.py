@@ -381,6 +381,8 @@ async def _purge(notifier: Notifier, args: argparse.Namespace, out: IO[str]) -> 
 
 _FULL_ID = 32
 _PREFIX_MIN = 4
+_CANDIDATES = 10
+"""The most candidates an ambiguous prefix's error lists."""
 
 
 async def _by_id_or_prefix(notifier: Notifier, given: str) -> StoredEvent:
@@ -403,8 +405,9 @@ async def _full_id(notifier: Notifier, given: str) -> str:
         )
     matches = [e.event_id for e in await notifier.store.find(limit=_ALL) if e.event_id.startswith(given)]
     if len(matches) > 1:
+        shown = ", ".join(matches[:_CANDIDATES]) + (", ..." if len(matches) > _CANDIDATES else "")
         raise ConfigurationError(
-            f"event id prefix {given!r} is ambiguous: {len(matches)} events start with it"
+            f"event id prefix {given!r} is ambiguous: {len(matches)} events start with it: {shown}"
         )
     return matches[0] if matches else given
 
