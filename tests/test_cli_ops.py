@@ -121,3 +121,22 @@ def test_nothing_to_list_or_retry_is_exit_0_with_a_message(service: Path) -> Non
         assert out == f"nothing to {action}\n"
     out, _ = paynotify("events", "purge", "--config", "paynotify.toml", cwd=service, code=0)
     assert out.startswith("purged 0 events")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["serve"],
+        ["worker"],
+        ["events", "list"],
+        ["expectations", "list"],
+        ["query", "shop", "o-1"],
+        ["reconcile", "shop"],
+        ["webhooks", "list"],
+        ["send", "shop", "--order", "o-1", "--amount", "1.00"],
+    ],
+)
+def test_a_config_that_is_not_toml_is_one_line_and_exit_2(tmp_path: Path, command: list[str]) -> None:
+    (tmp_path / "bad.toml").write_text("store = \n[accounts")
+    _, err = paynotify(*command, "--config", "bad.toml", cwd=tmp_path, code=2)
+    assert err == "paynotify: config 'bad.toml' is not valid TOML: Invalid value (at line 1, column 9)\n"
