@@ -9,12 +9,14 @@ import json
 import shutil
 import socket
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from _servers import subprocess_server
 from test_cli_robust import paynotify
 
+from paynotify import EventState, InboundRequest, Kind, Notifier, SampleNotification
 from paynotify.cli._init import create_store, init_project
 
 SENDS = [
@@ -108,3 +110,33 @@ def test_an_account_without_its_test_key_is_exit_2(tmp_path: Path) -> None:
                        "svc/paynotify.toml", cwd=tmp_path, code=2)  # fmt: skip
     assert "cannot read the test key" in err
     assert "wechatpay_v3_private_key.pem" in err
+
+
+async def test_every_sample_verifies_in_process_a_v2_refund_once_refunds_are_not_confirmed(
+    tmp_path: Path,
+) -> None:
+    init_project(tmp_path)
+    config = tmp_path / "paynotify.toml"
+    text = config.read_text().replace('store = "sqlite:///paynotify-events.db"', 'store = "memory://"')
+    config.write_text(
+        text.replace('sign_type = "HMAC-SHA256"', 'sign_type = "HMAC-SHA256"\nconfirm_refunds = false')
+    )
+    notifier = Notifier.from_config(config)
+    async with notifier:
+        for account, kind, order in [*SENDS, ("shop-wechat-v2", "refund", "wx2-order-1")]:
+            found = notifier.accounts[account]
+            sample = SampleNotification(Kind(kind), order, Decimal("12.34"))
+            made = found.provider.sample_notification(found, tmp_path, sample)
+            assert made is not None
+            headers = {name.lower(): value for name, value in made.headers.items()}  # as HTTP gives them
+            inbound = InboundRequest(made.method, made.channel, headers, made.query, made.body)
+            reply = await notifier.handle(account, inbound)
+            assert (reply.status, reply.body) == (found.provider.ack().status, found.provider.ack().body)
+        events = await notifier.store.find(limit=100)
+    assert len(events) == len(SENDS) + 1
+    assert {e.state for e in events} == {EventState.DONE}
+    results = [json.loads(e.result_json) for e in events]
+    refunds = [r for r in results if r["kind"] == "refund"]
+    assert len(refunds) == 4
+    assert {r["refund_amount"] for r in refunds} == {"12.34"}
+    assert {r["amount"] for r in results if r["kind"] == "payment"} == {"12.34"}

@@ -1,4 +1,4 @@
-"""The `paynotify` command: demo, init, serve, worker, events, query, reconcile, webhooks, providers."""
+"""The `paynotify` command: demo, init, serve, worker, send, events, query, reconcile, webhooks, providers."""
 
 from __future__ import annotations
 
