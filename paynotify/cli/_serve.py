@@ -197,6 +197,9 @@ def configure_logging(log_format: str = "text", level: str = "info") -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    # Python's warnings (a subscriber module's DeprecationWarning) through the same handler: with
+    # json, a line of their own in plain text would break a log shipper's parsing.
+    logging.captureWarnings(True)
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, PathOnly) for f in access.filters):
         access.addFilter(PathOnly())
