@@ -140,3 +140,15 @@ def test_a_config_that_is_not_toml_is_one_line_and_exit_2(tmp_path: Path, comman
     (tmp_path / "bad.toml").write_text("store = \n[accounts")
     _, err = paynotify(*command, "--config", "bad.toml", cwd=tmp_path, code=2)
     assert err == "paynotify: config 'bad.toml' is not valid TOML: Invalid value (at line 1, column 9)\n"
+
+
+def test_serve_with_workers_announces_the_urls_too(service: Path) -> None:
+    port = free_port()
+    command = ("paynotify", "serve", "--config", "paynotify.toml", "--port", str(port), "--workers", "2")
+    with subprocess_server(*command, cwd=service) as served:
+        log = served.stop()
+    assert (
+        f"notify http://127.0.0.1:{port}/shop-alipay/notify, return http://127.0.0.1:{port}/shop-alipay/return"
+        in log
+    )
+    assert "Traceback" not in log

@@ -78,6 +78,8 @@ def serve(
         os.environ[_CONFIG_ENV] = str(config.resolve())
         os.environ[_LOG_LEVEL_ENV] = log_level
         os.environ[_LOG_FORMAT_ENV] = log_format
+        # Before the workers start: uvicorn's supervisor binds the port itself (`--port` as given).
+        announce(notifier, f"http://{_netloc(host, port)}{root_path}", None, console=False)
         uvicorn.run(_APP_FACTORY, factory=True, workers=workers, lifespan="on", **settings)  # type: ignore[arg-type]
         return
     servers = [uvicorn.Server(uvicorn_config(notifier.asgi(), **settings))]
