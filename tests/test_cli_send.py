@@ -90,6 +90,8 @@ def test_a_service_that_is_not_there_is_exit_3(service: tuple[Path, str]) -> Non
         (["shop-alipay", "--amount", "1.001"], "at most two decimals"),
         (["shop-alipay", "--amount", "0"], "must be positive"),
         (["shop-alipay", "--amount", "1", "--to", "ftp://x"], "is not an http(s) URL"),
+        (["shop-alipay", "--amount", "1", "--to", "http://[::1"], "is not an http(s) URL"),
+        (["shop-alipay", "--amount", "1e400"], "at most 9999999999.99"),
         (["nope", "--amount", "1"], "no account 'nope' (configured: shop-alipay,"),
         (["shop-alipay", "--amount", "1", "--refund-id", "r-1"], "--refund-id is for --kind refund"),
         (["shop-wechat-v2", "--kind", "refund", "--amount", "1"], "confirms each refund"),

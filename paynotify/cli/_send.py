@@ -34,11 +34,18 @@ _SHOWN = 300
 """The most of a reply printed: enough for any provider's ack or error text."""
 
 
+_MOST = Decimal("9999999999.99")
+"""The largest amount sent: past any real order, within every provider's field."""
+
+
 def cents(text: str) -> Decimal:
     """An amount in major units with at most two decimals (every provider counts in fen)."""
     amount = money(text)
-    if amount != amount.quantize(Decimal("0.01")):
+    exponent = amount.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -2 and amount != amount.quantize(Decimal("0.01")):
         raise argparse.ArgumentTypeError(f"{text!r}: at most two decimals (fen), e.g. 1.00")
+    if amount > _MOST:
+        raise argparse.ArgumentTypeError(f"{text!r}: at most {_MOST}")
     return amount
 
 
@@ -104,7 +111,10 @@ def run_send(args: argparse.Namespace, out: IO[str] | None = None) -> int:
 def target(given: str | None, account: str) -> str:
     """The URL to POST to: `given` when it names a notify path, else `/{account}/notify` under it."""
     url = (given or DEFAULT_BASE).rstrip("/")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unclosed [IPv6 address
+        parts = urlsplit("")
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigurationError(f"--to {given!r} is not an http(s) URL, e.g. {DEFAULT_BASE}")
     return url if parts.path.endswith("/notify") else f"{url}/{account}/notify"
