@@ -152,3 +152,9 @@ def test_serve_with_workers_announces_the_urls_too(service: Path) -> None:
         in log
     )
     assert "Traceback" not in log
+
+
+def test_an_expectations_limit_out_of_range_is_a_usage_error(service: Path) -> None:
+    for limit in ("0", str(10**20)):
+        _, err = paynotify("expectations", "list", "--limit", limit, cwd=service, code=2)
+        assert "argument --limit: must be 1 or more and at most 1000000000" in err

@@ -80,8 +80,9 @@ def test_a_service_that_is_not_there_is_exit_3(service: tuple[Path, str]) -> Non
         s.bind(("127.0.0.1", 0))
         free = s.getsockname()[1]  # bound, never listening: connections are refused
         _, err = paynotify("send", "shop-alipay", "--order", "o-1", "--amount", "1.00", "--to",
-                           f"http://127.0.0.1:{free}", cwd=directory, code=3)  # fmt: skip
+                           f"http://user:pass-word@127.0.0.1:{free}", cwd=directory, code=3)  # fmt: skip
     assert f"http://127.0.0.1:{free}/shop-alipay/notify: no answer: ConnectError" in err
+    assert "pass-word" not in err  # a URL's user info is never shown
 
 
 @pytest.mark.parametrize(

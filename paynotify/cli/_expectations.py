@@ -27,6 +27,7 @@ from typing import IO
 from paynotify._errors import ConfigurationError
 from paynotify._stores.expectations import Expectation, ExpectationState
 from paynotify.cli._arguments import add_config_argument, config_notifier
+from paynotify.cli._events import positive_int
 
 __all__ = ["add_expect_parser", "add_expectations_parser", "run_expect", "run_expectations"]
 
@@ -97,15 +98,15 @@ def add_expectations_parser(commands: argparse._SubParsersAction[argparse.Argume
     listing.add_argument(
         "--state", choices=[s.value for s in ExpectationState], action="append", help="repeatable"
     )
-    listing.add_argument("--limit", type=int, default=100, help="at most this many (default: %(default)s)")
+    listing.add_argument(
+        "--limit", type=positive_int, default=100, help="at most this many (default: %(default)s)"
+    )
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     add_config_argument(listing)
 
 
 def run_expectations(args: argparse.Namespace, out: IO[str] | None = None) -> int:
     out = out or sys.stdout
-    if args.limit < 1:
-        raise ConfigurationError("--limit must be at least 1")
     notifier = config_notifier(args.config, "expectations")
     states = None if not args.state else [ExpectationState(s) for s in args.state]
 

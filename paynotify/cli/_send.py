@@ -94,17 +94,20 @@ def run_send(args: argparse.Namespace, out: IO[str] | None = None) -> int:
     if request is None:
         raise ConfigurationError(f"provider {account.provider.name!r} cannot sign test notifications")
     url = target(args.to, args.account)
+    from paynotify.publishers import shown_url  # never user info a URL may carry
+
+    shown_at = shown_url(url)
     try:
         reply = _post(url, request, args.timeout)
     except httpx.HTTPError as exc:
-        print(f"paynotify: {url}: no answer: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"paynotify: {shown_at}: no answer: {type(exc).__name__}", file=sys.stderr)
         return 3
     ack = account.provider.ack()
     acknowledged = reply.status_code == ack.status and reply.content == ack.body
     text = reply.content.decode("utf-8", "replace")
     shown = text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
     verdict = "acknowledged" if acknowledged else "NOT acknowledged (refused, or asked for a resend)"
-    out.write(f"{request.label} -> POST {url}: {reply.status_code} {shown!r}: {verdict}\n")
+    out.write(f"{request.label} -> POST {shown_at}: {reply.status_code} {shown!r}: {verdict}\n")
     return 0 if acknowledged else 1
 
 
