@@ -5,6 +5,7 @@ there, and `demo --db` refusing a path that is no database with a message."""
 from __future__ import annotations
 
 import re
+import socket
 import time
 from pathlib import Path
 
@@ -26,6 +27,14 @@ def test_the_readme_that_init_writes_runs_as_written(service: Path) -> None:
     out, _ = paynotify("events", "list", "--config", "paynotify.toml", cwd=service, code=0)
     assert out.startswith("EVENT_ID")
     assert len(out.splitlines()) == 1
+    # Its send line, with nothing listening where it sends: the command itself is well formed.
+    line = "paynotify send shop-alipay --order o-1 --amount 1.00 --config paynotify.toml"
+    assert f"`{line}`" in (service / "README.md").read_text()
+    with socket.socket() as bound:  # bound, never listening: connections are refused
+        bound.bind(("127.0.0.1", 0))
+        to = f"http://127.0.0.1:{bound.getsockname()[1]}"
+        _, err = paynotify(*line.split()[1:], "--to", to, cwd=service, code=3)
+    assert "no answer" in err
 
 
 @pytest.mark.parametrize(

@@ -53,6 +53,8 @@ def on_event(result: PaymentResult) -> None:
 _README = """# A paynotify service
 
 Run it: `paynotify serve --config paynotify.toml` (then `paynotify events list --config paynotify.toml`).
+Send it a notification signed with the test keys, from another terminal:
+`paynotify send {account} --order o-1 --amount 1.00 --config paynotify.toml`.
 
 Every key here is a throwaway test key made by `paynotify init`: replace them with your accounts'
 real ones (Alipay's public key, your WeChat Pay keys, UnionPay's certificates) before going live, and
@@ -94,7 +96,7 @@ def init_project(
             _write_secret(directory / name, content)
     config.write_text("\n".join(lines) + "\n", encoding="utf-8")
     (directory / "subs.py").write_text(_SUBS, encoding="utf-8")
-    (directory / "README.md").write_text(_README, encoding="utf-8")
+    (directory / "README.md").write_text(_README.format(account=starters[0][1].account), encoding="utf-8")
     return starters
 
 

@@ -110,6 +110,7 @@ def _run(args: argparse.Namespace) -> int:
         create_store(config)
         print(f"wrote {config} with accounts {', '.join(s.account for _, s in made)} (throwaway test keys)")
         print(f"run it: paynotify serve --config {config}")
+        print(f"then:   paynotify send {made[0][1].account} --order o-1 --amount 1.00 --config {config}")
         return 0
     if args.command in ("serve", "worker"):
         from paynotify._notifier import Notifier
