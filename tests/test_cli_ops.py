@@ -13,6 +13,8 @@ import pytest
 from _servers import subprocess_server
 from test_cli_robust import TIMEOUT, free_port, paynotify
 
+from paynotify.cli._arguments import hoist_global_options
+
 
 @pytest.fixture
 def service(tmp_path: Path) -> Path:
@@ -167,3 +169,24 @@ def test_an_expectations_limit_out_of_range_is_a_usage_error(service: Path) -> N
     for limit in ("0", str(10**20)):
         _, err = paynotify("expectations", "list", "--limit", limit, cwd=service, code=2)
         assert "argument --limit: must be 1 or more and at most 1000000000" in err
+
+
+@pytest.mark.parametrize(
+    ("given", "parsed"),
+    [
+        (["--config", "a.toml", "events", "list"], ["events", "list", "--config", "a.toml"]),
+        (
+            ["--config=a.toml", "--log-format", "json", "serve"],
+            ["serve", "--config=a.toml", "--log-format", "json"],
+        ),
+        # A value that is a command's name is still the option's value.
+        (["--config", "events", "events", "list"], ["events", "list", "--config", "events"]),
+        (["events", "list", "--config", "a.toml"], ["events", "list", "--config", "a.toml"]),
+        # Anything else first is argparse's to judge, untouched.
+        (["--version"], ["--version"]),
+        (["--config", "a.toml", "--help"], ["--config", "a.toml", "--help"]),
+        (["--config"], ["--config"]),
+    ],
+)
+def test_global_options_before_the_command_move_after_it(given: list[str], parsed: list[str]) -> None:
+    assert hoist_global_options(given) == parsed
