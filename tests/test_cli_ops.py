@@ -184,6 +184,7 @@ def test_an_expectations_limit_out_of_range_is_a_usage_error(service: Path) -> N
         (["events", "list", "--config", "a.toml"], ["events", "list", "--config", "a.toml"]),
         # Anything else first is argparse's to judge, untouched.
         (["--version"], ["--version"]),
+        (["--bogus", "1", "events", "list"], ["--bogus", "1", "events", "list"]),
         (["--config", "a.toml", "--help"], ["--config", "a.toml", "--help"]),
         (["--config"], ["--config"]),
     ],
