@@ -47,6 +47,7 @@ from paynotify._provider import (
     DemoRequest,
     LocalEmulator,
     Provider,
+    SampleNotification,
     StarterAccount,
 )
 from paynotify._refusals import RecentRefusals, RefusedRequest
@@ -81,7 +82,7 @@ from paynotify._stores.memory import MemoryStore
 from paynotify._stores.reconciliations import ReconciliationStore, StoredReport
 from paynotify._stores.sqlite import SQLiteStore
 from paynotify._stores.urls import open_store, store_schemes
-from paynotify._subscribers import CheckHook, RejectedHook, ReturnHandler, UnhandledHook
+from paynotify._subscribers import CheckHook, Refused, RejectedHook, ReturnHandler, UnhandledHook
 
 __version__ = "0.1.0"
 
@@ -146,12 +147,14 @@ __all__ = [
     "QueueStore",
     "RecentRefusals",
     "ReconciliationStore",
+    "Refused",
     "RefusedRequest",
     "Registry",
     "RejectedHook",
     "Reply",
     "ReturnHandler",
     "SQLiteStore",
+    "SampleNotification",
     "Send",
     "Source",
     "StarterAccount",

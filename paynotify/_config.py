@@ -42,6 +42,7 @@ from pydantic import SecretStr
 from paynotify._errors import ConfigurationError
 from paynotify._options import Options
 from paynotify._registry import Registry
+from paynotify._subscribers import for_account
 
 __all__ = ["Config", "SubscriberSpec", "load_config", "read_toml", "resolve_settings"]
 
@@ -68,7 +69,15 @@ class Config:
     """Each account's provider name and settings."""
     subscribers: list[SubscriberSpec]
     hooks: dict[str, list[Callable[..., Any]]] = field(default_factory=dict)
-    """`checks`, `on_rejected`, `on_unhandled`: the hooks each list names, imported."""
+    """`checks`, `on_rejected`, `on_unhandled`: the hooks each names, imported; an account's own
+    (in its `[accounts.NAME]` table) scoped to it, after the file's top-level ones."""
+
+    def install_hooks(self, notifier: Any) -> None:
+        """Register the hooks on `notifier` (`Notifier.check`, `.on_rejected`, `.on_unhandled`)."""
+        for name, hooks in self.hooks.items():
+            register = getattr(notifier, "check" if name == "checks" else name)
+            for hook in hooks:
+                register(hook)
 
 
 def load_config(path: Path, registry: Registry) -> Config:
@@ -79,19 +88,29 @@ def load_config(path: Path, registry: Registry) -> Config:
     except ConfigurationError as exc:
         raise ConfigurationError(f"config {str(path)!r}: {exc}") from None
     store = _store_url(data.get("store"), path.parent)
+    hooks = {name: _hooks(name, data.get(name, []), path) for name in HOOKS}
+    accounts = data.get("accounts")
+    for account, table in accounts.items() if isinstance(accounts, dict) else ():
+        for name in HOOKS if isinstance(table, dict) else ():
+            # Popped before the provider's settings see the table: they are not settings.
+            own = _hooks(f"[accounts.{account}] {name}", table.pop(name, []), path)
+            hooks[name] += [for_account(hook, account) for hook in own]
     return Config(
         store=store,
         options=options,
         accounts=_account_specs(registry, data, path),
         subscribers=[_subscriber(entry, path) for entry in data.get("subscribers", [])]
         + [_webhook(entry, path, store) for entry in data.get("webhooks", [])],
-        hooks={name: _hooks(name, data.get(name, []), path) for name in HOOKS},
+        hooks=hooks,
     )
 
 
 def _hooks(name: str, entries: object, path: Path) -> list[Callable[..., Any]]:
+    """The hooks `entries` names: one "module:function", or a list of them."""
+    if isinstance(entries, str):
+        entries = [entries]
     if not isinstance(entries, list):
-        raise ConfigurationError(f'config {str(path)!r}: {name} takes a list of "module:function"')
+        raise ConfigurationError(f'config {str(path)!r}: {name} takes "module:function" or a list of them')
     return [_imported(entry, path, what=f"{name} hook") for entry in entries]
 
 

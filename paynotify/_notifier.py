@@ -123,12 +123,7 @@ class Notifier:
             notifier.add_account(name, provider, **settings)
         for spec in config.subscribers:
             notifier.subscribe(**spec.options)(spec.target)
-        for hook in config.hooks.get("checks", []):
-            notifier.check(hook)
-        for hook in config.hooks.get("on_rejected", []):
-            notifier.on_rejected(hook)
-        for hook in config.hooks.get("on_unhandled", []):
-            notifier.on_unhandled(hook)
+        config.install_hooks(notifier)
         return notifier
 
     @property

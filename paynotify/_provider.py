@@ -27,9 +27,9 @@ from typing import Any, ClassVar, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from paynotify._api import ProviderApi
-from paynotify._errors import NotificationError
+from paynotify._errors import ConfigurationError, NotificationError
 from paynotify._http import InboundRequest, Reply
-from paynotify._result import PaymentResult, UnhandledEvent
+from paynotify._result import Kind, PaymentResult, UnhandledEvent
 
 __all__ = [
     "Account",
@@ -38,6 +38,7 @@ __all__ = [
     "DemoRequest",
     "LocalEmulator",
     "Provider",
+    "SampleNotification",
     "StarterAccount",
 ]
 
@@ -159,6 +160,31 @@ class LocalEmulator:
     refund: Callable[[str, str, Decimal, datetime], DemoRequest] | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class SampleNotification:
+    """What `paynotify send` asks a provider to sign: one payment, or one refund, of an order."""
+
+    kind: Kind
+    order_id: str
+    amount: Decimal
+    """In major units (yuan): the payment's total, or the refund's amount."""
+    refund_id: str | None = None
+    """The merchant's refund request id (a refund only; the provider makes one up without it)."""
+
+    @staticmethod
+    def key_file(directory: Path, relative: str) -> bytes:
+        """The test key file `relative` under `directory` (as `starter()` named it), or a
+        `ConfigurationError` saying which file is missing."""
+        path = directory / relative
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot read the test key {str(path)!r} ({exc.strerror}): paynotify send signs with the "
+                "provider-side test keys `paynotify init` writes, which an account with real keys has not"
+            ) from None
+
+
 class Provider(ABC, Generic[SettingsT]):
     """A payment provider plugin. One instance serves every account of that provider."""
 
@@ -217,4 +243,14 @@ class Provider(ABC, Generic[SettingsT]):
         `directory`, signing with the provider's side of the keys `starter()` put in
         `keys/provider-side/`; None when the provider has none (or the account has no `base_url`
         or query keys to be emulated with)."""
+        return None
+
+    def sample_notification(
+        self, account: Account[SettingsT], directory: Path, sample: SampleNotification
+    ) -> DemoRequest | None:
+        """`sample` as this provider would notify it to `account`, signed with the provider's side
+        of the account's test keys: those `starter()` wrote under `directory` (the service's
+        directory, `keys/provider-side/`) or, for a shared key, the account's own settings. For
+        `paynotify send`; None when the provider has no testing helpers. Raises
+        `ConfigurationError` when a key it needs is not there (an account with real keys)."""
         return None

@@ -25,6 +25,7 @@ from paynotify._stores.base import DeliveryStore
 
 __all__ = [
     "CheckHook",
+    "Refused",
     "RejectedHook",
     "ReturnHandler",
     "Subscriber",
@@ -33,6 +34,7 @@ __all__ = [
     "UnhandledHook",
     "call_maybe_async",
     "default_name",
+    "for_account",
     "normalize_filter",
 ]
 
@@ -41,8 +43,22 @@ log = logging.getLogger("paynotify")
 E = TypeVar("E", Kind, Status)
 
 SubscriberFn = Callable[[PaymentResult], Any]
-CheckHook = Callable[[PaymentResult], "bool | Awaitable[bool | None] | None"]
-"""Return False (or raise `CheckFailed`) to refuse a verified notification."""
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """What a check hook returns to refuse a notification with a reason:
+    `return Refused("amount 0.01 is not the order's 88.88")`. Falsy, like the plain False it
+    stands for; recorded as "refused by check 'NAME': REASON"."""
+
+    reason: str
+
+    def __bool__(self) -> bool:
+        return False
+
+
+CheckHook = Callable[[PaymentResult], "bool | Refused | Awaitable[bool | Refused | None] | None"]
+"""Return False or `Refused(reason)` (or raise `CheckFailed(reason)`) to refuse a verified notification."""
 RejectedHook = Callable[[PaymentResult, NotificationError], "Awaitable[None] | None"]
 UnhandledHook = Callable[[UnhandledEvent], "Awaitable[None] | None"]
 ReturnHandler = Callable[[PaymentResult], "Reply | str | Awaitable[Reply | str | None] | None"]
@@ -55,6 +71,20 @@ async def call_maybe_async(fn: Callable[..., Any], *args: Any) -> Any:
     if is_async_callable(fn):
         return await fn(*args)
     return await anyio.to_thread.run_sync(functools.partial(fn, *args))
+
+
+def for_account(hook: Callable[..., Any], account: str) -> Callable[..., Any]:
+    """`hook` for one account's notifications only (an `[accounts.NAME]` table's hooks): called
+    when its first argument (a PaymentResult, an UnhandledEvent) is that account's; None otherwise,
+    which a check takes as a pass. Named as `hook` is, so a refusal names the hook itself."""
+
+    @functools.wraps(hook)
+    async def scoped(first: PaymentResult | UnhandledEvent, *rest: Any) -> Any:
+        if first.account != account:
+            return None
+        return await call_maybe_async(hook, first, *rest)
+
+    return scoped
 
 
 def is_async_callable(fn: Callable[..., Any]) -> bool:
@@ -183,12 +213,15 @@ class Subscribers:
         """The first check hook's refusal, or None. A hook that raises anything but `CheckFailed`
         propagates: a temporary failure, not a verdict."""
         for check in self.checks:
+            refused = f"refused by check {getattr(check, '__qualname__', check)!r}"
             try:
                 verdict = await call_maybe_async(check, result)
             except CheckFailed as exc:
-                return exc
+                return CheckFailed(f"{refused}: {exc.message}"[:_ERROR_LENGTH], account=exc.account)
+            if isinstance(verdict, Refused):
+                return CheckFailed(f"{refused}: {verdict.reason}"[:_ERROR_LENGTH])
             if verdict is False:
-                return CheckFailed(f"refused by check {getattr(check, '__qualname__', check)!r}")
+                return CheckFailed(refused)
         return None
 
     async def tell_rejected(self, result: PaymentResult, error: NotificationError) -> None:

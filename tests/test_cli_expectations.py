@@ -30,6 +30,7 @@ def write_config(directory: Path, emu: WeChatPayV2Emulator) -> Path:
     lines += [f"{k} = {json.dumps(v)}" for k, v in settings.items()]
     config = directory / "paynotify.toml"
     config.write_text("\n".join(lines) + "\n")
+    (directory / "events.db").touch()  # serve or init makes the store; expect refuses one not there
     return config
 
 

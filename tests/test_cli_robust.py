@@ -134,6 +134,9 @@ def test_an_unambiguous_id_prefix_is_enough(store: str, tmp_path: Path) -> None:
     db.close()
     _, err = paynotify("events", "--store", store, "show", "abcd", cwd=tmp_path, code=2)
     assert "'abcd' is ambiguous: 2 events" in err
+    # The candidates, to pick from.
+    assert "abcd0" + "0" * 27 in err
+    assert "abcd1" + "0" * 27 in err
     shown, _ = paynotify("events", "--store", store, "show", "abcd1", cwd=tmp_path, code=0)
     assert json.loads(shown)["event_id"] == "abcd1" + "0" * 27
     _, err = paynotify("events", "--store", store, "show", "abc", cwd=tmp_path, code=2)

@@ -59,6 +59,7 @@ def write_config(tmp_path: Path, provider: str, settings: Mapping[str, Any], **o
     keys = tmp_path / "keys"
     keys.mkdir(exist_ok=True)
     store = f"sqlite:///{tmp_path / 'events.db'}"
+    (tmp_path / "events.db").touch()  # serve or init makes the store; query refuses one not there
     lines = [f"store = {json.dumps(store)}", 'subscribers = ["sink:record"]']
     lines += [f"{name} = {json.dumps(value)}" for name, value in options.items()]
     lines += ["", "[accounts.shop]", f"provider = {json.dumps(provider)}"]

@@ -28,6 +28,7 @@ def config(tmp_path: Path, base_url: str) -> Path:
     (tmp_path / "sink.py").write_text(SINK)
     (tmp_path / "secret").write_text("ledger-secret")
     path = tmp_path / "paynotify.toml"
+    (tmp_path / "events.db").touch()  # serve or init makes the store; reconcile refuses one not there
     path.write_text(
         f'store = "sqlite:///{tmp_path / "events.db"}"\nsubscribers = ["sink:record"]\n\n[accounts.shop]\n'
         f'provider = "test-ledger"\nbase_url = "{base_url}"\nsecret_file = "{tmp_path / "secret"}"\n'

@@ -6,6 +6,7 @@ once, the first again (a duplicate), then a forged one. Nothing here is mocked.
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import tempfile
 from dataclasses import dataclass, replace
@@ -38,6 +39,9 @@ def run_demo(out: TextIO, db_path: Path | None = None) -> int:
         if not db.parent.is_dir():
             # Found now, not as a store error inside the server thread once it has started.
             raise ConfigurationError(f"--db {str(db)!r}: no directory {str(db.parent)!r} to create it in")
+        if db.exists() and not db.is_file():
+            raise ConfigurationError(f"--db {str(db)!r} is not a file")
+        _probe(f"sqlite:///{db}")
         # A provider the demo must ask (a v2 refund's confirmation) is asked through its emulator.
         emulators = EmulatorTransport()
         notifier = Notifier(f"sqlite:///{db}", api_transport=emulators)
@@ -109,6 +113,18 @@ def run_demo(out: TextIO, db_path: Path | None = None) -> int:
             ],
         )
         return _verdict(out, sent, delivered)
+
+
+def _probe(url: str) -> None:
+    """Open and close the store once here: a file that is no SQLite database is a message now, not
+    a server that fails to start in its thread."""
+    store = Notifier(url).store
+
+    async def touch() -> None:
+        await store.open()
+        await store.close()
+
+    asyncio.run(touch())
 
 
 def _verdict(out: TextIO, sent: list[_Sent], delivered: list[PaymentResult]) -> int:

@@ -16,12 +16,12 @@ import json
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import IO, TypeVar
 
 from paynotify._errors import ConfigurationError, PaynotifyError
 from paynotify._notifier import Notifier
 from paynotify._stores.base import EventState, StoredEvent
+from paynotify.cli._arguments import require_existing
 from paynotify.cli._events_audit import attempts_of, audit, record_action, selection_of
 from paynotify.cli._events_options import ALL as _ALL
 from paynotify.cli._events_options import add_events_parser, filtered
@@ -68,17 +68,6 @@ def open_where(args: argparse.Namespace, command: str = "events") -> Notifier:
     notifier = Notifier.from_config(config) if config is not None else Notifier(store)
     require_existing(notifier, command)
     return notifier
-
-
-def require_existing(notifier: Notifier, command: str) -> None:
-    from paynotify._stores.sqlite import SQLiteStore
-
-    path = getattr(notifier.store, "path", None)
-    if isinstance(notifier.store, SQLiteStore) and path != ":memory:" and not Path(str(path)).is_file():
-        raise ConfigurationError(
-            f"no SQLite store at {str(path)!r} ({command} never creates one; "
-            "serve, worker, demo and init do): check the path"
-        )
 
 
 def run_events(args: argparse.Namespace, out: IO[str] | None = None) -> int:

@@ -204,7 +204,7 @@ def add_events_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     purge.add_argument(
         "--until",
         type=moment,
-        help="only events last updated before this ISO date/time (UTC unless an offset); "
+        help="only events last updated before this time: 30m, 1h, 2d, 1w ago or ISO (UTC unless an offset); "
         "with --older-than, the earlier of the two",
     )
     add_filters(purge, purge=True)

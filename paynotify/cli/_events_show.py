@@ -15,6 +15,8 @@ __all__ = ["HEADER", "as_dict", "by_id_or_prefix", "full_id", "line", "time_text
 
 _FULL_ID = 32
 _PREFIX_MIN = 4
+_CANDIDATES = 10
+"""The most candidates an ambiguous prefix\'s error lists."""
 
 
 async def by_id_or_prefix(notifier: Notifier, given: str) -> StoredEvent:
@@ -37,8 +39,9 @@ async def full_id(notifier: Notifier, given: str) -> str:
         )
     matches = [e.event_id for e in await notifier.store.find(limit=_ALL) if e.event_id.startswith(given)]
     if len(matches) > 1:
+        shown = ", ".join(matches[:_CANDIDATES]) + (", ..." if len(matches) > _CANDIDATES else "")
         raise ConfigurationError(
-            f"event id prefix {given!r} is ambiguous: {len(matches)} events start with it"
+            f"event id prefix {given!r} is ambiguous: {len(matches)} events start with it: {shown}"
         )
     return matches[0] if matches else given
 

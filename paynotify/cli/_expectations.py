@@ -25,9 +25,9 @@ from decimal import Decimal, InvalidOperation
 from typing import IO
 
 from paynotify._errors import ConfigurationError
-from paynotify._notifier import Notifier
 from paynotify._stores.expectations import Expectation, ExpectationState
-from paynotify.cli._arguments import add_config_argument
+from paynotify.cli._arguments import add_config_argument, config_notifier
+from paynotify.cli._events_options import positive_int
 from paynotify.cli._query import beijing_moment
 
 __all__ = ["add_expect_parser", "add_expectations_parser", "run_expect", "run_expectations"]
@@ -80,7 +80,7 @@ def add_expect_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
 
 def run_expect(args: argparse.Namespace, out: IO[str] | None = None) -> int:
     out = out or sys.stdout
-    notifier = Notifier.from_config(args.config)
+    notifier = config_notifier(args.config, "expect")
 
     async def main() -> Expectation:
         await notifier.store.open()
@@ -104,16 +104,16 @@ def add_expectations_parser(commands: argparse._SubParsersAction[argparse.Argume
     listing.add_argument(
         "--state", choices=[s.value for s in ExpectationState], action="append", help="repeatable"
     )
-    listing.add_argument("--limit", type=int, default=100, help="at most this many (default: %(default)s)")
+    listing.add_argument(
+        "--limit", type=positive_int, default=100, help="at most this many (default: %(default)s)"
+    )
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     add_config_argument(listing)
 
 
 def run_expectations(args: argparse.Namespace, out: IO[str] | None = None) -> int:
     out = out or sys.stdout
-    if args.limit < 1:
-        raise ConfigurationError("--limit must be at least 1")
-    notifier = Notifier.from_config(args.config)
+    notifier = config_notifier(args.config, "expectations")
     states = None if not args.state else [ExpectationState(s) for s in args.state]
 
     async def main() -> list[Expectation]:

@@ -28,7 +28,7 @@ from paynotify._registry import Registry
 from paynotify._registry import registry as default_registry
 from paynotify.cli._emulate import DEFAULT_EMULATOR
 
-__all__ = ["init_project"]
+__all__ = ["create_store", "init_project"]
 
 
 _SUBS = '''"""Subscribers of this service; paynotify.toml names them as "subs:on_event".
@@ -59,6 +59,8 @@ def on_event(result: PaymentResult) -> None:
 _README = """# A paynotify service
 
 Run it: `paynotify serve --config paynotify.toml` (then `paynotify events list --config paynotify.toml`).
+Send it a notification signed with the test keys, from another terminal:
+`paynotify send {account} --order o-1 --amount 1.00 --config paynotify.toml`.
 
 Without the providers: `paynotify emulate --config paynotify.toml` plays every account's provider at
 {emulator} (each account's `base_url` points there): create an order with
@@ -114,7 +116,9 @@ def init_project(
             _write_secret(directory / name, content)
     config.write_text("\n".join(lines) + "\n", encoding="utf-8")
     (directory / "subs.py").write_text(_SUBS, encoding="utf-8")
-    (directory / "README.md").write_text(_README.format(emulator=emulator), encoding="utf-8")
+    (directory / "README.md").write_text(
+        _README.format(emulator=emulator, account=starters[0][1].account), encoding="utf-8"
+    )
     return starters
 
 
@@ -123,6 +127,23 @@ def _starter(provider: Provider[Any], emulator: str) -> StarterAccount | None:
     if "emulator" in inspect.signature(provider.starter).parameters:
         return provider.starter(emulator=emulator)
     return provider.starter()
+
+
+def create_store(config: Path) -> None:
+    """Open (so create) the store `config` names, then close it: commands that only read a store
+    (`events`, `expectations`, ...) refuse a SQLite file that is not there, and right after `init`
+    they find an empty one."""
+    import asyncio
+
+    from paynotify._notifier import Notifier
+
+    store = Notifier.from_config(config).store
+
+    async def touch() -> None:
+        await store.open()
+        await store.close()
+
+    asyncio.run(touch())
 
 
 def _toml(value: str | Sequence[str]) -> str:

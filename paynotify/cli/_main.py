@@ -1,5 +1,5 @@
-"""The `paynotify` command: demo, init, serve, emulate, worker, events, query, reconcile, webhooks,
-providers."""
+"""The `paynotify` command: demo, init, serve, emulate, worker, send, events, query, reconcile,
+webhooks, providers."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from paynotify._errors import PaynotifyError
+from paynotify.cli._arguments import hoist_global_options
 from paynotify.cli._emulate import DEFAULT_EMULATOR, add_emulate_parser, run_emulate
 from paynotify.cli._emulate import url as emulator_url
 from paynotify.cli._events import add_events_parser, run_events
@@ -22,7 +23,14 @@ from paynotify.cli._expectations import (
 )
 from paynotify.cli._query import add_query_parser, run_query
 from paynotify.cli._reconcile import add_reconcile_parser, run_reconcile
-from paynotify.cli._serve_options import add_serve_arguments, check_workers, serve_options, versions
+from paynotify.cli._send import add_send_parser, run_send
+from paynotify.cli._serve_options import (
+    add_log_arguments,
+    add_serve_arguments,
+    check_workers,
+    serve_options,
+    versions,
+)
 from paynotify.cli._webhooks import add_webhooks_parser, run_webhooks
 
 __all__ = ["main"]
@@ -59,12 +67,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="connections and tasks at once before new ones get 503 (default: %(default)s)",
     )
     serve.add_argument(
-        "--log-format",
-        choices=["text", "json"],
-        default="text",
-        help="json: one object per line (default: text)",
-    )
-    serve.add_argument(
         "--ops-port",
         type=port,
         help="also serve /healthz, /readyz, /metrics (and /console when configured) on this port",
@@ -82,14 +84,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_emulate_parser(commands)
     worker = commands.add_parser("worker", help="dispatch queued events of a TOML config, without HTTP")
     worker.add_argument("--config", type=Path, required=True)
+    add_log_arguments(worker)
     add_events_parser(commands)
     add_query_parser(commands)
     add_reconcile_parser(commands)
     add_expect_parser(commands)
     add_expectations_parser(commands)
     add_webhooks_parser(commands)
+    add_send_parser(commands)
     commands.add_parser("providers", help="list the installed provider plugins")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(hoist_global_options(sys.argv[1:] if argv is None else argv))
 
     try:
         return _run(args)
@@ -111,21 +115,23 @@ def _run(args: argparse.Namespace) -> int:
 
         return run_demo(sys.stdout, args.db)
     if args.command == "init":
-        from paynotify.cli._init import init_project
+        from paynotify.cli._init import create_store, init_project
 
         made = init_project(args.directory, force=args.force, emulator=args.emulator)
         config = args.directory / "paynotify.toml"
+        create_store(config)
         print(f"wrote {config} with accounts {', '.join(s.account for _, s in made)} (throwaway test keys)")
         print(f"run it: paynotify serve --config {config}")
         print(f"and its providers, locally: paynotify emulate --config {config}  (at {args.emulator})")
+        print(f"then:   paynotify send {made[0][1].account} --order o-1 --amount 1.00 --config {config}")
         return 0
     if args.command in ("serve", "worker"):
         from paynotify._notifier import Notifier
         from paynotify.cli._serve import configure_logging, run_worker
         from paynotify.cli._serve import serve as serve_forever
 
-        log_format = getattr(args, "log_format", "text")
-        configure_logging(log_format, getattr(args, "log_level", "info"))
+        log_format = args.log_format
+        configure_logging(log_format, args.log_level)
         if not args.config.is_file():
             raise PaynotifyError(f"no config file {str(args.config)!r}")
         notifier = Notifier.from_config(args.config)
@@ -158,6 +164,8 @@ def _run(args: argparse.Namespace) -> int:
         return run_expect(args)
     if args.command == "expectations":
         return _quiet_on_closed_pipe(run_expectations, args)
+    if args.command == "send":
+        return run_send(args)
     if args.command == "webhooks":
         return _quiet_on_closed_pipe(run_webhooks, args)
     from paynotify._registry import registry

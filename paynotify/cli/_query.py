@@ -18,10 +18,9 @@ from typing import IO, Any
 
 from paynotify._api import QueryAnswer
 from paynotify._errors import ProviderApiError, VerificationError
-from paynotify._notifier import Notifier
 from paynotify._observe import Outcome
 from paynotify._result import BEIJING
-from paynotify.cli._arguments import add_config_argument
+from paynotify.cli._arguments import add_config_argument, config_notifier
 
 __all__ = ["add_query_parser", "run_query"]
 
@@ -59,7 +58,7 @@ def add_query_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
 
 def run_query(args: argparse.Namespace, out: IO[str] | None = None) -> int:
     out = out or sys.stdout
-    notifier = Notifier.from_config(args.config)
+    notifier = config_notifier(args.config, "query")
 
     async def main() -> QueryAnswer:
         # Its own subscribers deliver in this process (inline); queued, a worker delivers.

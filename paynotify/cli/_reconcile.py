@@ -16,9 +16,8 @@ from datetime import date, datetime, timedelta
 from typing import IO
 
 from paynotify._errors import BillFormatError, ProviderApiError, VerificationError
-from paynotify._notifier import Notifier
 from paynotify._result import BEIJING
-from paynotify.cli._arguments import add_config_argument
+from paynotify.cli._arguments import add_config_argument, config_notifier
 
 __all__ = ["add_reconcile_parser", "run_reconcile"]
 
@@ -45,7 +44,7 @@ def run_reconcile(args: argparse.Namespace, out: IO[str] | None = None) -> int:
     from paynotify.reconciliation import ReconciliationInProgress, ReconciliationReport
 
     out = out or sys.stdout
-    notifier = Notifier.from_config(args.config)
+    notifier = config_notifier(args.config, "reconcile")
 
     async def main() -> ReconciliationReport:
         await notifier.open(dispatcher=False, sweeper=False)

@@ -78,6 +78,8 @@ def serve(
         os.environ[_CONFIG_ENV] = str(config.resolve())
         os.environ[_LOG_LEVEL_ENV] = log_level
         os.environ[_LOG_FORMAT_ENV] = log_format
+        # Before the workers start: uvicorn's supervisor binds the port itself (`--port` as given).
+        announce(notifier, f"http://{_netloc(host, port)}{root_path}", None, console=False)
         uvicorn.run(_APP_FACTORY, factory=True, workers=workers, lifespan="on", **settings)  # type: ignore[arg-type]
         return
     servers = [uvicorn.Server(uvicorn_config(notifier.asgi(), **settings))]
@@ -197,6 +199,9 @@ def configure_logging(log_format: str = "text", level: str = "info") -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    # Python's warnings (a subscriber module's DeprecationWarning) through the same handler: with
+    # json, a line of their own in plain text would break a log shipper's parsing.
+    logging.captureWarnings(True)
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, PathOnly) for f in access.filters):
         access.addFilter(PathOnly())

@@ -13,18 +13,36 @@ from paynotify.cli._events_options import positive_int
 if TYPE_CHECKING:
     from paynotify._notifier import Notifier
 
-__all__ = ["LOG_LEVELS", "add_serve_arguments", "check_workers", "serve_options", "versions"]
+__all__ = [
+    "LOG_LEVELS",
+    "add_log_arguments",
+    "add_serve_arguments",
+    "check_workers",
+    "serve_options",
+    "versions",
+]
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
-def add_serve_arguments(serve: argparse.ArgumentParser) -> None:
-    serve.add_argument(
+def add_log_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--log-format` and `--log-level`, of `serve` and `worker`."""
+    parser.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default="text",
+        help="json: one object per line, uvicorn's lines included (default: text)",
+    )
+    parser.add_argument(
         "--log-level",
         choices=LOG_LEVELS,
         default="info",
         help="paynotify's and uvicorn's (default: %(default)s)",
     )
+
+
+def add_serve_arguments(serve: argparse.ArgumentParser) -> None:
+    add_log_arguments(serve)
     serve.add_argument(
         "--root-path",
         default="",

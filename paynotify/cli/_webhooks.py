@@ -58,6 +58,10 @@ def run_webhooks(args: argparse.Namespace) -> int:
         raise ConfigurationError(f"no config file {str(args.config)!r}")
     notifier = Notifier.from_config(args.config)
     hooks = endpoints(notifier)
+    if not hooks and args.action == "list":
+        # Nothing to list is a quiet success (cron); naming an endpoint that is not there is not.
+        print(f"no [[webhooks]] in {str(args.config)!r}: nothing to list", file=sys.stderr)
+        return 0
     if not hooks:
         raise ConfigurationError(f"config {str(args.config)!r} has no [[webhooks]]")
     if args.action == "list":

@@ -61,6 +61,7 @@ from paynotify import (
     PaymentResult,
     Provider,
     Reply,
+    SampleNotification,
     Source,
     StarterAccount,
     Status,
@@ -203,6 +204,13 @@ class AlipayProvider(Provider[AlipaySettings]):
         from paynotify_alipay import testing
 
         return testing.local_emulator(account.settings, directory)
+
+    def sample_notification(
+        self, account: Account[AlipaySettings], directory: Path, sample: SampleNotification
+    ) -> DemoRequest:
+        from paynotify_alipay._sample import sample_notification
+
+        return sample_notification(account, directory, sample)
 
     @classmethod
     def demo(cls) -> DemoAccount:

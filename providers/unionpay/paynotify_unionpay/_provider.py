@@ -34,6 +34,7 @@ from paynotify import (
     PaymentResult,
     Provider,
     Reply,
+    SampleNotification,
     Source,
     StarterAccount,
     UnhandledEvent,
@@ -133,6 +134,13 @@ class UnionPayProvider(Provider[UnionPaySettings]):
     def nack(self, error: NotificationError) -> Reply:
         status = next((code for cls, code in _STATUS if isinstance(error, cls)), 500)
         return Reply.text("fail", status)
+
+    def sample_notification(
+        self, account: Account[UnionPaySettings], directory: Path, sample: SampleNotification
+    ) -> DemoRequest:
+        from paynotify_unionpay._sample import sample_notification
+
+        return sample_notification(account, directory, sample)
 
     @classmethod
     def starter(cls, emulator: str | None = None) -> StarterAccount:

@@ -72,6 +72,7 @@ from paynotify import (
     PaymentResult,
     Provider,
     Reply,
+    SampleNotification,
     StarterAccount,
     UnhandledEvent,
     VerificationError,
@@ -211,6 +212,13 @@ class WeChatPayV2Provider(Provider[WeChatPayV2Settings]):
         CDATA: control characters become spaces, `]]>` is removed, and it is cut to 120 characters.
         """
         return Reply(200, _REPLY.format(code="FAIL", msg=_reason(error)).encode(), "application/xml")
+
+    def sample_notification(
+        self, account: Account[WeChatPayV2Settings], directory: Path, sample: SampleNotification
+    ) -> DemoRequest:
+        from paynotify_wechatpay._sample import v2_sample
+
+        return v2_sample(account, sample)
 
     @classmethod
     def starter(cls, emulator: str | None = None) -> StarterAccount:

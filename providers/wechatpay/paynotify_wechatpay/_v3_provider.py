@@ -48,6 +48,7 @@ from paynotify import (
     PaymentResult,
     Provider,
     Reply,
+    SampleNotification,
     StarterAccount,
     UnhandledEvent,
     VerificationError,
@@ -198,6 +199,13 @@ class WeChatPayV3Provider(Provider[WeChatPayV3Settings]):
         message = (error.message or type(error).__name__)[:_MESSAGE_LENGTH]
         body = json.dumps({"code": "FAIL", "message": message}).encode("ascii")
         return Reply(status, body, "application/json")
+
+    def sample_notification(
+        self, account: Account[WeChatPayV3Settings], directory: Path, sample: SampleNotification
+    ) -> DemoRequest:
+        from paynotify_wechatpay._sample import v3_sample
+
+        return v3_sample(account, directory, sample)
 
     @classmethod
     def starter(cls, emulator: str | None = None) -> StarterAccount:
