@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import asyncpg
 
@@ -72,7 +72,6 @@ __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "PostgresStore"]
 log = logging.getLogger("paynotify")
 
 Row = Mapping[str, Any]
-T = TypeVar("T")
 
 _PURGE_BATCH = 1000
 _CLAIM_TRIES = 5
@@ -128,6 +127,7 @@ class PostgresStore(Store):
         self._pool: Any = None
         self._migrated = False
         self._lock = asyncio.Lock()
+        self._releasing: set[asyncio.Future[Any]] = set()  # connections going back to the pool
         self._sql = Statements(self._events)
 
     def __repr__(self) -> str:
@@ -225,42 +225,50 @@ class PostgresStore(Store):
             )
 
     async def _fetch(self, sql: str, *args: object) -> list[Row]:
-        pool = await self._ready()
-        try:
-            rows: list[Row] = await self._bounded(pool.fetch(sql, *args))
-        except _DB_ERRORS as exc:
-            raise self._error(exc) from exc
+        rows: list[Row] = await self._bounded("fetch", sql, args)
         return rows
 
     async def _fetchrow(self, sql: str, *args: object) -> Row | None:
-        pool = await self._ready()
-        try:
-            row: Row | None = await self._bounded(pool.fetchrow(sql, *args))
-        except _DB_ERRORS as exc:
-            raise self._error(exc) from exc
+        row: Row | None = await self._bounded("fetchrow", sql, args)
         return row
 
     async def _execute(self, sql: str, *args: object) -> int:
         """Run a write; returns how many rows it touched."""
-        pool = await self._ready()
-        try:
-            status: str = await self._bounded(pool.execute(sql, *args))
-        except _DB_ERRORS as exc:
-            raise self._error(exc) from exc
+        status: str = await self._bounded("execute", sql, args)
         count = status.rpartition(" ")[2]
         return int(count) if count.isdigit() else 0
 
-    async def _bounded(self, call: Awaitable[T]) -> T:
-        """`call`, or TimeoutError after the deadline without waiting for it to unwind: a query cut
-        off by a partition cleans its connection up over the same dead link (60 s observed), so it
-        is left to finish in the background, its outcome read and dropped."""
-        task = asyncio.ensure_future(call)
-        done, _ = await asyncio.wait({task}, timeout=self._url.timeout)
-        if not done:
-            task.cancel()
-            task.add_done_callback(_drop_outcome)
-            raise TimeoutError
-        return task.result()
+    async def _bounded(self, method: str, sql: str, args: Sequence[object]) -> Any:
+        """`conn.<method>(sql, *args)` on a pooled connection, the wait for the connection included,
+        within one deadline (one timer; no task of its own), as a StoreError otherwise.
+
+        Past the deadline the statement is cancelled (asyncpg sends the server a cancel request in
+        the background) and the connection goes back to the pool in a background task: a query cut
+        off by a partition cleans its connection up over the same dead link (60 s observed), and the
+        caller must not wait for that. `Pool.release` is shielded, so a release cut off by the
+        deadline also finishes in the background."""
+        pool = await self._ready()
+        try:
+            async with asyncio.timeout(self._url.timeout):
+                conn = await pool.acquire()
+                try:
+                    result = await getattr(conn, method)(sql, *args)
+                except BaseException:
+                    self._release_later(pool, conn)
+                    raise
+                await pool.release(conn)
+        except _DB_ERRORS as exc:  # TimeoutError included
+            raise self._error(exc) from exc
+        return result
+
+    def _release_later(self, pool: Any, conn: Any) -> None:
+        task = asyncio.ensure_future(pool.release(conn))
+        self._releasing.add(task)
+        task.add_done_callback(self._released)
+
+    def _released(self, task: asyncio.Future[Any]) -> None:
+        self._releasing.discard(task)
+        _drop_outcome(task)
 
     def _malformed(self, event_id: str, state: object) -> StoreError:
         return StoreError(
@@ -331,7 +339,16 @@ class PostgresStore(Store):
         await self._execute(self._sql.subscriber_done, event_id, subscriber)
 
     async def complete(self, event_id: str, token: str, *, done: Sequence[str] = ()) -> None:
-        await self._execute(self._sql.complete, event_id, now(), list(done))
+        if await self._execute(self._sql.complete, event_id, now(), list(done)):
+            return
+        # Nothing changed: DONE already (another delivery completed it), or no row at all, as when
+        # the server lost the claim's asynchronous commit in a crash. Acknowledging then would leave
+        # nothing recorded: fail, and the provider's resend claims it again.
+        if await self._fetchrow(self._sql.exists, event_id) is None:
+            raise StoreError(
+                f"PostgreSQL store {self.where} (schema {self.schema}): event {event_id} has no record"
+                " (its claim was lost)"
+            )
 
     async def release(self, event_id: str, token: str, *, error: str | None = None) -> None:
         await self._execute(self._sql.release, event_id, token, error, now())
