@@ -639,3 +639,28 @@ async def test_completing_an_event_with_no_record_is_a_store_error(
     await admin.execute(f"DELETE FROM {store._events} WHERE event_id = $1", lost.event_id)
     with pytest.raises(StoreError, match="has no record"):
         await store.complete(lost.event_id, "t")
+
+
+async def test_the_events_table_leaves_room_on_its_pages_for_updates(
+    stores: Callable[..., PostgresStore], admin: Any
+) -> None:
+    store = stores()
+    await store.open()
+    options = await admin.fetchval("SELECT reloptions FROM pg_class WHERE oid = $1::regclass", store._events)
+    assert options == ["fillfactor=80"]
+
+
+async def test_recording_a_subscriber_is_a_hot_update(stores: Callable[..., PostgresStore]) -> None:
+    """It changes no indexed column, so no index gets an entry. (The completion changes `state`,
+    which the due and purge indexes read, so it cannot be HOT: docs/stores.md.)"""
+    store = stores(query="pool_max=1")
+    r = result()
+    claim = await store.claim(r, lease_seconds=60)
+    assert claim.token
+    async with store._pool.acquire() as conn, conn.transaction():
+        await conn.execute(store._sql.subscriber_done, r.event_id, "first")
+        hot = await conn.fetchrow(
+            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE relid = $1::regclass",
+            store._events,
+        )
+    assert (hot["n_tup_upd"], hot["n_tup_hot_upd"]) == (1, 1)
