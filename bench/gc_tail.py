@@ -7,8 +7,10 @@ Each round runs every variant in a fresh process of its own (a fresh heap), in a
 round. A process signs its Alipay notifications first (distinct ones: nothing is a duplicate), then
 sends them through the ASGI app in-process (no HTTP: the tail here is the app's and the collector's),
 `--concurrency` at a time, timing each request and every collection (`gc.callbacks`). Printed: the
-median over rounds of each variant's p50, p99, p99.9 and max latency, and of its longest and total
-collection pause.
+median over rounds of each variant's p50, p99, p99.9 and max latency, of its longest and total
+collection pause, of its full collections (count, longest), and the objects a full collection walks
+at the end (`len(gc.get_objects())`: frozen ones are not among them). On a loaded machine a pause
+includes the time the process was descheduled during it: the object count is the steadier figure.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ def run_one(variant: str, n: int, concurrency: int) -> dict[str, float]:
 
             freeze_start_up_heap()
     pauses: list[float] = []
+    full: list[float] = []
     started = [0.0]
 
     def on_gc(phase: str, info: dict[str, int]) -> None:
@@ -67,6 +70,8 @@ def run_one(variant: str, n: int, concurrency: int) -> dict[str, float]:
             started[0] = time.perf_counter()
         else:
             pauses.append((time.perf_counter() - started[0]) * 1000)
+            if info["generation"] == 2:
+                full.append(pauses[-1])
 
     template = scope_template(path)
     latencies: list[float] = []
@@ -95,6 +100,9 @@ def run_one(variant: str, n: int, concurrency: int) -> dict[str, float]:
         "gc_max": max(pauses, default=0.0),
         "gc_total": sum(pauses),
         "collections": float(len(pauses)),
+        "full_collections": float(len(full)),
+        "full_max": max(full, default=0.0),
+        "walked_by_a_full_collection": float(len(gc.get_objects())),
     }
 
 
