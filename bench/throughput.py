@@ -48,8 +48,10 @@ ROUTES = {
     "memory": "paynotify, memory store",
     "sqlite": "paynotify, SQLite store",
     "postgresql": "paynotify, PostgreSQL store",
+    "merchant-postgresql": "careful merchant, PostgreSQL (asyncpg, bench.merchant)",
 }
-DEDUPLICATING = frozenset({"memory", "sqlite", "postgresql"})
+PAYNOTIFY_ROUTES = frozenset({"memory", "sqlite", "postgresql"})
+DEDUPLICATING = PAYNOTIFY_ROUTES | {"merchant-postgresql"}
 """Routes whose bodies must never repeat (a repeat is a duplicate, a cheaper path)."""
 WRK_SCRIPT = BENCH_DIR / "wrk_bodies.lua"
 CONNECT_TIMEOUT = 5.0
@@ -80,6 +82,10 @@ def make_app() -> Any:
         return _floors.success_app()
     if kind == "floor":
         return _floors.alipay_app(public_pem)
+    if kind == "merchant-postgresql":
+        from bench.merchant import alipay_postgres_merchant
+
+        return alipay_postgres_merchant(public_pem, POSTGRES_URL, os.environ["BENCH_SCHEMA"])
     from paynotify import Notifier, PaymentResult
 
     store = {"memory": "memory://", "sqlite": f"sqlite:///{os.environ['BENCH_DB']}",
@@ -586,7 +592,7 @@ def _server(kind: str, tmp: Path, args: argparse.Namespace) -> Iterator[tuple[in
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
-        if kind.startswith("postgresql"):
+        if "postgresql" in kind:
             _drop_schema(schema)
 
 
@@ -647,7 +653,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                  False: _bodies_file(tmp / "bodies-wrap.txt", bodies[:WRAP_BODIES])}  # fmt: skip
         kinds = list(args.routes)
         if args.base_tree:
-            kinds += [f"{kind}{BASE}" for kind in args.routes if kind in DEDUPLICATING]
+            kinds += [f"{kind}{BASE}" for kind in args.routes if kind in PAYNOTIFY_ROUTES]
         routes = [Route(kind, *servers.enter_context(_server(kind, tmp, args)),
                         *files[kind.removesuffix(BASE) in DEDUPLICATING]) for kind in kinds]  # fmt: skip
         print(f"  generator: {generator}; warm-up {args.warmup:g} s per route", flush=True)
