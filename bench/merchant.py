@@ -20,12 +20,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
+import contextlib
 import hashlib
 import os
 import secrets
 import sqlite3
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,34 @@ def merchant_app(verify: _floors.Verify, replies: tuple[Callable[[], Response], 
         return success()
 
     return Starlette(routes=[Route("/shop/notify", notify, methods=["POST"])])
+
+
+def alipay_postgres_merchant(public_pem: str, url: str, schema: str) -> Starlette:
+    """The careful merchant as a server (bench.throughput's `merchant-postgresql` route): the Alipay
+    floor, then asyncpg `INSERT ... ON CONFLICT DO NOTHING` on a pool of 10 (paynotify's default),
+    the table created in `schema` at start-up."""
+    state: dict[str, Any] = {}
+
+    async def record(key: str, body: bytes) -> None:
+        await state["pool"].execute(state["sql"], key, body)
+
+    app = merchant_app(_floors.alipay(public_pem), _floors.ALIPAY_REPLIES, record)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        import asyncpg
+
+        pool = await asyncpg.create_pool(url, min_size=1, max_size=10)
+        table = f'"{schema}".events'
+        await pool.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        await pool.execute(f"CREATE TABLE IF NOT EXISTS {table} (id text PRIMARY KEY, body bytea NOT NULL)")
+        state["pool"] = pool
+        state["sql"] = f"INSERT INTO {table} (id, body) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+        yield
+        await pool.close()
+
+    app.router.lifespan_context = lifespan
+    return app
 
 
 def _sqlite_merchant(path: str) -> sqlite3.Connection:

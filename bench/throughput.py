@@ -47,8 +47,11 @@ ROUTES = {
     "floor": "bare Starlette floor (Alipay RSA2)",
     "memory": "paynotify, memory store",
     "sqlite": "paynotify, SQLite store",
+    "postgresql": "paynotify, PostgreSQL store",
+    "merchant-postgresql": "careful merchant, PostgreSQL (asyncpg, bench.merchant)",
 }
-DEDUPLICATING = frozenset({"memory", "sqlite"})
+PAYNOTIFY_ROUTES = frozenset({"memory", "sqlite", "postgresql"})
+DEDUPLICATING = PAYNOTIFY_ROUTES | {"merchant-postgresql"}
 """Routes whose bodies must never repeat (a repeat is a duplicate, a cheaper path)."""
 WRK_SCRIPT = BENCH_DIR / "wrk_bodies.lua"
 CONNECT_TIMEOUT = 5.0
@@ -60,6 +63,9 @@ STARTUP_SLACK = 60.0
 BODIES_PER_SECOND = 10_000
 """Distinct bodies signed per second of load on a deduplicating route when --notifications is not
 given: above what they reach on this machine kind; a faster route stops the run with a clear error."""
+POSTGRES_URL = os.environ.get("PAYNOTIFY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+BASE = "@base"
+"""A route kind ending so (with --base-tree) is served by that tree's paynotify: old against new."""
 WRAP_BODIES = 20_000
 """Bodies cycled through on the routes that may see repeats: fewer lines for wrk to load."""
 
@@ -76,9 +82,14 @@ def make_app() -> Any:
         return _floors.success_app()
     if kind == "floor":
         return _floors.alipay_app(public_pem)
+    if kind == "merchant-postgresql":
+        from bench.merchant import alipay_postgres_merchant
+
+        return alipay_postgres_merchant(public_pem, POSTGRES_URL, os.environ["BENCH_SCHEMA"])
     from paynotify import Notifier, PaymentResult
 
-    store = "memory://" if kind == "memory" else f"sqlite:///{os.environ['BENCH_DB']}"
+    store = {"memory": "memory://", "sqlite": f"sqlite:///{os.environ['BENCH_DB']}",
+             "postgresql": f"{POSTGRES_URL}?schema={os.environ['BENCH_SCHEMA']}"}[kind]  # fmt: skip
     notifier = Notifier(store)
     notifier.add_account("shop", "alipay", app_id=ALIPAY_APP_ID, alipay_public_key=public_pem)
     count = [0]
@@ -468,7 +479,7 @@ class Route:
     def load(
         self, generate: Callable[[Load], Run], args: argparse.Namespace, seconds: float
     ) -> dict[str, Any]:
-        wrap = self.kind not in DEDUPLICATING
+        wrap = self.kind.removesuffix(BASE) not in DEDUPLICATING
         load = Load(self.port, self.bodies_file, self.first, wrap, args.connections, seconds, args.client_cpu)
         before = _Cpu.now(self.pid)
         run = generate(load)
@@ -558,8 +569,15 @@ def _wait_port(port: int, server: subprocess.Popen[bytes]) -> None:
 def _server(kind: str, tmp: Path, args: argparse.Namespace) -> Iterator[tuple[int, int]]:
     """A uvicorn server for one route, pinned to `--server-cpu`: its (port, pid)."""
     port = _free_port()
-    env = _child_env(BENCH_APP=kind, BENCH_PUBLIC_KEY=str(tmp / "public.pem"),
-                     BENCH_DB=str(tmp / f"events-{kind}-{time.time_ns()}.db"))  # fmt: skip
+    schema = f"pn_bench_t_{kind.replace(BASE, '_base')}_{time.time_ns()}"
+    env = _child_env(BENCH_APP=kind.removesuffix(BASE), BENCH_PUBLIC_KEY=str(tmp / "public.pem"),
+                     BENCH_DB=str(tmp / f"events-{kind}-{time.time_ns()}.db"),
+                     BENCH_SCHEMA=schema)  # fmt: skip
+    if kind.endswith(BASE):  # that tree's paynotify first, this tree's bench after it
+        (tmp / "base").mkdir(exist_ok=True)
+        if not (tmp / "base" / "paynotify").exists():
+            (tmp / "base" / "paynotify").symlink_to(Path(args.base_tree).resolve() / "paynotify")
+        env["PYTHONPATH"] = f"{tmp / 'base'}{os.pathsep}{env['PYTHONPATH']}"
     command = [sys.executable, "-m", "uvicorn", "--factory", "bench.throughput:make_app"]
     command += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
     command += ["--loop", args.loop, "--http", args.http]
@@ -574,6 +592,21 @@ def _server(kind: str, tmp: Path, args: argparse.Namespace) -> Iterator[tuple[in
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+        if "postgresql" in kind:
+            _drop_schema(schema)
+
+
+def _drop_schema(schema: str) -> None:
+    import asyncpg  # type: ignore[import-untyped]
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(POSTGRES_URL, timeout=10)
+        try:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE', timeout=60)
+        finally:
+            await conn.close(timeout=10)
+
+    asyncio.run(drop())
 
 
 def _bodies_needed(args: argparse.Namespace) -> int:
@@ -618,8 +651,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         (tmp / "public.pem").write_text(keys.public_pem)
         files = {True: _bodies_file(tmp / "bodies.txt", bodies),
                  False: _bodies_file(tmp / "bodies-wrap.txt", bodies[:WRAP_BODIES])}  # fmt: skip
-        routes = [Route(kind, *servers.enter_context(_server(kind, tmp, args)), *files[kind in DEDUPLICATING])
-                  for kind in args.routes]  # fmt: skip
+        kinds = list(args.routes)
+        if args.base_tree:
+            kinds += [f"{kind}{BASE}" for kind in args.routes if kind in PAYNOTIFY_ROUTES]
+        routes = [Route(kind, *servers.enter_context(_server(kind, tmp, args)),
+                        *files[kind.removesuffix(BASE) in DEDUPLICATING]) for kind in kinds]  # fmt: skip
         print(f"  generator: {generator}; warm-up {args.warmup:g} s per route", flush=True)
         for route in routes:
             route.load(generate, args, args.warmup)
@@ -642,8 +678,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "rounds": args.rounds,
         "notifications": len(bodies),
         "load_seconds": time.monotonic() - started,
-        "routes": {ROUTES[route.kind]: route.summary() for route in routes},
+        "routes": {_route_name(route.kind, args.base_tree): route.summary() for route in routes},
     }
+
+
+def _route_name(kind: str, base_tree: str | None) -> str:
+    name = ROUTES[kind.removesuffix(BASE)]
+    return f"{name} ({base_tree})" if kind.endswith(BASE) else name
 
 
 def parser() -> argparse.ArgumentParser:
@@ -662,6 +703,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--server-cpu", type=int, default=0)
     p.add_argument("--client-cpu", type=int, default=1)
     p.add_argument("--json", type=Path, help="write the raw results here")
+    p.add_argument("--base-tree", help="also serve each paynotify route with this checkout's paynotify")
     return p
 
 

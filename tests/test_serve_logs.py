@@ -53,6 +53,7 @@ def test_the_access_log_at_debug_has_no_query_strings(tmp_path: Path) -> None:
     assert any("GET /shop-alipay/return HTTP/1.1" in line for line in access), log
     assert SIGN not in log
     assert "out_trade_no=o-1" not in log
+    assert "start-up heap frozen" in log  # gc.freeze after start-up
 
 
 def test_json_at_debug_makes_the_access_log_json_without_query_strings(tmp_path: Path) -> None:

@@ -607,3 +607,67 @@ async def test_acquire_uses_the_due_index(stores: Callable[..., PostgresStore], 
     )
     await admin.execute("RESET enable_seqscan")
     assert "paynotify_events_due" in plan
+
+
+async def test_the_claim_commits_asynchronously_and_changes_no_session_setting(
+    stores: Callable[..., PostgresStore],
+) -> None:
+    """The claim's transaction has synchronous_commit off (its durability comes from the
+    completion's synchronous commit, docs/stores.md); the pooled session keeps its own setting, so
+    every other statement, the completion first, commits synchronously."""
+    store = stores(query="pool_max=1")
+    r = result()
+    claim = await store.claim(r, lease_seconds=60)
+    assert claim.token
+    async with store._pool.acquire() as conn:
+        assert await conn.fetchval("SHOW synchronous_commit") == "on"
+        async with conn.transaction():
+            t = time.time()
+            args = (r.event_id, "shop", "examplepay", "payment", "succeeded", "o-1", "t", t + 60, t, "{}")
+            await conn.fetchrow(store._sql.claim, *args)
+            assert await conn.fetchval("SHOW synchronous_commit") == "off"
+        assert await conn.fetchval("SHOW synchronous_commit") == "on"
+    await store.complete(r.event_id, claim.token)
+    assert (await store.claim(r, lease_seconds=60)).state is ClaimState.DONE
+
+
+async def test_completing_an_event_with_no_record_is_a_store_error(
+    stores: Callable[..., PostgresStore], admin: Any
+) -> None:
+    """As after a server crash that lost the claim's asynchronous commit: no acknowledgement may
+    follow. Completing an event that is DONE already stays quiet (another delivery completed it)."""
+    store = stores()
+    lost, done = result("lost"), result("done")
+    for r in (lost, done):
+        claim = await store.claim(r, lease_seconds=60)
+        assert claim.token
+    await store.complete(done.event_id, "t")
+    await store.complete(done.event_id, "t")  # DONE already: no error
+    await admin.execute(f"DELETE FROM {store._events} WHERE event_id = $1", lost.event_id)
+    with pytest.raises(StoreError, match="has no record"):
+        await store.complete(lost.event_id, "t")
+
+
+async def test_the_events_table_leaves_room_on_its_pages_for_updates(
+    stores: Callable[..., PostgresStore], admin: Any
+) -> None:
+    store = stores()
+    await store.open()
+    options = await admin.fetchval("SELECT reloptions FROM pg_class WHERE oid = $1::regclass", store._events)
+    assert options == ["fillfactor=80"]
+
+
+async def test_recording_a_subscriber_is_a_hot_update(stores: Callable[..., PostgresStore]) -> None:
+    """It changes no indexed column, so no index gets an entry. (The completion changes `state`,
+    which the due and purge indexes read, so it cannot be HOT: docs/stores.md.)"""
+    store = stores(query="pool_max=1")
+    r = result()
+    claim = await store.claim(r, lease_seconds=60)
+    assert claim.token
+    async with store._pool.acquire() as conn, conn.transaction():
+        await conn.execute(store._sql.subscriber_done, r.event_id, "first")
+        hot = await conn.fetchrow(
+            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE relid = $1::regclass",
+            store._events,
+        )
+    assert (hot["n_tup_upd"], hot["n_tup_hot_upd"]) == (1, 1)

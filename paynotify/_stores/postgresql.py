@@ -49,6 +49,13 @@ from paynotify._stores.base import (
 from paynotify._stores.expectations import ExpectationStore
 from paynotify._stores.filters import sql_filters
 from paynotify._stores.history import Attempt, EventHistory, bounded
+from paynotify._stores.postgresql_driver import (
+    CONNECTION_ERRORS,
+    DB_ERRORS,
+    OPEN_ERRORS,
+    drop_outcome,
+    keep_session,
+)
 from paynotify._stores.postgresql_history import with_attempt
 from paynotify._stores.postgresql_sql import (
     BYTEWISE,
@@ -82,40 +89,6 @@ _CLAIM_TRIES = 5
 _CLOSE_TIMEOUT = 10.0
 _STATES = frozenset(s.value for s in EventState)
 
-# What the driver raises: server errors, client/interface errors (a dropped connection is an
-# InterfaceError), protocol errors, and socket errors (OSError covers refused connections and
-# TimeoutError).
-_DB_ERRORS: tuple[type[BaseException], ...] = (
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    asyncpg.exceptions.InternalClientError,
-    OSError,
-)
-
-# Opening also meets ValueError: asyncpg refusing something in the URL (a bad port, say).
-_OPEN_ERRORS: tuple[type[BaseException], ...] = (*_DB_ERRORS, ValueError)
-
-# A broken or refused connection, as opposed to an error in a statement.
-_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
-    asyncpg.exceptions.PostgresConnectionError,  # including ConnectionDoesNotExistError
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.CrashShutdownError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.InternalClientError,  # e.g. a message from a server that is going away
-    OSError,
-)
-
-
-def _drop_outcome(task: asyncio.Future[Any]) -> None:
-    if not task.cancelled():
-        task.exception()
-
-
-async def _keep_session(conn: Any) -> None:
-    """The pool's default reset (`RESET ALL; UNLISTEN *; ...`) would cost a second round trip after
-    every statement. This store changes no session state, and the pool itself still rolls back a
-    transaction left open."""
-
 
 class PostgresStore(Store):
     """The pool is created on first use (or by `open()`), which also creates or migrates the schema."""
@@ -131,6 +104,7 @@ class PostgresStore(Store):
         self._pool: Any = None
         self._migrated = False
         self._lock = asyncio.Lock()
+        self._releasing: set[asyncio.Future[Any]] = set()  # connections going back to the pool
         self._sql = Statements(self._events)
         self._with_attempt: dict[str, str] = {}
 
@@ -146,7 +120,7 @@ class PostgresStore(Store):
             what = f"did not answer within {self._url.timeout:g} s"
         elif connecting:
             what = "cannot be opened"
-        elif isinstance(exc, _CONNECTION_ERRORS) or type(exc) is asyncpg.InterfaceError:
+        elif isinstance(exc, CONNECTION_ERRORS) or type(exc) is asyncpg.InterfaceError:
             what = "lost its connection (the pool reconnects on the next call)"
         else:
             what = "failed"
@@ -175,13 +149,13 @@ class PostgresStore(Store):
                         max_size=self._url.pool_max,
                         timeout=self._url.connect_timeout,
                         server_settings=settings,
-                        reset=_keep_session,
+                        reset=keep_session,
                     )
                 if not self._migrated:
                     async with self._pool.acquire() as conn:
                         await self._migrate(conn)
                     self._migrated = True
-            except _OPEN_ERRORS as exc:
+            except OPEN_ERRORS as exc:
                 raise self._error(exc, connecting=True) from exc
             return self._pool
 
@@ -229,55 +203,55 @@ class PostgresStore(Store):
             )
 
     async def _fetch(self, sql: str, *args: object) -> list[Row]:
-        pool = await self._ready()
-        try:
-            rows: list[Row] = await self._bounded(pool.fetch(sql, *args))
-        except _DB_ERRORS as exc:
-            raise self._error(exc) from exc
+        rows: list[Row] = await self._bounded("fetch", sql, args)
         return rows
 
     async def _fetchrow(self, sql: str, *args: object) -> Row | None:
-        pool = await self._ready()
-        try:
-            row: Row | None = await self._bounded(pool.fetchrow(sql, *args))
-        except _DB_ERRORS as exc:
-            raise self._error(exc) from exc
+        row: Row | None = await self._bounded("fetchrow", sql, args)
         return row
 
     async def _execute(self, sql: str, *args: object) -> int:
         """Run a write; returns how many rows it touched."""
-        pool = await self._ready()
-        try:
-            status: str = await self._bounded(pool.execute(sql, *args))
-        except _DB_ERRORS as exc:
-            raise self._error(exc) from exc
+        status: str = await self._bounded("execute", sql, args)
         count = status.rpartition(" ")[2]
         return int(count) if count.isdigit() else 0
 
+    async def _bounded(self, method: str, sql: str, args: Sequence[object]) -> Any:
+        """`conn.<method>(sql, *args)` on a pooled connection, bounded (`_in_connection`)."""
+        return await self._in_connection(lambda conn: getattr(conn, method)(sql, *args))
+
     async def _in_connection(self, work: Callable[[Any], Awaitable[T]]) -> T:
-        """`work` on one connection of the pool (a transaction of several statements), bounded."""
+        """`work` on one pooled connection (a statement, or a transaction of several), the wait for
+        the connection included, within one deadline (one timer; no task of its own), as a
+        StoreError otherwise.
+
+        Past the deadline the statement is cancelled (asyncpg sends the server a cancel request in
+        the background) and the connection goes back to the pool in a background task: a query cut
+        off by a partition cleans its connection up over the same dead link (60 s observed), and the
+        caller must not wait for that. `Pool.release` is shielded, so a release cut off by the
+        deadline also finishes in the background."""
         pool = await self._ready()
-
-        async def run() -> T:
-            async with pool.acquire() as conn:
-                return await work(conn)
-
         try:
-            return await self._bounded(run())
-        except _DB_ERRORS as exc:
+            async with asyncio.timeout(self._url.timeout):
+                conn = await pool.acquire()
+                try:
+                    result = await work(conn)
+                except BaseException:
+                    self._release_later(pool, conn)
+                    raise
+                await pool.release(conn)
+        except DB_ERRORS as exc:  # TimeoutError included
             raise self._error(exc) from exc
+        return result
 
-    async def _bounded(self, call: Awaitable[T]) -> T:
-        """`call`, or TimeoutError after the deadline without waiting for it to unwind: a query cut
-        off by a partition cleans its connection up over the same dead link (60 s observed), so it
-        is left to finish in the background, its outcome read and dropped."""
-        task = asyncio.ensure_future(call)
-        done, _ = await asyncio.wait({task}, timeout=self._url.timeout)
-        if not done:
-            task.cancel()
-            task.add_done_callback(_drop_outcome)
-            raise TimeoutError
-        return task.result()
+    def _release_later(self, pool: Any, conn: Any) -> None:
+        task = asyncio.ensure_future(pool.release(conn))
+        self._releasing.add(task)
+        task.add_done_callback(self._released)
+
+    def _released(self, task: asyncio.Future[Any]) -> None:
+        self._releasing.discard(task)
+        drop_outcome(task)
 
     def _malformed(self, event_id: str, state: object) -> StoreError:
         return StoreError(
@@ -318,7 +292,7 @@ class PostgresStore(Store):
                 return
             try:
                 await asyncio.wait_for(pool.close(), _CLOSE_TIMEOUT)
-            except _DB_ERRORS as exc:  # including TimeoutError: a server that does not answer
+            except DB_ERRORS as exc:  # including TimeoutError: a server that does not answer
                 log.warning("PostgreSQL store %s: %s", self.where, self._url.redact(str(exc)))
                 pool.terminate()
 
@@ -362,25 +336,35 @@ class PostgresStore(Store):
     async def complete(
         self, event_id: str, token: str, *, done: Sequence[str] = (), attempt: Attempt | None = None
     ) -> None:
-        await self._settle("complete", attempt, event_id, now(), list(done))
+        if await self._settle("complete", attempt, event_id, now(), list(done)):
+            return
+        # Nothing changed: DONE already (another delivery completed it), or no row at all, as when
+        # the server lost the claim's asynchronous commit in a crash. Acknowledging then would leave
+        # nothing recorded: fail, and the provider's resend claims it again.
+        if await self._fetchrow(self._sql.exists, event_id) is None:
+            raise StoreError(
+                f"PostgreSQL store {self.where} (schema {self.schema}): event {event_id} has no record"
+                " (its claim was lost)"
+            )
 
     async def release(
         self, event_id: str, token: str, *, error: str | None = None, attempt: Attempt | None = None
     ) -> None:
         await self._settle("release", attempt, event_id, token, error, now())
 
-    async def _settle(self, name: str, attempt: Attempt | None, *args: object) -> None:
-        """A write that ends a lease, with the attempt in the same statement when there is one."""
+    async def _settle(self, name: str, attempt: Attempt | None, *args: object) -> int:
+        """A write that ends a lease, with the attempt in the same statement when there is one;
+        how many events it changed."""
         if attempt is None:
-            await self._execute(getattr(self._sql, name), *args)
-            return
+            return await self._execute(getattr(self._sql, name), *args)
         sql = self._with_attempt.get(name)
         if sql is None:
             sql = self._with_attempt[name] = with_attempt(
                 getattr(self._sql, name), len(args), self._schema_sql
             )
         started, finished, outcome, error, instance, operator = attempt.values()
-        await self._execute(sql, *args, started, finished, outcome, bounded(error), instance, operator)
+        row = await self._fetchrow(sql, *args, started, finished, outcome, bounded(error), instance, operator)
+        return 0 if row is None else int(row["settled"])
 
     async def record(
         self, entry: PaymentResult | UnhandledEvent, state: EventState, *, reason: str | None

@@ -32,16 +32,17 @@ def _cap(attempts: str) -> str:
 
 def with_attempt(update: str, params: int, schema_sql: str) -> str:
     """`update` (a write whose $1 is the event id, with `params` parameters) and the attempt after
-    them, added to the event's history in the same statement: one round trip, one commit."""
+    them, added to the event's history in the same statement: one round trip, one commit. It
+    answers how many events the write changed (`settled`), as a plain write's status does."""
     attempts = f"{schema_sql}.paynotify_attempts"
     values = ", ".join(f"${params + i}" for i in range(1, 7))
     # For an event that exists (with or without the lease): an unknown one is no error, as before.
     return f"""
-        WITH settled AS ({update}),
+        WITH settled AS ({update} RETURNING 1),
              added AS (INSERT INTO {attempts} (event_id, {_ATTEMPT_COLUMNS}) SELECT $1, {values}
                        WHERE EXISTS (SELECT FROM {schema_sql}.paynotify_events WHERE event_id = $1)),
              capped AS ({_cap(attempts)})
-        SELECT 1"""
+        SELECT count(*) AS settled FROM settled"""
 
 
 def _entry(row: Mapping[str, Any]) -> AuditEntry:

@@ -4,6 +4,7 @@ background server for the demo and tests."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -100,6 +101,7 @@ def serve(
             if main_server.should_exit:
                 return
             await asyncio.sleep(0.05)
+        freeze_start_up_heap()
         bound = [sock.getsockname() for server in main_server.servers for sock in server.sockets]
         base = f"http://{_netloc(host, bound[0][1] if bound else port)}{root_path}"
         announce(notifier, base, ops, console=console is not None)
@@ -219,7 +221,19 @@ def app_from_environment() -> ASGIApp:
     configure_logging(os.environ.get(_LOG_FORMAT_ENV, "text"), os.environ.get(_LOG_LEVEL_ENV, "info"))
     notifier = Notifier.from_config(os.environ[_CONFIG_ENV])
     notifier.sweeps_by_default = True  # each process sweeps; the leases keep them apart
-    return notifier.asgi()
+    app = notifier.asgi()
+    freeze_start_up_heap()
+    return app
+
+
+def freeze_start_up_heap() -> None:
+    """Move everything alive after start-up (modules, providers, keys, the app) out of the cyclic
+    collector's reach (`gc.freeze`): a full collection then walks only what was made since, not the
+    whole base heap, which took 23-48 ms every few seconds under load (issue 27). Those objects are
+    never collected (they live as long as the process anyway)."""
+    gc.collect()
+    gc.freeze()
+    log.debug("start-up heap frozen: %d objects out of the collector's reach", gc.get_freeze_count())
 
 
 def _console(notifier: Notifier) -> object | None:
@@ -267,6 +281,7 @@ def run_worker(notifier: Notifier) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await notifier.open(dispatcher=True)
+        freeze_start_up_heap()
         try:
             log.info("worker dispatching for accounts %s", ", ".join(sorted(notifier.accounts)))
             await stop.wait()
