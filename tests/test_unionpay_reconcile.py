@@ -31,6 +31,16 @@ def at(hour: int, minute: int = 0) -> datetime:
     return datetime(DAY.year, DAY.month, DAY.day, hour, minute, tzinfo=BEIJING)
 
 
+class Clock:
+    """The store's clock: DAY at noon while the shop records, the next morning while it reconciles."""
+
+    def __init__(self) -> None:
+        self.now = at(12).timestamp()
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @functools.cache
 def chain() -> SigningChain:
     return generate_chain()
@@ -46,6 +56,7 @@ class Shop:
     notifier: Notifier
     emu: UnionPayEmulator
     delivered: list[PaymentResult]
+    clock: Clock
 
     async def record(self, transaction: dict[str, str], *, refund: bool = False) -> None:
         """The shop hears of it (here by asking; a notification records the same event)."""
@@ -54,18 +65,20 @@ class Shop:
         assert answer.outcome is Outcome.DELIVERED
 
     async def reconcile(self, *, heal: bool = False) -> ReconciliationReport:
+        self.clock.now = (at(11) + timedelta(days=1)).timestamp()  # healed events recorded then
         return await self.notifier.reconcile("shop", DAY, heal=heal)
 
 
 @pytest.fixture
 def shop(monkeypatch: pytest.MonkeyPatch) -> Shop:
-    monkeypatch.setattr("paynotify._stores.memory.now", lambda: at(12).timestamp())  # recorded on DAY
+    clock = Clock()
+    monkeypatch.setattr("paynotify._stores.memory.now", clock)  # recorded on DAY, reconciled the next
     emu = UnionPayEmulator(chain=chain(), merchant=merchant())
     notifier = Notifier("memory://", api_transport=EmulatorTransport({"unionpay.emulator": emu}))
     notifier.add_account("shop", UnionPayProvider(), **emu.account_settings())
     delivered: list[PaymentResult] = []
     notifier.subscribe(delivered.append)
-    return Shop(notifier, emu, delivered)
+    return Shop(notifier, emu, delivered, clock)
 
 
 def kinds(report: ReconciliationReport) -> list[tuple[str, int | None, str]]:
