@@ -192,7 +192,7 @@ async def test_a_malformed_line_is_refused_by_its_number_and_nothing_is_healed(s
     assert shop.delivered == []
 
 
-async def test_a_forged_or_unsigned_file_answer_is_refused_and_nothing_is_healed(shop: Shop) -> None:
+async def test_a_forged_or_altered_file_answer_is_refused_and_nothing_is_healed(shop: Shop) -> None:
     emu: Any = shop.emu
     async with shop.notifier:
         emu.pay("order20261103001", txn_amt="100", txn_time=at(9))
