@@ -8,8 +8,9 @@
     emulator.bill_faults.listed_as_paid.add("order-3")           # an unsettled one listed as settled
     emulator.bill_faults.malformed[2] = b"not a ZM line"         # file line 2 replaced
 
-The fields paynotify does not read (`_bills`: fees, settlement amounts) are written blank-padded or
-zero, not in a guessed format.
+交易传输时间 is the transaction's traceTime (UnionPay's, MMDDhhmmss), which this emulator sets to
+the merchant's txnTime; a test may set it apart. The fields paynotify does not read (`_bills`:
+fees, settlement amounts) are written blank-padded or zero, not in a guessed format.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ def zm_line(values: Mapping[str, str]) -> bytes:
 def _values(transaction: Mapping[str, str], mer_id: str, fen: str) -> dict[str, str]:
     return {
         "tradeNo": "S22" if transaction["txnType"] == "01" else "S30",
-        "traceNo": transaction.get("traceNo", "000000"), "transmitTime": transaction["txnTime"][4:],
+        "traceNo": transaction.get("traceNo", "000000"),
+        "transmitTime": transaction.get("traceTime", transaction["txnTime"][4:]),  # 交易传输时间
         "txnAmt": f"{int(fen):012d}", "queryId": transaction["queryId"], "orderId": transaction["orderId"],
         "txnType": transaction["txnType"], "txnSubType": transaction.get("txnSubType", "00"),
         "bizType": transaction.get("bizType", "000201"), "origQryId": transaction.get("origQryId", ""),
