@@ -64,6 +64,7 @@ from paynotify._result import (
 )
 from paynotify._stores.base import (
     REPLAYABLE,
+    RETAINED,
     RETRYABLE,
     Claim,
     ClaimState,
@@ -92,6 +93,7 @@ __all__ = [
     "DEFAULT_STORE_URL",
     "ENTRY_POINT_GROUP",
     "REPLAYABLE",
+    "RETAINED",
     "RETRYABLE",
     "Account",
     "AccountSettings",

@@ -180,6 +180,11 @@ class Notifier:
         self._accounts.replace(accounts)
         self._accounts_changed()
 
+    def reload_accounts(self, path: str | Path) -> None:
+        """`replace_accounts` with the accounts of the TOML file at `path` (`paynotify serve` on
+        SIGHUP); the store, the options and the subscribers stay as they were."""
+        self.replace_accounts(load_config(Path(path), self.registry).accounts)
+
     def _accounts_changed(self) -> None:
         if self._upkeep is not None:
             self._upkeep.changed()

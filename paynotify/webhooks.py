@@ -18,7 +18,7 @@ from datetime import datetime
 from pydantic import SecretStr
 
 from paynotify import PaymentResult
-from paynotify.publishers._message import decode_message, encode_message
+from paynotify.publishers import decode_message, encode_message
 from paynotify.publishers._webhook_sign import Signer, secret_values, verify_with
 
 __all__ = ["sign", "verify"]

@@ -198,3 +198,20 @@ def test_hooks_in_the_config_are_checked(
     monkeypatch.setenv("PAYNOTIFY_TEST_SECRET", SECRET)
     with pytest.raises(ConfigurationError, match=message):
         Notifier.from_config(write_config(tmp_path, line + "\n" + CONFIG))
+
+
+def test_reload_accounts_swaps_the_accounts_of_the_file_and_keeps_them_on_a_bad_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PAYNOTIFY_TEST_SECRET", SECRET)
+    path = write_config(tmp_path)
+    notifier = Notifier.from_config(path)
+    store, subscribers = notifier.store, notifier.subscribers
+    path.write_text(CONFIG.replace("[accounts.shop-env]", "[accounts.outlet]"))
+    notifier.reload_accounts(path)
+    assert sorted(notifier.accounts) == ["outlet", "shop"]
+    assert (notifier.store, notifier.subscribers) == (store, subscribers)  # only the accounts reload
+    path.write_text(CONFIG.replace("secrets/examplepay.secret", "secrets/nope"))
+    with pytest.raises(ConfigurationError, match="cannot read"):
+        notifier.reload_accounts(str(path))
+    assert sorted(notifier.accounts) == ["outlet", "shop"]

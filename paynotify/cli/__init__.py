@@ -1,4 +1,5 @@
-"""The ``paynotify`` command: ``serve``, ``worker``, ``events``, ``query``, ``webhooks``, ``init``, ``demo``.
+"""The ``paynotify`` command: ``serve``, ``worker``, ``events``, ``query``, ``expect``, ``reconcile``,
+``webhooks``, ``send``, ``emulate``, ``init``, ``demo`` and more (``paynotify --help``).
 
 This layer sits above the core: it builds a :class:`~paynotify.Notifier` from a configuration and runs
 it; nothing in the core imports it.

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from paynotify._errors import ConfigurationError
+from paynotify import ConfigurationError
 
 if TYPE_CHECKING:
-    from paynotify._notifier import Notifier
+    from paynotify import Notifier
 
 __all__ = [
     "GLOBAL_OPTIONS",
@@ -59,7 +59,7 @@ def hoist_global_options(argv: Sequence[str]) -> list[str]:
 def config_notifier(config: Path, command: str) -> Notifier:
     """The Notifier of `config`, for a command that reads or adds to an existing store: a config
     that is not there, or names a SQLite file that is not there, is refused (never created)."""
-    from paynotify._notifier import Notifier
+    from paynotify import Notifier
 
     if not config.is_file():
         raise ConfigurationError(f"no config file {str(config)!r}")
@@ -71,7 +71,7 @@ def config_notifier(config: Path, command: str) -> Notifier:
 def require_existing(notifier: Notifier, command: str) -> None:
     """Refuse a SQLite store whose file is not there: opening it would create an empty one, and a
     typo would then report that the store holds nothing."""
-    from paynotify._stores.sqlite import SQLiteStore
+    from paynotify import SQLiteStore
 
     path = getattr(notifier.store, "path", None)
     if isinstance(notifier.store, SQLiteStore) and path != ":memory:" and not Path(str(path)).is_file():

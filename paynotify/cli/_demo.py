@@ -14,10 +14,7 @@ from pathlib import Path
 from typing import TextIO
 from urllib.parse import urlsplit
 
-from paynotify._errors import ConfigurationError
-from paynotify._notifier import Notifier
-from paynotify._provider import DemoRequest
-from paynotify._result import Kind, PaymentResult
+from paynotify import ConfigurationError, DemoRequest, Kind, Notifier, PaymentResult
 from paynotify.cli._serve import background_server
 from paynotify.recovery import EmulatorTransport
 

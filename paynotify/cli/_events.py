@@ -18,9 +18,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import IO, TypeVar
 
-from paynotify._errors import ConfigurationError, PaynotifyError
-from paynotify._notifier import Notifier
-from paynotify._stores.base import EventState, StoredEvent
+from paynotify import ConfigurationError, EventState, Notifier, PaynotifyError, StoredEvent
 from paynotify.cli._arguments import require_existing
 from paynotify.cli._events_audit import attempts_of, audit, record_action, selection_of
 from paynotify.cli._events_options import ALL as _ALL

@@ -10,8 +10,7 @@ import sys
 from collections.abc import Sequence
 from typing import IO
 
-from paynotify._notifier import Notifier
-from paynotify._stores.history import Attempt, AuditEntry
+from paynotify import Attempt, AuditEntry, Notifier
 from paynotify.cli._events_show import time_text
 
 __all__ = ["attempts_of", "audit", "cli_operator", "record_action", "selection_of"]

@@ -9,7 +9,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from paynotify._stores.base import RETAINED, EventState
+from paynotify import RETAINED, EventState
 
 __all__ = [
     "ALL",

@@ -9,9 +9,7 @@ import time
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from paynotify._errors import ConfigurationError
-from paynotify._notifier import Notifier
-from paynotify._stores.base import RETAINED, EventState
+from paynotify import RETAINED, ConfigurationError, EventState, Notifier
 from paynotify.cli._events_options import ALL as _ALL
 from paynotify.cli._events_show import time_text as _time
 

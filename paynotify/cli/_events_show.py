@@ -6,9 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from paynotify._errors import ConfigurationError
-from paynotify._notifier import Notifier
-from paynotify._stores.base import StoredEvent
+from paynotify import ConfigurationError, Notifier, StoredEvent
 from paynotify.cli._events_options import ALL as _ALL
 
 __all__ = ["HEADER", "as_dict", "by_id_or_prefix", "full_id", "line", "time_text"]

@@ -24,8 +24,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import IO
 
-from paynotify._errors import ConfigurationError
-from paynotify._stores.expectations import Expectation, ExpectationState
+from paynotify import ConfigurationError, Expectation, ExpectationState
 from paynotify.cli._arguments import add_config_argument, config_notifier
 from paynotify.cli._events_options import positive_int
 from paynotify.cli._query import beijing_moment

@@ -22,10 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from paynotify._errors import ConfigurationError
-from paynotify._provider import Provider, StarterAccount
-from paynotify._registry import Registry
-from paynotify._registry import registry as default_registry
+from paynotify import ConfigurationError, Provider, Registry, StarterAccount
+from paynotify import registry as default_registry
 from paynotify.cli._emulate import DEFAULT_EMULATOR
 
 __all__ = ["create_store", "init_project"]
@@ -135,7 +133,7 @@ def create_store(config: Path) -> None:
     they find an empty one."""
     import asyncio
 
-    from paynotify._notifier import Notifier
+    from paynotify import Notifier
 
     store = Notifier.from_config(config).store
 

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from paynotify._errors import PaynotifyError
+from paynotify import PaynotifyError
 from paynotify.cli._arguments import hoist_global_options
 from paynotify.cli._emulate import DEFAULT_EMULATOR, add_emulate_parser, run_emulate
 from paynotify.cli._emulate import url as emulator_url
@@ -126,7 +126,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"then:   paynotify send {made[0][1].account} --order o-1 --amount 1.00 --config {config}")
         return 0
     if args.command in ("serve", "worker"):
-        from paynotify._notifier import Notifier
+        from paynotify import Notifier
         from paynotify.cli._serve import configure_logging, run_worker
         from paynotify.cli._serve import serve as serve_forever
 
@@ -168,7 +168,7 @@ def _run(args: argparse.Namespace) -> int:
         return run_send(args)
     if args.command == "webhooks":
         return _quiet_on_closed_pipe(run_webhooks, args)
-    from paynotify._registry import registry
+    from paynotify import registry
 
     for name in registry.names():
         provider = registry.get(name)

@@ -16,10 +16,7 @@ import sys
 from datetime import datetime
 from typing import IO, Any
 
-from paynotify._api import QueryAnswer
-from paynotify._errors import ProviderApiError, VerificationError
-from paynotify._observe import Outcome
-from paynotify._result import BEIJING
+from paynotify import BEIJING, Outcome, ProviderApiError, QueryAnswer, VerificationError
 from paynotify.cli._arguments import add_config_argument, config_notifier
 
 __all__ = ["add_query_parser", "run_query"]

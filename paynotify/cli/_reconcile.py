@@ -15,8 +15,7 @@ import sys
 from datetime import date, datetime, timedelta
 from typing import IO
 
-from paynotify._errors import BillFormatError, ProviderApiError, VerificationError
-from paynotify._result import BEIJING
+from paynotify import BEIJING, BillFormatError, ProviderApiError, VerificationError
 from paynotify.cli._arguments import add_config_argument, config_notifier
 
 __all__ = ["add_reconcile_parser", "run_reconcile"]

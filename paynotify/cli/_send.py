@@ -18,10 +18,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from paynotify._errors import ConfigurationError, UnknownAccount
-from paynotify._notifier import Notifier
-from paynotify._provider import DemoRequest, SampleNotification
-from paynotify._result import Kind
+from paynotify import ConfigurationError, DemoRequest, Kind, Notifier, SampleNotification, UnknownAccount
 from paynotify.cli._arguments import add_config_argument
 from paynotify.cli._events_options import positive_float
 from paynotify.cli._expectations import money

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING
 import uvicorn
 from starlette.types import ASGIApp
 
-from paynotify._errors import ConfigurationError, PaynotifyError
+from paynotify import ConfigurationError, PaynotifyError
 
 if TYPE_CHECKING:
-    from paynotify._notifier import Notifier
+    from paynotify import Notifier
 
 __all__ = ["app_from_environment", "background_server", "run_worker", "serve", "uvicorn_config"]
 
@@ -216,7 +216,7 @@ def uvicorn_config(app: ASGIApp, **settings: object) -> uvicorn.Config:
 
 def app_from_environment() -> ASGIApp:
     """The app of one worker process of `paynotify serve --workers N` (uvicorn's factory)."""
-    from paynotify._notifier import Notifier
+    from paynotify import Notifier
 
     configure_logging(os.environ.get(_LOG_FORMAT_ENV, "text"), os.environ.get(_LOG_LEVEL_ENV, "info"))
     notifier = Notifier.from_config(os.environ[_CONFIG_ENV])
@@ -257,10 +257,8 @@ def reload(notifier: Notifier, config: Path) -> None:
     Only accounts reload (keys, settings, added or removed accounts); the store, the delivery
     options and the subscribers need a restart.
     """
-    from paynotify._config import load_config
-
     try:
-        notifier.replace_accounts(load_config(config, notifier.registry).accounts)
+        notifier.reload_accounts(config)
     except PaynotifyError as exc:
         log.error("reload of %s refused, still serving the previous accounts: %s", config, exc)
         return

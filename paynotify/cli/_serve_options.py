@@ -7,11 +7,11 @@ import argparse
 from importlib.metadata import PackageNotFoundError, distributions, version
 from typing import TYPE_CHECKING, Any
 
-from paynotify._errors import ConfigurationError
+from paynotify import ConfigurationError
 from paynotify.cli._events_options import positive_int
 
 if TYPE_CHECKING:
-    from paynotify._notifier import Notifier
+    from paynotify import Notifier
 
 __all__ = [
     "LOG_LEVELS",
@@ -82,8 +82,7 @@ def check_workers(notifier: Notifier, workers: int) -> None:
     deliveries, and a provider's retry reaching another process would be delivered again."""
     if workers < 2:
         return
-    from paynotify._stores.memory import MemoryStore
-    from paynotify._stores.sqlite import SQLiteStore
+    from paynotify import MemoryStore, SQLiteStore
 
     store = notifier.store
     if isinstance(store, MemoryStore) or (isinstance(store, SQLiteStore) and store.path == ":memory:"):

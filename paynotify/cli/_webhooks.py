@@ -20,12 +20,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from paynotify._errors import ConfigurationError
-from paynotify._notifier import Notifier
-from paynotify._result import PaymentResult
+from paynotify import ConfigurationError, Notifier, PaymentResult
 
 if TYPE_CHECKING:
-    from paynotify.publishers._webhook import WebhookPublisher
+    from paynotify.publishers import WebhookPublisher
 
 __all__ = ["TEST_ACCOUNT", "add_webhooks_parser", "run_webhooks", "test_result"]
 
@@ -73,7 +71,7 @@ def run_webhooks(args: argparse.Namespace) -> int:
 
 
 def endpoints(notifier: Notifier) -> list[WebhookPublisher]:
-    from paynotify.publishers._webhook import webhook_publishers
+    from paynotify.publishers import webhook_publishers
 
     return webhook_publishers(notifier)
 
