@@ -9,12 +9,13 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -191,9 +192,23 @@ class PathOnly(logging.Filter):
         return True
 
 
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to `sys.stderr` as it is at each line, as `logging.lastResort` does: a command run
+    in-process (`main([...])` from a test or a wrapper that swaps sys.stderr) must not leave the
+    root logger writing to a stream that has since been closed."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        pass  # StreamHandler.__init__ sets it: the property above always wins
+
+
 def configure_logging(log_format: str = "text", level: str = "info") -> None:
     """One handler on the root logger, for paynotify's lines and uvicorn's alike."""
-    handler = logging.StreamHandler()
+    handler = _Stderr()
     if log_format == "json":
         from paynotify.ops import JsonFormatter
 
