@@ -86,8 +86,8 @@ def test_the_newcomer_finds_a_payment_by_its_transaction_id_replays_it_and_sees_
     service: Service, browser: Browser
 ) -> None:
     cwd = service.directory
-    out, _ = paynotify("send", "shop-alipay", "--kind", "payment", "--order", "walk-order-1", "--amount",
-                       "12.30", "--to", service.base, "--config", "paynotify.toml", cwd=cwd, code=0)  # fmt: skip
+    send = ("send", "shop-alipay", "--kind", "payment", "--order", "walk-order-1", "--amount", "12.30")
+    out, _ = paynotify(*send, "--to", service.base, "--config", "paynotify.toml", cwd=cwd, code=0)
     assert out.rstrip().endswith(": acknowledged")
     listed, _ = paynotify("events", "list", "--json", "--config", "paynotify.toml", cwd=cwd, code=0)
     (event_id,) = [json.loads(line)["event_id"] for line in listed.splitlines()]
