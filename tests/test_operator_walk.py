@@ -22,13 +22,13 @@ from test_cli_robust import paynotify
 from test_console_browser import browser
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Browser, Page, ViewportSize
 
 __all__ = ["browser"]  # the fixture, shared with tests/test_console_browser.py
 
 OPERATOR = "night-shift-alice"
 PASSWORD = "walk-pass-7f3c9e1d"
-PHONE = {"width": 390, "height": 844}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 _ANNOUNCED = re.compile(r"ops: .*(http://127\.0\.0\.1:\d+/console/)")
 _NOTIFY = re.compile(r"notify (http://127\.0\.0\.1:\d+)/shop-alipay/notify")
 
