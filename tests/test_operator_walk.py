@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,12 +40,6 @@ class Service:
     served: Served
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _announced(served: Served, pattern: re.Pattern[str], timeout: float = 30.0) -> str:
     """What serve printed at start (every account's URLs, then the ops port's): read from its log."""
     deadline = time.monotonic() + timeout
@@ -63,10 +56,11 @@ def service(tmp_path: Path) -> Iterator[Service]:
     directory = tmp_path / "svc"
     paynotify("init", "svc", cwd=tmp_path, code=0)  # the config, its test keys and its store
     env = {"PAYNOTIFY_CONSOLE_USER": OPERATOR, "PAYNOTIFY_CONSOLE_PASSWORD": PASSWORD}
-    command = ("paynotify", "serve", "--config", "paynotify.toml", "--port", "0",
-               "--ops-port", str(_free_port()))  # fmt: skip
+    # Both ports picked by the system: serve prints the ones it bound.
+    command = ("paynotify", "serve", "--config", "paynotify.toml", "--port", "0", "--ops-port", "0")
     with subprocess_server(*command, cwd=directory, env=env) as served:
         console = _announced(served, _ANNOUNCED)
+        assert ":0/" not in console
         base = _announced(served, _NOTIFY)
         yield Service(directory, base, console, served)
         log = served.stop()
