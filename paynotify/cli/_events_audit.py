@@ -63,7 +63,8 @@ async def record_action(
 
 
 def selection_of(args: argparse.Namespace) -> str | None:
-    """The selection options given, as the operator typed them (None: only event ids)."""
+    """The selection options given (None: only event ids), times as the moment they meant: `--since
+    1h` is written as the UTC time it resolved to, so the entry still says what was selected."""
     flags = [f"--{name}" for name in ("dead", "released", "rejected") if getattr(args, name, False)]
     for name in ("account", "provider", "order", "search"):
         value = getattr(args, name, None)

@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument(
         "--ops-port",
         type=port,
-        help="also serve /healthz, /readyz, /metrics (and /console when configured) on this port",
+        help="also serve /healthz, /readyz, /metrics (/console when configured) on this port (0: a free one)",
     )
     serve.add_argument(
         "--ops-host", default="127.0.0.1", help="address of the ops port (default: %(default)s)"
@@ -147,7 +147,7 @@ def _run(args: argparse.Namespace) -> int:
                 config=args.config,
                 limit_concurrency=args.limit_concurrency,
                 timeout_keep_alive=args.timeout_keep_alive,
-                ops=(args.ops_host, args.ops_port) if args.ops_port else None,
+                ops=(args.ops_host, args.ops_port) if args.ops_port is not None else None,
                 log_format=log_format,
                 **serve_options(args),
             )

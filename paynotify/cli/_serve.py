@@ -103,9 +103,15 @@ def serve(
                 return
             await asyncio.sleep(0.05)
         freeze_start_up_heap()
-        bound = [sock.getsockname() for server in main_server.servers for sock in server.sockets]
-        base = f"http://{_netloc(host, bound[0][1] if bound else port)}{root_path}"
-        announce(notifier, base, ops, console=console is not None)
+        base = f"http://{_netloc(host, _bound_port(main_server, port))}{root_path}"
+        ops_bound = ops
+        if ops is not None:
+            while not servers[1].started:  # the ops port's own, for `--ops-port 0` too
+                if servers[1].should_exit:
+                    return
+                await asyncio.sleep(0.05)
+            ops_bound = (ops[0], _bound_port(servers[1], ops[1]))
+        announce(notifier, base, ops_bound, console=console is not None)
 
     async def main() -> None:
         if config is not None:
@@ -148,6 +154,12 @@ def _stopped_quietly() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _bound_port(server: uvicorn.Server, asked: int) -> int:
+    """The port `server` listens on: the one asked for, or the one `0` picked."""
+    bound = [sock.getsockname() for listening in server.servers for sock in listening.sockets]
+    return int(bound[0][1]) if bound else asked
 
 
 def _netloc(host: str, port: int) -> str:
