@@ -21,6 +21,7 @@ from paynotify import (
     StoreError,
     make_event_id,
 )
+from paynotify._stores.history import ATTEMPTS_KEPT
 from paynotify._stores.sqlite import PURGE_BATCH
 
 
@@ -194,3 +195,48 @@ async def _open(url: str) -> None:
     store = SQLiteStore(url)
     await store.open()
     await store.close()
+
+
+def _stored_attempts(path: Path, event_id: str) -> int:
+    with sqlite3.connect(path) as conn:
+        return int(
+            conn.execute(
+                "SELECT count(*) FROM paynotify_attempts WHERE event_id = ?", (event_id,)
+            ).fetchone()[0]
+        )
+
+
+async def test_the_history_caps_lazily_yet_stays_bounded_across_requeues(tmp_path: Path) -> None:
+    # The settling writes skip the cap while the event's attempt counter is under ATTEMPTS_KEPT, and
+    # a requeue of a dead letter restarts that counter: the requeue caps, so storage stays bounded
+    # even for an event dead-lettered again and again after a few attempts each time.
+    path = tmp_path / "events.db"
+    store = SQLiteStore(f"sqlite:///{path}")
+    try:
+        r = result("dead-again-and-again")
+        for cycle in range(12):
+            for n in range(8):
+                claim = await store.claim(r, lease_seconds=60)
+                assert claim.token
+                failed = Attempt.of(1.0, "failed", f"{cycle}.{n}")
+                await store.release(r.event_id, claim.token, error="e", attempt=failed)
+            claim = await store.claim(r, lease_seconds=60)
+            assert claim.token
+            dead = Attempt.of(1.0, "dead", f"{cycle}.dead")
+            await store.dead_letter(r.event_id, claim.token, error="d", attempt=dead)
+            assert await store.requeue(r.event_id)
+            assert _stored_attempts(path, r.event_id) < 2 * ATTEMPTS_KEPT
+        # Now uncapped in storage (the last requeue capped at ATTEMPTS_KEPT, then more arrived
+        # under the counter's threshold): the read still returns the newest ATTEMPTS_KEPT only.
+        for n in range(ATTEMPTS_KEPT - 1):
+            claim = await store.claim(r, lease_seconds=60)
+            assert claim.token
+            failed = Attempt.of(1.0, "failed", f"last.{n}")
+            await store.release(r.event_id, claim.token, error="e", attempt=failed)
+        assert ATTEMPTS_KEPT < _stored_attempts(path, r.event_id) < 2 * ATTEMPTS_KEPT
+        found = await store.history.attempts(r.event_id)
+        assert len(found) == ATTEMPTS_KEPT
+        assert found[0].error == f"last.{ATTEMPTS_KEPT - 2}"
+        assert found[-1].error == "11.dead"
+    finally:
+        await store.close()

@@ -38,7 +38,7 @@ from paynotify._stores.reconciliations import ReconciliationStore
 from paynotify._stores.rows import event_fields, stored_event
 from paynotify._stores.search import Search, sql_search
 from paynotify._stores.sql import attempts_after, leave, sql_in, sql_sources, with_lease
-from paynotify._stores.sqlite_history import SQLiteHistory, write_attempt
+from paynotify._stores.sqlite_history import SQLiteHistory, cap_attempts, write_attempt
 from paynotify._stores.sqlite_schema import migrate
 from paynotify._stores.sqlite_writer import GroupCommitWriter
 from paynotify._stores.tokens import new_token, now
@@ -84,7 +84,7 @@ _COMPLETE = (
     " due_at = NULL, next_attempt_at = NULL, last_error = NULL, updated_at = ?,"
     " done_subscribers = CASE WHEN done_subscribers = '[]' THEN ? ELSE (SELECT json_group_array(value)"
     " FROM (SELECT value FROM json_each(done_subscribers) UNION SELECT value FROM json_each(?))) END"
-    f" WHERE event_id = ? AND {sql_sources(COMPLETE)}"
+    f" WHERE event_id = ? AND {sql_sources(COMPLETE)} RETURNING attempts"
 )
 
 _ACQUIRE_ONE = f"{_LEASE} WHERE event_id = ? RETURNING {_COLUMNS}"
@@ -230,9 +230,9 @@ class SQLiteStore(Store):
         names = json.dumps(list(done))
 
         def complete(conn: sqlite3.Connection) -> None:
-            completed = conn.execute(_COMPLETE, (now(), names, names, event_id)).rowcount
+            completed = conn.execute(_COMPLETE, (now(), names, names, event_id)).fetchone()
             if (
-                not completed
+                completed is None
                 and conn.execute("SELECT 1 FROM paynotify_events WHERE event_id = ?", (event_id,)).fetchone()
                 is None
             ):
@@ -241,7 +241,7 @@ class SQLiteStore(Store):
                     f"SQLite store {self.path!r}: event {event_id} has no record (its claim was lost)"
                 )
             if attempt is not None:
-                write_attempt(conn, event_id, attempt)
+                write_attempt(conn, event_id, attempt, leases=None if completed is None else completed[0])
 
         # The attempt, in the same transaction as the completion: no commit of its own.
         await self._writer.run(complete, single_write=attempt is None)
@@ -265,13 +265,14 @@ class SQLiteStore(Store):
         where_params: tuple[Any, ...],
         attempt: Attempt | None,
     ) -> None:
-        sql = f"UPDATE paynotify_events SET {assignments}, updated_at = ? WHERE {where}"  # noqa: S608
+        sql = f"UPDATE paynotify_events SET {assignments}, updated_at = ? WHERE {where} RETURNING attempts"  # noqa: S608
         event_id = where_params[0]
 
         def update(conn: sqlite3.Connection) -> None:
-            changed = conn.execute(sql, (*set_params, now(), *where_params)).rowcount
+            changed = conn.execute(sql, (*set_params, now(), *where_params)).fetchone()
             if attempt is not None:  # without the lease, the event may be gone: check first then
-                write_attempt(conn, event_id, attempt, check=not changed)
+                write_attempt(conn, event_id, attempt, check=changed is None,
+                              leases=None if changed is None else changed[0])  # fmt: skip
 
         await self._writer.run(update, single_write=attempt is None)
 
@@ -416,7 +417,10 @@ class SQLiteStore(Store):
 
         def requeue(conn: sqlite3.Connection) -> bool:
             t = now()
-            return conn.execute(sql, (t, t, t, event_id, t)).rowcount == 1
+            requeued = conn.execute(sql, (t, t, t, event_id, t)).rowcount == 1
+            if requeued and transition.resets_attempts_from:
+                cap_attempts(conn, event_id)  # the counter restarts: write_attempt's bound needs a cap
+            return requeued
 
         return await self._writer.run(requeue, on_thread=True)
 
