@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _ledger_provider import pin_store_clock
 from _store_backends import BACKENDS, backend_stores
 
 from paynotify import (
@@ -202,18 +203,20 @@ async def test_an_expired_lease_is_acquired_again(store: Store) -> None:
     assert (await stored(store, r.event_id))[0] is EventState.IN_FLIGHT
 
 
-async def test_reschedule_waits_until_due(store: Store) -> None:
+async def test_reschedule_waits_until_due(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The stores' clock pinned: "not yet due" must not depend on how fast a loaded machine runs.
+    clock = pin_store_clock(monkeypatch, at=time.time())
     r = result()
     await store.enqueue(r)
     [lease] = await store.acquire(limit=1, lease_seconds=60)
     await store.subscriber_done(r.event_id, lease.token, "app.ship")
-    await store.reschedule(r.event_id, lease.token, at=time.time() + 0.15, error="TimeoutError: crm")
+    await store.reschedule(r.event_id, lease.token, at=clock.at + 0.15, error="TimeoutError: crm")
     event = await store.get(r.event_id)
     assert event is not None
     assert (event.state, event.last_error) == (EventState.PENDING, "TimeoutError: crm")
     assert event.next_attempt_at is not None
     assert await store.acquire(limit=1, lease_seconds=60) == []
-    await asyncio.sleep(0.2)
+    clock.at += 0.2
     [again] = await store.acquire(limit=1, lease_seconds=60)
     assert again.event.done_subscribers == {"app.ship"}
     assert again.event.attempts == 2
