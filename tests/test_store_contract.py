@@ -97,10 +97,13 @@ async def test_release_keeps_subscriber_records_for_the_retry(store: Store) -> N
     assert await stored(store, r.event_id) == (EventState.IN_FLIGHT, 2, frozenset({"app.ship"}))
 
 
-async def test_a_late_release_by_a_lost_lease_does_nothing(store: Store) -> None:
+async def test_a_late_release_by_a_lost_lease_does_nothing(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = pin_store_clock(monkeypatch, at=time.time())
     r = result()
     first = await store.claim(r, lease_seconds=0.05)
-    await asyncio.sleep(0.1)
+    clock.at += 0.1
     second = await store.claim(r, lease_seconds=60)  # lease expired: taken over
     assert first.token
     assert second.state is ClaimState.NEW
@@ -108,10 +111,13 @@ async def test_a_late_release_by_a_lost_lease_does_nothing(store: Store) -> None
     assert (await store.claim(r, lease_seconds=60)).state is ClaimState.IN_FLIGHT
 
 
-async def test_complete_sticks_even_after_the_lease_was_lost(store: Store) -> None:
+async def test_complete_sticks_even_after_the_lease_was_lost(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = pin_store_clock(monkeypatch, at=time.time())
     r = result()
     first = await store.claim(r, lease_seconds=0.05)
-    await asyncio.sleep(0.1)
+    clock.at += 0.1
     assert first.token
     await store.complete(r.event_id, first.token)  # the subscribers did run
     assert (await store.claim(r, lease_seconds=60)).state is ClaimState.DONE
@@ -189,17 +195,19 @@ async def test_dispatchers_on_separate_connections_never_share_an_event(stores: 
     assert len(ids) == len(set(ids)) == 40
 
 
-async def test_an_expired_lease_is_acquired_again(store: Store) -> None:
+async def test_an_expired_lease_is_acquired_again(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The stores' clock pinned: the lease must still hold at the second acquire however slow it is.
+    clock = pin_store_clock(monkeypatch, at=time.time())
     r = result()
     await store.enqueue(r)
     [crashed] = await store.acquire(limit=1, lease_seconds=0.05)
     assert await store.acquire(limit=1, lease_seconds=60) == []
-    await asyncio.sleep(0.1)
+    clock.at += 0.1
     [retaken] = await store.acquire(limit=1, lease_seconds=60)
     assert retaken.event.event_id == r.event_id
     assert retaken.token != crashed.token
     assert retaken.event.attempts == 2
-    await store.reschedule(r.event_id, crashed.token, at=time.time(), error="late")  # ignored: lease lost
+    await store.reschedule(r.event_id, crashed.token, at=clock.at, error="late")  # ignored: lease lost
     assert (await stored(store, r.event_id))[0] is EventState.IN_FLIGHT
 
 
