@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import waitress.server
 
@@ -94,9 +94,19 @@ def waitress_thread(app: WSGIApplication, threads: int = 8) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        server.close()
-        server.task_dispatcher.shutdown()
+        # Closed on the server's own thread (its trigger runs the thunk there): a close from this
+        # thread races the loop's select() over the sockets it closes (EBADF kills the loop, and
+        # the connections it held leak into the next test as ResourceWarnings).
+        loop: Any = server  # waitress's stubs know neither its trigger nor its map
+        loop.trigger.pull_trigger(lambda: _close_all(loop))
         thread.join(10)
+        server.task_dispatcher.shutdown()
+
+
+def _close_all(server: Any) -> None:
+    """The listening socket, the trigger and every connection: the loop ends with its map empty."""
+    for dispatcher in list(server._map.values()):
+        dispatcher.close()
 
 
 def raw_post(base_url: str, target: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, bytes]:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from decimal import Decimal
 
 import pytest
+from _ledger_provider import pin_store_clock
 from conftest import APP_ID, SECRET, example_notify
 
 from paynotify import (
@@ -257,7 +259,10 @@ async def test_store_down_gives_failure_reply_then_recovers() -> None:
     assert len(seen) == 1
 
 
-async def test_expired_lease_is_taken_over() -> None:
+async def test_expired_lease_is_taken_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The store's clock pinned: the crashed worker's lease must still hold at the first resend
+    # however slow a loaded machine is.
+    clock = pin_store_clock(monkeypatch, at=time.time())
     n = Notifier("memory://", lease_seconds=0.05)
     n.add_account("shop", "examplepay", app_id=APP_ID, secret=SECRET)
     result = n.accounts["shop"].provider.parse(request(example_notify()), n.accounts["shop"])
@@ -267,7 +272,7 @@ async def test_expired_lease_is_taken_over() -> None:
     seen: list[PaymentResult] = []
     n.subscribe(seen.append)
     assert (await n.handle("shop", request(example_notify()))).body == b"RETRY"
-    await asyncio.sleep(0.06)
+    clock.at += 0.06
     assert (await n.handle("shop", request(example_notify()))).body == b"OK"
     assert len(seen) == 1
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _ledger_provider import pin_store_clock
 from _store_backends import BACKENDS, backend_stores
 
 from paynotify import (
@@ -96,10 +97,13 @@ async def test_release_keeps_subscriber_records_for_the_retry(store: Store) -> N
     assert await stored(store, r.event_id) == (EventState.IN_FLIGHT, 2, frozenset({"app.ship"}))
 
 
-async def test_a_late_release_by_a_lost_lease_does_nothing(store: Store) -> None:
+async def test_a_late_release_by_a_lost_lease_does_nothing(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = pin_store_clock(monkeypatch, at=time.time())
     r = result()
     first = await store.claim(r, lease_seconds=0.05)
-    await asyncio.sleep(0.1)
+    clock.at += 0.1
     second = await store.claim(r, lease_seconds=60)  # lease expired: taken over
     assert first.token
     assert second.state is ClaimState.NEW
@@ -107,10 +111,13 @@ async def test_a_late_release_by_a_lost_lease_does_nothing(store: Store) -> None
     assert (await store.claim(r, lease_seconds=60)).state is ClaimState.IN_FLIGHT
 
 
-async def test_complete_sticks_even_after_the_lease_was_lost(store: Store) -> None:
+async def test_complete_sticks_even_after_the_lease_was_lost(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = pin_store_clock(monkeypatch, at=time.time())
     r = result()
     first = await store.claim(r, lease_seconds=0.05)
-    await asyncio.sleep(0.1)
+    clock.at += 0.1
     assert first.token
     await store.complete(r.event_id, first.token)  # the subscribers did run
     assert (await store.claim(r, lease_seconds=60)).state is ClaimState.DONE
@@ -188,32 +195,36 @@ async def test_dispatchers_on_separate_connections_never_share_an_event(stores: 
     assert len(ids) == len(set(ids)) == 40
 
 
-async def test_an_expired_lease_is_acquired_again(store: Store) -> None:
+async def test_an_expired_lease_is_acquired_again(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The stores' clock pinned: the lease must still hold at the second acquire however slow it is.
+    clock = pin_store_clock(monkeypatch, at=time.time())
     r = result()
     await store.enqueue(r)
     [crashed] = await store.acquire(limit=1, lease_seconds=0.05)
     assert await store.acquire(limit=1, lease_seconds=60) == []
-    await asyncio.sleep(0.1)
+    clock.at += 0.1
     [retaken] = await store.acquire(limit=1, lease_seconds=60)
     assert retaken.event.event_id == r.event_id
     assert retaken.token != crashed.token
     assert retaken.event.attempts == 2
-    await store.reschedule(r.event_id, crashed.token, at=time.time(), error="late")  # ignored: lease lost
+    await store.reschedule(r.event_id, crashed.token, at=clock.at, error="late")  # ignored: lease lost
     assert (await stored(store, r.event_id))[0] is EventState.IN_FLIGHT
 
 
-async def test_reschedule_waits_until_due(store: Store) -> None:
+async def test_reschedule_waits_until_due(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The stores' clock pinned: "not yet due" must not depend on how fast a loaded machine runs.
+    clock = pin_store_clock(monkeypatch, at=time.time())
     r = result()
     await store.enqueue(r)
     [lease] = await store.acquire(limit=1, lease_seconds=60)
     await store.subscriber_done(r.event_id, lease.token, "app.ship")
-    await store.reschedule(r.event_id, lease.token, at=time.time() + 0.15, error="TimeoutError: crm")
+    await store.reschedule(r.event_id, lease.token, at=clock.at + 0.15, error="TimeoutError: crm")
     event = await store.get(r.event_id)
     assert event is not None
     assert (event.state, event.last_error) == (EventState.PENDING, "TimeoutError: crm")
     assert event.next_attempt_at is not None
     assert await store.acquire(limit=1, lease_seconds=60) == []
-    await asyncio.sleep(0.2)
+    clock.at += 0.2
     [again] = await store.acquire(limit=1, lease_seconds=60)
     assert again.event.done_subscribers == {"app.ship"}
     assert again.event.attempts == 2
