@@ -271,3 +271,28 @@ async def test_each_post_is_bounded_by_the_timeout_a_stalled_service_is_a_failed
         assert [(a.at, a.status) for a in sending.attempts] == [(0, None), (60, None)]
         assert sending.ended.is_set()
         assert not sending.acknowledged
+
+
+V2_REPLY = "<xml><return_code><![CDATA[{}]]></return_code><return_msg><![CDATA[OK]]></return_msg></xml>"
+REPLIES = {  # (status, body) -> the provider's success?
+    "alipay": [((200, b"success"), True), ((200, b"fail"), False), ((503, b"success"), False)],
+    "wechatpay-v2": [
+        ((200, V2_REPLY.format("SUCCESS").encode()), True),
+        ((200, V2_REPLY.format("FAIL").encode()), False),
+        ((500, V2_REPLY.format("SUCCESS").encode()), False),
+        ((200, b"not xml"), False),
+    ],
+    "wechatpay-v3": [((200, b""), True), ((204, b""), True), ((500, b'{"code":"FAIL"}'), False)],
+    "unionpay": [((200, b"ok"), True), ((200, b""), True), ((503, b"ok"), False)],
+}
+
+
+@pytest.mark.parametrize("which", PROVIDERS)
+def test_only_the_providers_success_reply_stops_its_resends(which: str) -> None:
+    from paynotify_alipay._emulator import RESEND_SCHEDULE as ALIPAY
+    from paynotify_unionpay._emulator import RESEND_SCHEDULE as UNIONPAY
+    from paynotify_wechatpay._emulator_resends import V2_RESEND_SCHEDULE, V3_RESEND_SCHEDULE
+
+    schedule = {"alipay": ALIPAY, "wechatpay-v2": V2_RESEND_SCHEDULE, "wechatpay-v3": V3_RESEND_SCHEDULE,
+                "unionpay": UNIONPAY}[which]  # fmt: skip
+    assert [schedule.acknowledged(*reply) for reply, _ in REPLIES[which]] == [ok for _, ok in REPLIES[which]]
