@@ -15,8 +15,8 @@ the response object's exact text: an unknown trade 40004 ACQ.TRADE_NOT_EXIST, an
 request 10000 without refund fields (Alipay's own answer).
 
 `notification(...)` is the async notification of a trade's (or a refund's) current state, signed
-with the same key, and `push(...)` POSTs it to a notify_url: dropped, duplicated, or after an
-awaitable.
+with the same key, and `push(...)` POSTs it once to a notify_url: dropped, duplicated, or after an
+awaitable; `courier(...)` resends `notification_request(...)` on RESEND_SCHEDULE until `success`.
 
 `alipay.data.dataservice.bill.downloadurl.query` (bill_type trade) answers, signed, a
 `bill_download_url` on the emulator, whose GET serves the day's trade bill written from the ledger
@@ -224,9 +224,7 @@ class AlipayEmulator:
         """POST the notification of the current state once (no resends; `courier` resends), `copies`
         times; `drop` sends nothing; `before` is awaited first (a delay). Returns the HTTP statuses."""
         request = self.notification_request(order=order, refund=refund)
-        return await push_once(
-            client, notify_url, request, RESEND_SCHEDULE, copies=copies, drop=drop, before=before
-        )
+        return await push_once(client, notify_url, request, copies=copies, drop=drop, before=before)
 
     # -- the gateway ---------------------------------------------------------------------------
 

@@ -13,7 +13,8 @@ CFCA-like chain's leaf, signPubKeyCert included, exactly like a notification. A 
 not verify gets an unsigned respCode 11 (验签失败).
 
 `notification(...)` is the signed back-end notification of a transaction (the same fields the
-query answers) and `push(...)` POSTs it to a backUrl: dropped, duplicated, or after an awaitable.
+query answers) and `push(...)` POSTs it once to a backUrl: dropped, duplicated, or after an
+awaitable; `courier(...)` resends it on RESEND_SCHEDULE (unconfirmed) until HTTP 200.
 
 The file transfer endpoint (`POST {base_url}/`, the account's `file_url`; txnType 76, txnSubType 01,
 fileType 00, settleDate MMDD) answers, signed like a query, respCode 00 with `fileContent`: the
@@ -247,9 +248,7 @@ class UnionPayEmulator:
         """POST the notification once (no resends: `courier` resends), `copies` times (a duplicate: 2);
         `drop` sends nothing; `before` is awaited first (a delay). Returns the HTTP statuses received."""
         request = self.notification_request(transaction)
-        return await push_once(
-            client, back_url, request, RESEND_SCHEDULE, copies=copies, drop=drop, before=before
-        )
+        return await push_once(client, back_url, request, copies=copies, drop=drop, before=before)
 
     # -- the gateway ---------------------------------------------------------------------------
 

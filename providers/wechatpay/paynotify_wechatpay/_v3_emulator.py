@@ -235,9 +235,7 @@ class WeChatPayV3Emulator:
         """POST the notification once (no resends: `courier` resends), `copies` times (a duplicate: 2);
         `drop` sends nothing; `before` is awaited first (a delay). Returns the HTTP statuses received."""
         request = self.notification_request(order=order, refund=refund, sub_mchid=sub_mchid)
-        return await push_once(
-            client, notify_url, request, RESEND_SCHEDULE, copies=copies, drop=drop, before=before
-        )
+        return await push_once(client, notify_url, request, copies=copies, drop=drop, before=before)
 
     # -- the API -------------------------------------------------------------------------------
 
