@@ -296,3 +296,16 @@ def test_only_the_providers_success_reply_stops_its_resends(which: str) -> None:
     schedule = {"alipay": ALIPAY, "wechatpay-v2": V2_RESEND_SCHEDULE, "wechatpay-v3": V3_RESEND_SCHEDULE,
                 "unionpay": UNIONPAY}[which]  # fmt: skip
     assert [schedule.acknowledged(*reply) for reply, _ in REPLIES[which]] == [ok for _, ok in REPLIES[which]]
+
+
+async def test_deliver_runs_the_notification_in_the_calling_task() -> None:
+    async with rig("wechatpay-v2", refusals=1) as r:
+        request = r.pay("order00001")
+        courier = NotificationCourier(r.courier.client, r.schedule.once(), clock=r.clock)
+        refused = await courier.deliver(URL, request)
+        assert (refused.statuses, refused.acknowledged, refused.ended.is_set()) == ([503], False, True)
+        delivered = await courier.deliver(URL, request, copies=2)
+        assert delivered.statuses == [200, 200]
+        assert delivered.acknowledged
+        assert [d.order_id for d in r.delivered] == ["order00001"]
+        assert (await courier.deliver(URL, request, drop=True)).attempts == []
