@@ -198,9 +198,15 @@ async def test_a_duplicate_is_acknowledged_and_delivered_once(which: str) -> Non
 async def test_a_refund_notified_before_its_payment_both_delivered_once(which: str) -> None:
     async with rig(which) as r:
         queue = r.courier.queue()
-        queue.put(URL, r.pay("order00001"))
-        queue.put(URL, r.refund("order00001", "refund00001"))
+        payment, refund = r.pay("order00001"), r.refund("order00001", "refund00001")
+        queue.put(URL, payment)
+        queue.put(URL, refund)
         first_refund, then_payment = await queue.release(order=[1, 0])
+        assert (first_refund.request, then_payment.request) == (refund, payment)
+        assert [d.kind.value for d in r.delivered] == [
+            "refund",
+            "payment",
+        ]  # arrived, and taken, in that order
         assert first_refund.attempts[0].at == 0
         assert then_payment.attempts[0].at == 0
         await r.clock.advance(sum(r.schedule.delays) + 1)
