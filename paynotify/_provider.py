@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -30,6 +30,9 @@ from paynotify._api import ProviderApi
 from paynotify._errors import ConfigurationError, NotificationError
 from paynotify._http import InboundRequest, Reply
 from paynotify._result import Kind, PaymentResult, UnhandledEvent
+
+if TYPE_CHECKING:
+    from paynotify._resend import ResendSchedule
 
 __all__ = [
     "Account",
@@ -152,12 +155,15 @@ class LocalEmulator:
     it, and returns the notification the provider sends about it: what `emulate` POSTs to the
     account's notify URL, or drops. `refund(order_id, refund_id, amount, at)`, when offered, does
     the same for a refund of a paid order (KeyError for an order the emulator does not hold).
+    `resend` (`paynotify.testing.ResendSchedule`) is when the provider sends a notification again
+    that was not acknowledged (None: `emulate` sends it once).
     """
 
     app: Any
     base_url: str
     pay: Callable[[str, Decimal, datetime], DemoRequest]
     refund: Callable[[str, str, Decimal, datetime], DemoRequest] | None = None
+    resend: ResendSchedule | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ processes is tests/test_emulate_walk.py)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -219,3 +220,35 @@ def test_a_refund_needs_its_id_and_an_order_the_emulator_holds(service: Path) ->
     assert done.status_code == 201
     assert (done.json()["refund_id"], done.json()["amount"]) == ("r-1", "10.00")
     assert app.accounts["shop-wechat-v3"].emulator.app.refunds[(None, "r-1")]["amount"]["refund"] == 1000
+
+
+def test_a_refused_notification_is_resent_on_the_schedule_unless_resend_is_false(
+    service: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "paynotify.emulate")
+    played, _ = emulated_accounts(
+        Notifier.from_config(service), service.parent, 8765, "http://127.0.0.1:8000"
+    )
+    app = EmulatorApp(played, resend_scale=0.0)  # the whole schedule at once
+    down = "http://127.0.0.1:1/shop-wechat-v2/notify"  # nothing listens: every attempt refused
+
+    async def go() -> tuple[dict[str, Any], dict[str, Any]]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=EMULATOR) as client:
+            orders = "/_emulator/shop-wechat-v2/orders"
+            once = await client.post(
+                orders, json={"order_id": "o-1", "amount": 1, "notify_url": down, "resend": False}
+            )
+            resent = await client.post(orders, json={"order_id": "o-2", "amount": 1, "notify_url": down})
+            await asyncio.wait_for(asyncio.gather(*app._resending), 30)
+            return once.json(), resent.json()
+
+    once, resent = asyncio.run(go())
+    assert (once["status"], once["resending"], resent["status"], resent["resending"]) == (
+        None,
+        False,
+        None,
+        True,
+    )
+    assert "no reply" in once["error"]
+    assert f"{down} after 16 attempts: given up" in caplog.text  # WeChat Pay: 1 + 15 resends
+    assert caplog.text.count("attempts: given up") == 1  # o-1 was sent once, not resent

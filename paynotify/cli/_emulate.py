@@ -14,9 +14,13 @@ A developer creates orders at the emulator, and has their notification sent or d
 The order is paid at the emulator (a query finds it) at `at` (UnionPay's query names it:
 `paynotify expect --at`); `notify: true` (the default) POSTs its signed notification to the
 account's notify URL on `--notify-to` (the address of `paynotify serve`) or to `notify_url`, and
-`status` is the HTTP status the service answered. `POST /_emulator/ACCOUNT/refunds` with
-`{"order_id", "refund_id", "amount", "notify"}` refunds a paid order the same way (404 for an order
-the emulator does not hold). `GET /_emulator` lists the emulated accounts.
+`status` is the HTTP status the service answered first. Unless the order says `"resend": false`,
+a notification the service does not acknowledge (down, an error, not the provider's success reply)
+is sent again on the provider's resend schedule (`LocalEmulator.resend`), in real time, or faster by
+`--resend-scale` (0.01: Alipay's 25 h in 15 min); `resending` says one is pending.
+`POST /_emulator/ACCOUNT/refunds` with `{"order_id", "refund_id", "amount", "notify", "resend"}`
+refunds a paid order the same way (404 for an order the emulator does not hold). `GET /_emulator`
+lists the emulated accounts.
 
 Exit status: 2 for a usage or configuration error (no config, no account to emulate).
 """
@@ -24,6 +28,7 @@ Exit status: 2 for a usage or configuration error (no config, no account to emul
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import sys
@@ -32,11 +37,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from paynotify import BEIJING, ConfigurationError, LocalEmulator, Notifier
 from paynotify.cli._arguments import add_config_argument
+
+if TYPE_CHECKING:
+    import httpx
+
+    from paynotify.testing import ResendSchedule, Sending
 
 __all__ = ["DEFAULT_EMULATOR", "EmulatorApp", "add_emulate_parser", "emulated_accounts", "run_emulate", "url"]
 
@@ -86,6 +96,23 @@ def add_emulate_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
         metavar="URL",
         help="where `paynotify serve` listens: notifications go to URL/ACCOUNT/notify (default: %(default)s)",
     )
+    emulate.add_argument(
+        "--resend-scale",
+        type=_scale,
+        default=1.0,
+        metavar="FACTOR",
+        help="multiply the providers' resend waits by FACTOR (0.01: a day in ~15 min; default: %(default)s)",
+    )
+
+
+def _scale(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 1")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +164,8 @@ def run_emulate(args: argparse.Namespace) -> int:
     for item in played.values():
         log.info("emulating %s (%s) at %s, notifying %s", item.account, item.provider,
                  item.emulator.base_url, item.notify_url)  # fmt: skip
-    uvicorn.run(EmulatorApp(played), host=args.host, port=args.port, log_level="info", lifespan="off")
+    app = EmulatorApp(played, resend_scale=args.resend_scale)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", lifespan="off")
     return 0
 
 
@@ -145,8 +173,10 @@ class EmulatorApp:
     """One ASGI app for every emulated account: `/ACCOUNT/...` to the account's emulator (which
     sees the rest of the path), `/_emulator/...` to create orders."""
 
-    def __init__(self, accounts: Mapping[str, Emulated]) -> None:
+    def __init__(self, accounts: Mapping[str, Emulated], *, resend_scale: float = 1.0) -> None:
         self.accounts = dict(accounts)
+        self.resend_scale = resend_scale
+        self._resending: set[asyncio.Task[None]] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: SendAsgi) -> None:
         if scope["type"] != "http":
@@ -230,23 +260,40 @@ class EmulatorApp:
             return 201, answer
         import httpx
 
-        try:
-            async with httpx.AsyncClient(timeout=_NOTIFY_TIMEOUT) as client:
-                response = await client.request(
-                    notification.method,
-                    notify_url,
-                    content=notification.body,
-                    headers=dict(notification.headers),
-                )
-        except httpx.HTTPError as exc:
-            answer["error"] = f"{type(exc).__name__}: {exc}"
-            log.warning("%s of %s: its notification to %s failed: %s", what, item.account, notify_url,
-                        answer["error"])  # fmt: skip
-            return 201, answer
-        answer["status"] = response.status_code
-        log.info("%s of %s done at the emulator; notified %s: HTTP %d", what, item.account, notify_url,
-                 response.status_code)  # fmt: skip
+        from paynotify.testing import NotificationCourier, ResendSchedule
+
+        schedule = item.emulator.resend or ResendSchedule(item.provider, (), lambda status, body: True)
+        schedule = schedule.scaled(self.resend_scale) if order.resend else schedule.once()
+        client = httpx.AsyncClient(timeout=_NOTIFY_TIMEOUT)
+        sending = NotificationCourier(client, schedule, timeout=_NOTIFY_TIMEOUT).send(
+            notify_url, notification
+        )
+        task = asyncio.get_running_loop().create_task(_close_when_ended(client, sending, schedule))
+        self._resending.add(task)
+        task.add_done_callback(self._resending.discard)
+        async with asyncio.timeout(_NOTIFY_TIMEOUT * 2):
+            await sending.first.wait()
+        answer["status"] = sending.statuses[0] if sending.statuses else None
+        answer["resending"] = not sending.ended.is_set()
+        if answer["status"] is None:
+            answer["error"] = f"no reply within {_NOTIFY_TIMEOUT:g} s"
+        pending = ", resending on the provider's schedule" if answer["resending"] else ""
+        log.info("%s of %s done at the emulator; notified %s: HTTP %s%s", what, item.account, notify_url,
+                 answer["status"], pending)  # fmt: skip
         return 201, answer
+
+
+async def _close_when_ended(client: httpx.AsyncClient, sending: Sending, schedule: ResendSchedule) -> None:
+    """Wait (bounded by the schedule) for a notification to be acknowledged or given up, then close
+    its client; log how it ended."""
+    bound = sum(schedule.delays) + _NOTIFY_TIMEOUT * (len(schedule.delays) + 2)
+    try:
+        await sending.wait(bound)
+        if len(sending.attempts) > 1:
+            log.info("notification to %s after %d attempts: %s", sending.url, len(sending.attempts),
+                     "acknowledged" if sending.acknowledged else "given up")  # fmt: skip
+    finally:
+        await client.aclose()
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +303,7 @@ class _Order:
     notify: bool
     notify_url: str | None
     refund_id: str | None = None
+    resend: bool = True
 
 
 _FIELDS = {False: "{order_id, amount, notify}", True: "{order_id, refund_id, amount, notify}"}
@@ -268,7 +316,7 @@ def _order(body: bytes, *, refund: bool = False) -> _Order:
         raise ValueError(f"the body is not JSON: {_FIELDS[refund]}") from None
     if not isinstance(data, dict):
         raise ValueError(f"the body must be a JSON object: {_FIELDS[refund]}")
-    known = {"order_id", "amount", "notify", "notify_url"} | ({"refund_id"} if refund else set())
+    known = {"order_id", "amount", "notify", "notify_url", "resend"} | ({"refund_id"} if refund else set())
     unknown = set(data) - known
     if unknown:
         raise ValueError(f"unknown fields {sorted(unknown)}: give {', '.join(sorted(known))}")
@@ -289,13 +337,16 @@ def _order(body: bytes, *, refund: bool = False) -> _Order:
         raise ValueError(f"amount {raw_amount!r} must be positive, with at most two decimals")
     notify = data.get("notify", True)
     notify_url = data.get("notify_url")
+    resend = data.get("resend", True)
     if not isinstance(notify, bool):
         raise ValueError("notify must be true or false")
+    if not isinstance(resend, bool):
+        raise ValueError("resend must be true or false")
     if notify_url is not None and (
         not isinstance(notify_url, str) or urlsplit(notify_url).scheme not in ("http", "https")
     ):
         raise ValueError("notify_url must be an http(s) URL")
-    return _Order(order_id, amount, notify, notify_url, data["refund_id"] if refund else None)
+    return _Order(order_id, amount, notify, notify_url, data["refund_id"] if refund else None, resend)
 
 
 async def _body(receive: Receive) -> bytes | None:

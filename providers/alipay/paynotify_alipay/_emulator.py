@@ -15,8 +15,8 @@ the response object's exact text: an unknown trade 40004 ACQ.TRADE_NOT_EXIST, an
 request 10000 without refund fields (Alipay's own answer).
 
 `notification(...)` is the async notification of a trade's (or a refund's) current state, signed
-with the same key, and `push(...)` POSTs it to a notify_url: dropped, duplicated, or after an
-awaitable.
+with the same key, and `push(...)` POSTs it once to a notify_url: dropped, duplicated, or after an
+awaitable; `courier(...)` resends `notification_request(...)` on RESEND_SCHEDULE until `success`.
 
 `alipay.data.dataservice.bill.downloadurl.query` (bill_type trade) answers, signed, a
 `bill_download_url` on the emulator, whose GET serves the day's trade bill written from the ledger
@@ -51,6 +51,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from paynotify import BEIJING, DemoRequest, LocalEmulator, canonical_b64decode
+from paynotify.testing import Clock, NotificationCourier, ResendSchedule, push_once
 from paynotify_alipay import testing
 from paynotify_alipay._api import BILL_QUERY, NO_BILL, REFUND_QUERY, TRADE_QUERY
 from paynotify_alipay._certs import cert_sn, root_cert_sn
@@ -58,7 +59,14 @@ from paynotify_alipay._emulator_bills import BillFaults, trade_bill_zip
 from paynotify_alipay._settings import AlipaySettings
 from paynotify_alipay._signature import SignType, sign
 
-__all__ = ["BILL_PATH", "EMULATOR_BASE_URL", "AlipayEmulator", "BillFaults", "local_emulator"]
+__all__ = [
+    "BILL_PATH",
+    "EMULATOR_BASE_URL",
+    "RESEND_SCHEDULE",
+    "AlipayEmulator",
+    "BillFaults",
+    "local_emulator",
+]
 
 EMULATOR_BASE_URL = "http://alipay.emulator/gateway.do"
 """The base_url accounts are given (an EmulatorTransport routes its host to the emulator)."""
@@ -69,6 +77,13 @@ Scope = Mapping[str, Any]
 Receive = Callable[[], Awaitable[Mapping[str, Any]]]
 SendAsgi = Callable[[Mapping[str, Any]], Awaitable[None]]
 
+RESEND_SCHEDULE = ResendSchedule(
+    "alipay",
+    delays=(4 * 60, 10 * 60, 10 * 60, 3600, 2 * 3600, 6 * 3600, 15 * 3600),
+    acknowledged=lambda status, body: status == 200 and body.strip() == b"success",
+)
+"""Alipay resends until the body `success`: 8 sends within 25 h (4m, 10m, 10m, 1h, 2h, 6h, 15h apart)."""
+_FORM = {"content-type": "application/x-www-form-urlencoded; charset=utf-8"}
 _TIME = "%Y-%m-%d %H:%M:%S"
 _HASHES = {"RSA2": hashes.SHA256, "RSA": hashes.SHA1}
 _PEM = re.compile(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----\n?", re.DOTALL)
@@ -183,6 +198,18 @@ class AlipayEmulator:
             trade_status=trade["trade_status"], sign_type=self.sign_type, **fields,
         )  # fmt: skip
 
+    def courier(
+        self, client: httpx.AsyncClient, *, clock: Clock | None = None, timeout: float = 10.0
+    ) -> NotificationCourier:
+        """Sends this app's notifications as Alipay does: resent on RESEND_SCHEDULE until `success`."""
+        return NotificationCourier(client, RESEND_SCHEDULE, clock=clock, timeout=timeout)
+
+    def notification_request(self, *, order: str, refund: str | None = None) -> DemoRequest:
+        """The notification of the current state, as the request Alipay POSTs."""
+        return DemoRequest(
+            "notification", "notify", headers=_FORM, body=self.notification(order=order, refund=refund)
+        )
+
     async def push(
         self,
         client: httpx.AsyncClient,
@@ -194,17 +221,10 @@ class AlipayEmulator:
         drop: bool = False,
         before: Awaitable[object] | None = None,
     ) -> list[int]:
-        """POST the notification of the current state `copies` times; `drop` sends nothing;
-        `before` is awaited first (a delay). Returns the HTTP statuses received."""
-        body = self.notification(order=order, refund=refund)
-        if before is not None:
-            await before
-        if drop:
-            return []
-        headers = {"content-type": "application/x-www-form-urlencoded; charset=utf-8"}
-        return [
-            (await client.post(notify_url, content=body, headers=headers)).status_code for _ in range(copies)
-        ]
+        """POST the notification of the current state once (no resends; `courier` resends), `copies`
+        times; `drop` sends nothing; `before` is awaited first (a delay). Returns the HTTP statuses."""
+        request = self.notification_request(order=order, refund=refund)
+        return await push_once(client, notify_url, request, copies=copies, drop=drop, before=before)
 
     # -- the gateway ---------------------------------------------------------------------------
 
@@ -348,13 +368,11 @@ def local_emulator(settings: AlipaySettings, directory: Path) -> LocalEmulator |
     def pay(order_id: str, amount: Decimal, at: datetime) -> DemoRequest:
         emulator.pay(order_id, total_amount=f"{amount:.2f}")
         body = emulator.notification(order=order_id)
-        headers = {"content-type": "application/x-www-form-urlencoded; charset=utf-8"}
-        return DemoRequest(f"TRADE_SUCCESS {order_id}", "notify", headers=headers, body=body)
+        return DemoRequest(f"TRADE_SUCCESS {order_id}", "notify", headers=_FORM, body=body)
 
     def refund(order_id: str, refund_id: str, amount: Decimal, at: datetime) -> DemoRequest:
         emulator.refund(refund_id, order_id, refund_amount=f"{amount:.2f}")
         body = emulator.notification(order=order_id, refund=refund_id)
-        headers = {"content-type": "application/x-www-form-urlencoded; charset=utf-8"}
-        return DemoRequest(f"refund {refund_id} of {order_id}", "notify", headers=headers, body=body)
+        return DemoRequest(f"refund {refund_id} of {order_id}", "notify", headers=_FORM, body=body)
 
-    return LocalEmulator(emulator, settings.base_url, pay, refund)
+    return LocalEmulator(emulator, settings.base_url, pay, refund, resend=RESEND_SCHEDULE)

@@ -13,7 +13,8 @@ CFCA-like chain's leaf, signPubKeyCert included, exactly like a notification. A 
 not verify gets an unsigned respCode 11 (验签失败).
 
 `notification(...)` is the signed back-end notification of a transaction (the same fields the
-query answers) and `push(...)` POSTs it to a backUrl: dropped, duplicated, or after an awaitable.
+query answers) and `push(...)` POSTs it once to a backUrl: dropped, duplicated, or after an
+awaitable; `courier(...)` resends it on RESEND_SCHEDULE (unconfirmed) until HTTP 200.
 
 The file transfer endpoint (`POST {base_url}/`, the account's `file_url`; txnType 76, txnSubType 01,
 fileType 00, settleDate MMDD) answers, signed like a query, respCode 00 with `fileContent`: the
@@ -50,6 +51,7 @@ from cryptography.hazmat.primitives.serialization import BestAvailableEncryption
 from cryptography.x509.oid import NameOID
 
 from paynotify import BEIJING, DemoRequest, LocalEmulator, MalformedNotification
+from paynotify.testing import Clock, NotificationCourier, ResendSchedule, push_once
 from paynotify_unionpay import testing
 from paynotify_unionpay._api_signing import pfx_bytes
 from paynotify_unionpay._emulator_bills import BillFaults, bill_zip
@@ -67,6 +69,12 @@ __all__ = [
 ]
 
 EMULATOR_BASE_URL = "http://unionpay.emulator"
+RESEND_SCHEDULE = ResendSchedule(
+    "unionpay", delays=(60, 120, 240, 300), acknowledged=lambda status, body: status == 200, confirmed=False
+)
+"""UnionPay resends until HTTP 200 (body ignored), reportedly 1, 2, 4 and 5 minutes apart (5 sends):
+not in UnionPay's published docs (PROTOCOLS.md, "Reply"), so `confirmed` is False."""
+_FORM = {"content-type": "application/x-www-form-urlencoded; charset=utf-8"}
 _TIME = "%Y%m%d%H%M%S"
 _QUERY_PATH = "/gateway/api/queryTrans.do"
 _FILE_PATH = "/"
@@ -217,6 +225,16 @@ class UnionPayEmulator:
             resp_code=t["respCode"], orig_qry_id=t.get("origQryId"), txn_time=self.txn_time(t),
         )  # fmt: skip
 
+    def courier(
+        self, client: httpx.AsyncClient, *, clock: Clock | None = None, timeout: float = 10.0
+    ) -> NotificationCourier:
+        """Sends notifications as UnionPay does: resent on RESEND_SCHEDULE until acknowledged."""
+        return NotificationCourier(client, RESEND_SCHEDULE, clock=clock, timeout=timeout)
+
+    def notification_request(self, transaction: Mapping[str, str]) -> DemoRequest:
+        """The notification of `transaction`, as the request UnionPay POSTs to its backUrl."""
+        return DemoRequest("notification", "notify", headers=_FORM, body=self.notification(transaction))
+
     async def push(
         self,
         client: httpx.AsyncClient,
@@ -227,16 +245,10 @@ class UnionPayEmulator:
         drop: bool = False,
         before: Awaitable[object] | None = None,
     ) -> list[int]:
-        """POST the notification `copies` times; `drop` sends nothing; `before` is awaited first."""
-        body = self.notification(transaction)
-        if before is not None:
-            await before
-        if drop:
-            return []
-        headers = {"content-type": "application/x-www-form-urlencoded; charset=utf-8"}
-        return [
-            (await client.post(back_url, content=body, headers=headers)).status_code for _ in range(copies)
-        ]
+        """POST the notification once (no resends: `courier` resends), `copies` times (a duplicate: 2);
+        `drop` sends nothing; `before` is awaited first (a delay). Returns the HTTP statuses received."""
+        request = self.notification_request(transaction)
+        return await push_once(client, back_url, request, copies=copies, drop=drop, before=before)
 
     # -- the gateway ---------------------------------------------------------------------------
 
@@ -410,15 +422,13 @@ def local_emulator(settings: UnionPaySettings, directory: Path) -> LocalEmulator
     def pay(order_id: str, amount: Decimal, at: datetime) -> DemoRequest:
         transaction = emulator.pay(order_id, txn_amt=str(int(amount * 100)), txn_time=at)
         body = emulator.notification(transaction)
-        headers = {"content-type": "application/x-www-form-urlencoded; charset=utf-8"}
-        return DemoRequest(f"consume {order_id}", "notify", headers=headers, body=body)
+        return DemoRequest(f"consume {order_id}", "notify", headers=_FORM, body=body)
 
     def refund(order_id: str, refund_id: str, amount: Decimal, at: datetime) -> DemoRequest:
         if not any(t["orderId"] == order_id and t["txnType"] == "01" for t in emulator.transactions.values()):
             raise KeyError(order_id)
         transaction = emulator.refund(refund_id, order_id, txn_amt=str(int(amount * 100)), txn_time=at)
         body = emulator.notification(transaction)
-        headers = {"content-type": "application/x-www-form-urlencoded; charset=utf-8"}
-        return DemoRequest(f"refund {refund_id} of {order_id}", "notify", headers=headers, body=body)
+        return DemoRequest(f"refund {refund_id} of {order_id}", "notify", headers=_FORM, body=body)
 
-    return LocalEmulator(emulator, settings.base_url, pay, refund)
+    return LocalEmulator(emulator, settings.base_url, pay, refund, resend=RESEND_SCHEDULE)

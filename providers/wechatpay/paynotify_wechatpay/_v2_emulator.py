@@ -47,15 +47,17 @@ from typing import Any
 import httpx
 
 from paynotify import BEIJING, DemoRequest, LocalEmulator, MalformedNotification, VerificationError
+from paynotify.testing import Clock, NotificationCourier, push_once
 from paynotify_wechatpay import testing
 from paynotify_wechatpay._emulator_bills import BillFaults, Paid, Refunded, trade_bill
+from paynotify_wechatpay._emulator_resends import V2_RESEND_SCHEDULE as RESEND_SCHEDULE
 from paynotify_wechatpay._v2_api import ORDER_QUERY_PATH, REFUND_QUERY_PATH
 from paynotify_wechatpay._v2_bills import DOWNLOAD_BILL_PATH, NO_BILL
 from paynotify_wechatpay._v2_settings import WeChatPayV2Settings
 from paynotify_wechatpay._v2_signature import SIGN_TYPES, SignType, sign, verify
 from paynotify_wechatpay._xml import parse_flat_xml, to_xml
 
-__all__ = ["EMULATOR_BASE_URL", "WeChatPayV2Emulator", "local_v2_emulator"]
+__all__ = ["EMULATOR_BASE_URL", "RESEND_SCHEDULE", "WeChatPayV2Emulator", "local_v2_emulator"]
 
 EMULATOR_BASE_URL = "http://wechatpay-v2.emulator"
 """The base_url accounts are given; any host works, the ASGI transport ignores it."""
@@ -199,6 +201,17 @@ class WeChatPayV2Emulator:
             result_code=_NOTIFIED[state], sign_type=self.sign_type, **payment,
         )  # fmt: skip
 
+    def courier(
+        self, client: httpx.AsyncClient, *, clock: Clock | None = None, timeout: float = 10.0
+    ) -> NotificationCourier:
+        """Sends notifications as WeChat Pay v2 does: resent on RESEND_SCHEDULE until acknowledged."""
+        return NotificationCourier(client, RESEND_SCHEDULE, clock=clock, timeout=timeout)
+
+    def notification_request(self, *, order: str | None = None, refund: str | None = None) -> DemoRequest:
+        """The notification of the current state, as the request WeChat Pay POSTs."""
+        body = self.notification(order=order, refund=refund)
+        return DemoRequest("notification", "notify", headers={"content-type": "text/xml"}, body=body)
+
     async def push(
         self,
         client: httpx.AsyncClient,
@@ -210,18 +223,10 @@ class WeChatPayV2Emulator:
         drop: bool = False,
         before: Awaitable[object] | None = None,
     ) -> list[int]:
-        """POST the notification of the current state `copies` times (a duplicate: 2); `drop` sends
-        nothing; `before` is awaited first (a delay). Returns the HTTP statuses received."""
-        body = self.notification(order=order, refund=refund)
-        if before is not None:
-            await before
-        if drop:
-            return []
-        statuses = []
-        for _ in range(copies):
-            response = await client.post(notify_url, content=body, headers={"content-type": "text/xml"})
-            statuses.append(response.status_code)
-        return statuses
+        """POST the notification once (no resends: `courier` resends), `copies` times (a duplicate: 2);
+        `drop` sends nothing; `before` is awaited first (a delay). Returns the HTTP statuses received."""
+        request = self.notification_request(order=order, refund=refund)
+        return await push_once(client, notify_url, request, copies=copies, drop=drop, before=before)
 
     # -- the API -------------------------------------------------------------------------------
 
@@ -386,4 +391,4 @@ def local_v2_emulator(settings: WeChatPayV2Settings, directory: Path) -> LocalEm
         body = emulator.notification(refund=refund_id)
         return DemoRequest(f"refund SUCCESS {refund_id}", "notify", headers=xml, body=body)
 
-    return LocalEmulator(emulator, settings.base_url, pay, refund)
+    return LocalEmulator(emulator, settings.base_url, pay, refund, resend=RESEND_SCHEDULE)

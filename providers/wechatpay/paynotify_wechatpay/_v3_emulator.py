@@ -15,9 +15,8 @@ Authorization is checked with the merchant's public key (401 SIGN_ERROR otherwis
 public key), over the exact bytes sent. Unknown orders get 404 ORDER_NOT_EXIST, unknown refunds
 404 RESOURCE_NOT_EXISTS.
 
-`notification(...)` is the signed notification of an order's or refund's current state (the same
-fields as the query answer) and `push(...)` POSTs it to a notify_url: dropped, duplicated, or after
-an awaitable (a delay the test controls).
+`notification(...)` is the signed notification of an order's or refund's current state (the query
+answer's fields); `push(...)` POSTs it once, `courier(...)` resends it on RESEND_SCHEDULE (faults).
 
 `GET /v3/bill/tradebill?bill_date=&bill_type=ALL[&tar_type=GZIP]` answers, signed, the SHA1 of the
 day's trade bill and a `download_url` on the emulator, whose signed GET serves the bill written
@@ -40,6 +39,7 @@ import json
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -51,14 +51,22 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from paynotify import BEIJING, DemoRequest, LocalEmulator
+from paynotify.testing import Clock, NotificationCourier, push_once
 from paynotify_wechatpay import testing
 from paynotify_wechatpay._emulator_bills import BillFaults, Paid, Refunded, fund_flow_bill, trade_bill
+from paynotify_wechatpay._emulator_resends import V3_RESEND_SCHEDULE as RESEND_SCHEDULE
 from paynotify_wechatpay._v3_api_auth import parse_authorization, verify_request_signature
 from paynotify_wechatpay._v3_bills import FUND_FLOW_BILL_PATH, TRADE_BILL_PATH
 from paynotify_wechatpay._v3_crypto import encrypt_resource
 from paynotify_wechatpay._v3_settings import WeChatPayV3Settings
 
-__all__ = ["BILL_DOWNLOAD_PATH", "EMULATOR_BASE_URL", "WeChatPayV3Emulator", "local_v3_emulator"]
+__all__ = [
+    "BILL_DOWNLOAD_PATH",
+    "EMULATOR_BASE_URL",
+    "RESEND_SCHEDULE",
+    "WeChatPayV3Emulator",
+    "local_v3_emulator",
+]
 
 EMULATOR_BASE_URL = "http://wechatpay-v3.emulator"
 """The base_url accounts are given; any host works, the ASGI transport ignores it."""
@@ -206,30 +214,28 @@ class WeChatPayV3Emulator:
             original_type=original, timestamp=int(self.clock()),
         )  # fmt: skip
 
-    async def push(
-        self,
-        client: httpx.AsyncClient,
-        notify_url: str,
-        *,
-        order: str | None = None,
-        refund: str | None = None,
-        sub_mchid: str | None = None,
-        copies: int = 1,
-        drop: bool = False,
-        before: Awaitable[object] | None = None,
-    ) -> list[int]:
-        """POST the notification of the current state `copies` times (a duplicate: 2); `drop` sends
-        nothing; `before` is awaited first (a delay). Returns the HTTP statuses received."""
+    def courier(
+        self, client: httpx.AsyncClient, *, clock: Clock | None = None, timeout: float = 10.0
+    ) -> NotificationCourier:
+        """Sends notifications as WeChat Pay v3 does: resent on RESEND_SCHEDULE until acknowledged."""
+        return NotificationCourier(client, RESEND_SCHEDULE, clock=clock, timeout=timeout)
+
+    def notification_request(
+        self, *, order: str | None = None, refund: str | None = None, sub_mchid: str | None = None
+    ) -> DemoRequest:
+        """The notification of the current state, as the request WeChat Pay POSTs."""
         headers, body = self.notification(order=order, refund=refund, sub_mchid=sub_mchid)
-        if before is not None:
-            await before
-        if drop:
-            return []
-        statuses = []
-        for _ in range(copies):
-            response = await client.post(notify_url, content=body, headers=headers)
-            statuses.append(response.status_code)
-        return statuses
+        return DemoRequest("notification", "notify", headers=headers, body=body)
+
+    async def push(
+        self, client: httpx.AsyncClient, notify_url: str, *, order: str | None = None,
+        refund: str | None = None, sub_mchid: str | None = None, copies: int = 1, drop: bool = False,
+        before: Awaitable[object] | None = None,
+    ) -> list[int]:  # fmt: skip
+        """POST the notification once (no resends: `courier` resends), `copies` times (a duplicate: 2);
+        `drop` sends nothing; `before` is awaited first (a delay). Returns the HTTP statuses received."""
+        request = self.notification_request(order=order, refund=refund, sub_mchid=sub_mchid)
+        return await push_once(client, notify_url, request, copies=copies, drop=drop, before=before)
 
     # -- the API -------------------------------------------------------------------------------
 
@@ -483,12 +489,10 @@ def local_v3_emulator(settings: WeChatPayV3Settings, directory: Path) -> LocalEm
 
     def pay(order_id: str, amount: Decimal, at: datetime) -> DemoRequest:
         emulator.pay(order_id, total=int(amount * 100))
-        headers, body = emulator.notification(order=order_id)
-        return DemoRequest(f"TRANSACTION.SUCCESS {order_id}", "notify", headers=headers, body=body)
+        return replace(emulator.notification_request(order=order_id), label=f"TRANSACTION.SUCCESS {order_id}")
 
     def refund(order_id: str, refund_id: str, amount: Decimal, at: datetime) -> DemoRequest:
         emulator.refund(refund_id, order_id, refund=int(amount * 100))
-        headers, body = emulator.notification(refund=refund_id)
-        return DemoRequest(f"REFUND.SUCCESS {refund_id}", "notify", headers=headers, body=body)
+        return replace(emulator.notification_request(refund=refund_id), label=f"REFUND.SUCCESS {refund_id}")
 
-    return LocalEmulator(emulator, settings.base_url, pay, refund)
+    return LocalEmulator(emulator, settings.base_url, pay, refund, resend=RESEND_SCHEDULE)
