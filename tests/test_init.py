@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import stat
 import tomllib
 from pathlib import Path
@@ -131,6 +132,18 @@ def test_init_writes_secrets_as_owner_only_files_never_inline(tmp_path: Path) ->
         assert stat.S_IMODE(os.stat(tmp_path / "keys" / secret).st_mode) == 0o600
     assert (tmp_path / "subs.py").exists()
     assert "paynotify serve --config paynotify.toml" in (tmp_path / "README.md").read_text()
+
+
+def test_the_readme_curl_line_runs_as_written(tmp_path: Path) -> None:
+    init_project(tmp_path)
+    readme = (tmp_path / "README.md").read_text()
+    start = readme.index("curl -d")
+    command = readme[start : readme.index("\n\n", start)]
+    assert "\\\n" in command  # continued on the next line
+    assert shlex.split(command.replace("\\\n", " ")) == [  # as a shell joins it
+        "curl", "-d", '{"order_id": "order-1", "amount": "88.88", "notify": false}',
+        "http://127.0.0.1:8001/_emulator/shop-alipay/orders",
+    ]  # fmt: skip
 
 
 def test_init_does_not_overwrite_without_force(tmp_path: Path) -> None:

@@ -63,7 +63,7 @@ Send it a notification signed with the test keys, from another terminal:
 Without the providers: `paynotify emulate --config paynotify.toml` plays every account's provider at
 {emulator} (each account's `base_url` points there): create an order with
 
-    curl -d '{{"order_id": "order-1", "amount": "88.88", "notify": false}}' \
+    curl -d '{{"order_id": "order-1", "amount": "88.88", "notify": false}}' \\
         {emulator}/_emulator/shop-alipay/orders
 
 (`notify: true` sends its notification to the service), then `paynotify expect` it and watch the
