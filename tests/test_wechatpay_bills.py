@@ -385,3 +385,27 @@ async def test_a_service_provider_gets_its_sub_merchant_s_bill() -> None:
     assert (
         emu.requests[0][1] == f"/v3/bill/tradebill?bill_date=2026-11-03&bill_type=ALL&sub_mchid={SUB_MCH_ID}"
     )
+
+
+async def test_a_bill_downloads_from_an_emulator_mounted_under_a_path_as_emulate_does() -> None:
+    emu, _acct, clock, provider = setup()
+    emu.base_url = "http://127.0.0.1:8001/shop-wechat-v3"  # `paynotify emulate`'s: the account's prefix
+    acct = Account("shop", provider, WeChatPayV3Settings(**emu.account_settings()))
+    ledger(emu, clock)
+
+    async def mounted(scope: Any, receive: Any, send: Any) -> None:  # as paynotify emulate strips it
+        prefix = "/shop-wechat-v3"
+        assert scope["path"].startswith(prefix)
+        inner = dict(scope, path=scope["path"][len(prefix) :], raw_path=scope["raw_path"][len(prefix) :])
+        await emu(dict(inner, root_path=prefix), receive, send)
+
+    api = provider.api()
+    assert api is not None
+    async with emulator_send(mounted) as send, emulator_download(mounted) as download:
+        bill = await api.fetch_bill(send, download, acct, DAY)
+    try:
+        assert [(line.kind, line.order_id) for line in bill.lines()] == [
+            (Kind.PAYMENT, "order-1"), (Kind.PAYMENT, "order-2"), (Kind.REFUND, "order-1"),
+        ]  # fmt: skip
+    finally:
+        bill.close()

@@ -44,7 +44,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import httpx
 from cryptography.hazmat.primitives import serialization
@@ -386,7 +386,9 @@ class WeChatPayV3Emulator:
         """The file behind a download_url: a signed GET, answered unsigned, once (WeChat Pay's
         URLs expire after about 30 s)."""
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        refusal = self._authenticate(headers, scope["method"], path_query, b"")
+        # Signed over the download_url's own path, which carries base_url's (`paynotify emulate` mounts it).
+        signed = urlsplit(self.base_url).path.rstrip("/") + path_query
+        refusal = self._authenticate(headers, scope["method"], signed, b"")
         token = dict(parse_qsl(path_query.partition("?")[2])).get("token", "")
         data = self._bill_files.pop(token, None) if refusal is None else None
         if data is None:
